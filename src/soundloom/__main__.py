@@ -1,0 +1,3 @@
+from soundloom.cli import main
+
+main()

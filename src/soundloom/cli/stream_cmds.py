@@ -1,0 +1,5 @@
+"""CLI commands of the stream side (registered on :data:`soundloom.cli.app.app`)."""
+
+from __future__ import annotations
+
+from .app import app  # noqa: F401

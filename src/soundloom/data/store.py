@@ -1,0 +1,149 @@
+"""The feature store: fixed-length features of a data set, its index, statistics and config.
+
+On disk (a directory)::
+
+    config.json     {"version", "sample_rate", "n_samples", "seconds", "spectrogram": {...},
+                     "normalization": {...fit options}, "layout", "source", ...}
+    features.npy    float32 (items, rows, frames): dB (kind "db"/"mel") or linear values, NOT normalised
+    index.json      [{"id", "path", "labels": {name: value}, "duration_s", "sample_rate",
+                      "size", "mtime"}, ...] in the row order of features.npy
+    stats.json      :class:`~soundloom.data.normalization.Normalizer` fitted on all items
+    skipped.json    [{"path", "reason"}, ...] files that could not be used
+
+A store is always written complete into a temporary sibling directory and renamed into place,
+so a killed run never leaves a half store under the final name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..audio.spectral import SpectrogramConfig
+from .normalization import Normalizer
+
+STORE_VERSION = 1
+
+
+class StoreError(ValueError):
+    """A feature store is missing, malformed or of another version."""
+
+
+@dataclass
+class FeatureStore:
+    """A feature store opened for reading; ``features`` is memory-mapped."""
+
+    path: Path
+    config: dict
+    features: np.ndarray  # (items, rows, frames)
+    items: list[dict]
+    normalizer: Normalizer
+    skipped: list[dict] = field(default_factory=list)
+
+    @property
+    def spectrogram(self) -> SpectrogramConfig:
+        return SpectrogramConfig.from_dict(self.config["spectrogram"])
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.config["sample_rate"])
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.config["n_samples"])
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def label_names(self) -> list[str]:
+        """Label keys present on every item (e.g. ``["label", "speaker"]``)."""
+        if not self.items:
+            return []
+        common = set(self.items[0]["labels"])
+        for it in self.items[1:]:
+            common &= set(it["labels"])
+        return sorted(common)
+
+    def labels(self, name: str) -> list:
+        """The value of label ``name`` for every item, in row order."""
+        try:
+            return [it["labels"][name] for it in self.items]
+        except KeyError as exc:
+            raise StoreError(f"{self.path}: label {name!r} missing; have {self.label_names()}") from exc
+
+    def normalized(self, rows: slice | np.ndarray | None = None) -> np.ndarray:
+        """Normalised features ``(items, rows, frames)`` in [-1, 1] (a copy)."""
+        x = np.asarray(self.features if rows is None else self.features[rows], dtype=np.float32)
+        return self.normalizer.normalize(x).astype(np.float32)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> "FeatureStore":
+        path = Path(path)
+        try:
+            config = json.loads((path / "config.json").read_text())
+            items = json.loads((path / "index.json").read_text())
+            stats = json.loads((path / "stats.json").read_text())
+            skipped_file = path / "skipped.json"
+            skipped = json.loads(skipped_file.read_text()) if skipped_file.exists() else []
+            features = np.load(path / "features.npy", mmap_mode="r", allow_pickle=False)
+        except FileNotFoundError as exc:
+            raise StoreError(f"{path}: not a feature store ({Path(exc.filename).name} missing); "
+                             "make one with `soundloom prepare`") from exc
+        except (ValueError, json.JSONDecodeError) as exc:
+            raise StoreError(f"{path}: malformed feature store ({exc})") from exc
+        if config.get("version") != STORE_VERSION:
+            raise StoreError(f"{path}: store version {config.get('version')} != {STORE_VERSION}")
+        if features.ndim != 3 or features.shape[0] != len(items):
+            raise StoreError(f"{path}: features {features.shape} do not match {len(items)} index rows")
+        return cls(path, config, features, items, Normalizer.from_dict(stats), skipped)
+
+
+def write_store(
+    path: str | os.PathLike,
+    features: np.ndarray,
+    items: list[dict],
+    config: dict,
+    normalizer: Normalizer,
+    skipped: list[dict] | None = None,
+) -> Path:
+    """Write a complete store atomically (temp dir, then rename over any old one).
+
+    Args:
+        features: float32 ``(items, rows, frames)``.
+        config: must hold ``sample_rate``, ``n_samples`` and ``spectrogram``; ``version`` is set here.
+    """
+    path = Path(path)
+    for key in ("sample_rate", "n_samples", "spectrogram"):
+        if key not in config:
+            raise StoreError(f"store config needs {key!r}")
+    if features.shape[0] != len(items):
+        raise StoreError(f"{features.shape[0]} feature rows but {len(items)} items")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        np.save(tmp / "features.npy", np.ascontiguousarray(features, dtype=np.float32))
+        _write_json(tmp / "index.json", items)
+        _write_json(tmp / "stats.json", normalizer.to_dict())
+        _write_json(tmp / "skipped.json", skipped or [])
+        _write_json(tmp / "config.json", {**config, "version": STORE_VERSION})
+        if path.exists():
+            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def _write_json(path: Path, obj) -> None:
+    path.write_text(json.dumps(obj, indent=1))
