@@ -9,3 +9,16 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _root() -> None:
+    """soundloom: AI sound generation and endless music streams."""
+
+
+@app.command()
+def version() -> None:
+    """Print the soundloom version."""
+    from .. import __version__
+
+    typer.echo(__version__)
