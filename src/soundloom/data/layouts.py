@@ -1,0 +1,306 @@
+"""Data set layouts on disk: find the audio files of a folder and the labels each one carries.
+
+Layouts (``detect_layout`` picks one; ``discover(root, layout=...)`` forces one):
+
+- ``nsynth``: ``examples.json`` beside ``audio/<note_str>.wav``; labels pitch, velocity,
+  instrument_family_str, instrument_source_str, instrument_str.
+- ``classes``: ``<class>/<file>`` (nested folders below a class folder belong to it); label ``label``.
+- ``fsdd``: ``<label>_<speaker>_<take>.wav`` (the speaker may hold ``_`` or ``-``); labels
+  ``label``, ``speaker``, ``take``.
+- ``maestro``: a metadata CSV or JSON beside the audio with a column naming each file
+  (``audio_filename``, ``file``, ``path`` ...); the other columns become labels.
+- ``songs``: every audio file below the folder (any format), label ``folder`` when nested.
+- ``plain``: every audio file below the folder, no labels.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..audio.io import AudioError, audio_info, is_audio_file
+
+LAYOUTS = ("fsdd", "classes", "nsynth", "maestro", "songs", "plain")
+NSYNTH_LABELS = ("pitch", "velocity", "instrument_family_str", "instrument_source_str", "instrument_str")
+#: Metadata columns that may name the audio file, in order of preference.
+FILE_COLUMNS = ("audio_filename", "audio_file", "audio_path", "filename", "file_name", "file", "path", "audio", "fname")
+FSDD_PATTERN = re.compile(r"^(?P<label>[^_]+)_(?P<speaker>.+)_(?P<take>\d+)$")
+#: A folder whose audio is this long (median seconds) is a folder of songs, not of one-shots.
+SONG_SECONDS = 30.0
+
+
+class LayoutError(ValueError):
+    """A folder does not hold a data set of the requested (or any) layout."""
+
+
+@dataclass
+class Item:
+    """One audio file of a data set.
+
+    Attributes:
+        id: unique, stable name within the data set (relative path without extension).
+        path: the file.
+        labels: label name -> value (str, int or float).
+        duration_s: seconds, from the header; None when the header could not be read.
+        sample_rate: Hz, from the header; None when unreadable.
+        error: why the header could not be read (an :class:`AudioError` reason), else None.
+    """
+
+    id: str
+    path: Path
+    labels: dict = field(default_factory=dict)
+    duration_s: float | None = None
+    sample_rate: int | None = None
+    channels: int | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "path": str(self.path), "labels": self.labels, "duration_s": self.duration_s,
+                "sample_rate": self.sample_rate, "channels": self.channels, "error": self.error}
+
+
+@dataclass
+class Dataset:
+    """The items of a folder in a known layout, sorted by id."""
+
+    root: Path
+    layout: str
+    items: list[Item]
+    metadata: Path | None = None  # the metadata file the labels came from, if any
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def label_names(self) -> list[str]:
+        names: dict[str, None] = {}
+        for it in self.items:
+            names.update(dict.fromkeys(it.labels))
+        return list(names)
+
+
+# ---------------------------------------------------------------------------------- discovery
+
+
+def discover(root: str | os.PathLike, layout: str | None = None, with_info: bool = True) -> Dataset:
+    """Items of the data set in ``root``.
+
+    Args:
+        layout: one of :data:`LAYOUTS`, or None / "auto" to detect it.
+        with_info: read every header (duration, rate); files whose header fails keep ``error``.
+    Raises:
+        LayoutError: ``root`` is missing, empty, or not of the requested layout.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise LayoutError(f"{root}: not a folder")
+    if layout in (None, "auto"):
+        layout = detect_layout(root)
+    if layout not in LAYOUTS:
+        raise LayoutError(f"layout must be one of {LAYOUTS} or 'auto', got {layout!r}")
+    metadata = None
+    if layout == "nsynth":
+        items, metadata = _nsynth_items(root)
+    elif layout == "classes":
+        items = _class_items(root)
+    elif layout == "fsdd":
+        items = _fsdd_items(root)
+    elif layout == "maestro":
+        metadata = find_metadata(root)
+        if metadata is None:
+            raise LayoutError(f"{root}: no metadata CSV/JSON naming the audio files")
+        items = _metadata_items(root, metadata)
+    elif layout == "songs":
+        items = [_item(root, p, _folder_label(root, p)) for p in audio_files(root)]
+    else:
+        items = [_item(root, p, {}) for p in audio_files(root)]
+    if not items:
+        raise LayoutError(f"{root}: no audio files for layout {layout!r}")
+    items.sort(key=lambda it: it.id)
+    if with_info:
+        for it in items:
+            read_header(it)
+    return Dataset(root, layout, items, metadata)
+
+
+def read_header(item: Item) -> Item:
+    """Fill ``duration_s``, ``sample_rate``, ``channels`` or ``error`` from the file header."""
+    try:
+        if os.path.getsize(item.path) == 0:
+            raise AudioError(item.path, "empty (0-byte file)")
+        info = audio_info(item.path)
+    except AudioError as err:
+        item.error = err.reason
+    except OSError as err:
+        item.error = f"unreadable ({err.strerror or err})"
+    else:
+        item.duration_s, item.sample_rate, item.channels = info.duration_s, info.sample_rate, info.channels
+    return item
+
+
+def audio_files(root: Path, recursive: bool = True) -> list[Path]:
+    """Audio files below ``root`` (hidden files and folders skipped), sorted."""
+    found = []
+    if recursive:
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            found += [Path(dirpath) / f for f in filenames if not f.startswith(".") and is_audio_file(f)]
+    else:
+        found = [p for p in root.iterdir() if p.is_file() and not p.name.startswith(".") and is_audio_file(p)]
+    return sorted(found)
+
+
+def _item(root: Path, path: Path, labels: dict) -> Item:
+    rel = path.relative_to(root).with_suffix("")
+    return Item(id=rel.as_posix(), path=path, labels=labels)
+
+
+def _folder_label(root: Path, path: Path) -> dict:
+    parent = path.parent.relative_to(root).as_posix()
+    return {} if parent == "." else {"folder": parent}
+
+
+def _nsynth_items(root: Path) -> tuple[list[Item], Path]:
+    meta = root / "examples.json"
+    try:
+        examples = json.loads(meta.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise LayoutError(f"{meta}: cannot read NSynth metadata ({exc})") from exc
+    items = []
+    for key, ex in examples.items():
+        note = ex.get("note_str", key)
+        path = root / ex["file"] if "file" in ex else root / "audio" / f"{note}.wav"
+        labels = {k: ex[k] for k in NSYNTH_LABELS if k in ex}
+        items.append(Item(id=note, path=path, labels=labels))
+    return items, meta
+
+
+def _class_items(root: Path) -> list[Item]:
+    items = []
+    for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        items += [_item(root, p, {"label": sub.name}) for p in audio_files(sub)]
+    return items
+
+
+def _fsdd_items(root: Path) -> list[Item]:
+    items = []
+    for p in audio_files(root, recursive=False):
+        m = FSDD_PATTERN.match(p.stem)
+        if m:
+            items.append(_item(root, p, {k: m.group(k) for k in ("label", "speaker", "take")}))
+    return items
+
+
+def find_metadata(root: Path) -> Path | None:
+    """The CSV/JSON file in ``root`` whose file column names the most existing audio files."""
+    best, best_hits = None, 0
+    for cand in sorted(root.iterdir()):
+        if cand.suffix.lower() not in (".csv", ".json") or not cand.is_file():
+            continue
+        try:
+            rows = read_metadata(cand)
+        except (LayoutError, OSError, UnicodeDecodeError):
+            continue
+        col = _file_column(rows)
+        if col is None:
+            continue
+        sample = rows[:200]
+        hits = sum(1 for r in sample if is_audio_file(str(r[col])) and (root / str(r[col])).is_file())
+        if hits > len(sample) / 2 and hits > best_hits:
+            best, best_hits = cand, hits
+    return best
+
+
+def read_metadata(path: Path) -> list[dict]:
+    """Rows of a metadata CSV (header row) or JSON (list of objects, or {key: object})."""
+    if path.suffix.lower() == ".csv":
+        with open(path, newline="", encoding="utf-8") as f:
+            return list(csv.DictReader(f))
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise LayoutError(f"{path}: invalid JSON ({exc})") from exc
+    if isinstance(data, dict):
+        data = list(data.values())
+    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+        raise LayoutError(f"{path}: expected a list of objects")
+    return data
+
+
+def _file_column(rows: list[dict]) -> str | None:
+    if not rows:
+        return None
+    keys = {k.lower(): k for k in rows[0]}
+    for name in FILE_COLUMNS:
+        if name in keys:
+            return keys[name]
+    return None
+
+
+def _metadata_items(root: Path, meta: Path) -> list[Item]:
+    rows = read_metadata(meta)
+    col = _file_column(rows)
+    items = []
+    for row in rows:
+        rel = str(row[col])
+        labels = {k: _coerce(v) for k, v in row.items() if k != col and k is not None}
+        items.append(_item(root, root / rel, labels))
+    return items
+
+
+def _coerce(value):
+    """CSV cells are text; numbers become int / float so labels compare as numbers."""
+    if not isinstance(value, str):
+        return value
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value
+
+
+# ---------------------------------------------------------------------------------- detection
+
+
+def detect_layout(root: str | os.PathLike) -> str:
+    """Guess the layout of ``root`` (see the module docstring for the rules, in order).
+
+    NSynth needs ``examples.json`` and ``audio/``; class folders need two or more sub-folders
+    holding most of the audio (a metadata file beside them does not matter); FSDD needs most
+    top-level files to match ``<label>_<speaker>_<take>``; then a metadata file naming the
+    audio; then long files (median >= 30 s) make ``songs``, anything else ``plain``.
+    """
+    root = Path(root)
+    if (root / "examples.json").is_file() and (root / "audio").is_dir():
+        return "nsynth"
+    top = audio_files(root, recursive=False)
+    subdirs = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    nested = {d: len(audio_files(d)) for d in subdirs}
+    n_nested = sum(nested.values())
+    class_dirs = [d for d, n in nested.items() if n > 0]
+    if not top and not n_nested:
+        raise LayoutError(f"{root}: no audio files found")
+    if len(class_dirs) >= 2 and n_nested > len(top):
+        return "songs" if _median_seconds(audio_files(root)) >= SONG_SECONDS else "classes"
+    if top and sum(bool(FSDD_PATTERN.match(p.stem)) for p in top) > 0.8 * len(top):
+        return "fsdd"
+    if find_metadata(root) is not None:
+        return "maestro"
+    return "songs" if _median_seconds(audio_files(root)) >= SONG_SECONDS else "plain"
+
+
+def _median_seconds(paths: list[Path], sample: int = 16) -> float:
+    """Median duration of up to ``sample`` evenly spread readable files (0 if none)."""
+    step = max(1, len(paths) // sample)
+    seconds = []
+    for p in paths[::step][:sample]:
+        try:
+            seconds.append(audio_info(p).duration_s)
+        except AudioError:
+            continue
+    return statistics.median(seconds) if seconds else 0.0

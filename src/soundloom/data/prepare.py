@@ -1,0 +1,435 @@
+"""Data set -> feature store: load, check, mono, resample, fit length, then STFT features in torch.
+
+Usage::
+
+    from soundloom.data.prepare import PrepareConfig, prepare
+    result = prepare("/data/digits", "features/digits", PrepareConfig(sample_rate=16000, seconds=1.0))
+    # soundloom prepare /data/digits --out features/digits --sample-rate 16000 --seconds 1
+
+Work is split into batches of files handled by worker processes; each worker computes the
+features of a whole batch in one torch call (one thread per worker) and saves them in a work
+folder beside the output (``.<name>.partial/``), keyed by each file's path, size and mtime and
+by a hash of the feature settings. A killed run resumes from there; a re-run also reuses rows of
+an existing complete store made with the same settings. The store itself is written by
+:func:`~soundloom.data.store.write_store` (temp folder + rename), so a killed run never leaves
+a half store. Bad files (unreadable, empty, non-finite, silent, too short) are skipped and
+listed in ``skipped.json`` with their reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import shutil
+import sys
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..audio.convert import fit_length, resample, to_mono
+from ..audio.io import AudioError, read_audio, validate_audio
+from ..audio.spectral import SpectrogramConfig, features
+from ..progress import ProgressCallback, null_progress
+from .layouts import Dataset, Item, discover
+from .normalization import Normalizer
+from .store import FeatureStore, StoreError, write_store
+
+
+@dataclass
+class PrepareConfig:
+    """Every setting of :func:`prepare`; all but the normalisation ones shape the features.
+
+    Attributes:
+        sample_rate: target rate in Hz.
+        seconds: clip length; every clip is padded or trimmed to ``round(seconds * sample_rate)``.
+        kind: "db" (log magnitude, ``n_fft // 2 + 1`` rows) or "mel" (log mel, ``n_mels`` rows).
+        n_fft, win_length, hop_length, overlap, window, n_mels, floor_db: see
+            :class:`~soundloom.audio.spectral.SpectrogramConfig`.
+        normalization: "meanstd" (per-bin mean/std clipped at ``clip_sigma``) or "range"
+            (fixed ``[min_db, max_db]``).
+        fade_ms: fade where a long clip is cut, in milliseconds.
+        align: "start" or "center": which part of a long clip is kept.
+        min_seconds: shorter files are skipped as "too short".
+        silence_db: files whose peak is at or below this level (dBFS) are skipped as "silent".
+    """
+
+    sample_rate: int = 16000
+    seconds: float = 1.0
+    kind: str = "db"
+    n_fft: int = 512
+    win_length: int | None = None
+    hop_length: int | None = None
+    overlap: float = 0.75
+    window: str = "hann"
+    n_mels: int = 80
+    floor_db: float = -100.0
+    normalization: str = "meanstd"
+    clip_sigma: float = 3.0
+    min_db: float = -100.0
+    max_db: float = 0.0
+    fade_ms: float = 5.0
+    align: str = "start"
+    min_seconds: float = 0.05
+    silence_db: float = -80.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("db", "mel"):
+            raise ValueError(f"kind must be 'db' or 'mel', got {self.kind!r}")
+        if self.normalization not in ("meanstd", "range"):
+            raise ValueError(f"normalization must be 'meanstd' or 'range', got {self.normalization!r}")
+        if self.seconds <= 0:
+            raise ValueError(f"seconds must be > 0, got {self.seconds}")
+        self.spectrogram()  # validates window, overlap and sizes
+
+    @property
+    def n_samples(self) -> int:
+        return int(round(self.seconds * self.sample_rate))
+
+    def spectrogram(self) -> SpectrogramConfig:
+        return SpectrogramConfig(
+            sample_rate=self.sample_rate, n_fft=self.n_fft, win_length=self.win_length,
+            hop_length=self.hop_length, overlap=self.overlap, window=self.window, kind=self.kind,
+            n_mels=self.n_mels, floor_db=self.floor_db,
+        )
+
+    def feature_hash(self) -> str:
+        """Hash of the settings that change the features (not the normalisation)."""
+        keys = ("sample_rate", "kind", "fade_ms", "align", "min_seconds", "silence_db")
+        d = {k: getattr(self, k) for k in keys}
+        d["n_samples"] = self.n_samples
+        d["spectrogram"] = self.spectrogram().to_dict()
+        return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+    def normalizer_options(self) -> dict:
+        return {"mode": self.normalization, "clip_sigma": self.clip_sigma,
+                "min_db": self.min_db, "max_db": self.max_db}
+
+
+@dataclass
+class PrepareResult:
+    """What :func:`prepare` did."""
+
+    store: Path
+    layout: str
+    n_items: int  # rows in the store
+    n_computed: int  # files decoded in this run
+    n_reused: int  # files taken from the work folder or an earlier store
+    skipped: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+# ------------------------------------------------------------------------------- per batch
+
+
+def file_key(path: str | os.PathLike) -> tuple[str, int, float]:
+    """``(absolute path, size in bytes, mtime in s)``: a file counts as unchanged while these hold."""
+    p = os.path.abspath(path)
+    st = os.stat(p)
+    return p, int(st.st_size), float(st.st_mtime)
+
+
+def _key_str(key: tuple[str, int, float]) -> str:
+    return f"{key[0]}|{key[1]}|{key[2]!r}"
+
+
+def load_clip(path: str, cfg: PrepareConfig) -> tuple[np.ndarray, int, int, int]:
+    """One file as a fixed-length mono clip.
+
+    Returns:
+        ``(clip (n_samples,) float32, source rate Hz, source frames, source channels)``.
+    Raises:
+        AudioError: unreadable, empty, non-finite, too short or silent.
+    """
+    if os.path.getsize(path) == 0:
+        raise AudioError(path, "empty (0-byte file)")
+    wav, rate = read_audio(path)
+    validate_audio(wav, rate, path, min_seconds=cfg.min_seconds, silence_db=cfg.silence_db)
+    channels, frames = wav.shape
+    # Trim before resampling so a long song costs no more than the clip we keep; the margin
+    # keeps soxr's edge transient out of the kept part, and fit_length still cuts and fades.
+    keep = int(np.ceil(cfg.seconds * rate)) + 256
+    if cfg.align == "start" and frames > keep:
+        wav = wav[:, :keep]
+    mono = resample(to_mono(wav), rate, cfg.sample_rate)
+    fade = int(round(cfg.fade_ms * 1e-3 * cfg.sample_rate))
+    clip = fit_length(mono, cfg.n_samples, fade_samples=fade, align=cfg.align)
+    return clip, rate, frames, channels
+
+
+def process_batch(paths: list[str], cfg: PrepareConfig) -> tuple[np.ndarray, list[dict]]:
+    """Features of a batch of files.
+
+    Returns:
+        ``(features (ok, rows, frames) float32, results)``: one result per path in order, with
+        ``row`` (index into features) or ``reason`` (why it was skipped), ``sample_rate``,
+        ``frames`` and ``channels`` of the source.
+    """
+    clips, results = [], []
+    for path in paths:
+        try:
+            clip, rate, frames, channels = load_clip(path, cfg)
+        except AudioError as err:
+            results.append({"reason": err.reason})
+            continue
+        except OSError as err:
+            results.append({"reason": f"unreadable ({err.strerror or err})"})
+            continue
+        except Exception as err:  # one odd file must not stop the run; the reason names the error
+            results.append({"reason": f"failed ({type(err).__name__}: {str(err)[:200]})"})
+            continue
+        results.append({"row": len(clips), "sample_rate": rate, "frames": frames, "channels": channels})
+        clips.append(clip)
+    spec = cfg.spectrogram()
+    if not clips:
+        return np.zeros((0, spec.n_rows, spec.n_frames(cfg.n_samples)), np.float32), results
+    with torch.inference_mode():
+        feats = features(torch.from_numpy(np.stack(clips)), spec)
+    feats = feats.numpy().astype(np.float32, copy=False)
+    # Clips are finite, but guard anyway: a NaN row would poison the data-set statistics.
+    bad = ~np.isfinite(feats).all(axis=(1, 2))
+    if bad.any():
+        for r in results:
+            if "row" in r and bad[r["row"]]:
+                r.clear()
+                r["reason"] = "non-finite features"
+    return feats, results
+
+
+def _worker_init() -> None:
+    torch.set_num_threads(1)
+
+
+def _run_batch(work: str, name: str, paths: list[str], keys: list[str], cfg: PrepareConfig) -> tuple[str, int]:
+    """Worker task: compute a batch and save it as ``<name>.npy`` + ``<name>.json`` in ``work``."""
+    feats, results = process_batch(paths, cfg)
+    for r, k in zip(results, keys):
+        r["key"] = k
+    _save_partial(Path(work), name, feats, results)
+    return name, len(paths)
+
+
+def _save_partial(work: Path, name: str, feats: np.ndarray, results: list[dict]) -> None:
+    """Features first, then the JSON that marks the batch complete; both via temp + rename."""
+    tmp = work / f".{name}.npy.tmp"
+    with open(tmp, "wb") as f:
+        np.save(f, feats)
+    os.replace(tmp, work / f"{name}.npy")
+    tmp = work / f".{name}.json.tmp"
+    tmp.write_text(json.dumps(results))
+    os.replace(tmp, work / f"{name}.json")
+
+
+def _load_partials(work: Path) -> dict[str, tuple[np.ndarray | None, dict]]:
+    """Key -> (features row or None, result) from every complete batch in ``work``."""
+    found: dict[str, tuple[np.ndarray | None, dict]] = {}
+    for meta in sorted(work.glob("*.json")):
+        try:
+            results = json.loads(meta.read_text())
+            feats = np.load(meta.with_suffix(".npy"), mmap_mode="r")
+        except (OSError, ValueError):
+            continue  # a batch cut short by a kill: compute it again
+        for r in results:
+            found[r["key"]] = (feats[r["row"]] if "row" in r else None, r)
+    return found
+
+
+# ------------------------------------------------------------------------------- the driver
+
+
+def default_workers() -> int:
+    """All cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def work_dir_for(out: str | os.PathLike) -> Path:
+    out = Path(out)
+    return out.with_name(f".{out.name}.partial")
+
+
+def prepare(
+    source: str | os.PathLike | Dataset,
+    out: str | os.PathLike,
+    config: PrepareConfig | None = None,
+    layout: str | None = None,
+    workers: int | None = None,
+    batch_size: int = 32,
+    progress: ProgressCallback = null_progress,
+    keep_work: bool = False,
+) -> PrepareResult:
+    """Turn the data set at ``source`` into a feature store at ``out``.
+
+    Args:
+        source: a folder (layout detected unless ``layout`` is given) or a discovered Dataset.
+        config: feature settings; defaults to :class:`PrepareConfig()`.
+        workers: worker processes (default: all cores); 1 computes in this process.
+        batch_size: files per worker task (and per torch call).
+        progress: called as ``progress("prepare", files_done, files_total)``.
+        keep_work: keep the work folder after the store is written (default: delete it).
+    Returns:
+        :class:`PrepareResult`; the store holds ``(items, rows, frames)`` float32 features with
+        ``rows = n_fft // 2 + 1`` (db) or ``n_mels`` (mel) and ``frames = 1 + n_samples // hop``.
+    """
+    t0 = time.perf_counter()
+    cfg = config or PrepareConfig()
+    out = Path(out)
+    dataset = source if isinstance(source, Dataset) else discover(source, layout, with_info=False)
+    workers = default_workers() if workers is None else max(1, int(workers))
+    fhash = cfg.feature_hash()
+    work = work_dir_for(out) / fhash
+    work.mkdir(parents=True, exist_ok=True)
+
+    keys: list[str | None] = []
+    done: dict[str, tuple[np.ndarray | None, dict]] = {}
+    skipped: list[dict] = []
+    for it in dataset.items:
+        try:
+            keys.append(_key_str(file_key(it.path)))
+        except OSError as err:
+            keys.append(None)
+            skipped.append({"path": str(it.path), "reason": f"missing ({err.strerror or err})"})
+    done.update(_reuse_store(out, fhash))
+    done.update(_load_partials(work))
+    todo = [i for i, k in enumerate(keys) if k is not None and k not in done]
+    n_reused = sum(1 for k in keys if k is not None and k in done)
+    total = len(keys)
+    progress("prepare", total - len(todo), total)
+
+    batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
+    # Batch names hash their keys, so a resumed run never mixes up two different batches.
+    tasks = []
+    for b in batches:
+        bkeys = [keys[i] for i in b]
+        name = hashlib.sha1("\n".join(bkeys).encode()).hexdigest()[:20]
+        tasks.append((name, [str(dataset.items[i].path) for i in b], bkeys))
+    n_done = total - len(todo)
+    if workers == 1 or len(tasks) <= 1:
+        for name, paths, bkeys in tasks:
+            _run_batch(str(work), name, paths, bkeys, cfg)
+            n_done += len(paths)
+            progress("prepare", n_done, total)
+    else:
+        n_done = _run_pool(tasks, work, cfg, workers, progress, n_done, total)
+    if tasks:
+        done.update(_load_partials(work))
+
+    feats, items = _assemble(dataset, keys, done, cfg, skipped)
+    normalizer = fit_normalizer(feats, **cfg.normalizer_options())
+    store_config = {
+        "sample_rate": cfg.sample_rate,
+        "n_samples": cfg.n_samples,
+        "seconds": cfg.seconds,
+        "spectrogram": cfg.spectrogram().to_dict(),
+        "normalization": cfg.normalizer_options(),
+        "layout": dataset.layout,
+        "source": str(Path(dataset.root).resolve()),
+        "prepare": asdict(cfg),
+        "features_hash": fhash,
+    }
+    write_store(out, feats, items, store_config, normalizer, skipped)
+    del feats, done  # release the memory maps of the work folder before removing it
+    if not keep_work:
+        shutil.rmtree(work_dir_for(out), ignore_errors=True)
+    return PrepareResult(out, dataset.layout, len(items), len(todo), n_reused, skipped, time.perf_counter() - t0)
+
+
+def _run_pool(tasks, work: Path, cfg: PrepareConfig, workers: int, progress: ProgressCallback,
+              n_done: int, total: int) -> int:
+    # fork starts workers in milliseconds (no re-import of torch); workers only compute.
+    ctx = mp.get_context("fork") if sys.platform.startswith("linux") else mp.get_context()
+    workers = min(workers, len(tasks))
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init) as pool:
+        pending = {pool.submit(_run_batch, str(work), name, paths, bkeys, cfg) for name, paths, bkeys in tasks}
+        try:
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    n_done += fut.result()[1]
+                progress("prepare", n_done, total)
+        except BaseException:
+            for fut in pending:
+                fut.cancel()
+            raise
+    return n_done
+
+
+def _reuse_store(out: Path, fhash: str) -> dict[str, tuple[np.ndarray | None, dict]]:
+    """Rows of an existing store made with the same feature settings, by file key."""
+    if not out.exists():
+        return {}
+    try:
+        store = FeatureStore.open(out)
+    except StoreError:
+        return {}
+    if store.config.get("features_hash") != fhash:
+        return {}
+    found: dict[str, tuple[np.ndarray | None, dict]] = {}
+    for row, it in enumerate(store.items):
+        if "size" in it and "mtime" in it:
+            key = _key_str((it["path"], int(it["size"]), float(it["mtime"])))
+            found[key] = (store.features[row], {"sample_rate": it.get("sample_rate"), "frames": it.get("frames"),
+                                                "channels": it.get("channels")})
+    for s in store.skipped:
+        if "size" in s and "mtime" in s:
+            found[_key_str((s["path"], int(s["size"]), float(s["mtime"])))] = (None, {"reason": s["reason"]})
+    return found
+
+
+def _assemble(dataset: Dataset, keys: list[str | None], done: dict, cfg: PrepareConfig,
+              skipped: list[dict]) -> tuple[np.ndarray, list[dict]]:
+    """Features ``(ok, rows, frames)`` and index items in data-set order; fills ``skipped``."""
+    spec = cfg.spectrogram()
+    ok = []
+    for it, key in zip(dataset.items, keys):
+        if key is None:
+            continue
+        row, res = done[key]
+        path, size, mtime = key.rsplit("|", 2)
+        if row is None:
+            skipped.append({"path": str(it.path), "reason": res["reason"], "size": int(size), "mtime": float(mtime)})
+        else:
+            ok.append((it, row, res, path, int(size), float(mtime)))
+    feats = np.empty((len(ok), spec.n_rows, spec.n_frames(cfg.n_samples)), np.float32)
+    items = []
+    for j, (it, row, res, path, size, mtime) in enumerate(ok):
+        feats[j] = row
+        rate, frames = res.get("sample_rate"), res.get("frames")
+        items.append({
+            "id": it.id, "path": path, "labels": it.labels,
+            "duration_s": frames / rate if rate and frames else None,
+            "sample_rate": rate, "frames": frames, "channels": res.get("channels"),
+            "size": size, "mtime": mtime,
+        })
+    return feats, items
+
+
+def fit_normalizer(feats: np.ndarray, mode: str = "meanstd", clip_sigma: float = 3.0,
+                   min_db: float = -100.0, max_db: float = 0.0, chunk: int = 256) -> Normalizer:
+    """:meth:`Normalizer.fit` in chunks (float64 sums), so a large store needs no float64 copy.
+
+    Args:
+        feats: dB features ``(items, rows, frames)``.
+    """
+    if mode == "range":
+        return Normalizer(mode="range", min_db=min_db, max_db=max_db, clip_sigma=clip_sigma)
+    if len(feats) == 0:
+        raise ValueError("no usable files: nothing to fit normalisation statistics on")
+    rows = feats.shape[1]
+    s, s2, n = np.zeros(rows), np.zeros(rows), 0
+    for i in range(0, len(feats), chunk):
+        x = np.asarray(feats[i : i + chunk], dtype=np.float64)
+        s += x.sum(axis=(0, 2))
+        s2 += np.square(x).sum(axis=(0, 2))
+        n += x.shape[0] * x.shape[2]
+    mean = s / n
+    std = np.sqrt(np.maximum(s2 / n - mean**2, 0.0))
+    std = np.maximum(std, 1e-3)  # the floor Normalizer.fit uses
+    return Normalizer(mode="meanstd", mean=mean.astype(np.float32), std=std.astype(np.float32), clip_sigma=clip_sigma)
