@@ -36,7 +36,8 @@ def synth_notes(n: int, sr: int, seconds: float, seed: int = 0) -> np.ndarray:
 
 
 def load_folder(folder: Path, limit: int, sr: int, seconds: float) -> np.ndarray:
-    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".wav", ".flac", ".ogg", ".mp3"))[:limit]
+    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".wav", ".flac", ".ogg", ".mp3"))
+    paths = [paths[i] for i in np.linspace(0, len(paths) - 1, min(limit, len(paths))).astype(int)]  # spread, not first N
     return np.stack([fit_length(load_audio(p, sample_rate=sr)[0], int(sr * seconds), fade_samples=int(0.01 * sr))
                      for p in paths])
 
@@ -83,7 +84,10 @@ def main() -> None:
     ap.add_argument("--n-fft", type=int, default=512)
     ap.add_argument("--iters", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads (librosa's FFT is single-threaded; 1 compares like with like)")
     args = ap.parse_args()
+    torch.set_num_threads(args.threads)
     cfg = SpectrogramConfig(sample_rate=args.sample_rate, n_fft=args.n_fft, overlap=0.75)
     if args.folder:
         run(str(args.folder), load_folder(args.folder, args.limit, args.sample_rate, args.seconds), cfg,
