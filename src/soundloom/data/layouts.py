@@ -144,24 +144,31 @@ def read_header(item: Item) -> Item:
 
 def audio_files(root: Path, recursive: bool = True) -> list[Path]:
     """Audio files below ``root`` (hidden files and folders skipped), sorted."""
-    found = []
-    if recursive:
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            found += [Path(dirpath) / f for f in filenames if not f.startswith(".") and is_audio_file(f)]
-    else:
-        found = [p for p in root.iterdir() if p.is_file() and not p.name.startswith(".") and is_audio_file(p)]
-    return sorted(found)
+    found: list[str] = []
+    stack = [str(root)]
+    while stack:
+        with os.scandir(stack.pop()) as entries:
+            for e in entries:
+                if e.name.startswith("."):
+                    continue
+                if e.is_dir():
+                    if recursive:
+                        stack.append(e.path)
+                elif is_audio_file(e.name):
+                    found.append(e.path)
+    return [Path(f) for f in sorted(found)]
 
 
 def _item(root: Path, path: Path, labels: dict) -> Item:
-    rel = path.relative_to(root).with_suffix("")
-    return Item(id=rel.as_posix(), path=path, labels=labels)
+    # String slicing: Path.relative_to costs ~100 us a file, which adds up over 100k files.
+    rel = str(path)[len(str(root)) :].lstrip(os.sep)
+    stem = os.path.splitext(rel)[0].replace(os.sep, "/")
+    return Item(id=stem, path=path, labels=labels)
 
 
 def _folder_label(root: Path, path: Path) -> dict:
-    parent = path.parent.relative_to(root).as_posix()
-    return {} if parent == "." else {"folder": parent}
+    parent = os.path.dirname(str(path)[len(str(root)) :].lstrip(os.sep)).replace(os.sep, "/")
+    return {"folder": parent} if parent else {}
 
 
 def _nsynth_items(root: Path) -> tuple[list[Item], Path]:

@@ -34,9 +34,9 @@ import torch
 
 from ..audio.convert import fit_length, resample, to_mono
 from ..audio.io import AudioError, read_audio, validate_audio
-from ..audio.spectral import SpectrogramConfig, features
+from ..audio.spectral import SpectrogramConfig, features, stft
 from ..progress import ProgressCallback, null_progress
-from .layouts import Dataset, Item, discover
+from .layouts import Dataset, discover
 from .normalization import Normalizer
 from .store import FeatureStore, StoreError, write_store
 
@@ -162,6 +162,22 @@ def load_clip(path: str, cfg: PrepareConfig) -> tuple[np.ndarray, int, int, int]
     return clip, rate, frames, channels
 
 
+def compute_features(clips: torch.Tensor, spec: SpectrogramConfig) -> torch.Tensor:
+    """Features of clips ``(batch, samples)`` -> ``(batch, rows, frames)``, as
+    :func:`~soundloom.audio.spectral.features` computes them.
+
+    The "db" kind takes ``10 ln(|X|^2) / ln 10`` on the power: the same value as
+    ``20 log10 |X|`` without the complex ``abs`` and ``log10`` kernels, which are several
+    times slower on one CPU thread.
+    """
+    if spec.kind != "db":
+        return features(clips, spec)
+    ri = torch.view_as_real(stft(clips, spec))
+    power = ri[..., 0].square() + ri[..., 1].square()
+    floor = spec.floor_db
+    return power.clamp_min_(10 ** (floor / 10)).log_().mul_(10.0 / np.log(10.0)).clamp_min_(floor)
+
+
 def process_batch(paths: list[str], cfg: PrepareConfig) -> tuple[np.ndarray, list[dict]]:
     """Features of a batch of files.
 
@@ -189,16 +205,21 @@ def process_batch(paths: list[str], cfg: PrepareConfig) -> tuple[np.ndarray, lis
     if not clips:
         return np.zeros((0, spec.n_rows, spec.n_frames(cfg.n_samples)), np.float32), results
     with torch.inference_mode():
-        feats = features(torch.from_numpy(np.stack(clips)), spec)
-    feats = feats.numpy().astype(np.float32, copy=False)
+        feats = compute_features(torch.from_numpy(np.stack(clips)), spec).numpy()
     # Clips are finite, but guard anyway: a NaN row would poison the data-set statistics.
     bad = ~np.isfinite(feats).all(axis=(1, 2))
     if bad.any():
+        keep = np.flatnonzero(~bad)
+        new_row = {int(old): new for new, old in enumerate(keep)}
         for r in results:
-            if "row" in r and bad[r["row"]]:
-                r.clear()
-                r["reason"] = "non-finite features"
-    return feats, results
+            if "row" in r:
+                if bad[r["row"]]:
+                    r.clear()
+                    r["reason"] = "non-finite features"
+                else:
+                    r["row"] = new_row[r["row"]]
+        feats = feats[keep]
+    return np.ascontiguousarray(feats, dtype=np.float32), results
 
 
 def _worker_init() -> None:
@@ -206,37 +227,49 @@ def _worker_init() -> None:
 
 
 def _run_batch(work: str, name: str, paths: list[str], keys: list[str], cfg: PrepareConfig) -> tuple[str, int]:
-    """Worker task: compute a batch and save it as ``<name>.npy`` + ``<name>.json`` in ``work``."""
+    """Worker task: compute a batch and save it as ``<name>.npy`` + ``<name>.json`` in ``work``.
+
+    The JSON also holds the batch's per-row sums (float64) for the data-set statistics, so the
+    main process need not make a second pass over all features.
+    """
     feats, results = process_batch(paths, cfg)
     for r, k in zip(results, keys):
         r["key"] = k
-    _save_partial(Path(work), name, feats, results)
+    _save_partial(Path(work), name, feats, {"results": results, "sums": _sums(feats)})
     return name, len(paths)
 
 
-def _save_partial(work: Path, name: str, feats: np.ndarray, results: list[dict]) -> None:
+def _sums(feats: np.ndarray, chunk: int = 64) -> dict:
+    """Per-row ``sum``, ``sumsq`` (float64) and ``count`` of ``(items, rows, frames)``, in chunks
+    so a large array needs no float64 copy."""
+    s = np.zeros(feats.shape[1])
+    s2 = np.zeros(feats.shape[1])
+    for i in range(0, len(feats), chunk):
+        x = np.asarray(feats[i : i + chunk], dtype=np.float64)
+        s += x.sum(axis=(0, 2))
+        s2 += np.einsum("ijk,ijk->j", x, x)
+    return {"sum": s.tolist(), "sumsq": s2.tolist(), "count": int(feats.shape[0] * feats.shape[2])}
+
+
+def _save_partial(work: Path, name: str, feats: np.ndarray, meta: dict) -> None:
     """Features first, then the JSON that marks the batch complete; both via temp + rename."""
     tmp = work / f".{name}.npy.tmp"
     with open(tmp, "wb") as f:
         np.save(f, feats)
     os.replace(tmp, work / f"{name}.npy")
     tmp = work / f".{name}.json.tmp"
-    tmp.write_text(json.dumps(results))
+    tmp.write_text(json.dumps(meta))
     os.replace(tmp, work / f"{name}.json")
 
 
-def _load_partials(work: Path) -> dict[str, tuple[np.ndarray | None, dict]]:
-    """Key -> (features row or None, result) from every complete batch in ``work``."""
-    found: dict[str, tuple[np.ndarray | None, dict]] = {}
-    for meta in sorted(work.glob("*.json")):
-        try:
-            results = json.loads(meta.read_text())
-            feats = np.load(meta.with_suffix(".npy"), mmap_mode="r")
-        except (OSError, ValueError):
-            continue  # a batch cut short by a kill: compute it again
-        for r in results:
-            found[r["key"]] = (feats[r["row"]] if "row" in r else None, r)
-    return found
+def _read_partial(meta_path: Path) -> tuple[np.ndarray, dict] | None:
+    """A complete batch of the work folder, or None if it was cut short by a kill."""
+    try:
+        meta = json.loads(meta_path.read_text())
+        feats = np.load(meta_path.with_suffix(".npy"), allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    return feats, meta
 
 
 # ------------------------------------------------------------------------------- the driver
@@ -251,8 +284,51 @@ def default_workers() -> int:
 
 
 def work_dir_for(out: str | os.PathLike) -> Path:
+    """The work folder of a store: ``.<name>.partial`` beside it."""
     out = Path(out)
     return out.with_name(f".{out.name}.partial")
+
+
+class _Assembly:
+    """Rows of the final store, filled in data-set order from old stores, partials and workers."""
+
+    def __init__(self, keys: list[str | None], shape: tuple[int, int]):
+        self.index = {k: i for i, k in enumerate(keys) if k is not None}
+        self.feats = np.empty((len(keys), *shape), np.float32)  # pages are only touched when filled
+        self.results: list[dict | None] = [None] * len(keys)
+        self.sums = np.zeros((2, shape[0]))
+        self.count = 0
+
+    def has(self, key: str) -> bool:
+        return self.results[self.index[key]] is not None
+
+    def place(self, feats: np.ndarray, results: list[dict], sums: dict | None = None) -> int:
+        """Take every result whose key is ours and not yet placed; returns how many were taken."""
+        dest, src, taken, rows_in = [], [], 0, 0
+        for r in results:
+            i = self.index.get(r["key"])
+            rows_in += "row" in r
+            if i is None or self.results[i] is not None:
+                continue
+            self.results[i] = r
+            taken += 1
+            if "row" in r:
+                dest.append(i)
+                src.append(r["row"])
+        if not dest:
+            return taken
+        use_sums = sums is not None and len(dest) == rows_in == len(feats)
+        for j in range(0, len(dest), 256):  # in chunks: feats may be a large memory map
+            block = np.asarray(feats[np.asarray(src[j : j + 256])])
+            self.feats[np.asarray(dest[j : j + 256])] = block
+            if not use_sums:
+                s = _sums(block)
+                self.sums += np.asarray([s["sum"], s["sumsq"]])
+                self.count += s["count"]
+        if use_sums:
+            self.sums += np.asarray([sums["sum"], sums["sumsq"]])
+            self.count += sums["count"]
+        return taken
 
 
 def prepare(
@@ -277,57 +353,79 @@ def prepare(
     Returns:
         :class:`PrepareResult`; the store holds ``(items, rows, frames)`` float32 features with
         ``rows = n_fft // 2 + 1`` (db) or ``n_mels`` (mel) and ``frames = 1 + n_samples // hop``.
+    Raises:
+        LayoutError: no data set at ``source``. ValueError: no file was usable.
     """
     t0 = time.perf_counter()
     cfg = config or PrepareConfig()
     out = Path(out)
     dataset = source if isinstance(source, Dataset) else discover(source, layout, with_info=False)
     workers = default_workers() if workers is None else max(1, int(workers))
+    spec = cfg.spectrogram()
     fhash = cfg.feature_hash()
     work = work_dir_for(out) / fhash
     work.mkdir(parents=True, exist_ok=True)
 
     keys: list[str | None] = []
-    done: dict[str, tuple[np.ndarray | None, dict]] = {}
-    skipped: list[dict] = []
+    missing: list[dict] = []
     for it in dataset.items:
         try:
             keys.append(_key_str(file_key(it.path)))
         except OSError as err:
             keys.append(None)
-            skipped.append({"path": str(it.path), "reason": f"missing ({err.strerror or err})"})
-    done.update(_reuse_store(out, fhash))
-    done.update(_load_partials(work))
-    todo = [i for i, k in enumerate(keys) if k is not None and k not in done]
-    n_reused = sum(1 for k in keys if k is not None and k in done)
-    total = len(keys)
-    progress("prepare", total - len(todo), total)
+            missing.append({"path": str(it.path), "reason": f"missing ({err.strerror or err})"})
+    if _up_to_date(out, fhash, cfg, dataset, keys):
+        progress("prepare", len(keys), len(keys))
+        store = FeatureStore.open(out)
+        return PrepareResult(out, dataset.layout, len(store), 0, len(keys), store.skipped, time.perf_counter() - t0)
+    asm = _Assembly(keys, (spec.n_rows, spec.n_frames(cfg.n_samples)))
+    n_reused = _reuse_store(out, fhash, asm)
+    for meta_path in sorted(work.glob("*.json")):
+        part = _read_partial(meta_path)
+        if part is not None:
+            n_reused += asm.place(part[0], part[1]["results"], part[1]["sums"])
+    todo = [i for i, k in enumerate(keys) if k is not None and not asm.has(k)]
+    total = len(keys) - len(missing)
+    n_done = total - len(todo)
+    progress("prepare", n_done, total)
 
-    batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
     # Batch names hash their keys, so a resumed run never mixes up two different batches.
     tasks = []
-    for b in batches:
-        bkeys = [keys[i] for i in b]
+    for b in range(0, len(todo), batch_size):
+        bkeys = [keys[i] for i in todo[b : b + batch_size]]
         name = hashlib.sha1("\n".join(bkeys).encode()).hexdigest()[:20]
-        tasks.append((name, [str(dataset.items[i].path) for i in b], bkeys))
-    n_done = total - len(todo)
-    if workers == 1 or len(tasks) <= 1:
-        for name, paths, bkeys in tasks:
-            _run_batch(str(work), name, paths, bkeys, cfg)
-            n_done += len(paths)
-            progress("prepare", n_done, total)
-    else:
-        n_done = _run_pool(tasks, work, cfg, workers, progress, n_done, total)
-    if tasks:
-        done.update(_load_partials(work))
+        tasks.append((name, [str(dataset.items[i].path) for i in todo[b : b + batch_size]], bkeys))
 
-    feats, items = _assemble(dataset, keys, done, cfg, skipped)
-    normalizer = fit_normalizer(feats, **cfg.normalizer_options())
+    def collect(name: str, n: int) -> None:
+        nonlocal n_done
+        part = _read_partial(work / f"{name}.json")
+        if part is None:
+            raise RuntimeError(f"{work / name}: batch result vanished")
+        asm.place(part[0], part[1]["results"], part[1]["sums"])
+        n_done += n
+        progress("prepare", n_done, total)
+
+    if workers == 1 or len(tasks) <= 1:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # batches are small; extra threads only spin
+        try:
+            for name, paths, bkeys in tasks:
+                collect(*_run_batch(str(work), name, paths, bkeys, cfg))
+        finally:
+            torch.set_num_threads(threads)
+    else:
+        _run_pool(tasks, work, cfg, workers, collect)
+
+    feats, items, skipped = _finish(dataset, keys, asm)
+    skipped = missing + skipped
+    if not items:
+        raise ValueError(f"{dataset.root}: no usable audio files ({len(skipped)} skipped)")
+    normalizer = _normalizer(asm, feats, cfg)
     store_config = {
         "sample_rate": cfg.sample_rate,
         "n_samples": cfg.n_samples,
         "seconds": cfg.seconds,
-        "spectrogram": cfg.spectrogram().to_dict(),
+        "spectrogram": spec.to_dict(),
         "normalization": cfg.normalizer_options(),
         "layout": dataset.layout,
         "source": str(Path(dataset.root).resolve()),
@@ -335,84 +433,116 @@ def prepare(
         "features_hash": fhash,
     }
     write_store(out, feats, items, store_config, normalizer, skipped)
-    del feats, done  # release the memory maps of the work folder before removing it
     if not keep_work:
         shutil.rmtree(work_dir_for(out), ignore_errors=True)
     return PrepareResult(out, dataset.layout, len(items), len(todo), n_reused, skipped, time.perf_counter() - t0)
 
 
-def _run_pool(tasks, work: Path, cfg: PrepareConfig, workers: int, progress: ProgressCallback,
-              n_done: int, total: int) -> int:
+def _run_pool(tasks, work: Path, cfg: PrepareConfig, workers: int, collect) -> None:
     # fork starts workers in milliseconds (no re-import of torch); workers only compute.
     ctx = mp.get_context("fork") if sys.platform.startswith("linux") else mp.get_context()
-    workers = min(workers, len(tasks))
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init) as pool:
+    with ProcessPoolExecutor(min(workers, len(tasks)), mp_context=ctx, initializer=_worker_init) as pool:
         pending = {pool.submit(_run_batch, str(work), name, paths, bkeys, cfg) for name, paths, bkeys in tasks}
         try:
             while pending:
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in finished:
-                    n_done += fut.result()[1]
-                progress("prepare", n_done, total)
+                    collect(*fut.result())
         except BaseException:
             for fut in pending:
                 fut.cancel()
             raise
-    return n_done
 
 
-def _reuse_store(out: Path, fhash: str) -> dict[str, tuple[np.ndarray | None, dict]]:
-    """Rows of an existing store made with the same feature settings, by file key."""
-    if not out.exists():
-        return {}
+def _store_keys(entries: list[dict]) -> list[str] | None:
+    try:
+        return [_key_str((e["path"], int(e["size"]), float(e["mtime"]))) for e in entries]
+    except KeyError:
+        return None
+
+
+def _up_to_date(out: Path, fhash: str, cfg: PrepareConfig, dataset: Dataset, keys: list[str | None]) -> bool:
+    """True when the store at ``out`` was made from exactly these files with these settings."""
+    if None in keys or not (out / "config.json").exists():
+        return False
     try:
         store = FeatureStore.open(out)
     except StoreError:
-        return {}
+        return False
+    c = store.config
+    if (c.get("features_hash"), c.get("normalization"), c.get("layout")) != (fhash, cfg.normalizer_options(), dataset.layout):
+        return False
+    item_keys, skipped_keys = _store_keys(store.items), _store_keys(store.skipped)
+    if item_keys is None or skipped_keys is None:
+        return False
+    skipped_set = set(skipped_keys)
+    if item_keys != [k for k in keys if k not in skipped_set] or len(item_keys) + len(skipped_set) != len(keys):
+        return False
+    labels = {k.rsplit("|", 2)[0]: it.labels for k, it in zip(keys, dataset.items)}
+    return all(labels.get(it["path"]) == it["labels"] for it in store.items)
+
+
+def _reuse_store(out: Path, fhash: str, asm: _Assembly) -> int:
+    """Place rows of an existing store made with the same feature settings; returns how many."""
+    if not out.exists():
+        return 0
+    try:
+        store = FeatureStore.open(out)
+    except StoreError:
+        return 0
     if store.config.get("features_hash") != fhash:
-        return {}
-    found: dict[str, tuple[np.ndarray | None, dict]] = {}
+        return 0
+    results = []
     for row, it in enumerate(store.items):
         if "size" in it and "mtime" in it:
             key = _key_str((it["path"], int(it["size"]), float(it["mtime"])))
-            found[key] = (store.features[row], {"sample_rate": it.get("sample_rate"), "frames": it.get("frames"),
-                                                "channels": it.get("channels")})
+            results.append({"key": key, "row": row, "sample_rate": it.get("sample_rate"),
+                            "frames": it.get("frames"), "channels": it.get("channels")})
     for s in store.skipped:
         if "size" in s and "mtime" in s:
-            found[_key_str((s["path"], int(s["size"]), float(s["mtime"])))] = (None, {"reason": s["reason"]})
-    return found
+            results.append({"key": _key_str((s["path"], int(s["size"]), float(s["mtime"]))), "reason": s["reason"]})
+    return asm.place(store.features, results)
 
 
-def _assemble(dataset: Dataset, keys: list[str | None], done: dict, cfg: PrepareConfig,
-              skipped: list[dict]) -> tuple[np.ndarray, list[dict]]:
-    """Features ``(ok, rows, frames)`` and index items in data-set order; fills ``skipped``."""
-    spec = cfg.spectrogram()
-    ok = []
-    for it, key in zip(dataset.items, keys):
+def _finish(dataset: Dataset, keys: list[str | None], asm: _Assembly) -> tuple[np.ndarray, list[dict], list[dict]]:
+    """Features ``(ok, rows, frames)``, index items and skipped files, in data-set order."""
+    items, skipped, ok = [], [], []
+    for i, (it, key) in enumerate(zip(dataset.items, keys)):
         if key is None:
             continue
-        row, res = done[key]
+        res = asm.results[i]
         path, size, mtime = key.rsplit("|", 2)
-        if row is None:
-            skipped.append({"path": str(it.path), "reason": res["reason"], "size": int(size), "mtime": float(mtime)})
-        else:
-            ok.append((it, row, res, path, int(size), float(mtime)))
-    feats = np.empty((len(ok), spec.n_rows, spec.n_frames(cfg.n_samples)), np.float32)
-    items = []
-    for j, (it, row, res, path, size, mtime) in enumerate(ok):
-        feats[j] = row
+        if "row" not in res:
+            skipped.append({"path": path, "reason": res["reason"], "size": int(size), "mtime": float(mtime)})
+            continue
+        ok.append(i)
         rate, frames = res.get("sample_rate"), res.get("frames")
         items.append({
             "id": it.id, "path": path, "labels": it.labels,
             "duration_s": frames / rate if rate and frames else None,
             "sample_rate": rate, "frames": frames, "channels": res.get("channels"),
-            "size": size, "mtime": mtime,
+            "size": int(size), "mtime": float(mtime),
         })
-    return feats, items
+    feats = asm.feats if len(ok) == len(keys) else asm.feats[np.asarray(ok, dtype=np.int64)]
+    return feats, items, skipped
+
+
+def _normalizer(asm: _Assembly, feats: np.ndarray, cfg: PrepareConfig) -> Normalizer:
+    if cfg.normalization == "range":
+        return Normalizer(mode="range", min_db=cfg.min_db, max_db=cfg.max_db, clip_sigma=cfg.clip_sigma)
+    if asm.count != feats.shape[0] * feats.shape[2]:  # sums do not cover exactly the kept rows
+        return fit_normalizer(feats, clip_sigma=cfg.clip_sigma)
+    return _from_sums(asm.sums[0], asm.sums[1], asm.count, cfg.clip_sigma)
+
+
+def _from_sums(s: np.ndarray, s2: np.ndarray, n: int, clip_sigma: float) -> Normalizer:
+    mean = s / n
+    std = np.maximum(np.sqrt(np.maximum(s2 / n - mean**2, 0.0)), 1e-3)  # the floor Normalizer.fit uses
+    return Normalizer(mode="meanstd", mean=mean.astype(np.float32), std=std.astype(np.float32), clip_sigma=clip_sigma)
 
 
 def fit_normalizer(feats: np.ndarray, mode: str = "meanstd", clip_sigma: float = 3.0,
-                   min_db: float = -100.0, max_db: float = 0.0, chunk: int = 256) -> Normalizer:
+                   min_db: float = -100.0, max_db: float = 0.0) -> Normalizer:
     """:meth:`Normalizer.fit` in chunks (float64 sums), so a large store needs no float64 copy.
 
     Args:
@@ -421,15 +551,6 @@ def fit_normalizer(feats: np.ndarray, mode: str = "meanstd", clip_sigma: float =
     if mode == "range":
         return Normalizer(mode="range", min_db=min_db, max_db=max_db, clip_sigma=clip_sigma)
     if len(feats) == 0:
-        raise ValueError("no usable files: nothing to fit normalisation statistics on")
-    rows = feats.shape[1]
-    s, s2, n = np.zeros(rows), np.zeros(rows), 0
-    for i in range(0, len(feats), chunk):
-        x = np.asarray(feats[i : i + chunk], dtype=np.float64)
-        s += x.sum(axis=(0, 2))
-        s2 += np.square(x).sum(axis=(0, 2))
-        n += x.shape[0] * x.shape[2]
-    mean = s / n
-    std = np.sqrt(np.maximum(s2 / n - mean**2, 0.0))
-    std = np.maximum(std, 1e-3)  # the floor Normalizer.fit uses
-    return Normalizer(mode="meanstd", mean=mean.astype(np.float32), std=std.astype(np.float32), clip_sigma=clip_sigma)
+        raise ValueError("no features to fit normalisation statistics on")
+    part = _sums(feats)
+    return _from_sums(np.asarray(part["sum"]), np.asarray(part["sumsq"]), part["count"], clip_sigma)
