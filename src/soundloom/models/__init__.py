@@ -1,1 +1,101 @@
-"""soundloom.models"""
+"""soundloom.models: spectrogram VAE / CVAE, classifier, and safetensors save/load.
+
+Weights are stored only as safetensors with a JSON config beside them (never pickle).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .classifier import ClassifierConfig, SpectrogramClassifier
+from .cvae import CVAE
+from .vae import VAE, ModelConfig
+
+FORMAT = "soundloom"
+
+
+class ModelFileError(ValueError):
+    """A weights file is missing, malformed, foreign or does not fit its config."""
+
+    def __init__(self, path: str | os.PathLike, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = Path(path), reason
+
+
+def build_model(cfg: ModelConfig) -> VAE:
+    """A fresh :class:`VAE` or :class:`CVAE` from its config."""
+    return CVAE(cfg) if cfg.kind == "cvae" else VAE(cfg)
+
+
+def save_safetensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor], kind: str) -> Path:
+    """Write ``tensors`` atomically with metadata ``{"format": "soundloom", "kind": kind}``."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp,
+                  metadata={"format": FORMAT, "kind": kind})
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def load_safetensors(path: str | os.PathLike, kind: str | None = None) -> dict[str, torch.Tensor]:
+    """Read a soundloom safetensors file; malformed or foreign files raise :class:`ModelFileError`."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(path, "no such weights file")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as exc:  # safetensors raises several types for corrupt headers
+        raise ModelFileError(path, f"not a valid safetensors file ({str(exc).splitlines()[0][:120]})") from exc
+    if meta.get("format") != FORMAT:
+        raise ModelFileError(path, "a safetensors file, but not a soundloom model (no soundloom metadata)")
+    if kind is not None and meta.get("kind") != kind:
+        raise ModelFileError(path, f"holds a {meta.get('kind')!r} model, expected {kind!r}")
+    return tensors
+
+
+def write_json(path: str | os.PathLike, obj) -> Path:
+    """Write JSON atomically (temp file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        json.dump(obj, f, indent=1)
+    os.replace(tmp, path)
+    return path
+
+
+def load_state(model: nn.Module, tensors: dict[str, torch.Tensor], path: str | os.PathLike) -> None:
+    """Load ``tensors`` into ``model`` strictly; mismatches raise :class:`ModelFileError`."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(tensors))
+    extra = sorted(set(tensors) - set(own))
+    bad = [k for k in own if k in tensors and tensors[k].shape != own[k].shape]
+    if missing or extra or bad:
+        raise ModelFileError(path, f"weights do not fit the config (missing {missing[:3]}, unexpected {extra[:3]}, "
+                                   f"wrong shape {bad[:3]})")
+    model.load_state_dict(tensors)
+
+
+__all__ = [
+    "VAE", "CVAE", "ModelConfig", "ClassifierConfig", "SpectrogramClassifier", "ModelFileError",
+    "build_model", "save_safetensors", "load_safetensors", "load_state", "write_json",
+]

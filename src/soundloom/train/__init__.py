@@ -1,1 +1,5 @@
-"""soundloom.train"""
+"""soundloom.train: Lightning training of spectrogram VAEs into a run directory."""
+
+from .run import TrainConfig, train
+
+__all__ = ["TrainConfig", "train"]
