@@ -146,6 +146,8 @@ def make_oneshot(kind: str, seed: int = 0, index: int = 0, sample_rate: int = 16
     n = int(round(seconds * sample_rate))
     wav = np.asarray(_GENERATORS[kind](rng, sample_rate, n), dtype=np.float64)
     wav -= wav.mean()
+    tail = min(n, int(0.005 * sample_rate))  # the clip ends at `seconds`: fade so it does not click
+    wav[n - tail :] *= np.linspace(1.0, 0.0, tail)
     wav *= rng.uniform(0.5, 0.9) / max(np.abs(wav).max(), 1e-9)
     return wav.astype(np.float32)
 
