@@ -80,7 +80,8 @@ def _print_scan(report) -> None:
         table.add_column("file")
         table.add_column("reason")
         for b in report.bad:
-            table.add_row(b["kind"], b["path"], b["reason"])
+            rel = b["path"][len(report.root) :].lstrip("/") if b["path"].startswith(report.root) else b["path"]
+            table.add_row(b["kind"], rel, b["reason"])
         console.print(table)
     else:
         console.print("[green]no bad files[/]")

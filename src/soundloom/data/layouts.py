@@ -277,10 +277,12 @@ def _coerce(value):
 def detect_layout(root: str | os.PathLike) -> str:
     """Guess the layout of ``root`` (see the module docstring for the rules, in order).
 
-    NSynth needs ``examples.json`` and ``audio/``; class folders need two or more sub-folders
-    holding most of the audio (a metadata file beside them does not matter); FSDD needs most
-    top-level files to match ``<label>_<speaker>_<take>``; then a metadata file naming the
-    audio; then long files (median >= 30 s) make ``songs``, anything else ``plain``.
+    NSynth needs ``examples.json`` and ``audio/``. Two or more sub-folders holding most of the
+    audio are class folders when the files are short (an index file beside them does not
+    matter), else ``maestro`` (with a metadata file naming the audio) or ``songs``. FSDD needs
+    more than 80 % of top-level files to match ``<label>_<speaker>_<take>``; then a metadata file
+    naming the audio makes ``maestro``; then long files (median >= 30 s) make ``songs``, anything
+    else ``plain``.
     """
     root = Path(root)
     if (root / "examples.json").is_file() and (root / "audio").is_dir():
@@ -293,7 +295,11 @@ def detect_layout(root: str | os.PathLike) -> str:
     if not top and not n_nested:
         raise LayoutError(f"{root}: no audio files found")
     if len(class_dirs) >= 2 and n_nested > len(top):
-        return "songs" if _median_seconds(audio_files(root)) >= SONG_SECONDS else "classes"
+        # Sub-folders of one-shots are classes, even with an index file beside them (a sound
+        # library); sub-folders of long recordings are albums or years (MAESTRO, songs).
+        if _median_seconds(audio_files(root)) < SONG_SECONDS:
+            return "classes"
+        return "maestro" if find_metadata(root) is not None else "songs"
     if top and sum(bool(FSDD_PATTERN.match(p.stem)) for p in top) > 0.8 * len(top):
         return "fsdd"
     if find_metadata(root) is not None:

@@ -1,0 +1,148 @@
+"""prepare: data set -> feature store; shapes, statistics, bad files, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from soundloom.audio.spectral import SpectrogramConfig, features
+from soundloom.data.normalization import Normalizer
+from soundloom.data.prepare import (
+    PrepareConfig, compute_features, fit_normalizer, load_clip, prepare, work_dir_for,
+)
+from soundloom.data.store import FeatureStore
+
+
+def test_store_shapes_config_labels_and_skips(classes_dir, tmp_path, bad_kinds):
+    cfg = PrepareConfig(sample_rate=8000, seconds=0.5)
+    result = prepare(classes_dir, tmp_path / "feat", cfg, workers=1)
+    store = FeatureStore.open(tmp_path / "feat")
+    assert result.n_items == len(store) == 9 and result.n_computed == 9 + 6
+    assert store.features.shape == (9, 512 // 2 + 1, 1 + 4000 // 128)
+    assert store.features.dtype == np.float32 and np.isfinite(store.features).all()
+    assert store.features.min() >= -100.0
+    assert store.sample_rate == 8000 and store.n_samples == 4000
+    assert store.spectrogram.n_fft == 512 and store.spectrogram.hop_length == 128
+    assert store.config["layout"] == "classes"
+    assert store.labels("label") == ["hat"] * 3 + ["kick"] * 3 + ["snare"] * 3
+    first = store.items[0]
+    assert first["sample_rate"] == 22050 and first["duration_s"] == pytest.approx(0.4, abs=1e-4)
+    assert {"id", "path", "labels", "size", "mtime"} <= set(first)
+    skipped = {os.path.basename(s["path"]): s["reason"] for s in json.loads((tmp_path / "feat/skipped.json").read_text())}
+    assert set(skipped) == {f"{k}.wav" for k in bad_kinds}
+    assert skipped["nan.wav"].startswith("non-finite") and skipped["short.wav"].startswith("too short")
+    assert skipped["silent.wav"].startswith("silent") and skipped["corrupt.wav"].startswith("unreadable")
+    assert not work_dir_for(tmp_path / "feat").exists()  # the work folder is gone after success
+
+
+def test_stats_and_round_trip(classes_dir, tmp_path):
+    prepare(classes_dir, tmp_path / "feat", PrepareConfig(sample_rate=8000, seconds=0.5), workers=1)
+    store = FeatureStore.open(tmp_path / "feat")
+    x = np.asarray(store.features)
+    ref = Normalizer.fit(x)  # the statistics must be data-set level, over all items
+    np.testing.assert_allclose(store.normalizer.mean, ref.mean, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(store.normalizer.std, ref.std, rtol=1e-4, atol=1e-4)
+    y = store.normalized()
+    assert y.min() >= -1 and y.max() <= 1
+    back = store.normalizer.denormalize(y)
+    lo = store.normalizer.mean[:, None] - 3 * store.normalizer.std[:, None]
+    hi = store.normalizer.mean[:, None] + 3 * store.normalizer.std[:, None]
+    np.testing.assert_allclose(back, np.clip(x, lo, hi), atol=1e-3)
+
+
+def test_range_normalisation_and_mel(classes_dir, tmp_path):
+    cfg = PrepareConfig(sample_rate=8000, seconds=0.5, kind="mel", n_mels=40, normalization="range",
+                        min_db=-90, max_db=10)
+    prepare(classes_dir, tmp_path / "feat", cfg, workers=1)
+    store = FeatureStore.open(tmp_path / "feat")
+    assert store.features.shape[1] == 40
+    assert store.normalizer.mode == "range" and (store.normalizer.min_db, store.normalizer.max_db) == (-90, 10)
+
+
+def test_fast_db_path_matches_the_audio_core():
+    clips = torch.from_numpy(np.random.default_rng(0).standard_normal((3, 4000)).astype(np.float32) * 0.1)
+    clips[1] = 0  # all-silent rows hit the floor in both
+    for window in ("hann", "blackman"):
+        spec = SpectrogramConfig(sample_rate=8000, n_fft=256, overlap=0.5, window=window)
+        np.testing.assert_allclose(compute_features(clips, spec), features(clips, spec), atol=2e-3)
+
+
+def test_chunked_statistics_equal_normalizer_fit():
+    x = np.random.default_rng(1).normal(-50, 20, (300, 17, 9)).astype(np.float32)
+    ours, ref = fit_normalizer(x), Normalizer.fit(x)
+    np.testing.assert_allclose(ours.mean, ref.mean, rtol=1e-6)
+    np.testing.assert_allclose(ours.std, ref.std, rtol=1e-5)
+
+
+def test_load_clip_pads_and_trims_with_fade(classes_dir):
+    cfg = PrepareConfig(sample_rate=8000, seconds=0.25, fade_ms=5.0)
+    clip, rate, frames, channels = load_clip(str(classes_dir / "kick/kick0.wav"), cfg)
+    assert clip.shape == (2000,) and rate == 22050 and frames == 8820 and channels == 1
+    assert abs(clip[-1]) < 1e-3 < np.abs(clip[-200:-100]).max()  # cut end faded, not clicked
+    long_cfg = PrepareConfig(sample_rate=8000, seconds=1.0)
+    padded = load_clip(str(classes_dir / "kick/kick0.wav"), long_cfg)[0]
+    assert padded.shape == (8000,) and np.all(padded[3300:] == 0)
+
+
+def test_rerun_reuses_and_detects_changes(fsdd_dir, tmp_path):
+    cfg = PrepareConfig(sample_rate=8000, seconds=0.3)
+    first = prepare(fsdd_dir, tmp_path / "feat", cfg, workers=2, batch_size=4)
+    assert (first.n_computed, first.n_reused, first.n_items, len(first.skipped)) == (18, 0, 12, 6)
+    mtime = os.stat(tmp_path / "feat/features.npy").st_mtime_ns
+    second = prepare(fsdd_dir, tmp_path / "feat", cfg, workers=2, batch_size=4)
+    assert (second.n_computed, second.n_reused) == (0, 18)
+    assert os.stat(tmp_path / "feat/features.npy").st_mtime_ns == mtime  # up to date: not rewritten
+    # A changed file is recomputed; the other rows come from the old store.
+    changed = fsdd_dir / "1_jackson_0.wav"
+    data = changed.read_bytes()
+    changed.write_bytes(data[:-200])
+    os.utime(changed, ns=(1, 1))
+    third = prepare(fsdd_dir, tmp_path / "feat", cfg, workers=1, batch_size=4)
+    assert (third.n_computed, third.n_reused) == (1, 17)
+    store = FeatureStore.open(tmp_path / "feat")
+    row = [it["id"] for it in store.items].index("1_jackson_0")
+    assert store.items[row]["size"] == len(data) - 200
+    # Another feature setting computes everything again.
+    fourth = prepare(fsdd_dir, tmp_path / "feat", PrepareConfig(sample_rate=8000, seconds=0.3, n_fft=256), workers=1)
+    assert fourth.n_computed == 18 and FeatureStore.open(tmp_path / "feat").features.shape[1] == 129
+
+
+def test_killed_run_resumes_from_the_work_folder(fsdd_dir, tmp_path):
+    cfg = PrepareConfig(sample_rate=8000, seconds=0.3)
+    calls = []
+
+    def kill_after_two_batches(stage, done, total):
+        calls.append(done)
+        if len(calls) == 3:  # the initial call, then two finished batches
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        prepare(fsdd_dir, tmp_path / "feat", cfg, workers=1, batch_size=4, progress=kill_after_two_batches)
+    assert not (tmp_path / "feat").exists()  # no half store
+    assert work_dir_for(tmp_path / "feat").exists()
+    resumed = prepare(fsdd_dir, tmp_path / "feat", cfg, workers=1, batch_size=4)
+    assert (resumed.n_reused, resumed.n_computed) == (8, 10)
+    fresh = prepare(fsdd_dir, tmp_path / "fresh", cfg, workers=1)
+    a, b = FeatureStore.open(tmp_path / "feat"), FeatureStore.open(tmp_path / "fresh")
+    np.testing.assert_array_equal(a.features, b.features)
+    assert [it["id"] for it in a.items] == [it["id"] for it in b.items]
+    np.testing.assert_allclose(a.normalizer.mean, b.normalizer.mean, rtol=1e-6)
+
+
+def test_nsynth_and_songs_labels_reach_the_index(nsynth_dir, songs_dir, tmp_path):
+    prepare(nsynth_dir, tmp_path / "n", PrepareConfig(seconds=0.5), workers=1)
+    store = FeatureStore.open(tmp_path / "n")
+    assert store.labels("pitch") == [48, 60, 48, 60]
+    assert set(store.label_names()) >= {"instrument_family_str", "velocity"}
+    result = prepare(songs_dir, tmp_path / "s", PrepareConfig(sample_rate=8000, seconds=2.0), workers=1)
+    assert result.n_items == 4 and result.layout == "songs"
+
+
+def test_no_usable_file_is_a_clear_error(bad_dir, tmp_path):
+    with pytest.raises(ValueError, match="no usable audio files"):
+        prepare(bad_dir, tmp_path / "feat", workers=1)
+    assert not (tmp_path / "feat").exists()
