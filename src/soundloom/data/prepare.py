@@ -38,7 +38,7 @@ from ..audio.spectral import SpectrogramConfig, features, stft
 from ..progress import ProgressCallback, null_progress
 from .layouts import Dataset, discover
 from .normalization import Normalizer
-from .store import FeatureStore, StoreError, write_store
+from .store import FeatureStore, StoreError, write_store, write_store_moving
 
 
 @dataclass
@@ -226,16 +226,23 @@ def _worker_init() -> None:
     torch.set_num_threads(1)
 
 
-def _run_batch(work: str, name: str, paths: list[str], keys: list[str], cfg: PrepareConfig) -> tuple[str, int]:
-    """Worker task: compute a batch and save it as ``<name>.npy`` + ``<name>.json`` in ``work``.
-
-    The JSON also holds the batch's per-row sums (float64) for the data-set statistics, so the
-    main process need not make a second pass over all features.
-    """
+def _run_batch(work: str, plan: str, name: str, paths: list[str], slots: list[int], keys: list[str],
+               cfg: PrepareConfig) -> tuple[str, int]:
+    """Worker task: compute a batch and write its rows into the plan file (a memory-mapped
+    .npy) at ``slots``; then ``<name>.json`` (results, slots, the batch's float64 sums), which
+    marks the batch done. The sums spare the main process a pass over all features."""
     feats, results = process_batch(paths, cfg)
-    for r, k in zip(results, keys):
-        r["key"] = k
-    _save_partial(Path(work), name, feats, {"results": results, "sums": _sums(feats)})
+    ok = [(r["row"], slot) for r, slot in zip(results, slots) if "row" in r]
+    if ok:
+        plan_rows = np.load(os.path.join(work, plan), mmap_mode="r+")
+        plan_rows[np.asarray([d for _, d in ok])] = feats[np.asarray([r for r, _ in ok])]
+        del plan_rows
+    for r, key, slot in zip(results, keys, slots):
+        r["key"] = key
+        if "row" in r:
+            del r["row"]
+            r["slot"] = slot
+    _write_json_atomic(Path(work) / f"{name}.json", {"file": plan, "results": results, "sums": _sums(feats)})
     return name, len(paths)
 
 
@@ -251,25 +258,17 @@ def _sums(feats: np.ndarray, chunk: int = 64) -> dict:
     return {"sum": s.tolist(), "sumsq": s2.tolist(), "count": int(feats.shape[0] * feats.shape[2])}
 
 
-def _save_partial(work: Path, name: str, feats: np.ndarray, meta: dict) -> None:
-    """Features first, then the JSON that marks the batch complete; both via temp + rename."""
-    tmp = work / f".{name}.npy.tmp"
-    with open(tmp, "wb") as f:
-        np.save(f, feats)
-    os.replace(tmp, work / f"{name}.npy")
-    tmp = work / f".{name}.json.tmp"
-    tmp.write_text(json.dumps(meta))
-    os.replace(tmp, work / f"{name}.json")
+def _write_json_atomic(path: Path, obj) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj))
+    os.replace(tmp, path)
 
 
-def _read_partial(meta_path: Path) -> tuple[np.ndarray, dict] | None:
-    """A complete batch of the work folder, or None if it was cut short by a kill."""
+def _read_json(path: Path) -> dict | None:
     try:
-        meta = json.loads(meta_path.read_text())
-        feats = np.load(meta_path.with_suffix(".npy"), allow_pickle=False)
+        return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    return feats, meta
 
 
 # ------------------------------------------------------------------------------- the driver
@@ -290,11 +289,25 @@ def work_dir_for(out: str | os.PathLike) -> Path:
 
 
 class _Assembly:
-    """Rows of the final store, filled in data-set order from old stores, partials and workers."""
+    """The rows of one run, in a memory-mapped .npy (the plan file) with one slot per data-set
+    item, filled by workers in place and by copies from earlier plans and stores."""
 
-    def __init__(self, keys: list[str | None], shape: tuple[int, int]):
+    def __init__(self, keys: list[str | None], work: Path, shape: tuple[int, int]):
         self.index = {k: i for i, k in enumerate(keys) if k is not None}
-        self.feats = np.empty((len(keys), *shape), np.float32)  # pages are only touched when filled
+        # The name hashes the ordered keys: a slot always means the same file in this plan.
+        self.name = "plan-" + hashlib.sha1("\n".join(map(str, keys)).encode()).hexdigest()[:20] + ".npy"
+        self.path = work / self.name
+        full = (len(keys), *shape)
+        self.feats = None
+        if self.path.exists():
+            try:
+                self.feats = np.load(self.path, mmap_mode="r+")
+            except (OSError, ValueError):
+                self.feats = None
+            if self.feats is not None and (self.feats.shape != full or self.feats.dtype != np.float32):
+                self.feats = None
+        if self.feats is None:  # a sparse file: untouched slots cost no disk
+            self.feats = np.lib.format.open_memmap(self.path, mode="w+", dtype=np.float32, shape=full)
         self.results: list[dict | None] = [None] * len(keys)
         self.sums = np.zeros((2, shape[0]))
         self.count = 0
@@ -302,32 +315,54 @@ class _Assembly:
     def has(self, key: str) -> bool:
         return self.results[self.index[key]] is not None
 
-    def place(self, feats: np.ndarray, results: list[dict], sums: dict | None = None) -> int:
-        """Take every result whose key is ours and not yet placed; returns how many were taken."""
-        dest, src, taken, rows_in = [], [], 0, 0
+    def place(self, source: np.ndarray | None, results: list[dict], sums: dict | None = None) -> int:
+        """Take every result whose key is ours and not yet placed; returns how many were taken.
+
+        Args:
+            source: the array the results' ``slot`` values index, or None for this plan file.
+            sums: the float64 sums of all of ``results``' rows, used when every row is taken.
+        """
+        dest, src, placed, taken, ok_in = [], [], [], 0, 0
         for r in results:
+            ok_in += "slot" in r
             i = self.index.get(r["key"])
-            rows_in += "row" in r
             if i is None or self.results[i] is not None:
                 continue
             self.results[i] = r
             taken += 1
-            if "row" in r:
-                dest.append(i)
-                src.append(r["row"])
-        if not dest:
-            return taken
-        use_sums = sums is not None and len(dest) == rows_in == len(feats)
-        for j in range(0, len(dest), 256):  # in chunks: feats may be a large memory map
-            block = np.asarray(feats[np.asarray(src[j : j + 256])])
-            self.feats[np.asarray(dest[j : j + 256])] = block
-            if not use_sums:
-                s = _sums(block)
-                self.sums += np.asarray([s["sum"], s["sumsq"]])
-                self.count += s["count"]
-        if use_sums:
+            if "slot" in r:
+                placed.append(i)
+                if source is not None or r["slot"] != i:
+                    dest.append(i)
+                    src.append(r["slot"])
+        base = self.feats if source is None else source
+        for j in range(0, len(dest), 256):  # in chunks: both may be large memory maps
+            self.feats[np.asarray(dest[j : j + 256])] = np.asarray(base[np.asarray(src[j : j + 256])])
+        if sums is not None and len(placed) == ok_in:
             self.sums += np.asarray([sums["sum"], sums["sumsq"]])
-            self.count += sums["count"]
+            self.count += int(sums["count"])
+        else:
+            for j in range(0, len(placed), 256):
+                part = _sums(np.asarray(self.feats[np.asarray(placed[j : j + 256])]))
+                self.sums += np.asarray([part["sum"], part["sumsq"]])
+                self.count += part["count"]
+        return taken
+
+    def harvest(self, work: Path) -> int:
+        """Place the finished batches in ``work``: this plan's first (no copies), then older plans'."""
+        markers = [(m, _read_json(m)) for m in sorted(work.glob("*.json"))]
+        markers = [(m, meta) for m, meta in markers if meta is not None]
+        taken = 0
+        for _, meta in markers:
+            if meta["file"] == self.name:
+                taken += self.place(None, meta["results"], meta["sums"])
+        for _, meta in markers:
+            if meta["file"] != self.name:
+                try:
+                    other = np.load(work / meta["file"], mmap_mode="r")
+                except (OSError, ValueError):
+                    continue
+                taken += self.place(other, meta["results"], meta["sums"])
         return taken
 
 
@@ -363,8 +398,6 @@ def prepare(
     workers = default_workers() if workers is None else max(1, int(workers))
     spec = cfg.spectrogram()
     fhash = cfg.feature_hash()
-    work = work_dir_for(out) / fhash
-    work.mkdir(parents=True, exist_ok=True)
 
     keys: list[str | None] = []
     missing: list[dict] = []
@@ -378,12 +411,11 @@ def prepare(
         progress("prepare", len(keys), len(keys))
         store = FeatureStore.open(out)
         return PrepareResult(out, dataset.layout, len(store), 0, len(keys), store.skipped, time.perf_counter() - t0)
-    asm = _Assembly(keys, (spec.n_rows, spec.n_frames(cfg.n_samples)))
-    n_reused = _reuse_store(out, fhash, asm)
-    for meta_path in sorted(work.glob("*.json")):
-        part = _read_partial(meta_path)
-        if part is not None:
-            n_reused += asm.place(part[0], part[1]["results"], part[1]["sums"])
+
+    work = work_dir_for(out) / fhash
+    work.mkdir(parents=True, exist_ok=True)
+    asm = _Assembly(keys, work, (spec.n_rows, spec.n_frames(cfg.n_samples)))
+    n_reused = asm.harvest(work) + _reuse_store(out, fhash, asm)
     todo = [i for i, k in enumerate(keys) if k is not None and not asm.has(k)]
     total = len(keys) - len(missing)
     n_done = total - len(todo)
@@ -392,16 +424,17 @@ def prepare(
     # Batch names hash their keys, so a resumed run never mixes up two different batches.
     tasks = []
     for b in range(0, len(todo), batch_size):
-        bkeys = [keys[i] for i in todo[b : b + batch_size]]
+        slots = todo[b : b + batch_size]
+        bkeys = [keys[i] for i in slots]
         name = hashlib.sha1("\n".join(bkeys).encode()).hexdigest()[:20]
-        tasks.append((name, [str(dataset.items[i].path) for i in todo[b : b + batch_size]], bkeys))
+        tasks.append((str(work), asm.name, name, [str(dataset.items[i].path) for i in slots], slots, bkeys, cfg))
 
     def collect(name: str, n: int) -> None:
         nonlocal n_done
-        part = _read_partial(work / f"{name}.json")
-        if part is None:
-            raise RuntimeError(f"{work / name}: batch result vanished")
-        asm.place(part[0], part[1]["results"], part[1]["sums"])
+        meta = _read_json(work / f"{name}.json")
+        if meta is None:
+            raise RuntimeError(f"{work / name}.json: batch result vanished")
+        asm.place(None, meta["results"], meta["sums"])
         n_done += n
         progress("prepare", n_done, total)
 
@@ -409,18 +442,17 @@ def prepare(
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # batches are small; extra threads only spin
         try:
-            for name, paths, bkeys in tasks:
-                collect(*_run_batch(str(work), name, paths, bkeys, cfg))
+            for task in tasks:
+                collect(*_run_batch(*task))
         finally:
             torch.set_num_threads(threads)
     else:
-        _run_pool(tasks, work, cfg, workers, collect)
+        _run_pool(tasks, cfg, workers, collect)
 
-    feats, items, skipped = _finish(dataset, keys, asm)
+    items, skipped, ok = _index(dataset, keys, asm)
     skipped = missing + skipped
     if not items:
         raise ValueError(f"{dataset.root}: no usable audio files ({len(skipped)} skipped)")
-    normalizer = _normalizer(asm, feats, cfg)
     store_config = {
         "sample_rate": cfg.sample_rate,
         "n_samples": cfg.n_samples,
@@ -432,17 +464,25 @@ def prepare(
         "prepare": asdict(cfg),
         "features_hash": fhash,
     }
-    write_store(out, feats, items, store_config, normalizer, skipped)
+    if len(ok) == len(keys):  # every slot used: the plan file becomes the store's features.npy
+        normalizer = _normalizer(asm, asm.feats, cfg)
+        asm.feats = None
+        write_store_moving(out, asm.path, items, store_config, normalizer, skipped)
+    else:
+        feats = np.concatenate([np.asarray(asm.feats[np.asarray(ok[j : j + 256])]) for j in range(0, len(ok), 256)])
+        normalizer = _normalizer(asm, feats, cfg)
+        write_store(out, feats, items, store_config, normalizer, skipped)
+    asm.feats = None
     if not keep_work:
         shutil.rmtree(work_dir_for(out), ignore_errors=True)
     return PrepareResult(out, dataset.layout, len(items), len(todo), n_reused, skipped, time.perf_counter() - t0)
 
 
-def _run_pool(tasks, work: Path, cfg: PrepareConfig, workers: int, collect) -> None:
+def _run_pool(tasks: list[tuple], cfg: PrepareConfig, workers: int, collect) -> None:
     # fork starts workers in milliseconds (no re-import of torch); workers only compute.
     ctx = mp.get_context("fork") if sys.platform.startswith("linux") else mp.get_context()
     with ProcessPoolExecutor(min(workers, len(tasks)), mp_context=ctx, initializer=_worker_init) as pool:
-        pending = {pool.submit(_run_batch, str(work), name, paths, bkeys, cfg) for name, paths, bkeys in tasks}
+        pending = {pool.submit(_run_batch, *task) for task in tasks}
         try:
             while pending:
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -496,7 +536,7 @@ def _reuse_store(out: Path, fhash: str, asm: _Assembly) -> int:
     for row, it in enumerate(store.items):
         if "size" in it and "mtime" in it:
             key = _key_str((it["path"], int(it["size"]), float(it["mtime"])))
-            results.append({"key": key, "row": row, "sample_rate": it.get("sample_rate"),
+            results.append({"key": key, "slot": row, "sample_rate": it.get("sample_rate"),
                             "frames": it.get("frames"), "channels": it.get("channels")})
     for s in store.skipped:
         if "size" in s and "mtime" in s:
@@ -504,15 +544,15 @@ def _reuse_store(out: Path, fhash: str, asm: _Assembly) -> int:
     return asm.place(store.features, results)
 
 
-def _finish(dataset: Dataset, keys: list[str | None], asm: _Assembly) -> tuple[np.ndarray, list[dict], list[dict]]:
-    """Features ``(ok, rows, frames)``, index items and skipped files, in data-set order."""
+def _index(dataset: Dataset, keys: list[str | None], asm: _Assembly) -> tuple[list[dict], list[dict], list[int]]:
+    """Index items, skipped files and the plan slots of usable items, in data-set order."""
     items, skipped, ok = [], [], []
     for i, (it, key) in enumerate(zip(dataset.items, keys)):
         if key is None:
             continue
         res = asm.results[i]
         path, size, mtime = key.rsplit("|", 2)
-        if "row" not in res:
+        if "slot" not in res:
             skipped.append({"path": path, "reason": res["reason"], "size": int(size), "mtime": float(mtime)})
             continue
         ok.append(i)
@@ -523,8 +563,7 @@ def _finish(dataset: Dataset, keys: list[str | None], asm: _Assembly) -> tuple[n
             "sample_rate": rate, "frames": frames, "channels": res.get("channels"),
             "size": int(size), "mtime": float(mtime),
         })
-    feats = asm.feats if len(ok) == len(keys) else asm.feats[np.asarray(ok, dtype=np.int64)]
-    return feats, items, skipped
+    return items, skipped, ok
 
 
 def _normalizer(asm: _Assembly, feats: np.ndarray, cfg: PrepareConfig) -> Normalizer:

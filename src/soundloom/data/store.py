@@ -147,3 +147,50 @@ def write_store(
 
 def _write_json(path: Path, obj) -> None:
     path.write_text(json.dumps(obj, indent=1))
+
+
+def write_store_moving(
+    path: str | os.PathLike,
+    features_npy: str | os.PathLike,
+    items: list[dict],
+    config: dict,
+    normalizer: Normalizer,
+    skipped: list[dict] | None = None,
+) -> Path:
+    """:func:`write_store`, but the features come as a finished ``.npy`` file that is moved
+    (renamed) into the store instead of written a second time; same atomic result.
+
+    For large stores computed in place (``soundloom prepare`` fills a memory-mapped .npy in its
+    work folder). ``features_npy`` must hold float32 ``(items, rows, frames)`` and lie on the
+    same file system as ``path``; on failure it is moved back.
+    """
+    path, features_npy = Path(path), Path(features_npy)
+    for key in ("sample_rate", "n_samples", "spectrogram"):
+        if key not in config:
+            raise StoreError(f"store config needs {key!r}")
+    feats = np.load(features_npy, mmap_mode="r", allow_pickle=False)
+    if feats.dtype != np.float32 or feats.ndim != 3 or feats.shape[0] != len(items):
+        raise StoreError(f"{features_npy}: features {feats.dtype} {feats.shape} do not fit {len(items)} items")
+    del feats
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    moved = tmp / "features.npy"
+    try:
+        os.replace(features_npy, moved)
+        _write_json(tmp / "index.json", items)
+        _write_json(tmp / "stats.json", normalizer.to_dict())
+        _write_json(tmp / "skipped.json", skipped or [])
+        _write_json(tmp / "config.json", {**config, "version": STORE_VERSION})
+        if path.exists():
+            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        if moved.exists():
+            os.replace(moved, features_npy)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path

@@ -1,0 +1,104 @@
+"""prepare (files per second) against the seed pipeline, on the same folder of short clips.
+
+The seed's way, single process, per file: ``librosa.load(path, sr=22050)``, ``librosa.stft``
+(n_fft 512, hop 256), ``librosa.amplitude_to_db(np.abs(S))``, min-max normalised with the file's
+own min and max, ``np.save`` of one .npy. Ours: ``soundloom.data.prepare.prepare`` with its
+defaults (16 kHz, 1 s clips, dB STFT n_fft 512 hop 128, per-bin mean/std) and ``--workers``
+worker processes, timed end to end (discovery, pool start, feature store written), into a
+fresh output each time so nothing is reused.
+
+Files are read once before timing so both start from a warm page cache; librosa is warmed up
+on one file (its lazy imports are not charged to the seed). Each side runs ``--repeats`` times,
+alternating, and the best run of each counts (other processes on a shared machine only ever
+slow a run down).
+
+    python benchmarks/bench_prepare.py /work/devdata/digits                # 2650 FSDD clips
+    python benchmarks/bench_prepare.py /work/devdata/digits --limit 500
+    python benchmarks/bench_prepare.py                                      # synthesised clips
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def seed_way(paths: list[Path], out: Path) -> float:
+    """The seed pipeline over ``paths``; returns seconds."""
+    import librosa
+
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    for i, path in enumerate(paths):
+        y, _ = librosa.load(path, sr=22050)
+        spec = librosa.stft(y, n_fft=512, hop_length=256)
+        db = librosa.amplitude_to_db(np.abs(spec))
+        db = (db - db.min()) / (db.max() - db.min() + 1e-9)
+        np.save(out / f"{i:06d}.npy", db)
+    return time.perf_counter() - t0
+
+
+def our_way(dataset, out: Path, workers: int) -> tuple[float, int]:
+    """soundloom prepare with defaults; returns (seconds, store rows)."""
+    from soundloom.data.prepare import prepare
+
+    t0 = time.perf_counter()
+    result = prepare(dataset, out, workers=workers)
+    return time.perf_counter() - t0, result.n_items
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("folder", nargs="?", type=Path, help="data set folder (default: synthesised one-shots)")
+    ap.add_argument("--limit", type=int, default=None, help="use the first N files (in data-set order)")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--n-per-class", type=int, default=100, help="synthesised clips per class (9 classes)")
+    args = ap.parse_args()
+
+    import librosa
+
+    from soundloom.data.layouts import discover
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench_prepare_"))
+    try:
+        folder = args.folder
+        if folder is None:
+            from soundloom.data.synth import write_oneshots
+
+            folder = tmp / "clips"
+            write_oneshots(folder, n_per_class=args.n_per_class, seconds=0.5)
+        dataset = discover(folder, with_info=False)
+        if args.limit:
+            dataset.items = dataset.items[: args.limit]
+        paths = [it.path for it in dataset.items]
+        for p in paths:  # warm the page cache for both sides
+            p.read_bytes()
+        librosa.load(paths[0], sr=22050)
+        print(f"{len(paths)} files from {folder} ({dataset.layout}); cpu cores visible: {os.cpu_count()}, "
+              f"workers: {args.workers}, load average: {os.getloadavg()[0]:.2f}")
+        seed_s, ours_s = [], []
+        for r in range(args.repeats):
+            seed_s.append(seed_way(paths, tmp / f"seed{r}"))
+            shutil.rmtree(tmp / f"seed{r}")
+            secs, rows = our_way(dataset, tmp / f"ours{r}", args.workers)
+            ours_s.append(secs)
+            shutil.rmtree(tmp / f"ours{r}")
+        n = len(paths)
+        seed_rate, our_rate = n / min(seed_s), n / min(ours_s)
+        print("seed (librosa, 1 process): " + ", ".join(f"{n / s:.0f}" for s in seed_s) + f" files/s -> best {seed_rate:.0f}")
+        print(f"soundloom prepare ({args.workers} workers): " + ", ".join(f"{n / s:.0f}" for s in ours_s)
+              + f" files/s -> best {our_rate:.0f} ({rows} rows stored)")
+        print(f"ratio: {our_rate / seed_rate:.2f}x")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
