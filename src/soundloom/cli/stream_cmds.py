@@ -1,5 +1,173 @@
-"""CLI commands of the stream side (registered on :data:`soundloom.cli.app.app`)."""
+"""CLI commands of the stream side (registered on :data:`soundloom.cli.app.app`).
+
+    soundloom chunk SONGS --out POOL [--method fixed|silence|beats]
+    soundloom train-transitions POOL --model contrastive --out RUN
+    soundloom stream POOL --model RUN --minutes 10 --out stream.mp3   (or --endless > live.wav)
+    soundloom eval-transitions POOL --model features --model RUN --json
+"""
 
 from __future__ import annotations
 
-from .app import app  # noqa: F401
+import json
+import sys
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from .app import app
+
+
+@app.command()
+def chunk(
+    songs: Path = typer.Argument(..., help="Folder of songs (any format, recursive) or one file."),
+    out: Path = typer.Option(..., "--out", help="Pool folder (created; re-running adds only new songs)."),
+    method: str = typer.Option("fixed", help="fixed | silence | beats."),
+    seconds: float = typer.Option(3.0, help="Chunk length for --method fixed (s)."),
+    silence_db: float = typer.Option(-40.0, help="Silence threshold (dBFS RMS over 10 ms)."),
+    min_silence_ms: float = typer.Option(300.0, help="Shortest silence that cuts (ms)."),
+    keep_silence_ms: float = typer.Option(100.0, help="Silence kept each side of a cut (ms)."),
+    beats: int = typer.Option(8, help="Beats per chunk (or bars, with --beats-per-bar)."),
+    beats_per_bar: int = typer.Option(0, help="If > 0, --beats counts bars of this many beats."),
+    min_chunk_s: float = typer.Option(0.5, help="Shorter chunks merge into a neighbour (s)."),
+    sample_rate: int = typer.Option(22050, help="Pool analysis and stream rate (Hz); fixed by the first run."),
+) -> None:
+    """Cut songs into chunks and catalogue them (offsets only; audio stays in the source files)."""
+    from ..progress import rich_progress
+    from ..stream.catalog import ChunkCatalog, find_songs
+    from ..stream.chunking import ChunkConfig
+
+    cfg = ChunkConfig(method=method, seconds=seconds, silence_db=silence_db, min_silence_ms=min_silence_ms,
+                      keep_silence_ms=keep_silence_ms, beats=beats, beats_per_bar=beats_per_bar, min_chunk_s=min_chunk_s)
+    paths = find_songs(songs)
+    t0 = time.time()
+    with ChunkCatalog(out) as catalog, rich_progress(transient=True) as progress:
+        added = catalog.add_songs(paths, cfg, sample_rate=sample_rate, progress=progress)
+        s = catalog.summary()
+    dt = time.time() - t0
+    new_min = sum(x.duration_s for x in added) / 60
+    typer.echo(f"added {len(added)} songs ({new_min:.1f} min) in {dt:.1f} s; pool {out}: {s['songs']} songs, "
+               f"{s['chunks']} chunks, {s['minutes']:.1f} min")
+
+
+@app.command("train-transitions")
+def train_transitions_cmd(
+    pool: Path = typer.Argument(..., help="Pool folder made by `soundloom chunk`."),
+    model: str = typer.Option("contrastive", help="contrastive | fusion | features | cnn-lstm."),
+    out: Path = typer.Option(..., "--out", help="Run folder (config.json, model.safetensors, metrics.json)."),
+    steps: int = typer.Option(3000, help="Training steps (contrastive / fusion)."),
+    max_minutes: float = typer.Option(15.0, help="Wall-clock training budget (min)."),
+    lr: float = typer.Option(1e-3, help="Peak learning rate (contrastive)."),
+    seed: int = typer.Option(0, help="Seed of the song split and of training."),
+    width: Optional[int] = typer.Option(None, help="Encoder width (contrastive) - smaller trains faster."),
+) -> None:
+    """Train a transition model on the pool's training songs (split by song)."""
+    from ..progress import rich_progress
+    from ..train.transitions import train_transitions
+
+    kwargs: dict = {}
+    if width is not None and model in ("contrastive", "fusion"):
+        kwargs = {"width": width} if model == "contrastive" else {"contrastive": {"width": width}}
+    with rich_progress(transient=True) as progress:
+        cfg = train_transitions(pool, model, out, seed=seed, steps=steps, max_minutes=max_minutes, lr=lr,
+                                model_kwargs=kwargs, progress=progress)
+    m = cfg["metrics"]
+    extra = f", fusion weight {m['fusion_weight']}" if "fusion_weight" in m else ""
+    typer.echo(f"trained {model} in {m['train_seconds']:.0f} s{extra}; split {len(cfg['split']['train'])}/"
+               f"{len(cfg['split']['val'])}/{len(cfg['split']['test'])} songs; run {out}")
+
+
+@app.command()
+def stream(
+    pool: Path = typer.Argument(..., help="Pool folder."),
+    model: str = typer.Option(..., "--model", help="Run folder of an embedding model, or 'features'."),
+    minutes: float = typer.Option(10.0, help="Target length (min)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output file: .mp3 .ogg .flac .wav (+ .cue.json, .timeline.png)."),
+    endless: bool = typer.Option(False, help="Write an unbounded 16-bit WAV stream to stdout until stopped."),
+    method: str = typer.Option("greedy", help="greedy | beam."),
+    beam_width: int = typer.Option(8, help="Beam width."),
+    candidates: int = typer.Option(64, help="Candidates fetched from the head index per step."),
+    reuse_window: int = typer.Option(100, help="No chunk reused within this many steps."),
+    max_natural_run: int = typer.Option(0, help="Allow runs of up to N original (in-song) joins; 0 = remix only."),
+    max_song_run: int = typer.Option(8, help="At most this many consecutive chunks from one song."),
+    start: Optional[int] = typer.Option(None, help="Start chunk id (default: chosen by --seed)."),
+    seed: int = typer.Option(0, help="Seed (start chunk, sampling)."),
+    temperature: float = typer.Option(0.0, help="0 = best candidate; > 0 samples among candidates."),
+    index: str = typer.Option("exact", help="exact | faiss."),
+    seam_filter: bool = typer.Option(True, help="Skip candidates whose predicted seam fails the gates."),
+    crossfade_ms: float = typer.Option(80.0, help="Equal-power crossfade length (ms)."),
+    align_ms: float = typer.Option(5.0, help="Cross-correlation alignment range (+- ms)."),
+    target_lufs: float = typer.Option(-14.0, help="Stream loudness (LUFS), true peak kept under -1 dBTP."),
+    plot: bool = typer.Option(True, help="Write the timeline PNG."),
+) -> None:
+    """Assemble a seamless stream (a remix, not a replay) from the pool's chunks."""
+    from ..progress import rich_progress
+    from ..stream.catalog import ChunkCatalog
+    from ..stream.index import load_pool_embeddings
+    from ..stream.render import RenderConfig, render_stream, write_stream
+    from ..stream.search import SearchConfig, build_stream
+
+    scfg = SearchConfig(method=method, minutes=minutes, beam_width=beam_width, candidates=candidates,
+                        reuse_window=reuse_window, max_natural_run=max_natural_run, max_song_run=max_song_run,
+                        start=start, seed=seed, index=index, seam_filter=seam_filter, temperature=temperature)
+    rcfg = RenderConfig(crossfade_ms=crossfade_ms, align_ms=align_ms, target_lufs=target_lufs)
+    if not endless and out is None:
+        raise typer.BadParameter("give --out FILE or --endless")
+    with ChunkCatalog(pool, create=False) as catalog:
+        with rich_progress(transient=True) as progress:
+            emb = load_pool_embeddings(catalog, model, progress)
+        if endless:
+            from ..stream.endless import write_endless
+
+            write_endless(sys.stdout.buffer, catalog, emb, scfg, rcfg)
+            return
+        t0 = time.time()
+        plan = build_stream(catalog, emb, scfg)
+        t1 = time.time()
+        wav, cue = render_stream(catalog, plan, rcfg)
+        t2 = time.time()
+        cue["plan"].update({"model_run": str(model), "pool": str(pool)})
+        written = write_stream(out, wav, cue, plot=plot)
+        t3 = time.time()
+    n_songs = len({s["song"] for s in cue["segments"]})
+    typer.echo(f"{cue['duration_s'] / 60:.2f} min, {len(cue['segments'])} segments from {n_songs} songs, "
+               f"{int(plan.natural.sum())} natural joins; search {t1 - t0:.2f} s, render {t2 - t1:.1f} s, "
+               f"write {t3 - t2:.1f} s -> {', '.join(str(p) for p in written.values())}")
+
+
+@app.command("eval-transitions")
+def eval_transitions_cmd(
+    pool: Path = typer.Argument(..., help="Pool folder."),
+    model: List[str] = typer.Option(..., "--model", help="Run folder or 'features'; repeat to compare."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    anchors: Optional[int] = typer.Option(None, help="Rank at most this many test chunks (all by default)."),
+    stream_minutes: float = typer.Option(10.0, help="Render a stream of test songs per model and judge its seams (0 = skip)."),
+    seed: int = typer.Option(0, help="Seed of candidate sampling (the split comes from the runs)."),
+    out: Optional[Path] = typer.Option(None, help="Also write the JSON report here."),
+) -> None:
+    """Compare transition models on test songs: AUC per negative kind, top-1 / MRR among 100, stream seams."""
+    from ..eval.transitions import evaluate_runs
+    from ..progress import rich_progress
+
+    with rich_progress(transient=True) as progress:
+        report = evaluate_runs(pool, list(model), seed=seed, max_anchors=anchors, stream_minutes=stream_minutes,
+                               progress=progress)
+    if out is not None:
+        out.write_text(json.dumps(report, indent=1))
+    if as_json:
+        typer.echo(json.dumps(report, indent=1))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"{report['test_songs']} test songs, {report['test_chunks']} chunks")
+    for col in ("model", "run", "AUC other", "AUC same", "AUC hard", "top-1", "MRR", "seams pass", "random pass"):
+        t.add_column(col)
+    for r in report["models"]:
+        seams = r.get("seams", {})
+        t.add_row(r["model"], Path(r["run"]).name, f"{r['auc_other_song']:.3f}", f"{r['auc_same_song']:.3f}",
+                  f"{r['auc_hard']:.3f}", f"{r['top1']:.3f}", f"{r['mrr']:.3f}",
+                  f"{seams['stream']['pass_all']:.2f}" if seams else "-",
+                  f"{seams['random_in_song']['pass_all']:.2f}" if seams else "-")
+    Console().print(t)
