@@ -146,3 +146,48 @@ def test_no_usable_file_is_a_clear_error(bad_dir, tmp_path):
     with pytest.raises(ValueError, match="no usable audio files"):
         prepare(bad_dir, tmp_path / "feat", workers=1)
     assert not (tmp_path / "feat").exists()
+
+
+def _kill_after(n_calls: int):
+    calls = []
+
+    def progress(stage, done, total):
+        calls.append(done)
+        if len(calls) == n_calls:
+            raise KeyboardInterrupt
+
+    return progress
+
+
+def test_killed_pool_run_resumes_after_the_data_set_grew(fsdd_dir, tmp_path):
+    """Workers killed mid-run; a new file appears before the re-run (so the plan changes and
+    finished rows are copied over from the old work file, not recomputed)."""
+    cfg = PrepareConfig(sample_rate=8000, seconds=0.3)
+    with pytest.raises(KeyboardInterrupt):
+        prepare(fsdd_dir, tmp_path / "feat", cfg, workers=2, batch_size=3, progress=_kill_after(3))
+    assert not (tmp_path / "feat").exists()
+    (fsdd_dir / "0_jackson_7.wav").write_bytes((fsdd_dir / "0_jackson_0.wav").read_bytes())
+    resumed = prepare(fsdd_dir, tmp_path / "feat", cfg, workers=2, batch_size=3)
+    assert resumed.n_reused >= 6 and resumed.n_reused + resumed.n_computed == 19
+    fresh = prepare(fsdd_dir, tmp_path / "fresh", cfg, workers=1)
+    a, b = FeatureStore.open(tmp_path / "feat"), FeatureStore.open(tmp_path / "fresh")
+    assert [it["id"] for it in a.items] == [it["id"] for it in b.items] and len(a) == 13
+    np.testing.assert_array_equal(a.features, b.features)
+    np.testing.assert_allclose(a.normalizer.std, b.normalizer.std, rtol=1e-6)
+    assert len(a.skipped) == 6
+
+
+def test_write_store_moving_moves_the_features_file(tmp_path):
+    from soundloom.data.store import StoreError, write_store_moving
+
+    npy = tmp_path / "rows.npy"
+    np.save(npy, np.ones((2, 5, 3), np.float32))
+    cfg = {"sample_rate": 8000, "n_samples": 100, "spectrogram": SpectrogramConfig(n_fft=8).to_dict()}
+    items = [{"id": "a", "path": "a.wav", "labels": {}}, {"id": "b", "path": "b.wav", "labels": {}}]
+    with pytest.raises(StoreError, match="do not fit 3 items"):
+        write_store_moving(tmp_path / "s", npy, items + items[:1], cfg, Normalizer(mode="range"))
+    assert npy.exists() and not (tmp_path / "s").exists()
+    write_store_moving(tmp_path / "s", npy, items, cfg, Normalizer(mode="range"))
+    assert not npy.exists()
+    store = FeatureStore.open(tmp_path / "s")
+    assert store.features.shape == (2, 5, 3) and float(store.features.sum()) == 30.0

@@ -7,13 +7,16 @@ Usage::
     # soundloom prepare /data/digits --out features/digits --sample-rate 16000 --seconds 1
 
 Work is split into batches of files handled by worker processes; each worker computes the
-features of a whole batch in one torch call (one thread per worker) and saves them in a work
-folder beside the output (``.<name>.partial/``), keyed by each file's path, size and mtime and
-by a hash of the feature settings. A killed run resumes from there; a re-run also reuses rows of
-an existing complete store made with the same settings. The store itself is written by
-:func:`~soundloom.data.store.write_store` (temp folder + rename), so a killed run never leaves
-a half store. Bad files (unreadable, empty, non-finite, silent, too short) are skipped and
-listed in ``skipped.json`` with their reason.
+features of a whole batch in one torch call (one thread per worker) and writes the rows straight
+into a memory-mapped ``.npy`` in a work folder beside the output (``.<name>.partial/<hash>/``,
+the hash covering every feature setting), then a small JSON per batch naming each file by path,
+size and mtime. A killed run resumes from there; a re-run reuses rows of an existing complete
+store made with the same settings (and does nothing when the files have not changed). When the
+run is complete the ``.npy`` is moved into the store by
+:func:`~soundloom.data.store.write_store_moving` (temp folder + rename, as ``write_store``), so
+the features are written once and a killed run never leaves a half store. Bad files
+(unreadable, empty, non-finite, silent, too short) are skipped and listed in ``skipped.json``
+with their reason.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from ..audio.spectral import SpectrogramConfig, features, stft
 from ..progress import ProgressCallback, null_progress
 from .layouts import Dataset, discover
 from .normalization import Normalizer
-from .store import FeatureStore, StoreError, write_store, write_store_moving
+from .store import FeatureStore, StoreError, write_store_moving
 
 
 @dataclass
@@ -226,17 +229,16 @@ def _worker_init() -> None:
     torch.set_num_threads(1)
 
 
-def _run_batch(work: str, plan: str, name: str, paths: list[str], slots: list[int], keys: list[str],
-               cfg: PrepareConfig) -> tuple[str, int]:
-    """Worker task: compute a batch and write its rows into the plan file (a memory-mapped
-    .npy) at ``slots``; then ``<name>.json`` (results, slots, the batch's float64 sums), which
-    marks the batch done. The sums spare the main process a pass over all features."""
+def _run_batch(work: str, plan: str, offset: int, name: str, paths: list[str], slots: list[int],
+               keys: list[str], cfg: PrepareConfig) -> tuple[str, int]:
+    """Worker task: compute a batch and write its rows into the plan file (an .npy whose data
+    start at byte ``offset``) at ``slots``; then ``<name>.json`` (results, slots, the batch's
+    float64 sums), which marks the batch done. The sums spare the main process a pass over all
+    features."""
     feats, results = process_batch(paths, cfg)
-    ok = [(r["row"], slot) for r, slot in zip(results, slots) if "row" in r]
-    if ok:
-        plan_rows = np.load(os.path.join(work, plan), mmap_mode="r+")
-        plan_rows[np.asarray([d for _, d in ok])] = feats[np.asarray([r for r, _ in ok])]
-        del plan_rows
+    dest = [slot for r, slot in zip(results, slots) if "row" in r]  # rows of feats, in order
+    if dest:
+        _write_rows(os.path.join(work, plan), offset, feats, dest)
     for r, key, slot in zip(results, keys, slots):
         r["key"] = key
         if "row" in r:
@@ -246,15 +248,36 @@ def _run_batch(work: str, plan: str, name: str, paths: list[str], slots: list[in
     return name, len(paths)
 
 
+def _write_rows(path: str, offset: int, feats: np.ndarray, dest: list[int]) -> None:
+    """``file[dest[j]] = feats[j]`` for rows of an .npy; runs of consecutive slots go in one
+    ``pwrite`` (several times cheaper than page-faulting a memory map)."""
+    row_bytes = feats[0].nbytes
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        start = 0
+        while start < len(dest):
+            end = start + 1
+            while end < len(dest) and dest[end] == dest[end - 1] + 1:
+                end += 1
+            view = memoryview(np.ascontiguousarray(feats[start:end])).cast("B")
+            pos = offset + dest[start] * row_bytes
+            while len(view):
+                n = os.pwrite(fd, view, pos)
+                view, pos = view[n:], pos + n
+            start = end
+    finally:
+        os.close(fd)
+
+
 def _sums(feats: np.ndarray, chunk: int = 64) -> dict:
-    """Per-row ``sum``, ``sumsq`` (float64) and ``count`` of ``(items, rows, frames)``, in chunks
-    so a large array needs no float64 copy."""
-    s = np.zeros(feats.shape[1])
-    s2 = np.zeros(feats.shape[1])
+    """Per-row ``sum``, ``sumsq`` (float64 accumulators) and ``count`` of ``(items, rows, frames)``,
+    in chunks so a large (memory-mapped) array needs no float64 copy."""
+    s = torch.zeros(feats.shape[1], dtype=torch.float64)
+    s2 = torch.zeros(feats.shape[1], dtype=torch.float64)
     for i in range(0, len(feats), chunk):
-        x = np.asarray(feats[i : i + chunk], dtype=np.float64)
-        s += x.sum(axis=(0, 2))
-        s2 += np.einsum("ijk,ijk->j", x, x)
+        x = torch.from_numpy(np.ascontiguousarray(feats[i : i + chunk], dtype=np.float32))
+        s += x.sum(dim=(0, 2), dtype=torch.float64)
+        s2 += (x * x).sum(dim=(0, 2), dtype=torch.float64)
     return {"sum": s.tolist(), "sumsq": s2.tolist(), "count": int(feats.shape[0] * feats.shape[2])}
 
 
@@ -427,7 +450,8 @@ def prepare(
         slots = todo[b : b + batch_size]
         bkeys = [keys[i] for i in slots]
         name = hashlib.sha1("\n".join(bkeys).encode()).hexdigest()[:20]
-        tasks.append((str(work), asm.name, name, [str(dataset.items[i].path) for i in slots], slots, bkeys, cfg))
+        tasks.append((str(work), asm.name, int(asm.feats.offset), name, [str(dataset.items[i].path) for i in slots],
+                      slots, bkeys, cfg))
 
     def collect(name: str, n: int) -> None:
         nonlocal n_done
@@ -465,14 +489,17 @@ def prepare(
         "features_hash": fhash,
     }
     if len(ok) == len(keys):  # every slot used: the plan file becomes the store's features.npy
-        normalizer = _normalizer(asm, asm.feats, cfg)
-        asm.feats = None
-        write_store_moving(out, asm.path, items, store_config, normalizer, skipped)
-    else:
-        feats = np.concatenate([np.asarray(asm.feats[np.asarray(ok[j : j + 256])]) for j in range(0, len(ok), 256)])
-        normalizer = _normalizer(asm, feats, cfg)
-        write_store(out, feats, items, store_config, normalizer, skipped)
+        final = asm.path
+    else:  # drop the slots of skipped files, chunk by chunk on disk (a big store never sits in RAM)
+        final = work / "compact.npy"
+        compact = np.lib.format.open_memmap(final, mode="w+", dtype=np.float32, shape=(len(ok), *asm.feats.shape[1:]))
+        for j in range(0, len(ok), 256):
+            compact[j : j + 256] = asm.feats[np.asarray(ok[j : j + 256])]
+        compact.flush()
+        del compact
+    normalizer = _normalizer(asm, np.load(final, mmap_mode="r"), cfg)
     asm.feats = None
+    write_store_moving(out, final, items, store_config, normalizer, skipped)
     if not keep_work:
         shutil.rmtree(work_dir_for(out), ignore_errors=True)
     return PrepareResult(out, dataset.layout, len(items), len(todo), n_reused, skipped, time.perf_counter() - t0)
