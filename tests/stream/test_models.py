@@ -77,7 +77,7 @@ def test_contrastive_training_step_lowers_loss():
         opt.zero_grad()
         loss.backward()
         opt.step()
-    assert float(loss) < first
+    assert float(loss.detach()) < first
 
 
 def test_cnnlstm_layers_and_step():
