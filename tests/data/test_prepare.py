@@ -61,6 +61,12 @@ def test_range_normalisation_and_mel(classes_dir, tmp_path):
     store = FeatureStore.open(tmp_path / "feat")
     assert store.features.shape[1] == 40
     assert store.normalizer.mode == "range" and (store.normalizer.min_db, store.normalizer.max_db) == (-90, 10)
+    prepare(classes_dir, tmp_path / "db", PrepareConfig(sample_rate=8000, seconds=0.5, normalization="range"), workers=1)
+    store = FeatureStore.open(tmp_path / "db")
+    peak = float(store.features.max())  # unscaled STFT: loud tones sit well above 0 dB
+    assert peak > 20 and store.normalizer.max_db == np.ceil(peak / 10) * 10
+    top = float(store.normalized().max())  # nothing clipped at the top, and the range is used
+    assert 0.7 < top < 1 and top == pytest.approx(2 * (peak + 100) / (store.normalizer.max_db + 100) - 1, abs=1e-5)
 
 
 def test_fast_db_path_matches_the_audio_core():

@@ -55,7 +55,9 @@ class PrepareConfig:
         n_fft, win_length, hop_length, overlap, window, n_mels, floor_db: see
             :class:`~soundloom.audio.spectral.SpectrogramConfig`.
         normalization: "meanstd" (per-bin mean/std clipped at ``clip_sigma``) or "range"
-            (fixed ``[min_db, max_db]``).
+            (fixed ``[min_db, max_db]``). The STFT is not scaled by the window, so a full-scale
+            sine reaches about ``20 log10(n_fft / 4)`` dB (+42 dB at n_fft 512); ``max_db=None``
+            takes the data set's maximum rounded up to 10 dB.
         fade_ms: fade where a long clip is cut, in milliseconds.
         align: "start" or "center": which part of a long clip is kept.
         min_seconds: shorter files are skipped as "too short".
@@ -75,7 +77,7 @@ class PrepareConfig:
     normalization: str = "meanstd"
     clip_sigma: float = 3.0
     min_db: float = -100.0
-    max_db: float = 0.0
+    max_db: float | None = None
     fade_ms: float = 5.0
     align: str = "start"
     min_seconds: float = 0.05
@@ -595,10 +597,17 @@ def _index(dataset: Dataset, keys: list[str | None], asm: _Assembly) -> tuple[li
 
 def _normalizer(asm: _Assembly, feats: np.ndarray, cfg: PrepareConfig) -> Normalizer:
     if cfg.normalization == "range":
-        return Normalizer(mode="range", min_db=cfg.min_db, max_db=cfg.max_db, clip_sigma=cfg.clip_sigma)
+        max_db = cfg.max_db if cfg.max_db is not None else _data_max_db(feats)
+        return Normalizer(mode="range", min_db=cfg.min_db, max_db=max_db, clip_sigma=cfg.clip_sigma)
     if asm.count != feats.shape[0] * feats.shape[2]:  # sums do not cover exactly the kept rows
         return fit_normalizer(feats, clip_sigma=cfg.clip_sigma)
     return _from_sums(asm.sums[0], asm.sums[1], asm.count, cfg.clip_sigma)
+
+
+def _data_max_db(feats: np.ndarray, chunk: int = 256) -> float:
+    """The largest feature value, rounded up to a multiple of 10 dB."""
+    peak = max(float(np.max(feats[i : i + chunk])) for i in range(0, len(feats), chunk))
+    return float(np.ceil(peak / 10.0) * 10.0)
 
 
 def _from_sums(s: np.ndarray, s2: np.ndarray, n: int, clip_sigma: float) -> Normalizer:
