@@ -272,14 +272,16 @@ def _write_rows(path: str, offset: int, feats: np.ndarray, dest: list[int]) -> N
 
 
 def _sums(feats: np.ndarray, chunk: int = 64) -> dict:
-    """Per-row ``sum``, ``sumsq`` (float64 accumulators) and ``count`` of ``(items, rows, frames)``,
-    in chunks so a large (memory-mapped) array needs no float64 copy."""
-    s = torch.zeros(feats.shape[1], dtype=torch.float64)
-    s2 = torch.zeros(feats.shape[1], dtype=torch.float64)
+    """Per-row ``sum``, ``sumsq`` and ``count`` of ``(items, rows, frames)``, in chunks so a large
+    (memory-mapped) array needs no float64 copy. NumPy, not torch: single-threaded and
+    predictable on a busy machine."""
+    s = np.zeros(feats.shape[1])
+    s2 = np.zeros(feats.shape[1])
     for i in range(0, len(feats), chunk):
-        x = torch.from_numpy(np.ascontiguousarray(feats[i : i + chunk], dtype=np.float32))
-        s += x.sum(dim=(0, 2), dtype=torch.float64)
-        s2 += (x * x).sum(dim=(0, 2), dtype=torch.float64)
+        x = np.ascontiguousarray(feats[i : i + chunk], dtype=np.float32)
+        # float32 over one row's frames is exact enough (a few hundred terms); float64 across items.
+        s += x.sum(axis=2).sum(axis=0, dtype=np.float64)
+        s2 += np.einsum("ijk,ijk->ij", x, x).sum(axis=0, dtype=np.float64)
     return {"sum": s.tolist(), "sumsq": s2.tolist(), "count": int(feats.shape[0] * feats.shape[2])}
 
 
