@@ -65,6 +65,18 @@ def fsdd_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def fsdd_meta_dir(fsdd_dir: Path) -> Path:
+    """FSDD with a metadata.csv beside it (as /work/devdata/digits has) for some files."""
+    with open(fsdd_dir / "metadata.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["file", "digit", "speaker", "engine"])
+        w.writeheader()
+        for label in range(3):
+            for take in range(2):
+                w.writerow({"file": f"{label}_jackson_{take}.wav", "digit": label, "speaker": "JACKSON", "engine": "human"})
+    return fsdd_dir
+
+
+@pytest.fixture
 def classes_dir(tmp_path: Path) -> Path:
     """``<class>/<file>.wav`` in three classes, an index.csv beside them, bad files in one class."""
     root = tmp_path / "classes"

@@ -16,6 +16,15 @@ def test_fsdd_labels_keep_hyphenated_speakers(fsdd_dir):
     assert len(ds) == 12 + 6  # 12 good + 6 bad files, all named like FSDD
 
 
+def test_fsdd_with_metadata_adds_columns(fsdd_meta_dir):
+    ds = discover(fsdd_meta_dir)
+    assert ds.layout == "fsdd" and ds.metadata.name == "metadata.csv"
+    jackson = next(it for it in ds.items if it.id == "1_jackson_0")
+    assert jackson.labels == {"label": "1", "speaker": "jackson", "take": "0", "digit": 1, "engine": "human"}
+    other = next(it for it in ds.items if it.id == "1_espeak-en-029-f2_0")
+    assert other.labels == {"label": "1", "speaker": "espeak-en-029-f2", "take": "0"}
+
+
 def test_header_errors_are_recorded_not_raised(fsdd_dir):
     ds = discover(fsdd_dir)
     errors = {it.path.name: it.error for it in ds.items if it.error}

@@ -6,7 +6,7 @@ Layouts (``detect_layout`` picks one; ``discover(root, layout=...)`` forces one)
   instrument_family_str, instrument_source_str, instrument_str.
 - ``classes``: ``<class>/<file>`` (nested folders below a class folder belong to it); label ``label``.
 - ``fsdd``: ``<label>_<speaker>_<take>.wav`` (the speaker may hold ``_`` or ``-``); labels
-  ``label``, ``speaker``, ``take``.
+  ``label``, ``speaker``, ``take``, plus the columns of a metadata file naming the files, if any.
 - ``maestro``: a metadata CSV or JSON beside the audio with a column naming each file
   (``audio_filename``, ``file``, ``path`` ...); the other columns become labels.
 - ``songs``: every audio file below the folder (any format), label ``folder`` when nested.
@@ -108,7 +108,7 @@ def discover(root: str | os.PathLike, layout: str | None = None, with_info: bool
     elif layout == "classes":
         items = _class_items(root)
     elif layout == "fsdd":
-        items = _fsdd_items(root)
+        items, metadata = _fsdd_items(root)
     elif layout == "maestro":
         metadata = find_metadata(root)
         if metadata is None:
@@ -193,13 +193,24 @@ def _class_items(root: Path) -> list[Item]:
     return items
 
 
-def _fsdd_items(root: Path) -> list[Item]:
+def _fsdd_items(root: Path) -> tuple[list[Item], Path | None]:
+    """Labels from the names; a metadata file naming the files (FSDD forks ship one) adds its
+    other columns without overriding label, speaker or take."""
+    extra: dict[str, dict] = {}
+    meta = find_metadata(root)
+    if meta is not None:
+        rows = read_metadata(meta)
+        col = _file_column(rows)
+        extra = {os.path.basename(str(r[col])): {k: _coerce(v) for k, v in r.items() if k != col and k is not None}
+                 for r in rows}
     items = []
     for p in audio_files(root, recursive=False):
         m = FSDD_PATTERN.match(p.stem)
         if m:
-            items.append(_item(root, p, {k: m.group(k) for k in ("label", "speaker", "take")}))
-    return items
+            labels = {k: m.group(k) for k in ("label", "speaker", "take")}
+            labels.update((k, v) for k, v in extra.get(p.name, {}).items() if k not in labels)
+            items.append(_item(root, p, labels))
+    return items, meta
 
 
 def find_metadata(root: Path) -> Path | None:
