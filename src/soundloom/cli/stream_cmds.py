@@ -61,6 +61,7 @@ def train_transitions_cmd(
     lr: float = typer.Option(1e-3, help="Peak learning rate (contrastive)."),
     seed: int = typer.Option(0, help="Seed of the song split and of training."),
     width: Optional[int] = typer.Option(None, help="Encoder width (contrastive) - smaller trains faster."),
+    side_s: Optional[float] = typer.Option(None, help="cnn-lstm: seconds of A's end and B's start (seed-like: 1.0)."),
 ) -> None:
     """Train a transition model on the pool's training songs (split by song)."""
     from ..progress import rich_progress
@@ -69,6 +70,8 @@ def train_transitions_cmd(
     kwargs: dict = {}
     if width is not None and model in ("contrastive", "fusion"):
         kwargs = {"width": width} if model == "contrastive" else {"contrastive": {"width": width}}
+    if side_s is not None and model == "cnn-lstm":
+        kwargs = {"side_s": side_s}
     with rich_progress(transient=True) as progress:
         cfg = train_transitions(pool, model, out, seed=seed, steps=steps, max_minutes=max_minutes, lr=lr,
                                 model_kwargs=kwargs, progress=progress)
@@ -94,7 +97,7 @@ def stream(
     start: Optional[int] = typer.Option(None, help="Start chunk id (default: chosen by --seed)."),
     seed: int = typer.Option(0, help="Seed (start chunk, sampling)."),
     temperature: float = typer.Option(0.0, help="0 = best candidate; > 0 samples among candidates."),
-    index: str = typer.Option("exact", help="exact | faiss."),
+    index: str = typer.Option("auto", help="auto (exact below 50k chunks, FAISS above) | exact | faiss."),
     seam_filter: bool = typer.Option(True, help="Skip candidates whose predicted seam fails the gates."),
     crossfade_ms: float = typer.Option(80.0, help="Equal-power crossfade length (ms)."),
     align_ms: float = typer.Option(5.0, help="Cross-correlation alignment range (+- ms)."),

@@ -38,7 +38,7 @@ class SearchConfig:
     max_song_run: int = 8
     start: int | None = None
     seed: int = 0
-    index: str = "exact"
+    index: str = "auto"
     seam_filter: bool = True
     temperature: float = 0.0
 
