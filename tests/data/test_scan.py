@@ -34,3 +34,18 @@ def test_min_seconds_is_configurable(fsdd_dir):
     report = scan(fsdd_dir, workers=1, min_seconds=0.28)
     short = [b for b in report.bad if b["kind"] == "too-short"]
     assert len(short) == 1 + 6  # the 10 ms file and the six 0.25 s takes
+
+
+def test_warnings_for_rare_classes_and_mixed_rates(classes_dir, tmp_path):
+    import shutil
+
+    import numpy as np
+    import soundfile as sf
+
+    shutil.rmtree(classes_dir / "hat")
+    (classes_dir / "hat").mkdir()
+    sf.write(classes_dir / "hat/only.wav", np.full(4000, 0.1, np.float32), 8000)
+    report = scan(classes_dir, workers=1)
+    assert report.labels["label"]["hat"] == 1
+    assert any("hat (1)" in w for w in report.warnings)
+    assert any("2 sample rates" in w for w in report.warnings)

@@ -74,6 +74,8 @@ def _print_scan(report) -> None:
         if report.label_distinct[name] > len(counts):
             table.add_row("...", f"+{report.label_distinct[name] - len(counts)} values")
         console.print(table)
+    for warning in report.warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
     if report.bad:
         table = Table(title=f"{len(report.bad)} bad files", title_justify="left")
         table.add_column("kind", style="red")

@@ -23,6 +23,8 @@ from .layouts import Dataset, discover
 
 #: Distinct values of a label listed in full; beyond this the report keeps the most common.
 MAX_LABEL_VALUES = 50
+#: A class-like label value with fewer usable files than this is worth a warning.
+RARE_CLASS_FILES = 5
 
 
 @dataclass
@@ -36,6 +38,7 @@ class ScanReport:
         sample_rates: rate in Hz (as text) -> files; ``channels`` likewise.
         bad: ``{"path", "kind", "reason"}`` per unusable file, kind one of unreadable, empty,
             non-finite, too-short, silent, missing, failed.
+        warnings: things that work but deserve a look (rare classes, mixed sample rates).
     """
 
     root: str
@@ -49,6 +52,7 @@ class ScanReport:
     channels: dict = field(default_factory=dict)
     bad: list = field(default_factory=list)
     bad_kinds: dict = field(default_factory=dict)
+    warnings: list = field(default_factory=list)
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
@@ -144,11 +148,19 @@ def _report(dataset: Dataset, results: list[dict], seconds: float) -> ScanReport
                     "mean": statistics.fmean(durations), "max": max(durations), "total": sum(durations)}
     rates = Counter(str(r["sample_rate"]) for _, r in ok)
     channels = Counter(str(r["channels"]) for _, r in ok)
+    warnings = []
+    for name, counts in labels.items():
+        rare = [k for k, v in counts.items() if v < RARE_CLASS_FILES]
+        if distinct[name] <= MAX_LABEL_VALUES and rare:
+            warnings.append(f"label {name!r}: {len(rare)} value(s) with fewer than {RARE_CLASS_FILES} files: "
+                            + ", ".join(f"{k} ({counts[k]})" for k in rare[:10]))
+    if len(rates) > 1:
+        warnings.append(f"{len(rates)} sample rates; prepare resamples all to one")
     return ScanReport(
         root=str(Path(dataset.root)), layout=dataset.layout, n_files=len(results), n_ok=len(ok),
         labels=labels, label_distinct=distinct, duration_s=duration,
         sample_rates=dict(sorted(rates.items(), key=lambda kv: int(kv[0]))), channels=dict(sorted(channels.items())),
-        bad=bad, bad_kinds=dict(Counter(b["kind"] for b in bad)), seconds=seconds,
+        bad=bad, bad_kinds=dict(Counter(b["kind"] for b in bad)), warnings=warnings, seconds=seconds,
     )
 
 
