@@ -1,5 +1,224 @@
-"""CLI commands of the model side (registered on :data:`soundloom.cli.app.app`)."""
+"""CLI commands of the model side (registered on :data:`soundloom.cli.app.app`).
+
+    soundloom train FEATURES --model cvae --out RUN [--epochs 100] [--max-minutes 15] [--resume] ...
+    soundloom generate RUN --out DIR [--n 8] [--label 7] [--temperature 0.8] [--seed 0] [--format wav]
+    soundloom generate RUN --out DIR --continue prompt.wav --seconds 1.0
+    soundloom generate RUN --out DIR --interpolate a.wav b.json --steps 8
+    soundloom generate RUN --out DIR --variation x.wav [--amount 0.3]
+    soundloom generate RUN --out DIR --from-sidecar out/sample_000.json
+    soundloom train-classifier FEATURES --out CLF
+    soundloom eval RUN --classifier CLF [--temperatures 0.7,1.0] [--json]
+"""
 
 from __future__ import annotations
 
-from .app import app  # noqa: F401
+import json
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from .app import app
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+@app.command()
+def train(
+    features: Path = typer.Argument(..., help="Feature store (from `soundloom prepare`)."),
+    out: Path = typer.Option(..., "--out", help="Run directory."),
+    model: str = typer.Option("cvae", help="vae | cvae"),
+    epochs: int = typer.Option(100, help="Maximum epochs."),
+    max_minutes: Optional[float] = typer.Option(None, help="Time budget; training stops (and exports) when spent."),
+    batch_size: int = typer.Option(64),
+    lr: float = typer.Option(1e-3, help="Adam(W) learning rate."),
+    latent: int = typer.Option(64, help="Latent size."),
+    channels: str = typer.Option("8,16,32,64,128", help="Channels of each stride-2 stage."),
+    beta: float = typer.Option(0.1, help="KL weight (reconstruction is a sum of squared errors)."),
+    warmup_steps: int = typer.Option(500, help="Steps over which β ramps up from 0."),
+    seed: int = typer.Option(0),
+    val_fraction: float = typer.Option(0.1, help="Share of speakers / instruments (else items) held out."),
+    label_key: str = typer.Option("auto", help="Label to condition on (auto: label, instrument_family_str)."),
+    accelerator: str = typer.Option("cpu", help="cpu | gpu | auto"),
+    devices: int = typer.Option(1, help="Devices; > 1 trains with DDP."),
+    num_workers: int = typer.Option(0, help="Data loader workers."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from RUN/checkpoints/last.ckpt."),
+    checkpoint_every: int = typer.Option(200, help="Save last.ckpt every this many steps (and each epoch)."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Train a spectrogram VAE / CVAE; writes checkpoints, samples, plots and model.safetensors to RUN."""
+    from ..train import TrainConfig, train as run_train
+
+    if resume and (out / "config.yaml").exists():
+        import yaml
+
+        saved = yaml.safe_load((out / "config.yaml").read_text())["train"]
+        cfg = TrainConfig(**{**saved, "epochs": epochs, "max_minutes": max_minutes})
+    else:
+        cfg = TrainConfig(features=str(features), model=model, epochs=epochs, max_minutes=max_minutes,
+                          batch_size=batch_size, lr=lr, latent_dim=latent,
+                          channels=[int(c) for c in channels.split(",")], beta=beta, warmup_steps=warmup_steps,
+                          seed=seed, val_fraction=val_fraction, label_key=None if label_key == "none" else label_key,
+                          accelerator=accelerator, devices=devices, num_workers=num_workers,
+                          checkpoint_every=checkpoint_every)
+    start = time.monotonic()
+    try:
+        run_train(cfg, out, resume=resume, progress_bar=not quiet)
+    except (FileExistsError, ValueError) as exc:
+        _fail(str(exc))
+    typer.echo(f"trained in {time.monotonic() - start:.0f} s -> {out / 'model.safetensors'}")
+
+
+def _load_input(path: Path):
+    from ..audio.io import load_audio
+
+    wav, rate = load_audio(path)
+    return wav, rate
+
+
+def _latent_of(gen, path: Path, label: Optional[str]):
+    """A latent and label from a sidecar (.json) or by encoding an audio file."""
+    if path.suffix.lower() == ".json":
+        record = json.loads(path.read_text())
+        import numpy as np
+
+        return np.asarray(record["latent"], dtype="float32"), record.get("label")
+    wav, rate = _load_input(path)
+    lab = gen._need_label(label, wav, rate)
+    return gen.encode(wav, rate, lab), lab
+
+
+@app.command()
+def generate(
+    run: Path = typer.Argument(..., help="Trained run directory."),
+    out: Path = typer.Option(..., "--out", help="Output folder (audio + JSON sidecars)."),
+    n: int = typer.Option(4, "--n", help="Sounds to make (sampling, variation, continuation)."),
+    label: Optional[str] = typer.Option(None, help="Class to condition on (cvae)."),
+    pitch: Optional[int] = typer.Option(None, help="MIDI pitch (pitch-conditioned cvae)."),
+    temperature: float = typer.Option(1.0, help="Scale of the latent noise."),
+    prior: str = typer.Option("fitted", help="fitted (Gaussian of training latents per class) | standard (N(0, I))."),
+    cont: Optional[Path] = typer.Option(None, "--continue", help="Prompt audio file to continue."),
+    seconds: float = typer.Option(1.0, help="Length of a continuation in all (prompt included)."),
+    interpolate: Optional[List[Path]] = typer.Option(None, help="Two sounds (audio or sidecar .json): --interpolate A --interpolate B."),
+    steps: int = typer.Option(8, help="Interpolation steps."),
+    variation: Optional[Path] = typer.Option(None, help="Audio file to vary."),
+    amount: float = typer.Option(0.3, help="Variation size (latent noise scale)."),
+    from_sidecar: Optional[Path] = typer.Option(None, help="Render a sound again from its JSON sidecar."),
+    seed: int = typer.Option(0),
+    format: str = typer.Option("wav", help="wav | flac | ogg | mp3"),
+    sample_rate: Optional[int] = typer.Option(None, help="Output sample rate (default: the model's)."),
+    griffin_lim_iters: int = typer.Option(32, help="Griffin-Lim iterations."),
+    level: str = typer.Option("peak", help="peak | loudness | none"),
+) -> None:
+    """Sample, continue, interpolate or vary sounds; each file gets a JSON sidecar to recall it."""
+    from ..generate import Generator
+    from ..models import ModelFileError
+
+    start = time.monotonic()
+    try:
+        gen = Generator.from_run(run, griffin_lim_iters=griffin_lim_iters, sample_rate=sample_rate, level=level)
+        if from_sidecar is not None:
+            sounds, prefix = [gen.from_sidecar(from_sidecar)], "recalled"
+        elif cont is not None:
+            wav, rate = _load_input(cont)
+            sounds = gen.continue_(wav, rate, seconds, n=n, label=label, pitch=pitch, seed=seed)
+            for s in sounds:
+                s.sources["prompt"] = str(cont.resolve())
+            prefix = "continue"
+        elif interpolate:
+            if len(interpolate) != 2:
+                _fail("--interpolate takes two sounds: --interpolate A --interpolate B")
+            za, la = _latent_of(gen, interpolate[0], label)
+            zb, lb = _latent_of(gen, interpolate[1], label)
+            sounds = gen.interpolate(za, zb, steps, label=la, pitch=pitch, label_b=lb)
+            for s in sounds:
+                s.sources.update({"a": str(interpolate[0].resolve()), "b": str(interpolate[1].resolve())})
+            prefix = "interpolate"
+        elif variation is not None:
+            wav, rate = _load_input(variation)
+            sounds = gen.variation(wav, rate, amount, n=n, seed=seed, label=label, pitch=pitch)
+            for s in sounds:
+                s.sources["input"] = str(variation.resolve())
+            prefix = "variation"
+        else:
+            sounds = gen.sample(n, label=label, temperature=temperature, seed=seed, pitch=pitch, prior=prior)
+            prefix = "sample"
+        paths = gen.save(sounds, out, format=format, prefix=prefix)
+    except (ModelFileError, ValueError) as exc:
+        _fail(str(exc))
+    secs = sum(len(s.audio) / s.sample_rate for s in sounds)
+    took = time.monotonic() - start
+    for p in paths:
+        typer.echo(str(p))
+    typer.echo(f"{len(paths)} sounds, {secs:.2f} s of audio in {took:.2f} s")
+
+
+@app.command("train-classifier")
+def train_classifier_cmd(
+    features: Path = typer.Argument(..., help="Feature store."),
+    out: Path = typer.Option(..., "--out", help="Classifier directory."),
+    epochs: int = typer.Option(20),
+    max_minutes: Optional[float] = typer.Option(None),
+    batch_size: int = typer.Option(64),
+    lr: float = typer.Option(2e-3),
+    seed: int = typer.Option(0, help="Same seed and --val-fraction as the model's run hold out the same speakers."),
+    val_fraction: float = typer.Option(0.1),
+    label_key: str = typer.Option("auto"),
+) -> None:
+    """Train the small evaluation classifier; prints its accuracy on held-out speakers / instruments."""
+    from ..progress import rich_progress
+    from ..train.classifier import train_classifier
+
+    with rich_progress(transient=True) as progress:
+        record = train_classifier(features, out, epochs=epochs, max_minutes=max_minutes, batch_size=batch_size,
+                                  lr=lr, seed=seed, val_fraction=val_fraction, label_key=label_key, progress=progress)
+    typer.echo(f"held-out accuracy {record['heldout_accuracy']} on {record['n_val']} items of "
+               f"{len(record['val_groups'])} held-out {record['group_key'] or 'items'} -> {out}")
+
+
+@app.command("eval")
+def eval_cmd(
+    run: Path = typer.Argument(..., help="Trained run directory."),
+    classifier: Optional[Path] = typer.Option(None, help="Classifier directory (default RUN/classifier)."),
+    features: Optional[Path] = typer.Option(None, help="Feature store (default: the one the run trained on)."),
+    temperatures: str = typer.Option("1.0", help="Comma-separated sampling temperatures."),
+    prior: str = typer.Option("fitted", help="fitted | standard"),
+    n_per_label: Optional[int] = typer.Option(None, help="Generated per label (default: as many as held-out real)."),
+    griffin_lim_iters: int = typer.Option(32),
+    seed: int = typer.Option(0),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Held-out reconstruction (MSE vs mean baseline, LSD, SC, MR-STFT) and classifier-scored generation."""
+    from ..eval.report import evaluate_run
+    from ..models import ModelFileError
+    from ..progress import rich_progress
+
+    temps = tuple(float(t) for t in temperatures.split(","))
+    clf = classifier or run / "classifier"
+    try:
+        if as_json:
+            report = evaluate_run(run, clf, features and str(features), temps, prior, n_per_label, griffin_lim_iters, seed)
+        else:
+            with rich_progress(transient=True) as progress:
+                report = evaluate_run(run, clf, features and str(features), temps, prior, n_per_label,
+                                      griffin_lim_iters, seed, progress=progress)
+    except (ModelFileError, ValueError) as exc:
+        _fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps(report, indent=1))
+        return
+    r = report["reconstruction"]
+    typer.echo(f"reconstruction: MSE {r['mse']:.4f} vs mean baseline {r['mse_dataset_mean_baseline']:.4f} "
+               f"(ratio {r['mse_ratio_to_baseline']:.3f}), LSD {r['lsd_db']:.2f} dB, SC {r['spectral_convergence']:.3f}")
+    ref = report["reference"]
+    typer.echo(f"reference: accuracy {ref['classifier_accuracy_phase_reconstructed']:.3f}, "
+               f"IS {ref['inception_score']:.2f}, FD {ref['frechet_distance_to_train']:.2f}")
+    for g in report["generation"]:
+        typer.echo(f"T={g['temperature']}: accuracy {g.get('conditioned_accuracy', float('nan')):.3f}, "
+                   f"IS {g['inception_score']:.2f}, FD ratio {g['frechet_ratio_to_reference']:.2f}, "
+                   f"diversity ratio min {g.get('diversity_ratio_min', float('nan')):.2f} "
+                   f"mean {g.get('diversity_ratio_mean', float('nan')):.2f}, NDB {g['ndb']}/{g['ndb_bins']}")

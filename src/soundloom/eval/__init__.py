@@ -1,1 +1,1 @@
-"""soundloom.eval"""
+"""soundloom.eval: metrics and reports."""

@@ -1,1 +1,5 @@
-"""soundloom.generate"""
+"""soundloom.generate: the Generator API over a trained run."""
+
+from .generator import Generator, Sound
+
+__all__ = ["Generator", "Sound"]
