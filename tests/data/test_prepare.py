@@ -197,3 +197,26 @@ def test_write_store_moving_moves_the_features_file(tmp_path):
     assert not npy.exists()
     store = FeatureStore.open(tmp_path / "s")
     assert store.features.shape == (2, 5, 3) and float(store.features.sum()) == 30.0
+
+
+def test_long_files_decode_only_the_kept_part(tmp_path):
+    import soundfile as sf
+
+    sr = 8000
+    t = np.arange(3 * sr) / sr
+    late_nan = (0.5 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    late_nan[int(2.5 * sr)] = np.nan  # beyond the kept 0.5 s: never decoded, never matters
+    quiet_start = late_nan.copy()
+    quiet_start[: sr] = 0.0  # the kept 0.5 s is silent: useless as a clip
+    folder = tmp_path / "long"
+    folder.mkdir()
+    sf.write(folder / "late_nan.wav", late_nan, sr, subtype="FLOAT")
+    sf.write(folder / "quiet_start.wav", quiet_start, sr, subtype="FLOAT")
+    cfg = PrepareConfig(sample_rate=sr, seconds=0.5)
+    clip, rate, frames, _ = load_clip(str(folder / "late_nan.wav"), cfg)
+    assert clip.shape == (4000,) and np.isfinite(clip).all() and frames == 3 * sr
+    result = prepare(folder, tmp_path / "feat", cfg, layout="plain", workers=1)
+    assert result.n_items == 1 and result.skipped[0]["reason"].startswith("silent")
+    assert FeatureStore.open(tmp_path / "feat").items[0]["duration_s"] == 3.0
+    with pytest.raises(Exception, match="too short"):
+        load_clip(str(folder / "late_nan.wav"), PrepareConfig(sample_rate=sr, seconds=0.5, min_seconds=4.0))

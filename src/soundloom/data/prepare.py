@@ -34,10 +34,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 import torch
 
 from ..audio.convert import fit_length, resample, to_mono
-from ..audio.io import AudioError, read_audio, validate_audio
+from ..audio.io import AudioError, validate_audio
 from ..audio.spectral import SpectrogramConfig, features, stft
 from ..progress import ProgressCallback, null_progress
 from .layouts import Dataset, discover
@@ -150,18 +151,29 @@ def load_clip(path: str, cfg: PrepareConfig) -> tuple[np.ndarray, int, int, int]
     Returns:
         ``(clip (n_samples,) float32, source rate Hz, source frames, source channels)``.
     Raises:
-        AudioError: unreadable, empty, non-finite, too short or silent.
+        AudioError: unreadable, empty, too short, non-finite or silent (the last two judged on
+            the part that is kept when the file is longer than the clip).
     """
     if os.path.getsize(path) == 0:
         raise AudioError(path, "empty (0-byte file)")
-    wav, rate = read_audio(path)
-    validate_audio(wav, rate, path, min_seconds=cfg.min_seconds, silence_db=cfg.silence_db)
-    channels, frames = wav.shape
-    # Trim before resampling so a long song costs no more than the clip we keep; the margin
-    # keeps soxr's edge transient out of the kept part, and fit_length still cuts and fades.
-    keep = int(np.ceil(cfg.seconds * rate)) + 256
-    if cfg.align == "start" and frames > keep:
-        wav = wav[:, :keep]
+    try:
+        with sf.SoundFile(path) as f:
+            rate, channels, frames = int(f.samplerate), int(f.channels), int(f.frames)
+            # Decode only what the clip keeps (plus a margin that keeps soxr's edge transient
+            # out of it): a 5-minute song costs no more than a one-shot. Unknown lengths
+            # (some mp3 headers) decode in full.
+            keep = int(np.ceil(cfg.seconds * rate)) + 256
+            partial = cfg.align == "start" and keep < frames < 2**62
+            wav = f.read(keep if partial else -1, dtype="float32", always_2d=True).T
+    except Exception as exc:  # libsndfile raises RuntimeError / LibsndfileError / TypeError
+        lines = str(exc).strip().splitlines()
+        raise AudioError(path, f"unreadable ({lines[-1][:200] if lines else type(exc).__name__})") from exc
+    if not partial:
+        frames = wav.shape[-1]
+    # Too short is judged on the whole file; empty, non-finite and silent on what we keep.
+    if partial and frames < cfg.min_seconds * rate:
+        raise AudioError(path, f"too short ({frames / rate:.3f} s < {cfg.min_seconds:.3f} s)")
+    validate_audio(wav, rate, path, min_seconds=0.0 if partial else cfg.min_seconds, silence_db=cfg.silence_db)
     mono = resample(to_mono(wav), rate, cfg.sample_rate)
     fade = int(round(cfg.fade_ms * 1e-3 * cfg.sample_rate))
     clip = fit_length(mono, cfg.n_samples, fade_samples=fade, align=cfg.align)
