@@ -30,6 +30,7 @@ def test_prepare_json_then_rerun(classes_dir, tmp_path):
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     assert (out["items"], out["computed"], out["skipped"]) == (9, 15, 6)
+    assert out["shape"] == [9, 129, 1 + 4000 // 64]
     store = FeatureStore.open(tmp_path / "feat")
     assert store.features.shape == (9, 129, 1 + 4000 // 64) and store.spectrogram.window == "hamming"
     again = json.loads(runner.invoke(app, args).stdout)

@@ -137,12 +137,13 @@ def prepare(
         _fail(str(exc))
     summary = {"store": str(result.store), "layout": result.layout, "items": result.n_items,
                "computed": result.n_computed, "reused": result.n_reused, "skipped": len(result.skipped),
-               "seconds": round(result.seconds, 3)}
+               "shape": list(result.shape), "seconds": round(result.seconds, 3)}
     if as_json:
         typer.echo(json.dumps({**summary, "skipped_files": result.skipped}, indent=1))
         return
-    typer.echo(f"{result.store}: {result.n_items} items ({result.layout}), {result.n_computed} computed, "
-               f"{result.n_reused} reused, {len(result.skipped)} skipped, {result.seconds:.1f} s")
+    typer.echo(f"{result.store}: {result.n_items} items ({result.layout}), features {tuple(result.shape)}, "
+               f"{result.n_computed} computed, {result.n_reused} reused, {len(result.skipped)} skipped, "
+               f"{result.seconds:.1f} s")
     for s in result.skipped[:20]:
         typer.echo(f"  skipped {s['path']}: {s['reason']}")
     if len(result.skipped) > 20:

@@ -129,6 +129,7 @@ class PrepareResult:
     n_reused: int  # files taken from the work folder or an earlier store
     skipped: list[dict] = field(default_factory=list)
     seconds: float = 0.0
+    shape: tuple[int, int, int] = (0, 0, 0)  # features.npy: (items, rows, frames)
 
 
 # ------------------------------------------------------------------------------- per batch
@@ -450,7 +451,8 @@ def prepare(
     if _up_to_date(out, fhash, cfg, dataset, keys):
         progress("prepare", len(keys), len(keys))
         store = FeatureStore.open(out)
-        return PrepareResult(out, dataset.layout, len(store), 0, len(keys), store.skipped, time.perf_counter() - t0)
+        return PrepareResult(out, dataset.layout, len(store), 0, len(keys), store.skipped, time.perf_counter() - t0,
+                             tuple(store.features.shape))
 
     work = work_dir_for(out) / fhash
     work.mkdir(parents=True, exist_ok=True)
@@ -519,7 +521,8 @@ def prepare(
     write_store_moving(out, final, items, store_config, normalizer, skipped)
     if not keep_work:
         shutil.rmtree(work_dir_for(out), ignore_errors=True)
-    return PrepareResult(out, dataset.layout, len(items), len(todo), n_reused, skipped, time.perf_counter() - t0)
+    shape = (len(items), spec.n_rows, spec.n_frames(cfg.n_samples))
+    return PrepareResult(out, dataset.layout, len(items), len(todo), n_reused, skipped, time.perf_counter() - t0, shape)
 
 
 def _compute(tasks: list[tuple], cfg: PrepareConfig, workers: int, collect) -> None:
