@@ -220,3 +220,14 @@ def test_long_files_decode_only_the_kept_part(tmp_path):
     assert FeatureStore.open(tmp_path / "feat").items[0]["duration_s"] == 3.0
     with pytest.raises(Exception, match="too short"):
         load_clip(str(folder / "late_nan.wav"), PrepareConfig(sample_rate=sr, seconds=0.5, min_seconds=4.0))
+
+
+def test_refuses_to_replace_a_folder_that_is_not_a_store(plain_dir, tmp_path):
+    precious = tmp_path / "mine"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    with pytest.raises(ValueError, match="not a feature store"):
+        prepare(plain_dir, precious, workers=1)
+    assert (precious / "notes.txt").read_text() == "keep me"
+    (tmp_path / "empty").mkdir()
+    assert prepare(plain_dir, tmp_path / "empty", workers=1).n_items == 7  # an empty folder is fine

@@ -430,11 +430,15 @@ def prepare(
         :class:`PrepareResult`; the store holds ``(items, rows, frames)`` float32 features with
         ``rows = n_fft // 2 + 1`` (db) or ``n_mels`` (mel) and ``frames = 1 + n_samples // hop``.
     Raises:
-        LayoutError: no data set at ``source``. ValueError: no file was usable.
+        LayoutError: no data set at ``source``. ValueError: no file was usable, or ``out``
+        exists and is not a feature store (it would be replaced).
     """
     t0 = time.perf_counter()
     cfg = config or PrepareConfig()
     out = Path(out)
+    if out.exists() and (not out.is_dir() or (not (out / "config.json").exists() and any(out.iterdir()))):
+        # The store replaces whatever is at `out`; never let a typo replace someone's folder.
+        raise ValueError(f"{out}: exists and is not a feature store; choose another --out")
     dataset = source if isinstance(source, Dataset) else discover(source, layout, with_info=False)
     workers = default_workers() if workers is None else max(1, int(workers))
     spec = cfg.spectrogram()
