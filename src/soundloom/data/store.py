@@ -177,9 +177,11 @@ def write_store_moving(
     moved = tmp / "features.npy"
     try:
         os.replace(features_npy, moved)
-        _write_json(tmp / "index.json", items)
+        # Compact separators keep json's C encoder (indent forces the pure-Python one, about
+        # 0.1 ms an item); the content is the same JSON write_store writes.
+        (tmp / "index.json").write_text(json.dumps(items, separators=(",", ":")))
         _write_json(tmp / "stats.json", normalizer.to_dict())
-        _write_json(tmp / "skipped.json", skipped or [])
+        (tmp / "skipped.json").write_text(json.dumps(skipped or [], separators=(",", ":")))
         _write_json(tmp / "config.json", {**config, "version": STORE_VERSION})
         if path.exists():
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
