@@ -72,6 +72,12 @@ def test_plain_folder_with_a_few_fsdd_like_names(plain_dir):
     assert all(it.labels == {} for it in ds.items)
 
 
+def test_ids_are_unique_when_only_the_extension_differs(plain_dir):
+    (plain_dir / "rain.flac").write_bytes((plain_dir / "door_slam.flac").read_bytes())
+    ids = [it.id for it in discover(plain_dir).items]
+    assert "rain.wav" in ids and "rain.flac" in ids and "wind" in ids and len(set(ids)) == len(ids)
+
+
 def test_explicit_layout_overrides_detection(fsdd_dir):
     ds = discover(fsdd_dir, layout="plain")
     assert ds.layout == "plain" and all(it.labels == {} for it in ds.items)

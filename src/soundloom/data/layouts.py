@@ -48,6 +48,7 @@ class Item:
         labels: label name -> value (str, int or float).
         duration_s: seconds, from the header; None when the header could not be read.
         sample_rate: Hz, from the header; None when unreadable.
+        channels: from the header; None when unreadable.
         error: why the header could not be read (an :class:`AudioError` reason), else None.
     """
 
@@ -120,11 +121,22 @@ def discover(root: str | os.PathLike, layout: str | None = None, with_info: bool
         items = [_item(root, p, {}) for p in audio_files(root)]
     if not items:
         raise LayoutError(f"{root}: no audio files for layout {layout!r}")
+    _unique_ids(root, items)
     items.sort(key=lambda it: it.id)
     if with_info:
         for it in items:
             read_header(it)
     return Dataset(root, layout, items, metadata)
+
+
+def _unique_ids(root: Path, items: list[Item]) -> None:
+    """Ids drop the extension; where that collides (``a.wav`` and ``a.flac``) keep it."""
+    seen: dict[str, int] = {}
+    for it in items:
+        seen[it.id] = seen.get(it.id, 0) + 1
+    for it in items:
+        if seen[it.id] > 1:
+            it.id = str(it.path)[len(str(root)) :].lstrip(os.sep).replace(os.sep, "/")
 
 
 def read_header(item: Item) -> Item:
