@@ -347,7 +347,8 @@ class _Assembly:
                 self.feats = None
             if self.feats is not None and (self.feats.shape != full or self.feats.dtype != np.float32):
                 self.feats = None
-        if self.feats is None:  # a sparse file: untouched slots cost no disk
+        self.created = self.feats is None
+        if self.created:  # a sparse file: untouched slots cost no disk
             self.feats = np.lib.format.open_memmap(self.path, mode="w+", dtype=np.float32, shape=full)
         self.results: list[dict | None] = [None] * len(keys)
         self.sums = np.zeros((2, shape[0]))
@@ -395,7 +396,8 @@ class _Assembly:
         markers = [(m, meta) for m, meta in markers if meta is not None]
         taken = 0
         for _, meta in markers:
-            if meta["file"] == self.name:
+            # A plan file made just now holds none of its old markers' rows (it was unreadable).
+            if meta["file"] == self.name and not self.created:
                 taken += self.place(None, meta["results"], meta["sums"])
         for _, meta in markers:
             if meta["file"] != self.name:
