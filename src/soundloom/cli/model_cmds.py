@@ -46,6 +46,7 @@ def train(
     accelerator: str = typer.Option("cpu", help="cpu | gpu | auto"),
     devices: int = typer.Option(1, help="Devices; > 1 trains with DDP."),
     num_workers: int = typer.Option(0, help="Data loader workers."),
+    threads: Optional[int] = typer.Option(None, help="CPU threads for torch (1 is fastest on busy shared cores)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from RUN/checkpoints/last.ckpt."),
     checkpoint_every: int = typer.Option(200, help="Save last.ckpt every this many steps (and each epoch)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
@@ -63,7 +64,7 @@ def train(
                           batch_size=batch_size, lr=lr, latent_dim=latent,
                           channels=[int(c) for c in channels.split(",")], beta=beta, warmup_steps=warmup_steps,
                           seed=seed, val_fraction=val_fraction, label_key=None if label_key == "none" else label_key,
-                          accelerator=accelerator, devices=devices, num_workers=num_workers,
+                          accelerator=accelerator, devices=devices, num_workers=num_workers, threads=threads,
                           checkpoint_every=checkpoint_every)
     start = time.monotonic()
     try:

@@ -61,6 +61,8 @@ class TrainConfig:
     checkpoint_every: int = 200
     sample_items: int = 2
     griffin_lim_iters: int = 16
+    threads: int | None = None  # torch CPU threads; 1 is fastest when the cores are shared
+
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -87,6 +89,8 @@ def train(cfg: TrainConfig, run_dir: str | os.PathLike, resume: bool = False, pr
     if not resume and (run_dir / "metrics.csv").exists():
         raise FileExistsError(f"{run_dir} already holds a run; use --resume or another --out")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     store = FeatureStore.open(cfg.features)
     split = split_store(store, cfg.val_fraction, cfg.seed, cfg.group_key)
     label_key, labels, use_pitch = _conditioning(store, cfg)
