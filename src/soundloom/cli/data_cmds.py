@@ -105,7 +105,7 @@ def prepare(
     n_mels: int = typer.Option(80, help="Mel bands (kind mel)."),
     norm: str = typer.Option("meanstd", help="meanstd (per-bin, clipped at --clip-sigma) | range (--min-db..--max-db)."),
     clip_sigma: float = typer.Option(3.0, help="meanstd: clip at this many standard deviations."),
-    min_db: float = typer.Option(-100.0, help="range: dB mapped to -1 (also the dB floor)."),
+    min_db: float = typer.Option(-100.0, help="range: dB mapped to -1 (below -100 it also lowers the -100 dB floor)."),
     max_db: Optional[float] = typer.Option(None, help="range: dB mapped to +1 (default: the data's maximum, rounded up to 10 dB)."),
     fade_ms: float = typer.Option(5.0, help="Fade where a long file is cut, ms."),
     min_seconds: float = typer.Option(0.05, help="Skip files shorter than this, seconds."),
