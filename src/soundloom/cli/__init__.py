@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from .app import app
-from . import data_cmds, model_cmds, stream_cmds  # noqa: E402,F401  (register commands)
+from . import data_cmds, model_cmds, server_cmds, stream_cmds  # noqa: E402,F401  (register commands)
 
 
 def main() -> None:

@@ -1,1 +1,1 @@
-"""soundloom.server"""
+"""HTTP face of the stream engine: a FastAPI app serving endless streams live."""
