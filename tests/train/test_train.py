@@ -45,12 +45,13 @@ def test_run_directory_holds_every_artefact(tiny_store, tmp_path):
 
 def test_resume_continues_from_last_step(tiny_store, tmp_path):
     run = tmp_path / "run"
-    train(_cfg(tiny_store, epochs=1, sample_items=0), run, progress_bar=False)
+    train(_cfg(tiny_store, epochs=1, sample_items=0, checkpoint_every=1000), run, progress_bar=False)
     step1 = torch.load(run / "checkpoints/last.ckpt", map_location="cpu", weights_only=False)["global_step"]
-    train(_cfg(tiny_store, epochs=3, sample_items=0), run, resume=True, progress_bar=False)
+    train(_cfg(tiny_store, epochs=3, sample_items=0, checkpoint_every=1000), run, resume=True, progress_bar=False)
     rows = list(csv.DictReader(open(run / "metrics.csv")))
     assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
     assert int(rows[1]["step"]) == 2 * step1 and int(rows[2]["step"]) == 3 * step1
+    assert torch.load(run / "checkpoints/last.ckpt", map_location="cpu", weights_only=False)["global_step"] == 3 * step1
 
 
 def test_same_seed_same_weights(tiny_store, tmp_path):

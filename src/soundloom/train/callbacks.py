@@ -46,6 +46,28 @@ class MetricsCSV(L.Callback):
         loss_curves(self.path, self.plot)
 
 
+class LastCheckpoint(L.Callback):
+    """``checkpoints/last.ckpt`` (weights, optimizer, loops) every ``every_n_steps`` steps and at each
+    epoch end, written to a temporary name and renamed, so a kill never leaves half a checkpoint."""
+
+    def __init__(self, path: Path, every_n_steps: int = 200) -> None:
+        self.path, self.every = Path(path), every_n_steps
+
+    def _save(self, trainer: L.Trainer) -> None:
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        trainer.save_checkpoint(tmp)
+        if trainer.is_global_zero:
+            os.replace(tmp, self.path)
+        trainer.strategy.barrier()
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
+        if self.every > 0 and trainer.global_step % self.every == 0:
+            self._save(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._save(trainer)
+
+
 class SampleWriter(L.Callback):
     """Each epoch: reconstructions of a few held-out items and a few prior samples, as wav + png.
 

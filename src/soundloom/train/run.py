@@ -31,7 +31,7 @@ import yaml
 from ..data.store import FeatureStore, StoreError
 from ..models import ModelConfig
 from ..progress import ProgressCallback, null_progress
-from .callbacks import MetricsCSV, SampleWriter
+from .callbacks import LastCheckpoint, MetricsCSV, SampleWriter
 from .data import StoreDataModule, default_label_key, sorted_labels, split_store
 from .export import export_run
 from .module import VAEModule
@@ -127,9 +127,8 @@ def _trainer_args(cfg: TrainConfig, run_dir: Path, data: StoreDataModule, store:
     callbacks: list = [
         ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor, mode="min", save_top_k=1,
                         enable_version_counter=False),
-        ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1, every_n_train_steps=cfg.checkpoint_every,
-                        save_on_train_epoch_end=True, enable_version_counter=False),
         MetricsCSV(run_dir),
+        LastCheckpoint(ckpt_dir / "last.ckpt", cfg.checkpoint_every),
     ]
     if cfg.sample_items > 0:
         source = data.val_set if len(data.val_set) else data.train_set
