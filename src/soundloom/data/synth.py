@@ -100,9 +100,12 @@ def _sweep(rng: np.random.Generator, sr: int, n: int, rising: bool) -> np.ndarra
     f0, f1 = (lo, hi) if rising else (hi, lo)
     freq = f0 * (f1 / f0) ** (t / t[-1])
     phase = 2 * np.pi * np.cumsum(freq) / sr
-    weights = rng.uniform(0, 1, 3) * np.array([1.0, 0.5, 0.25])
-    wav = np.sin(phase) + sum(w * np.sin((k + 2) * phase) for k, w in enumerate(weights))
-    fade = np.minimum(1.0, np.minimum(t / 0.02, (t[-1] - t) / 0.05))
+    weights = np.concatenate([[1.0], rng.uniform(0, 1, 3) * np.array([1.0, 0.5, 0.25])])
+    # Each harmonic fades out as it nears Nyquist, so the sweep never folds back (aliases).
+    nyquist = sr / 2
+    wav = sum(w * np.sin((k + 1) * phase) * np.clip((0.9 * nyquist - (k + 1) * freq) / (0.1 * nyquist), 0, 1)
+              for k, w in enumerate(weights))
+    fade = np.sin(0.5 * np.pi * np.clip(np.minimum(t / 0.02, (t[-1] - t) / 0.05), 0, 1)) ** 2  # no kink, no click
     return wav * fade
 
 
