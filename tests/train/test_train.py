@@ -79,3 +79,24 @@ def test_classifier_learns_tones(tiny_store, tmp_path):
     assert record["heldout_accuracy"] >= 0.66
     assert (tmp_path / "clf" / "classifier.safetensors").is_file()
     assert record["val_groups"] == split_store(FeatureStore.open(tiny_store), 0.25, 0).val_groups
+
+
+def test_cli_train_resume_and_classifier(tiny_store, tmp_path):
+    from typer.testing import CliRunner
+
+    from soundloom.cli import app
+
+    runner = CliRunner()
+    run = tmp_path / "run"
+    common = ["--batch-size", "8", "--latent", "2", "--channels", "4,8", "--val-fraction", "0.25", "--quiet"]
+    res = runner.invoke(app, ["train", str(tiny_store), "--out", str(run), "--epochs", "1", "--model", "vae"] + common)
+    assert res.exit_code == 0, res.output
+    assert json.loads((run / "model.json").read_text())["model"]["kind"] == "vae"
+    res = runner.invoke(app, ["train", str(tiny_store), "--out", str(run), "--epochs", "1"] + common)
+    assert res.exit_code == 2 and "--resume" in res.output
+    res = runner.invoke(app, ["train", str(tiny_store), "--out", str(run), "--epochs", "2", "--resume", "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert [r["epoch"] for r in csv.DictReader(open(run / "metrics.csv"))] == ["0", "1"]
+    res = runner.invoke(app, ["train-classifier", str(tiny_store), "--out", str(tmp_path / "clf"), "--epochs", "2",
+                              "--batch-size", "8", "--val-fraction", "0.25"])
+    assert res.exit_code == 0 and "held-out accuracy" in res.output, res.output
