@@ -99,7 +99,9 @@ def stream(
     temperature: float = typer.Option(0.0, help="0 = best candidate; > 0 samples among candidates."),
     index: str = typer.Option("auto", help="auto (exact below 50k chunks, FAISS above) | exact | faiss."),
     seam_filter: bool = typer.Option(True, help="Skip candidates whose predicted seam fails the gates."),
-    crossfade_ms: float = typer.Option(80.0, help="Equal-power crossfade length (ms)."),
+    verify_seams: bool = typer.Option(True, help="Render the top candidates' joins and prefer one passing the seam gates."),
+    verify_top: int = typer.Option(8, help="Candidates verified per step."),
+    crossfade_ms: float = typer.Option(120.0, help="Equal-power crossfade length (ms)."),
     align_ms: float = typer.Option(5.0, help="Cross-correlation alignment range (+- ms)."),
     target_lufs: float = typer.Option(-14.0, help="Stream loudness (LUFS), true peak kept under -1 dBTP."),
     plot: bool = typer.Option(True, help="Write the timeline PNG."),
@@ -108,12 +110,13 @@ def stream(
     from ..progress import rich_progress
     from ..stream.catalog import ChunkCatalog
     from ..stream.index import load_pool_embeddings
-    from ..stream.render import RenderConfig, render_stream, write_stream
+    from ..stream.render import RenderConfig, SeamVerifier, render_stream, write_stream
     from ..stream.search import SearchConfig, build_stream
 
     scfg = SearchConfig(method=method, minutes=minutes, beam_width=beam_width, candidates=candidates,
                         reuse_window=reuse_window, max_natural_run=max_natural_run, max_song_run=max_song_run,
-                        start=start, seed=seed, index=index, seam_filter=seam_filter, temperature=temperature)
+                        start=start, seed=seed, index=index, seam_filter=seam_filter, temperature=temperature,
+                        verify_top=verify_top)
     rcfg = RenderConfig(crossfade_ms=crossfade_ms, align_ms=align_ms, target_lufs=target_lufs)
     if not endless and out is None:
         raise typer.BadParameter("give --out FILE or --endless")
@@ -123,10 +126,10 @@ def stream(
         if endless:
             from ..stream.endless import write_endless
 
-            write_endless(sys.stdout.buffer, catalog, emb, scfg, rcfg)
+            write_endless(sys.stdout.buffer, catalog, emb, scfg, rcfg, verify=verify_seams)
             return
         t0 = time.time()
-        plan = build_stream(catalog, emb, scfg)
+        plan = build_stream(catalog, emb, scfg, verifier=SeamVerifier(catalog, rcfg) if verify_seams else None)
         t1 = time.time()
         wav, cue = render_stream(catalog, plan, rcfg)
         t2 = time.time()
@@ -165,6 +168,7 @@ def eval_transitions_cmd(
     from rich.table import Table
 
     t = Table(title=f"{report['test_songs']} test songs, {report['test_chunks']} chunks")
+    report_names = [Path(r["run"]).name for r in report["models"]]
     for col in ("model", "run", "AUC other", "AUC same", "AUC hard", "top-1", "MRR", "seams pass", "random pass"):
         t.add_column(col)
     for r in report["models"]:
@@ -173,4 +177,4 @@ def eval_transitions_cmd(
                   f"{r['auc_hard']:.3f}", f"{r['top1']:.3f}", f"{r['mrr']:.3f}",
                   f"{seams['stream']['pass_all']:.2f}" if seams else "-",
                   f"{seams['random_in_song']['pass_all']:.2f}" if seams else "-")
-    Console().print(t)
+    Console(width=200).print(t)

@@ -95,22 +95,23 @@ def reference_positions(catalog, song_ids: list[int], n: int, seed: int = 0) -> 
 
 
 def stream_seam_report(catalog, run: str | Path, song_ids: list[int], minutes: float = 10.0, seed: int = 0,
-                       **search_kwargs) -> dict:
+                       verify: bool = True, render_kwargs: dict | None = None, **search_kwargs) -> dict:
     """Render a stream from the chunks of ``song_ids`` with ``run`` and judge its joins against references."""
     from ..stream.index import load_pool_embeddings
-    from ..stream.render import RenderConfig, render_stream
+    from ..stream.render import RenderConfig, SeamVerifier, render_stream
     from ..stream.search import SearchConfig, build_stream
 
     table = catalog.chunks()
     allowed = np.isin(table.song_id, song_ids)
     emb = load_pool_embeddings(catalog, run)
     cfg = SearchConfig(minutes=minutes, seed=seed, **search_kwargs)
-    plan = build_stream(catalog, emb, cfg, allowed=allowed)
-    wav, cue = render_stream(catalog, plan, RenderConfig())
+    rcfg = RenderConfig(**(render_kwargs or {}))
+    plan = build_stream(catalog, emb, cfg, allowed=allowed, verifier=SeamVerifier(catalog, rcfg) if verify else None)
+    wav, cue = render_stream(catalog, plan, rcfg)
     rate = cue["sample_rate"]
     joins = np.array([int(round(s["output_start_s"] * rate)) for s in cue["segments"][1:]])
     stream = summarise(seam_metrics(wav, joins, rate))
     ref = reference_positions(catalog, song_ids, n=max(200, len(joins)), seed=seed)
     natural_joins = sum(1 for s in cue["segments"][1:] if s.get("natural"))
     return {"stream": stream, **ref, "joins": len(joins), "natural_joins": natural_joins,
-            "minutes": len(wav) / rate / 60.0}
+            "minutes": len(wav) / rate / 60.0, "crossfade_ms": rcfg.crossfade_ms, "verified": verify}

@@ -12,7 +12,7 @@ from typing import BinaryIO, Iterator
 
 import numpy as np
 
-from .render import RenderConfig, Segment, iter_render, limit_peaks
+from .render import RenderConfig, SeamVerifier, Segment, iter_render, limit_peaks
 from .search import NextChunkChooser, SearchConfig, iter_greedy
 
 
@@ -23,11 +23,11 @@ def wav_stream_header(sample_rate: int, channels: int = 1) -> bytes:
             sample_rate * block, block, 16) + b"data" + struct.pack("<I", 0xFFFFFFFF))
 
 
-def endless_segments(catalog, emb, cfg: SearchConfig, rcfg: RenderConfig) -> Iterator[Segment]:
-    """Segments chosen greedily, forever."""
+def endless_segments(catalog, emb, cfg: SearchConfig, rcfg: RenderConfig, verify: bool = True) -> Iterator[Segment]:
+    """Segments chosen greedily (joins verified on real audio when ``verify``), forever."""
     table, songs = catalog.chunks(), catalog.song_map()
     ref = float(np.median(table.loudness_lufs[table.loudness_lufs > -70]))
-    chooser = NextChunkChooser(table, emb, cfg)
+    chooser = NextChunkChooser(table, emb, cfg, verifier=SeamVerifier(catalog, rcfg) if verify else None)
     for row, score, nat in iter_greedy(chooser, cfg.seed):
         gain = float(np.clip(ref - table.loudness_lufs[row], -rcfg.max_gain_db, rcfg.max_gain_db)) \
             if rcfg.match_loudness and table.loudness_lufs[row] > -70 else 0.0
@@ -36,7 +36,7 @@ def endless_segments(catalog, emb, cfg: SearchConfig, rcfg: RenderConfig) -> Ite
 
 
 def write_endless(out: BinaryIO, catalog, emb, cfg: SearchConfig, rcfg: RenderConfig,
-                  max_seconds: float | None = None) -> float:
+                  max_seconds: float | None = None, verify: bool = True) -> float:
     """Write the stream to ``out`` until it is closed (or ``max_seconds``); returns seconds written."""
     rate = catalog.sample_rate
     table = catalog.chunks()
@@ -45,7 +45,7 @@ def write_endless(out: BinaryIO, catalog, emb, cfg: SearchConfig, rcfg: RenderCo
     out.write(wav_stream_header(rate))
     written = 0
     try:
-        for block, _ in iter_render(endless_segments(catalog, emb, cfg, rcfg), rate, rcfg):
+        for block, _ in iter_render(endless_segments(catalog, emb, cfg, rcfg, verify), rate, rcfg):
             block = limit_peaks(block * gain, rate, rcfg.true_peak_db - 0.5)
             out.write((np.clip(block, -1, 1) * 32767).astype("<i2").tobytes())
             out.flush()

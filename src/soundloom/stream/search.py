@@ -6,7 +6,9 @@ Constraints, checked on the top candidates the head index returns (widened when 
   ``max_natural_run`` > 0 allows runs of up to that many natural joins;
 * at most ``max_song_run`` consecutive chunks from one song;
 * optional seam filter: skip candidates whose predicted seam (level jump of the 50 ms either side
-  after loudness matching, cosine of their spectra) would fail the gates, when any candidate passes.
+  after loudness matching, cosine of their spectra) would fail the gates, when any candidate passes;
+* optional seam verification (``verifier``, see ``render.SeamVerifier``): the best of the top
+  ``verify_top`` candidates whose join, rendered for real, passes the seam gates goes first.
 
 Deterministic for a given ``seed`` (which also picks the start chunk when none is given).
 """
@@ -19,9 +21,10 @@ import numpy as np
 
 from .index import PoolEmbeddings, make_index
 
-#: Predicted-seam thresholds, a little stricter than the gates in eval.seams (level 4 dB, cosine 0.75).
+#: Predicted-seam thresholds, stricter than the gates in eval.seams (level 4 dB, cosine 0.75): the
+#: 128-band edge spectra of the catalog overestimate the cosine of the rendered join.
 SEAM_LEVEL_DB = 3.0
-SEAM_COSINE = 0.8
+SEAM_COSINE = 0.9
 
 
 @dataclass
@@ -40,6 +43,7 @@ class SearchConfig:
     seed: int = 0
     index: str = "auto"
     seam_filter: bool = True
+    verify_top: int = 8
     temperature: float = 0.0
 
     def __post_init__(self) -> None:
@@ -77,8 +81,10 @@ class NextChunkChooser:
         allowed: optional mask ``(n,)`` of chunks the stream may use.
     """
 
-    def __init__(self, table, emb: PoolEmbeddings, cfg: SearchConfig, allowed: np.ndarray | None = None):
+    def __init__(self, table, emb: PoolEmbeddings, cfg: SearchConfig, allowed: np.ndarray | None = None,
+                 verifier=None):
         self.cfg = cfg
+        self.verifier = verifier
         self.table = table
         self.rows = np.flatnonzero(allowed) if allowed is not None else np.arange(len(table))
         if len(self.rows) < 2:
@@ -111,6 +117,8 @@ class NextChunkChooser:
                     good = self.seam_ok(a, cands)
                     if good.any():
                         cands, scores = cands[good], scores[good]
+                if self.verifier is not None:
+                    cands, scores = self._verified_first(a, cands, scores)
                 return cands, scores
             if k < len(self.rows):
                 k = min(len(self.rows), 4 * k)
@@ -118,6 +126,16 @@ class NextChunkChooser:
                 relax += 1
             else:
                 raise ValueError("no allowed next chunk: the pool is too small for the reuse window")
+
+    def _verified_first(self, a: int, cands: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Move the best-scoring candidate whose real join passes the gates to the front."""
+        for i in range(min(self.cfg.verify_top, len(cands))):
+            if self.verifier.passes(a, int(cands[i])):
+                if i:
+                    order = np.r_[i, np.delete(np.arange(len(cands)), i)]
+                    cands, scores = cands[order], scores[order]
+                break
+        return cands, scores
 
     def seam_ok(self, a: int, cands: np.ndarray) -> np.ndarray:
         """Predicted seam passes ``(len(cands),)``: matched-level jump and edge-spectrum cosine."""
@@ -170,14 +188,18 @@ def iter_greedy(chooser: NextChunkChooser, seed: int = 0):
         yield int(cands[i]), float(scores[i]), bool(chooser.succ[prev] == cands[i])
 
 
-def build_stream(catalog, emb: PoolEmbeddings, cfg: SearchConfig, allowed: np.ndarray | None = None) -> StreamPlan:
-    """Plan a stream of ``cfg.minutes`` (or ``cfg.steps`` chunks) over the pool."""
+def build_stream(catalog, emb: PoolEmbeddings, cfg: SearchConfig, allowed: np.ndarray | None = None,
+                 verifier=None) -> StreamPlan:
+    """Plan a stream of ``cfg.minutes`` (or ``cfg.steps`` chunks) over the pool.
+
+    ``verifier`` (a ``render.SeamVerifier``) checks the top candidates' joins on real audio.
+    """
     table = catalog.chunks()
     if len(emb) != len(table):
         raise ValueError(f"embeddings cover {len(emb)} chunks but the pool has {len(table)}; re-embed")
     songs = catalog.song_map()
     seconds = (table.end - table.start) / np.array([songs[int(s)].sample_rate for s in table.song_id])
-    chooser = NextChunkChooser(table, emb, cfg, allowed)
+    chooser = NextChunkChooser(table, emb, cfg, allowed, verifier)
     target_s = cfg.minutes * 60.0
 
     def done(n_rows: int, dur: float) -> bool:
