@@ -231,3 +231,17 @@ def test_refuses_to_replace_a_folder_that_is_not_a_store(plain_dir, tmp_path):
     assert (precious / "notes.txt").read_text() == "keep me"
     (tmp_path / "empty").mkdir()
     assert prepare(plain_dir, tmp_path / "empty", workers=1).n_items == 7  # an empty folder is fine
+
+
+def test_default_rate_is_the_data_sets_most_common_rate(tmp_path):
+    from .conftest import tone, write
+
+    for i in range(5):
+        write(tmp_path / "data" / f"{i}_spk_{i}.wav", tone(8000, 0.5, 300 + 50 * i), 8000)
+    write(tmp_path / "data" / "9_spk_9.wav", tone(22050, 0.5, 500), 22050)  # one odd rate is resampled
+    result = prepare(tmp_path / "data", tmp_path / "store", PrepareConfig(seconds=0.5), workers=1)
+    store = FeatureStore.open(result.store)
+    assert store.sample_rate == 8000 and store.n_samples == 4000 and len(store) == 6
+    assert store.features.shape == (6, 257, 1 + 4000 // 128)
+    forced = prepare(tmp_path / "data", tmp_path / "store16", PrepareConfig(sample_rate=16000, seconds=0.5), workers=1)
+    assert FeatureStore.open(forced.store).sample_rate == 16000

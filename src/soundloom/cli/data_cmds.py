@@ -1,7 +1,7 @@
 """CLI commands of the data side (registered on :data:`soundloom.cli.app.app`).
 
     soundloom scan DATA [--layout auto] [--json] [--min-seconds 0.05]
-    soundloom prepare DATA --out FEATURES [--sample-rate 16000] [--seconds 1] [--kind db] ...
+    soundloom prepare DATA --out FEATURES [--sample-rate HZ] [--seconds 1] [--kind db] ...
     soundloom synth-data OUT [--n-per-class 20] [--songs 4] [--song-seconds 180] [--seed 0]
     soundloom plot FILES... --out grid.png
 """
@@ -94,7 +94,7 @@ def prepare(
     data: Path = typer.Argument(..., help="Data set folder."),
     out: Path = typer.Option(..., "--out", "-o", help="Feature store folder to write."),
     layout: str = typer.Option("auto", help=LAYOUT_HELP),
-    sample_rate: int = typer.Option(16000, help="Target sample rate, Hz."),
+    sample_rate: Optional[int] = typer.Option(None, help="Target sample rate, Hz (default: the data's own, most common rate)."),
     seconds: float = typer.Option(1.0, help="Clip length: pad or trim every file to this, seconds."),
     kind: str = typer.Option("db", help="db (log magnitude, n_fft//2+1 rows) | mel (log mel, n_mels rows)."),
     n_fft: int = typer.Option(512, help="FFT size, samples."),

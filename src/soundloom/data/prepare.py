@@ -30,7 +30,8 @@ import shutil
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from collections import Counter
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +39,7 @@ import soundfile as sf
 import torch
 
 from ..audio.convert import fit_length, resample, to_mono
-from ..audio.io import AudioError, validate_audio
+from ..audio.io import AudioError, audio_info, validate_audio
 from ..audio.spectral import SpectrogramConfig, features, stft
 from ..progress import ProgressCallback, null_progress
 from .layouts import Dataset, discover
@@ -51,7 +52,9 @@ class PrepareConfig:
     """Every setting of :func:`prepare`; all but the normalisation ones shape the features.
 
     Attributes:
-        sample_rate: target rate in Hz.
+        sample_rate: target rate in Hz; None (the default) takes the data set's own rate, the
+            most common one among up to 64 headers spread over the items, so 8 kHz digits are
+            not upsampled into spectrograms whose upper half is empty.
         seconds: clip length; every clip is padded or trimmed to ``round(seconds * sample_rate)``.
         kind: "db" (log magnitude, ``n_fft // 2 + 1`` rows) or "mel" (log mel, ``n_mels`` rows).
         n_fft, win_length, hop_length, overlap, window, n_mels, floor_db: see
@@ -66,7 +69,7 @@ class PrepareConfig:
         silence_db: files whose peak is at or below this level (dBFS) are skipped as "silent".
     """
 
-    sample_rate: int = 16000
+    sample_rate: int | None = None
     seconds: float = 1.0
     kind: str = "db"
     n_fft: int = 512
@@ -92,7 +95,7 @@ class PrepareConfig:
             raise ValueError(f"normalization must be 'meanstd' or 'range', got {self.normalization!r}")
         if self.seconds <= 0:
             raise ValueError(f"seconds must be > 0, got {self.seconds}")
-        self.spectrogram()  # validates window, overlap and sizes
+        self.spectrogram()  # validates window, overlap and sizes (the rate does not enter)
 
     @property
     def n_samples(self) -> int:
@@ -315,6 +318,19 @@ def _read_json(path: Path) -> dict | None:
 # ------------------------------------------------------------------------------- the driver
 
 
+def native_rate(dataset: Dataset, sample: int = 64, fallback: int = 16000) -> int:
+    """The most common sample rate (Hz) among up to ``sample`` headers spread over the items."""
+    items = dataset.items
+    picks = sorted({round(i * (len(items) - 1) / max(1, sample - 1)) for i in range(min(sample, len(items)))})
+    rates = Counter()
+    for i in picks:
+        try:
+            rates[audio_info(items[i].path).sample_rate] += 1
+        except (AudioError, OSError):
+            continue
+    return rates.most_common(1)[0][0] if rates else fallback
+
+
 def default_workers() -> int:
     """All cores this process may use."""
     try:
@@ -442,6 +458,8 @@ def prepare(
         # The store replaces whatever is at `out`; never let a typo replace someone's folder.
         raise ValueError(f"{out}: exists and is not a feature store; choose another --out")
     dataset = source if isinstance(source, Dataset) else discover(source, layout, with_info=False)
+    if cfg.sample_rate is None:
+        cfg = replace(cfg, sample_rate=native_rate(dataset))
     workers = default_workers() if workers is None else max(1, int(workers))
     spec = cfg.spectrogram()
     fhash = cfg.feature_hash()
