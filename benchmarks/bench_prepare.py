@@ -3,7 +3,7 @@
 The seed's way, single process, per file: ``librosa.load(path, sr=22050)``, ``librosa.stft``
 (n_fft 512, hop 256), ``librosa.amplitude_to_db(np.abs(S))``, min-max normalised with the file's
 own min and max, ``np.save`` of one .npy. Ours: ``soundloom.data.prepare.prepare`` with its
-defaults (16 kHz, 1 s clips, dB STFT n_fft 512 hop 128, per-bin mean/std) and ``--workers``
+defaults (the data's own rate, 1 s clips, dB STFT n_fft 512 hop 128, per-bin mean/std) and ``--workers``
 worker processes, timed end to end (discovery, pool start, feature store written), into a
 fresh output each time so nothing is reused.
 
@@ -17,9 +17,9 @@ slow a run down).
     python benchmarks/bench_prepare.py                                      # synthesised clips
     python benchmarks/bench_prepare.py /work/devdata/digits --seed-like     # + like-for-like frames
 
-Our default features are 3x the seed's per file (1 s at 16 kHz, hop 128: 126 frames x 257 bins,
-130 kB; the seed keeps each clip's own length at 22.05 kHz, hop 256: about 40 frames for a
-0.46 s digit), so writing them is a large part of our time.
+Our default features keep the data's rate and a fixed 1 s (8 kHz digits, hop 128: 63 frames x
+257 bins, 65 kB); the seed resamples to 22.05 kHz and keeps each clip's own length (hop 256:
+about 40 frames for a 0.46 s digit).
 """
 
 from __future__ import annotations
