@@ -19,7 +19,23 @@ import typer
 from .app import app
 
 
+def _clean_errors(fn):
+    """Bad input (ValueError) prints one ``error:`` line and exits with code 2, as the CLI's main does."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except ValueError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from exc
+
+    return wrapper
+
+
 @app.command()
+@_clean_errors
 def chunk(
     songs: Path = typer.Argument(..., help="Folder of songs (any format, recursive) or one file."),
     out: Path = typer.Option(..., "--out", help="Pool folder (created; re-running adds only new songs)."),
@@ -52,6 +68,7 @@ def chunk(
 
 
 @app.command("train-transitions")
+@_clean_errors
 def train_transitions_cmd(
     pool: Path = typer.Argument(..., help="Pool folder made by `soundloom chunk`."),
     model: str = typer.Option("contrastive", help="contrastive | fusion | features | cnn-lstm."),
@@ -82,6 +99,7 @@ def train_transitions_cmd(
 
 
 @app.command()
+@_clean_errors
 def stream(
     pool: Path = typer.Argument(..., help="Pool folder."),
     model: str = typer.Option(..., "--model", help="Run folder of an embedding model, or 'features'."),
@@ -143,6 +161,7 @@ def stream(
 
 
 @app.command("eval-transitions")
+@_clean_errors
 def eval_transitions_cmd(
     pool: Path = typer.Argument(..., help="Pool folder."),
     model: List[str] = typer.Option(..., "--model", help="Run folder or 'features'; repeat to compare."),

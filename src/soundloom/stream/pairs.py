@@ -27,11 +27,11 @@ def split_songs(songs: list[Song], val: float = 0.15, test: float = 0.15, seed: 
     """Assign song ids to "train" / "val" / "test" by a seeded hash of their content.
 
     Deterministic for a given seed and set of songs; with 3 or more songs, val and test get at
-    least one song each.
+    least one song each, and test gets two from 6 songs on (so other-song negatives exist).
     """
     keyed = sorted(songs, key=lambda s: hashlib.sha1(f"{seed}:{s.content_hash}".encode()).hexdigest())
     n = len(keyed)
-    n_test = max(1, int(round(n * test))) if n >= 3 and test > 0 else 0
+    n_test = max(1 if n < 6 else 2, int(round(n * test))) if n >= 3 and test > 0 else 0
     n_val = max(1, int(round(n * val))) if n >= 3 and val > 0 else 0
     ids = [s.id for s in keyed]
     return {"test": sorted(ids[:n_test]), "val": sorted(ids[n_test : n_test + n_val]),

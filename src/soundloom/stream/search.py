@@ -89,6 +89,8 @@ class NextChunkChooser:
         self.rows = np.flatnonzero(allowed) if allowed is not None else np.arange(len(table))
         if len(self.rows) < 2:
             raise ValueError("the pool has fewer than 2 usable chunks")
+        # a pool smaller than twice the reuse window would run dry: shrink the window to fit
+        self.reuse_window = min(cfg.reuse_window, len(self.rows) // 2)
         self.tails = emb.tails
         self.index = make_index(emb.heads[self.rows], cfg.index)
         self.succ = table.successor()
@@ -101,7 +103,7 @@ class NextChunkChooser:
         """Allowed next chunks after ``state`` with their join scores (best first)."""
         a = state.rows[-1]
         k = k or self.cfg.candidates
-        recent = np.asarray(state.rows[-self.cfg.reuse_window :]) if self.cfg.reuse_window > 0 else np.zeros(0)
+        recent = np.asarray(state.rows[-self.reuse_window :]) if self.reuse_window > 0 else np.zeros(0)
         relax = 0
         while True:
             scores, local = self.index.search(self.tails[a], k)
@@ -182,8 +184,8 @@ def iter_greedy(chooser: NextChunkChooser, seed: int = 0):
         prev = state.rows[-1]
         state = chooser.advance(state, int(cands[i]), float(scores[i]))
         # keep memory bounded in endless mode: only the reuse window matters
-        if len(state.rows) > 2 * chooser.cfg.reuse_window + 2:
-            state.rows = state.rows[-chooser.cfg.reuse_window - 1 :]
+        if len(state.rows) > 2 * chooser.reuse_window + 2:
+            state.rows = state.rows[-chooser.reuse_window - 1 :]
             state.scores = state.scores[-1:]
         yield int(cands[i]), float(scores[i]), bool(chooser.succ[prev] == cands[i])
 
