@@ -101,9 +101,9 @@ def infonce(scorer, tails: torch.Tensor, heads: torch.Tensor, shifted: torch.Ten
 
 
 class ContrastiveModule(L.LightningModule):
-    def __init__(self, scorer, lr: float = 1e-3, steps: int = 3000):
+    def __init__(self, scorer, lr: float = 1e-3, steps: int = 3000, budget_min: float = 1e9):
         super().__init__()
-        self.scorer, self.lr, self.steps = scorer, lr, steps
+        self.scorer, self.lr, self.steps, self.budget_min = scorer, lr, steps, budget_min
         self.best: tuple[float, dict] | None = None
         self.val_losses: list[float] = []
         self.history: list[dict] = []
@@ -131,8 +131,21 @@ class ContrastiveModule(L.LightningModule):
 
     def configure_optimizers(self):
         opt = torch.optim.AdamW(self.scorer.parameters(), lr=self.lr, weight_decay=1e-4)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.lr, total_steps=self.steps + 10, pct_start=0.05)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, self._lr_factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def on_train_start(self):
+        self.t0 = time.time()
+
+    def _lr_factor(self, step: int) -> float:
+        """Warm-up then cosine decay over whichever runs out first: the steps or the time budget,
+        so a run cut short by ``max_minutes`` still ends at a small learning rate."""
+        warm = max(1, self.steps // 20)
+        if step < warm:
+            return (step + 1) / warm
+        elapsed = time.time() - getattr(self, "t0", time.time())
+        p = min(1.0, max(step / self.steps, elapsed / (60.0 * self.budget_min * 0.97)))
+        return 0.02 + 0.98 * 0.5 * (1 + np.cos(np.pi * p))
 
 
 def song_mels(scorer, audio: SongAudio, song_ids: list[int]) -> list[torch.Tensor]:
@@ -153,7 +166,7 @@ def train_contrastive(scorer, audio: SongAudio, split: dict, steps: int, max_min
     gap = scorer.n_fft // scorer.hop - 1  # tail's last frame ends at the cut
     data = CutBatches(train, scorer.frames, gap, seed=seed)
     vdata = CutBatches(val, scorer.frames, gap, seed=10_000 + seed, n_batches=8, hard=0)
-    module = ContrastiveModule(scorer, lr=lr, steps=steps)
+    module = ContrastiveModule(scorer, lr=lr, steps=steps, budget_min=max_minutes)
 
     class _Progress(L.Callback):
         def on_train_batch_end(self, trainer, *a):
