@@ -87,11 +87,11 @@ def make_pairs(
         s, j = int(table.song_id[i]), int(succ[i])
         if "next" in kinds:
             out.append((s, ends[i], s, starts[j], 1, 0))
-        if "other_song" in kinds:
-            others = pool_rows[table.song_id[pool_rows] != s]
-            if len(others):
-                k = int(rng.choice(others))
-                out.append((s, ends[i], int(table.song_id[k]), starts[k], 0, 1))
+        if "other_song" in kinds and len(by_song) > 1:
+            k = int(rng.choice(pool_rows))
+            while table.song_id[k] == s:  # rejection sampling: O(1) per pair in a pool of many songs
+                k = int(rng.choice(pool_rows))
+            out.append((s, ends[i], int(table.song_id[k]), starts[k], 0, 1))
         if "same_song" in kinds:
             same = by_song[s][(by_song[s] != i) & (by_song[s] != j)]
             if len(same):

@@ -286,7 +286,6 @@ def train_transitions(
 ) -> dict:
     """Train ``model`` on the pool's training songs and write the run to ``out``; returns its config.json content."""
     L.seed_everything(seed, verbose=False)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     out = Path(out)
     with ChunkCatalog(pool, create=False) as catalog:
         split = open_split(catalog, seed=seed)
