@@ -111,7 +111,7 @@ def stream_seam_report(catalog, run: str | Path, song_ids: list[int], minutes: f
     rate = cue["sample_rate"]
     joins = np.array([int(round(s["output_start_s"] * rate)) for s in cue["segments"][1:]])
     stream = summarise(seam_metrics(wav, joins, rate))
-    ref = reference_positions(catalog, song_ids, n=max(200, len(joins)), seed=seed)
+    ref = reference_positions(catalog, song_ids, n=max(1000, len(joins)), seed=seed)
     natural_joins = sum(1 for s in cue["segments"][1:] if s.get("natural"))
     return {"stream": stream, **ref, "joins": len(joins), "natural_joins": natural_joins,
             "minutes": len(wav) / rate / 60.0, "crossfade_ms": rcfg.crossfade_ms, "verified": verify}
