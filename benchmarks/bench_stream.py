@@ -111,13 +111,13 @@ def bench_cnnlstm(sizes: list[int], batch: int = 32) -> None:
 def bench_render(pool: Path, run: str, minutes: float) -> None:
     from soundloom.stream.catalog import ChunkCatalog
     from soundloom.stream.index import load_pool_embeddings
-    from soundloom.stream.render import RenderConfig, render_stream, write_stream
+    from soundloom.stream.render import RenderConfig, SeamVerifier, render_stream, write_stream
     from soundloom.stream.search import SearchConfig, build_stream
 
     with ChunkCatalog(pool, create=False) as c:
         emb = load_pool_embeddings(c, run)
         t0 = time.perf_counter()
-        plan = build_stream(c, emb, SearchConfig(minutes=minutes))
+        plan = build_stream(c, emb, SearchConfig(minutes=minutes), verifier=SeamVerifier(c, RenderConfig()))
         t1 = time.perf_counter()
         wav, cue = render_stream(c, plan, RenderConfig())
         t2 = time.perf_counter()
@@ -126,7 +126,8 @@ def bench_render(pool: Path, run: str, minutes: float) -> None:
             t3 = time.perf_counter()
             write_stream(Path(tmp) / "s.mp3", wav, cue, plot=False)
             t4 = time.perf_counter()
-    print(f"stream {minutes:.0f} min: search {t1 - t0:.2f} s ({1000 * (t1 - t0) / len(plan.rows):.2f} ms/choice, "
+    print(f"stream {minutes:.0f} min: search with seam verification {t1 - t0:.2f} s "
+          f"({1000 * (t1 - t0) / len(plan.rows):.2f} ms/choice, "
           f"{len(emb)} chunks), render {t2 - t1:.1f} s = {minutes / (t2 - t1):.2f} min/s; "
           f"write wav {t3 - t2:.1f} s, mp3 {t4 - t3:.1f} s")
 
