@@ -15,6 +15,7 @@ CONFIGS = {
     "cvae-label": dict(kind="cvae", rows=33, frames=17, channels=(4, 8), latent_dim=4, labels=["a", "b", "c"]),
     "cvae-label-pitch": dict(kind="cvae", rows=64, frames=32, channels=(4,), latent_dim=2, labels=["x", "y"],
                              n_pitches=128),
+    "vae-legacy-head": dict(kind="vae", rows=16, frames=16, channels=(4, 8), latent_dim=2, head="conv3x3"),
     "cvae-pitch-only": dict(kind="cvae", rows=20, frames=24, channels=(4, 4), latent_dim=2, n_pitches=128),
 }
 
@@ -42,6 +43,22 @@ def test_config_matrix(name, tmp_path):
     model.eval(), again.eval()
     with torch.no_grad():
         assert torch.equal(model(x, labels, pitches, sample=False)[0], again(x, labels, pitches, sample=False)[0])
+
+
+def test_configs_without_head_load_as_legacy():
+    d = ModelConfig(rows=16, frames=16, channels=(4,)).to_dict()
+    assert d["head"] == "direct"
+    del d["head"]
+    assert ModelConfig.from_dict(d).head == "conv3x3"
+
+
+def test_fast_mel_inversion_matches_the_audio_core():
+    from soundloom.audio.spectral import SpectrogramConfig, features, features_to_magnitude
+    from soundloom.generate.decode import mel_to_magnitude_fast
+
+    spec = SpectrogramConfig(sample_rate=8000, n_fft=256, hop_length=64, kind="mel", n_mels=40)
+    db = features(torch.randn(2, 4000) * 0.1, spec)
+    assert torch.allclose(mel_to_magnitude_fast(db, spec), features_to_magnitude(db, spec), rtol=1e-4, atol=1e-6)
 
 
 def test_wrong_input_shape_names_expected_shape():

@@ -29,6 +29,9 @@ class ModelConfig:
         labels: class names for a cvae (index order), empty for a vae.
         n_pitches: MIDI pitch classes for pitch conditioning (0 = none).
         embed_dim: size of each condition embedding.
+        head: "direct" (the last transposed conv writes the single output channel) or "conv3x3"
+            (an extra stage at full resolution and a 3x3 output conv: about twice the training
+            cost for no measurable gain; runs saved before this option load as "conv3x3").
     """
 
     kind: str = "vae"
@@ -40,11 +43,14 @@ class ModelConfig:
     labels: list[str] = field(default_factory=list)
     n_pitches: int = 0
     embed_dim: int = 16
+    head: str = "direct"
 
     def __post_init__(self) -> None:
         self.channels = tuple(int(c) for c in self.channels)
         if self.kind not in ("vae", "cvae"):
             raise ValueError(f"kind must be 'vae' or 'cvae', got {self.kind!r}")
+        if self.head not in ("direct", "conv3x3"):
+            raise ValueError(f"head must be 'direct' or 'conv3x3', got {self.head!r}")
         if self.kind == "cvae" and not self.labels and not self.n_pitches:
             raise ValueError("a cvae needs class labels or pitches to condition on")
 
@@ -55,7 +61,9 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
-        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        known.setdefault("head", "conv3x3")  # configs written before the option existed
+        return cls(**known)
 
     @property
     def factor(self) -> int:
@@ -79,10 +87,17 @@ class VAE(nn.Module):
             down_stage(c_in, c_out, c_out >= cfg.res_from) for c_in, c_out in zip((1,) + ch[:-1], ch)
         ])
         rev = ch[::-1]
-        self.decoder = nn.Sequential(*[
-            up_stage(c_in, c_out, c_in >= cfg.res_from) for c_in, c_out in zip(rev, rev[1:] + (rev[-1],))
-        ])
-        self.out = nn.Conv2d(rev[-1], 1, 3, padding=1)
+        if cfg.head == "conv3x3":
+            self.decoder = nn.Sequential(*[
+                up_stage(c_in, c_out, c_in >= cfg.res_from) for c_in, c_out in zip(rev, rev[1:] + (rev[-1],))
+            ])
+            self.out = nn.Conv2d(rev[-1], 1, 3, padding=1)
+        else:
+            # Width stays off the full-resolution grid: the last transposed conv emits the output.
+            self.decoder = nn.Sequential(*[
+                up_stage(c_in, c_out, c_in >= cfg.res_from) for c_in, c_out in zip(rev, rev[1:])
+            ])
+            self.out = nn.ConvTranspose2d(rev[-1], 1, 4, stride=2, padding=1)
         flat = int(torch.tensor(cfg.bottom_shape).prod())
         cond = self.cond_dim
         self.to_stats = nn.Linear(flat + cond, 2 * cfg.latent_dim)

@@ -46,11 +46,11 @@ class TrainConfig:
     epochs: int = 100
     max_minutes: float | None = None
     batch_size: int = 64
-    lr: float = 1e-3
+    lr: float = 2e-3
     latent_dim: int = 64
     channels: list[int] = field(default_factory=lambda: [8, 16, 32, 64, 128])
-    beta: float = 0.1
-    warmup_steps: int = 500
+    beta: float = 0.03
+    warmup_steps: int = 200
     seed: int = 0
     val_fraction: float = 0.1
     group_key: str | None = "auto"
