@@ -156,6 +156,14 @@ class Generator:
             return finish_audio(wav.numpy(), self.spec.sample_rate, self.out_rate, self.level), self.sample_rate
         return self._render_continuation(feat, prompt, seconds)
 
+    def render_many(self, latents: list[np.ndarray], labels: list[str | None], pitch: int | None = None
+                    ) -> list[np.ndarray]:
+        """:meth:`render` for several latents: each decoded alone (the decoder is not bitwise
+        batch-invariant), phase-reconstructed together (Griffin-Lim is; the recall tests check it)."""
+        feats = torch.stack([self.decode_features(z, lab, pitch) for z, lab in zip(latents, labels)])
+        wavs = features_to_audio(feats, self.normalizer, self.spec, self.n_samples, self.griffin_lim_iters).numpy()
+        return [finish_audio(w, self.spec.sample_rate, self.out_rate, self.level) for w in wavs]
+
     # ---- autonomous and conditioned sampling -------------------------------------------------
     def _prior_row(self, label: str | None) -> int:
         k = self.prior["prior.mean"].shape[0]
@@ -185,13 +193,11 @@ class Generator:
         else:
             self._label_index(label)
             labels = [None if label is None else str(label)] * n
-        sounds = []
-        for i, lab in enumerate(labels):
-            z = self.draw_latents(1, lab, temperature, seed=seed + i, prior=prior)[0]
-            wav, rate = self.render(z, lab, pitch)
-            sounds.append(Sound(wav, rate, z, lab, self._pitch(pitch), "sample", seed + i, self._params(
-                temperature=temperature, prior=prior)))
-        return sounds
+        latents = [self.draw_latents(1, lab, temperature, seed=seed + i, prior=prior)[0] for i, lab in enumerate(labels)]
+        wavs = self.render_many(latents, labels, pitch)
+        return [Sound(wav, self.sample_rate, z, lab, self._pitch(pitch), "sample", seed + i,
+                      self._params(temperature=temperature, prior=prior))
+                for i, (wav, z, lab) in enumerate(zip(wavs, latents, labels))]
 
     def _params(self, **extra) -> dict:
         return {"griffin_lim_iters": self.griffin_lim_iters, "sample_rate": self.sample_rate, "level": self.level,
@@ -234,14 +240,13 @@ class Generator:
         label = self._need_label(label, audio, sample_rate)
         mu = self.encode(audio, sample_rate, label, pitch)
         seed = 0 if seed is None else int(seed)
-        sounds = []
+        latents = []
         for i in range(n):
             gen = torch.Generator().manual_seed(seed + i)
-            z = (mu + float(amount) * torch.randn(self.latent_dim, generator=gen).numpy()).astype(np.float32)
-            wav, rate = self.render(z, label, pitch)
-            sounds.append(Sound(wav, rate, z, label, self._pitch(pitch), "variation", seed + i,
-                                self._params(amount=amount)))
-        return sounds
+            latents.append((mu + float(amount) * torch.randn(self.latent_dim, generator=gen).numpy()).astype(np.float32))
+        wavs = self.render_many(latents, [label] * n, pitch)
+        return [Sound(wav, self.sample_rate, z, label, self._pitch(pitch), "variation", seed + i,
+                      self._params(amount=amount)) for i, (wav, z) in enumerate(zip(wavs, latents))]
 
     def interpolate(self, a: np.ndarray, b: np.ndarray, steps: int = 8, label: str | None = None,
                     pitch: int | None = None, label_b: str | None = None) -> list[Sound]:
@@ -252,14 +257,13 @@ class Generator:
         if steps < 2:
             raise ValueError(f"steps must be >= 2, got {steps}")
         a, b = np.asarray(a, dtype=np.float32), np.asarray(b, dtype=np.float32)
-        sounds = []
-        for i, t in enumerate(np.linspace(0.0, 1.0, steps)):
-            z = ((1.0 - t) * a + t * b).astype(np.float32)
-            lab = label if (label_b is None or t < 0.5) else label_b
-            wav, rate = self.render(z, lab, pitch)
-            sounds.append(Sound(wav, rate, z, lab, self._pitch(pitch), "interpolate", None,
-                                self._params(t=float(t), step=i, steps=steps)))
-        return sounds
+        ts = np.linspace(0.0, 1.0, steps)
+        latents = [((1.0 - t) * a + t * b).astype(np.float32) for t in ts]
+        labels = [label if (label_b is None or t < 0.5) else label_b for t in ts]
+        wavs = self.render_many(latents, labels, pitch)
+        return [Sound(wav, self.sample_rate, z, lab, self._pitch(pitch), "interpolate", None,
+                      self._params(t=float(t), step=i, steps=steps))
+                for i, (wav, z, lab, t) in enumerate(zip(wavs, latents, labels, ts))]
 
     # ---- continuation ------------------------------------------------------------------------
     def _prompt_frames(self, prompt_samples: int) -> int:
