@@ -106,7 +106,7 @@ def test_cli_generate_and_recall(tiny_run, tmp_path):
     b, _ = sf.read(tmp_path / "again" / "recalled_000.flac")
     assert np.array_equal(a, b)
     res = runner.invoke(app, ["generate", str(tiny_run), "--out", str(tmp_path / "interp"), "--interpolate",
-                              str(out / "sample_000.json"), "--interpolate", str(out / "sample_001.json"),
+                              str(out / "sample_000.json"), str(out / "sample_001.json"),
                               "--steps", "3"])
     assert res.exit_code == 0, res.output
     ends = [json.loads((tmp_path / "interp" / f"interpolate_{i:03d}.json").read_text())["latent"] for i in (0, 2)]

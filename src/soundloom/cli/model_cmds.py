@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional, Tuple
 
 import typer
 
@@ -104,7 +104,7 @@ def generate(
     prior: str = typer.Option("fitted", help="fitted (Gaussian of training latents per class) | standard (N(0, I))."),
     cont: Optional[Path] = typer.Option(None, "--continue", help="Prompt audio file to continue."),
     seconds: float = typer.Option(1.0, help="Length of a continuation in all (prompt included)."),
-    interpolate: Optional[List[Path]] = typer.Option(None, help="Two sounds (audio or sidecar .json): --interpolate A --interpolate B."),
+    interpolate: Optional[Tuple[Path, Path]] = typer.Option(None, help="Two sounds, audio files or sidecar .json: --interpolate A B."),
     steps: int = typer.Option(8, help="Interpolation steps."),
     variation: Optional[Path] = typer.Option(None, help="Audio file to vary."),
     amount: float = typer.Option(0.3, help="Variation size (latent noise scale)."),
@@ -131,8 +131,6 @@ def generate(
                 s.sources["prompt"] = str(cont.resolve())
             prefix = "continue"
         elif interpolate:
-            if len(interpolate) != 2:
-                _fail("--interpolate takes two sounds: --interpolate A --interpolate B")
             za, la = _latent_of(gen, interpolate[0], label)
             zb, lb = _latent_of(gen, interpolate[1], label)
             sounds = gen.interpolate(za, zb, steps, label=la, pitch=pitch, label_b=lb)

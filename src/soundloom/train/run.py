@@ -107,7 +107,7 @@ def train(cfg: TrainConfig, run_dir: str | os.PathLike, resume: bool = False, pr
     if not resume:
         _write_yaml(run_dir / "config.yaml", run_info)
     trainer = L.Trainer(**_trainer_args(cfg, run_dir, data, store, model_cfg, progress_bar))
-    trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None, weights_only=False)
+    trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None, weights_only=True)
     if trainer.is_global_zero:
         best = run_dir / "checkpoints" / "best.ckpt"
         if best.exists():
