@@ -114,3 +114,28 @@ def test_cli_generate_and_recall(tiny_run, tmp_path):
     assert ends[1] == record["latent"]
     res = runner.invoke(app, ["generate", str(tmp_path), "--out", str(out)])
     assert res.exit_code == 2 and "model.json" in res.output
+
+
+def test_cli_continue_and_variation_recall_exactly(tiny_run, tmp_path):
+    runner = CliRunner()
+    prompt = tmp_path / "prompt.wav"
+    sf.write(prompt, tone(440.0, 2, 1)[:900], SAMPLE_RATE, subtype="FLOAT")
+    for flag, name in (("--continue", "continue"), ("--variation", "variation")):
+        out = tmp_path / name
+        res = runner.invoke(app, ["generate", str(tiny_run), "--out", str(out), flag, str(prompt), "--seconds", "0.2",
+                                  "--n", "2", "--seed", "9", "--griffin-lim-iters", "3"])
+        assert res.exit_code == 0, res.output
+        for i in range(2):
+            record = json.loads((out / f"{name}_{i:03d}.json").read_text())
+            assert record["seed"] == 9 + i and record["sources"]
+            res = runner.invoke(app, ["generate", str(tiny_run), "--out", str(tmp_path / f"re-{name}-{i}"),
+                                      "--from-sidecar", str(out / f"{name}_{i:03d}.json")])
+            assert res.exit_code == 0, res.output
+            a, _ = sf.read(out / f"{name}_{i:03d}.wav")
+            b, _ = sf.read(tmp_path / f"re-{name}-{i}" / "recalled_000.wav")
+            assert np.array_equal(a, b), name
+        again = tmp_path / f"{name}-again"
+        runner.invoke(app, ["generate", str(tiny_run), "--out", str(again), flag, str(prompt), "--seconds", "0.2",
+                            "--n", "2", "--seed", "9", "--griffin-lim-iters", "3"])
+        assert np.array_equal(sf.read(out / f"{name}_001.wav")[0], sf.read(again / f"{name}_001.wav")[0])
+    assert len(sf.read(tmp_path / "continue" / "continue_000.wav")[0]) == 1600
