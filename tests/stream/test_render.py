@@ -104,3 +104,12 @@ def test_seam_verifier_accepts_continuation_rejects_spectral_jump(tmp_path):
         assert v.passes(int(low[0]), int(low[1]))  # the song's own continuation
         assert v.passes(int(low[0]), int(low[3]))  # same tone elsewhere: seamless too
         assert not v.passes(int(low[0]), int(high[1]))  # 220 Hz -> 3520 Hz: spectral cosine fails
+
+
+def test_fast_loudness_matches_pyloudnorm():
+    from soundloom.stream.edges import integrated_loudness
+
+    rng = np.random.default_rng(0)
+    t = np.arange(12 * RATE) / RATE
+    x = (0.3 * np.sin(2 * np.pi * 440 * t) * (t < 6) + 0.02 * rng.standard_normal(len(t))).astype(np.float32)
+    assert integrated_loudness(x, RATE) == pytest.approx(loudness_lufs(x, RATE), abs=0.05)
