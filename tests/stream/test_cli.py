@@ -62,3 +62,15 @@ def test_cli_errors_are_clear(tmp_path):
     res = CliRunner().invoke(app, ["stream", str(tmp_path / "nope"), "--model", "features", "--out", str(tmp_path / "x.wav")])
     assert res.exit_code != 0
     assert "not a pool" in str(res.exception) or "not a pool" in res.output
+
+
+def test_cli_endless_stdout_is_pure_wav(pool, features_run):
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "soundloom", "stream", str(pool), "--model", str(features_run),
+                             "--endless"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    data = proc.stdout.read(200_000)
+    proc.kill()
+    proc.wait()
+    assert data[:4] == b"RIFF" and data[8:12] == b"WAVE" and len(data) == 200_000

@@ -139,8 +139,11 @@ def stream(
     if not endless and out is None:
         raise typer.BadParameter("give --out FILE or --endless")
     with ChunkCatalog(pool, create=False) as catalog:
-        with rich_progress(transient=True) as progress:
-            emb = load_pool_embeddings(catalog, model, progress)
+        if endless:  # stdout carries the audio: no progress bars there
+            emb = load_pool_embeddings(catalog, model)
+        else:
+            with rich_progress(transient=True) as progress:
+                emb = load_pool_embeddings(catalog, model, progress)
         if endless:
             from ..stream.endless import write_endless
 
