@@ -98,3 +98,41 @@ def test_cnnlstm_layers_and_step():
 def test_unknown_model_is_named():
     with pytest.raises(ValueError, match="unknown transition model"):
         build_scorer("transformer")
+
+
+def test_cut_batches_shifted_heads_belong_to_their_owner():
+    from soundloom.train.transitions import CutBatches, infonce
+
+    frames = torch.arange(400, dtype=torch.float32)[None, :].repeat(4, 1)  # value = frame index
+    data = CutBatches([frames, frames + 1000.0], frames=8, gap=4, songs=2, per_song=8, hard=6, seed=0)
+    tails, heads, shifted, owner = next(iter(data))
+    assert tails.shape == (16, 4, 8) and len(shifted) == len(owner) > 0
+    # n_fft = 4 hops: the tail's last frame (k - 4) ends where the head's first frame (k) starts
+    assert torch.allclose(heads[:, 0, 0] - tails[:, 0, -1], torch.full((16,), 4.0))
+    d = shifted[:, 0, 0] - heads[owner, 0, 0]
+    assert torch.all((d.abs() >= 4) & (d.abs() < 40))
+    loss, acc = infonce(_Tiny4(), tails, heads, shifted, owner)
+    assert torch.isfinite(loss)
+
+
+class _Tiny4(torch.nn.Module):
+    """Stand-in encoder pair over 4 mel bands: mean over time."""
+
+    def encode_tail_mel(self, x):
+        return x.mean(-1)
+
+    def encode_head_mel(self, x):
+        return x.mean(-1)
+
+
+def test_training_slices_match_inference_windows():
+    """Frames sliced from a whole song's log-mel equal the log-mel of the cut windows (no leak)."""
+    m = build_scorer("contrastive", **TINY["contrastive"]).eval()
+    song = windows(1, 30000, 5)[0]
+    mel = m.log_mel(song)
+    gap, T, k = m.n_fft // m.hop, m.frames, 60
+    cut = k * m.hop
+    tail_win = song[cut - m.tail_samples : cut][None]
+    head_win = song[cut : cut + m.head_samples][None]
+    assert torch.allclose(mel[:, k - gap - T + 1 : k - gap + 1], m.log_mel(tail_win)[0], atol=1e-3)
+    assert torch.allclose(mel[:, k : k + T], m.log_mel(head_win)[0], atol=1e-3)

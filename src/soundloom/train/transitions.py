@@ -39,8 +39,9 @@ from ..stream.pairs import SongAudio, chunk_windows, make_pairs, open_split, pai
 class CutBatches(IterableDataset):
     """Endless batches of (tail mel, head mel, shifted head mel) cut at random frames of songs.
 
-    Yields ``tails (B, n_mels, T)``, ``heads (B, n_mels, T)`` and ``shifted (H, n_mels, T)``, where
-    ``shifted[i]`` is the head of tail ``i``'s song with its cut moved 4-40 frames (hard negatives).
+    Yields ``tails (B, n_mels, T)``, ``heads (B, n_mels, T)``, ``shifted (H, n_mels, T)`` and
+    ``owner (H,)``: ``shifted[j]`` is the head of tail ``owner[j]`` with its cut moved 4-40 frames
+    (about 0.05-0.46 s), a hard negative for that tail only.
     """
 
     def __init__(self, mels: list[torch.Tensor], frames: int, gap: int, songs: int = 16, per_song: int = 16,
@@ -57,7 +58,7 @@ class CutBatches(IterableDataset):
         while self.n_batches is None or n < self.n_batches:
             n += 1
             song_idx = rng.choice(len(self.mels), size=min(self.songs, len(self.mels)), replace=False, p=self.p)
-            tails, heads, shifted = [], [], []
+            tails, heads, shifted, owner = [], [], [], []
             for s in song_idx:
                 m = self.mels[s]
                 lo, hi = g + T + 45, m.shape[1] - T - 45  # room for shifted heads
@@ -70,14 +71,17 @@ class CutBatches(IterableDataset):
                     if len(shifted) < self.hard and rng.random() < 0.5:
                         d = int(rng.integers(4, 40)) * int(rng.choice([-1, 1]))
                         shifted.append(m[:, k + d : k + d + T] + off)
+                        owner.append(len(tails) - 1)
             if not tails:
                 raise ValueError("songs too short for contrastive training")
             sh = torch.stack(shifted) if shifted else torch.zeros(0, *tails[0].shape)
-            yield torch.stack(tails), torch.stack(heads), sh
+            yield torch.stack(tails), torch.stack(heads), sh, torch.tensor(owner, dtype=torch.long)
 
 
-def infonce(scorer, tails: torch.Tensor, heads: torch.Tensor, shifted: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Symmetric InfoNCE; shifted heads are extra negative columns for the first tails.
+def infonce(scorer, tails: torch.Tensor, heads: torch.Tensor, shifted: torch.Tensor,
+            owner: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric InfoNCE over the batch; each shifted head is one extra negative column that only its
+    owner tail competes with (``owner[j]`` = row of ``shifted[j]``; default ``arange(H)``).
 
     Returns (loss, in-batch top-1 accuracy of tail -> head).
     """
@@ -87,11 +91,11 @@ def infonce(scorer, tails: torch.Tensor, heads: torch.Tensor, shifted: torch.Ten
     target = torch.arange(len(zt))
     back = nn.functional.cross_entropy(logits.T, target)
     if len(shifted):
-        # shifted[i] belongs to tail i for i < H: a column that only row i competes with
         zs = scorer.encode_head_mel(shifted)
-        extra = torch.full((len(zt), len(zs)), -1e4)
-        h = len(zs)
-        extra[:h] = torch.where(torch.eye(h, dtype=torch.bool), zt[:h] @ zs.T, torch.full((h, h), -1e4))
+        owner = torch.arange(len(zs)) if owner is None else owner
+        mask = torch.zeros(len(zt), len(zs), dtype=torch.bool)
+        mask[owner, torch.arange(len(zs))] = True
+        extra = torch.where(mask, zt @ zs.T, torch.full((len(zt), len(zs)), -1e4))
         forward_logits = torch.cat([logits, extra], 1)
     else:
         forward_logits = logits
@@ -109,12 +113,12 @@ class ContrastiveModule(L.LightningModule):
         self.history: list[dict] = []
 
     def training_step(self, batch, _):
-        loss, acc = infonce(self.scorer, *[b.squeeze(0) for b in batch])
+        loss, acc = infonce(self.scorer, *batch)
         self.log("train_loss", loss)
         return loss
 
     def validation_step(self, batch, _):
-        loss, acc = infonce(self.scorer, *[b.squeeze(0) for b in batch])
+        loss, acc = infonce(self.scorer, *batch)
         self.val_losses.append(float(loss))
         self.val_accs.append(float(acc))
 
@@ -163,7 +167,7 @@ def train_contrastive(scorer, audio: SongAudio, split: dict, steps: int, max_min
     allf = torch.cat([m for m in train], 1)
     scorer.mel_mean.copy_(allf.mean(1, keepdim=True))
     scorer.mel_std.copy_(allf.std(1, keepdim=True).clamp_min(1.0))
-    gap = scorer.n_fft // scorer.hop - 1  # tail's last frame ends at the cut
+    gap = scorer.n_fft // scorer.hop  # frame k - gap spans [(k - gap) * hop, k * hop): ends at the cut
     data = CutBatches(train, scorer.frames, gap, seed=seed)
     vdata = CutBatches(val, scorer.frames, gap, seed=10_000 + seed, n_batches=8, hard=0)
     module = ContrastiveModule(scorer, lr=lr, steps=steps, budget_min=max_minutes)
