@@ -22,6 +22,16 @@ import typer
 from .app import app
 
 
+THREADS_HELP = "torch CPU threads; 1 is fastest (and steadiest) on shared cores, 0 = torch's default."
+
+
+def _set_threads(threads: int) -> None:
+    import torch
+
+    if threads > 0:
+        torch.set_num_threads(threads)
+
+
 def _fail(message: str) -> None:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(2)
@@ -46,7 +56,7 @@ def train(
     accelerator: str = typer.Option("cpu", help="cpu | gpu | auto"),
     devices: int = typer.Option(1, help="Devices; > 1 trains with DDP."),
     num_workers: int = typer.Option(0, help="Data loader workers."),
-    threads: Optional[int] = typer.Option(None, help="CPU threads for torch (1 is fastest on busy shared cores)."),
+    threads: int = typer.Option(1, help=THREADS_HELP),
     resume: bool = typer.Option(False, "--resume", help="Continue from RUN/checkpoints/last.ckpt."),
     checkpoint_every: int = typer.Option(200, help="Save last.ckpt every this many steps (and each epoch)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
@@ -64,7 +74,7 @@ def train(
                           batch_size=batch_size, lr=lr, latent_dim=latent,
                           channels=[int(c) for c in channels.split(",")], beta=beta, warmup_steps=warmup_steps,
                           seed=seed, val_fraction=val_fraction, label_key=None if label_key == "none" else label_key,
-                          accelerator=accelerator, devices=devices, num_workers=num_workers, threads=threads,
+                          accelerator=accelerator, devices=devices, num_workers=num_workers, threads=threads or None,
                           checkpoint_every=checkpoint_every)
     start = time.monotonic()
     try:
@@ -114,11 +124,13 @@ def generate(
     sample_rate: Optional[int] = typer.Option(None, help="Output sample rate (default: the model's)."),
     griffin_lim_iters: int = typer.Option(32, help="Griffin-Lim iterations."),
     level: str = typer.Option("peak", help="peak | loudness | none"),
+    threads: int = typer.Option(1, help=THREADS_HELP),
 ) -> None:
     """Sample, continue, interpolate or vary sounds; each file gets a JSON sidecar to recall it."""
     from ..generate import Generator
     from ..models import ModelFileError
 
+    _set_threads(threads)
     start = time.monotonic()
     try:
         gen = Generator.from_run(run, griffin_lim_iters=griffin_lim_iters, sample_rate=sample_rate, level=level)
@@ -167,11 +179,13 @@ def train_classifier_cmd(
     seed: int = typer.Option(0, help="Same seed and --val-fraction as the model's run hold out the same speakers."),
     val_fraction: float = typer.Option(0.1),
     label_key: str = typer.Option("auto"),
+    threads: int = typer.Option(1, help=THREADS_HELP),
 ) -> None:
     """Train the small evaluation classifier; prints its accuracy on held-out speakers / instruments."""
     from ..progress import rich_progress
     from ..train.classifier import train_classifier
 
+    _set_threads(threads)
     with rich_progress(transient=True) as progress:
         record = train_classifier(features, out, epochs=epochs, max_minutes=max_minutes, batch_size=batch_size,
                                   lr=lr, seed=seed, val_fraction=val_fraction, label_key=label_key, progress=progress)
@@ -190,12 +204,14 @@ def eval_cmd(
     griffin_lim_iters: int = typer.Option(32),
     seed: int = typer.Option(0),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    threads: int = typer.Option(1, help=THREADS_HELP),
 ) -> None:
     """Held-out reconstruction (MSE vs mean baseline, LSD, SC, MR-STFT) and classifier-scored generation."""
     from ..eval.report import evaluate_run
     from ..models import ModelFileError
     from ..progress import rich_progress
 
+    _set_threads(threads)
     temps = tuple(float(t) for t in temperatures.split(","))
     clf = classifier or run / "classifier"
     try:
