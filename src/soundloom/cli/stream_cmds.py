@@ -19,6 +19,16 @@ import typer
 from .app import app
 
 
+THREADS_HELP = "torch CPU threads; 1 is fastest (and steadiest) on shared cores, 0 = torch's default."
+
+
+def _set_threads(threads: int) -> None:
+    import torch
+
+    if threads > 0:
+        torch.set_num_threads(threads)
+
+
 def _clean_errors(fn):
     """Bad input (ValueError) prints one ``error:`` line and exits with code 2, as the CLI's main does."""
     import functools
@@ -79,8 +89,10 @@ def train_transitions_cmd(
     seed: int = typer.Option(0, help="Seed of the song split and of training."),
     width: Optional[int] = typer.Option(None, help="Encoder width (contrastive) - smaller trains faster."),
     side_s: Optional[float] = typer.Option(None, help="cnn-lstm: seconds of A's end and B's start (seed-like: 1.0)."),
+    threads: int = typer.Option(1, help=THREADS_HELP),
 ) -> None:
     """Train a transition model on the pool's training songs (split by song)."""
+    _set_threads(threads)
     from ..progress import rich_progress
     from ..train.transitions import train_transitions
 
@@ -123,8 +135,10 @@ def stream(
     align_ms: float = typer.Option(5.0, help="Cross-correlation alignment range (+- ms)."),
     target_lufs: float = typer.Option(-14.0, help="Stream loudness (LUFS), true peak kept under -1 dBTP."),
     plot: bool = typer.Option(True, help="Write the timeline PNG."),
+    threads: int = typer.Option(1, help=THREADS_HELP),
 ) -> None:
     """Assemble a seamless stream (a remix, not a replay) from the pool's chunks."""
+    _set_threads(threads)
     from ..progress import rich_progress
     from ..stream.catalog import ChunkCatalog
     from ..stream.index import load_pool_embeddings
@@ -173,8 +187,10 @@ def eval_transitions_cmd(
     stream_minutes: float = typer.Option(10.0, help="Render a stream of test songs per model and judge its seams (0 = skip)."),
     seed: int = typer.Option(0, help="Seed of candidate sampling (the split comes from the runs)."),
     out: Optional[Path] = typer.Option(None, help="Also write the JSON report here."),
+    threads: int = typer.Option(1, help=THREADS_HELP),
 ) -> None:
     """Compare transition models on test songs: AUC per negative kind, top-1 / MRR among 100, stream seams."""
+    _set_threads(threads)
     from ..eval.transitions import evaluate_runs
     from ..progress import rich_progress
 
