@@ -141,7 +141,10 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000, 100_000, 1_000_000])
     ap.add_argument("--dim", type=int, default=128, help="embedding width for the synthetic latency runs")
     ap.add_argument("--minutes", type=float, default=10.0)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1: steadiest on shared cores; 0: default)")
     args = ap.parse_args()
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     print(f"torch threads {torch.get_num_threads()}")
     if args.songs:
         bench_chunking(args.songs, args.chunk_songs)
