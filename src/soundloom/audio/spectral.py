@@ -260,7 +260,8 @@ def griffin_lim(
             :func:`vocoder_phase`; converges in fewer iterations on tonal sounds), "random"
             (seeded, as librosa) or "zeros".
     Returns:
-        Waveform ``(..., samples)``.
+        Waveform ``(..., samples)``. Every item is computed independently, so a batch gives
+        the same result as its items one by one.
     """
     if mag.shape[-2] != cfg.n_bins:
         raise ValueError(f"expected {cfg.n_bins} bins (n_fft={cfg.n_fft}), got {mag.shape[-2]}")
@@ -268,24 +269,100 @@ def griffin_lim(
     if init == "random":
         gen = torch.Generator(device="cpu")
         gen.manual_seed(0 if seed is None else seed)
-        phase = torch.rand(mag.shape, generator=gen).to(mag.device) * (2 * np.pi)
-        angles = torch.polar(torch.ones_like(mag), phase)
+        phase = (torch.rand(mag.shape, generator=gen) * (2 * np.pi)).to(mag.device)
     elif init == "zeros":
-        angles = torch.ones_like(mag, dtype=torch.complex64)
+        phase = torch.zeros_like(mag)
     elif init == "vocoder":
-        angles = torch.polar(torch.ones_like(mag), vocoder_phase(mag, cfg))
+        phase = vocoder_phase(mag, cfg)
     else:
         raise ValueError(f"init must be 'vocoder', 'random' or 'zeros', got {init!r}")
-    if length is None:
-        length = (mag.shape[-1] - 1) * int(cfg.hop_length)
+    hop, frames = int(cfg.hop_length), mag.shape[-1]
+    out_len = (frames - 1) * hop if length is None else int(length)
+    # Iterate at a length whose STFT has exactly `frames` frames; trim or pad to `length` after.
+    work_len = out_len if 1 + out_len // hop == frames else (frames - 1) * hop
+    if cfg.n_fft % hop == 0:
+        shape = mag.shape
+        wav = _griffin_lim_frames(mag.reshape(-1, *shape[-2:]), phase.reshape(-1, *shape[-2:]), cfg, n_iter,
+                                  momentum, work_len).reshape(*shape[:-2], work_len)
+    else:
+        angles = torch.polar(torch.ones_like(mag), phase)
+        prev = torch.zeros_like(angles)
+        alpha = momentum / (1.0 + momentum)
+        for _ in range(n_iter):
+            rebuilt = stft(istft(mag * angles, cfg, length=work_len), cfg)
+            angles = rebuilt - alpha * prev
+            angles = angles / (angles.abs() + 1e-16)
+            prev = rebuilt
+        wav = istft(mag * angles, cfg, length=work_len)
+    if work_len == out_len:
+        return wav
+    return torch.nn.functional.pad(wav, (0, max(0, out_len - work_len)))[..., :out_len]
+
+
+@lru_cache(maxsize=16)
+def _frame_plan(n_fft: int, hop: int, win_length: int, window: str, frames: int, device: str):
+    """Window zero-padded to ``n_fft`` (centred, as torch.stft) and ``1 / envelope`` of overlap-add."""
+    win = get_window(window, win_length, device=device)
+    left = (n_fft - win_length) // 2
+    win = torch.nn.functional.pad(win, (left, n_fft - win_length - left))
+    env = _overlap_add(win.pow(2).expand(1, frames, n_fft), hop)[0]
+    return win, 1.0 / env.clamp_min(1e-11)
+
+
+def _overlap_add(frames: torch.Tensor, hop: int) -> torch.Tensor:
+    """``(N, T, n_fft)`` -> ``(N, n_fft + (T - 1) * hop)``; needs ``n_fft % hop == 0``."""
+    n, t, n_fft = frames.shape
+    r = n_fft // hop
+    parts = frames.reshape(n, t, r, hop)
+    out = frames.new_zeros(n, t + r - 1, hop)
+    for k in range(r):
+        out[:, k : k + t] += parts[:, :, k]
+    return out.reshape(n, -1)
+
+
+def _griffin_lim_frames(mag: torch.Tensor, phase: torch.Tensor, cfg: SpectrogramConfig, n_iter: int,
+                        momentum: float, length: int) -> torch.Tensor:
+    """The same iteration as the ``torch.stft`` loop, with the frame plumbing done once.
+
+    On short clips torch.stft / istft spend most of their time on per-call set-up (window,
+    padding, envelope, fold); here frames are strided views, overlap-add is ``n_fft / hop``
+    shifted sums and phases are real ``(..., 2)`` pairs (complex division is slow). Spectra are
+    ``(B, frames, bins)``; the signal is kept zero-padded by ``n_fft // 2`` on each side, as a
+    centred STFT with constant padding sees it. ``mag``, ``phase``: ``(B, bins, frames)``.
+    """
+    n_fft, hop = cfg.n_fft, int(cfg.hop_length)
+    t = mag.shape[-1]
+    win, inv_env = _frame_plan(n_fft, hop, int(cfg.win_length), cfg.window, t, str(mag.device))
+    half = n_fft // 2
+    padded_len = length + 2 * half
+    ola_len = n_fft + (t - 1) * hop
+    mag_t = mag.transpose(1, 2).contiguous().unsqueeze(-1)  # (B, T, F, 1)
+
+    def to_signal(pairs: torch.Tensor) -> torch.Tensor:
+        frames = torch.fft.irfft(torch.view_as_complex(pairs.contiguous()), n=n_fft) * win
+        sig = _overlap_add(frames, hop) * inv_env
+        if ola_len < padded_len:
+            sig = torch.nn.functional.pad(sig, (0, padded_len - ola_len))
+        else:
+            sig = sig[:, :padded_len]
+        sig[:, :half] = 0.0
+        sig[:, half + length :] = 0.0
+        return sig
+
+    def to_pairs(sig: torch.Tensor) -> torch.Tensor:
+        frames = sig.unfold(-1, n_fft, hop)[:, :t] * win
+        return torch.view_as_real(torch.fft.rfft(frames, dim=-1))
+
+    phase_t = phase.transpose(1, 2)
+    angles = torch.stack([torch.cos(phase_t), torch.sin(phase_t)], dim=-1)
     prev = torch.zeros_like(angles)
     alpha = momentum / (1.0 + momentum)
     for _ in range(n_iter):
-        rebuilt = stft(istft(mag * angles, cfg, length=length), cfg)
+        rebuilt = to_pairs(to_signal(mag_t * angles))
         angles = rebuilt - alpha * prev
-        angles = angles / (angles.abs() + 1e-16)
+        angles = angles / (torch.hypot(angles[..., 0], angles[..., 1]) + 1e-16).unsqueeze(-1)
         prev = rebuilt
-    return istft(mag * angles, cfg, length=length)
+    return to_signal(mag_t * angles)[:, half : half + length].contiguous()
 
 
 def spectral_convergence(target_mag: torch.Tensor, wav: torch.Tensor, cfg: SpectrogramConfig) -> torch.Tensor:
