@@ -142,3 +142,12 @@ def test_framed_griffin_lim_equals_the_stft_loop(n_fft, win_length, hop, window)
     torch.testing.assert_close(fast, ref, rtol=0, atol=5e-4)
     odd = griffin_lim(mag, cfg, n_iter=2, length=x.shape[-1] - 37)  # a length the frames do not fit exactly
     assert odd.shape == (2, x.shape[-1] - 37)
+
+
+def test_griffin_lim_batch_renders_bitwise_as_its_items():
+    """Generated sounds are recalled from sidecars one at a time; a batch must not change them."""
+    cfg = SpectrogramConfig(sample_rate=8000, n_fft=256, hop_length=64)
+    x = torch.from_numpy(np.stack([harmonic_tone(8000, 0.4, f0=f) for f in (220.0, 700.0, 1500.0)]))
+    mag = magnitude(x, cfg)
+    one_by_one = torch.cat([griffin_lim(mag[i : i + 1], cfg, n_iter=8, length=x.shape[-1]) for i in range(3)])
+    assert torch.equal(one_by_one, griffin_lim(mag, cfg, n_iter=8, length=x.shape[-1]))

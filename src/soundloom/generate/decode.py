@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import torch
 
 from ..audio.convert import fit_length, resample
 from ..audio.normalize import normalize_loudness, normalize_peak
-from functools import lru_cache
-
-from ..audio.spectral import SpectrogramConfig, features, features_to_magnitude, mel_filterbank
+from ..audio.spectral import SpectrogramConfig, features, features_to_magnitude, griffin_lim, mel_filterbank
 from ..data.normalization import Normalizer
-from .phase import render_griffin_lim
 
 LEVELS = ("peak", "loudness", "none")
 
@@ -24,7 +23,7 @@ def features_to_audio(feat: torch.Tensor, normalizer: Normalizer, spec: Spectrog
     """
     db = normalizer.denormalize(feat.detach().float().cpu())
     mag = mel_to_magnitude_fast(db, spec) if spec.kind == "mel" else features_to_magnitude(db, spec)
-    return render_griffin_lim(mag, spec, n_iter=n_iter, length=n_samples)
+    return griffin_lim(mag, spec, n_iter=n_iter, length=n_samples)
 
 
 @lru_cache(maxsize=8)
