@@ -8,7 +8,7 @@ a signal of ``n`` samples has ``1 + n // hop`` frames. Everything runs on any de
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -202,12 +202,19 @@ def features_to_magnitude(feat: torch.Tensor, cfg: SpectrogramConfig, mel_iters:
     raise ValueError("MFCC features cannot be inverted to audio")
 
 
+@lru_cache(maxsize=8)
+def _mel_inverse(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None):
+    """Filterbank, its pseudo-inverse and the gradient step ``1 / ||fb||_2^2``, once per config."""
+    fb = torch.from_numpy(_mel_basis(sample_rate, n_fft, n_mels, fmin, fmax))
+    return fb, torch.linalg.pinv(fb), 1.0 / float(torch.linalg.matrix_norm(fb, ord=2) ** 2)
+
+
 def mel_to_magnitude(mel_power: torch.Tensor, cfg: SpectrogramConfig, iters: int = 32) -> torch.Tensor:
     """Approximate ``|STFT|`` from mel power ``(..., n_mels, frames)`` (non-negative least squares)."""
-    fb = mel_filterbank(cfg, mel_power.device)  # (M, F)
-    power = torch.matmul(torch.linalg.pinv(fb), mel_power).clamp_min(0)
-    # Projected gradient descent on ||fb @ P - M||^2 with P >= 0; step = 1 / ||fb||_2^2.
-    step = 1.0 / float(torch.linalg.matrix_norm(fb, ord=2) ** 2)
+    fb, pinv, step = (t if isinstance(t, float) else t.to(mel_power.device)
+                      for t in _mel_inverse(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.fmin_hz, cfg.fmax_hz))
+    power = torch.matmul(pinv, mel_power).clamp_min(0)
+    # Projected gradient descent on ||fb @ P - M||^2 with P >= 0.
     for _ in range(iters):
         grad = torch.matmul(fb.T, torch.matmul(fb, power) - mel_power)
         power = (power - step * grad).clamp_min(0)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
 import torch
 
 from ..audio.convert import fit_length, resample
 from ..audio.normalize import normalize_loudness, normalize_peak
-from ..audio.spectral import SpectrogramConfig, features, features_to_magnitude, griffin_lim, mel_filterbank
+from ..audio.spectral import SpectrogramConfig, features, features_to_magnitude, griffin_lim
 from ..data.normalization import Normalizer
 
 LEVELS = ("peak", "loudness", "none")
@@ -22,27 +20,8 @@ def features_to_audio(feat: torch.Tensor, normalizer: Normalizer, spec: Spectrog
     Deterministic (vocoder-initialised Griffin-Lim), so a latent always renders the same audio.
     """
     db = normalizer.denormalize(feat.detach().float().cpu())
-    mag = mel_to_magnitude_fast(db, spec) if spec.kind == "mel" else features_to_magnitude(db, spec)
+    mag = features_to_magnitude(db, spec)
     return griffin_lim(mag, spec, n_iter=n_iter, length=n_samples)
-
-
-@lru_cache(maxsize=8)
-def _mel_inverse(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None):
-    spec = SpectrogramConfig(sample_rate=sample_rate, n_fft=n_fft, kind="mel", n_mels=n_mels, fmin_hz=fmin, fmax_hz=fmax)
-    fb = mel_filterbank(spec)
-    return fb, torch.linalg.pinv(fb), 1.0 / float(torch.linalg.matrix_norm(fb, ord=2) ** 2)
-
-
-def mel_to_magnitude_fast(mel_db: torch.Tensor, spec: SpectrogramConfig, iters: int = 32) -> torch.Tensor:
-    """As :func:`~soundloom.audio.spectral.features_to_magnitude` for mel dB ``(..., n_mels, frames)``
-    (same projected-gradient NNLS), with the filterbank's pseudo-inverse computed once per config."""
-    fb, pinv, step = _mel_inverse(spec.sample_rate, spec.n_fft, spec.n_mels, spec.fmin_hz, spec.fmax_hz)
-    mel_power = torch.pow(10.0, mel_db / 10.0)
-    power = torch.matmul(pinv, mel_power).clamp_min(0)
-    for _ in range(iters):
-        grad = torch.matmul(fb.T, torch.matmul(fb, power) - mel_power)
-        power = (power - step * grad).clamp_min(0)
-    return power.sqrt()
 
 
 def audio_to_features(wav: np.ndarray, sample_rate: int, normalizer: Normalizer, spec: SpectrogramConfig,
