@@ -6,7 +6,7 @@ statistics are computed once over a whole data set, so any generated array maps 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch

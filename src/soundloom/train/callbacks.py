@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import lightning as L
-import numpy as np
 import torch
 
 from ..audio.io import write_audio
