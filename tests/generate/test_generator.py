@@ -139,3 +139,20 @@ def test_cli_continue_and_variation_recall_exactly(tiny_run, tmp_path):
                             "--n", "2", "--seed", "9", "--griffin-lim-iters", "3"])
         assert np.array_equal(sf.read(out / f"{name}_001.wav")[0], sf.read(again / f"{name}_001.wav")[0])
     assert len(sf.read(tmp_path / "continue" / "continue_000.wav")[0]) == 1600
+
+
+def test_cli_continue_from_the_first_part_of_a_long_prompt(tiny_run, tmp_path):
+    runner = CliRunner()
+    prompt = tmp_path / "long.wav"
+    sf.write(prompt, tone(330.0, 2, 1)[:N_SAMPLES], SAMPLE_RATE, subtype="FLOAT")  # as long as the model's clips
+    base = ["generate", str(tiny_run), "--continue", str(prompt), "--seconds", "0.2", "--griffin-lim-iters", "3"]
+    whole = runner.invoke(app, base + ["--out", str(tmp_path / "whole")])
+    assert whole.exit_code != 0 and "shorter" in whole.output  # the whole file leaves nothing to continue
+    res = runner.invoke(app, base + ["--prompt-seconds", "0.05", "--out", str(tmp_path / "part")])
+    assert res.exit_code == 0, res.output
+    record = json.loads((tmp_path / "part" / "continue_000.json").read_text())
+    assert record["sources"]["prompt_seconds"] == 0.05
+    res = runner.invoke(app, ["generate", str(tiny_run), "--out", str(tmp_path / "re"),
+                              "--from-sidecar", str(tmp_path / "part" / "continue_000.json")])
+    assert res.exit_code == 0, res.output
+    assert np.array_equal(sf.read(tmp_path / "part" / "continue_000.wav")[0], sf.read(tmp_path / "re" / "recalled_000.wav")[0])

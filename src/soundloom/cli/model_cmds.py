@@ -114,6 +114,8 @@ def generate(
     prior: str = typer.Option("fitted", help="fitted (Gaussian of training latents per class) | standard (N(0, I))."),
     cont: Optional[Path] = typer.Option(None, "--continue", help="Prompt audio file to continue."),
     seconds: float = typer.Option(1.0, help="Length of a continuation in all (prompt included)."),
+    prompt_seconds: Optional[float] = typer.Option(
+        None, help="Use only the first S seconds of the --continue file as the prompt (default: all of it)."),
     interpolate: Optional[Tuple[Path, Path]] = typer.Option(None, help="Two sounds, audio files or sidecar .json: --interpolate A B."),
     steps: int = typer.Option(8, help="Interpolation steps."),
     variation: Optional[Path] = typer.Option(None, help="Audio file to vary."),
@@ -128,6 +130,7 @@ def generate(
 ) -> None:
     """Sample, continue, interpolate or vary sounds; each file gets a JSON sidecar to recall it."""
     from ..generate import Generator
+    from ..generate.generator import trim_prompt
     from ..models import ModelFileError
 
     _set_threads(threads)
@@ -138,9 +141,13 @@ def generate(
             sounds, prefix = [gen.from_sidecar(from_sidecar)], "recalled"
         elif cont is not None:
             wav, rate = _load_input(cont)
+            if prompt_seconds is not None:
+                wav = trim_prompt(wav, rate, prompt_seconds)
             sounds = gen.continue_(wav, rate, seconds, n=n, label=label, pitch=pitch, seed=seed)
             for s in sounds:
                 s.sources["prompt"] = str(cont.resolve())
+                if prompt_seconds is not None:
+                    s.sources["prompt_seconds"] = prompt_seconds
             prefix = "continue"
         elif interpolate:
             za, la = _latent_of(gen, interpolate[0], label)

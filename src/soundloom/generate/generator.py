@@ -61,6 +61,13 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+
+def trim_prompt(wav: np.ndarray, sample_rate: int, seconds: float) -> np.ndarray:
+    """The first ``seconds`` of a prompt ``(samples,)`` (the same cut on generation and recall)."""
+    if seconds <= 0:
+        raise ValueError(f"prompt seconds must be > 0, got {seconds}")
+    return wav[: int(round(seconds * sample_rate))]
+
 class Generator:
     """Generation from a trained run directory (safetensors + JSON only)."""
 
@@ -374,6 +381,8 @@ class Generator:
                 if "prompt" not in sources:
                     raise ValueError("this continuation's sidecar names no prompt file")
                 wav, rate = load_audio(sources["prompt"])
+                if sources.get("prompt_seconds") is not None:
+                    wav = trim_prompt(wav, rate, float(sources["prompt_seconds"]))
                 audio, rate = self.render(latent, label, pitch, prompt=(wav, rate), seconds=params["seconds"])
             else:
                 self.out_rate = int(params.get("sample_rate", self.sample_rate))
