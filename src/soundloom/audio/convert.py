@@ -9,7 +9,9 @@ import soxr
 def to_mono(wav: np.ndarray) -> np.ndarray:
     """Average channels: ``(channels, samples)`` or ``(samples,)`` -> ``(samples,)``."""
     wav = np.asarray(wav, dtype=np.float32)
-    return wav if wav.ndim == 1 else wav.mean(axis=0)
+    if wav.ndim == 1:
+        return wav
+    return wav[0] if wav.shape[0] == 1 else wav.mean(axis=0)
 
 
 def resample(wav: np.ndarray, from_hz: int, to_hz: int, quality: str = "HQ") -> np.ndarray:
@@ -80,7 +82,7 @@ def fit_length(
         offset = 0 if align == "start" else (n - n_samples) // 2
         out = wav[..., offset : offset + n_samples]
         return fade(out, fade_in=fade_samples if offset > 0 else 0, fade_out=fade_samples)
-    pad = n_samples - n
-    left = 0 if align == "start" else pad // 2
-    widths = [(0, 0)] * (wav.ndim - 1) + [(left, pad - left)]
-    return np.pad(wav, widths)
+    left = 0 if align == "start" else (n_samples - n) // 2
+    out = np.zeros(wav.shape[:-1] + (n_samples,), dtype=np.float32)  # np.pad costs ~30 us a call
+    out[..., left : left + n] = wav
+    return out
