@@ -206,7 +206,6 @@ def eval_transitions_cmd(
     from rich.table import Table
 
     t = Table(title=f"{report['test_songs']} test songs, {report['test_chunks']} chunks")
-    report_names = [Path(r["run"]).name for r in report["models"]]
     for col in ("model", "run", "AUC other", "AUC same", "AUC hard", "top-1", "MRR", "seams pass", "random pass"):
         t.add_column(col)
     for r in report["models"]:

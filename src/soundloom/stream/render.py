@@ -19,7 +19,7 @@ import numpy as np
 
 from ..audio.convert import resample, to_mono
 from ..audio.io import read_audio, write_audio
-from ..audio.normalize import db_to_gain, true_peak_db
+from ..audio.normalize import db_to_gain
 from .catalog import Song
 from .search import StreamPlan
 

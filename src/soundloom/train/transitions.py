@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, IterableDataset
 
-from ..models.transition import FusionScorer, TransitionScorer, build_scorer
+from ..models.transition import FusionScorer, build_scorer
 from ..progress import ProgressCallback, null_progress
 from ..stream.catalog import ChunkCatalog
 from ..stream.pairs import SongAudio, chunk_windows, make_pairs, open_split, pair_windows
