@@ -132,17 +132,22 @@ def write_store(
         _write_json(tmp / "stats.json", normalizer.to_dict())
         _write_json(tmp / "skipped.json", skipped or [])
         _write_json(tmp / "config.json", {**config, "version": STORE_VERSION})
-        if path.exists():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
+        _swap_into_place(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
+
+
+def _swap_into_place(tmp: Path, path: Path) -> None:
+    """Rename the finished folder ``tmp`` to ``path``, replacing an older store there."""
+    if path.exists():
+        old = path.with_name(f".{path.name}.old-{os.getpid()}")
+        os.replace(path, old)
+        os.replace(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, path)
 
 
 def _write_json(path: Path, obj) -> None:
@@ -183,13 +188,7 @@ def write_store_moving(
         _write_json(tmp / "stats.json", normalizer.to_dict())
         (tmp / "skipped.json").write_text(json.dumps(skipped or [], separators=(",", ":")))
         _write_json(tmp / "config.json", {**config, "version": STORE_VERSION})
-        if path.exists():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
+        _swap_into_place(tmp, path)
     except BaseException:
         if moved.exists():
             os.replace(moved, features_npy)
