@@ -45,7 +45,7 @@ step "7/9 chunk the songs on beats (8 beats a chunk) into a pool"
 soundloom chunk "$OUT/data/songs" --out "$OUT/pool" --method beats --beats 8
 
 step "8/9 train the contrastive transition model for 2 minutes"
-soundloom train-transitions "$OUT/pool" --model contrastive --out "$OUT/runs/transitions" --max-minutes 2 --steps 300
+soundloom train-transitions "$OUT/pool" --model contrastive --out "$OUT/runs/transitions" --max-minutes 2 --steps 3000
 
 step "9/9 render a 3-minute stream and compare the learned model with the features baseline"
 soundloom stream "$OUT/pool" --model "$OUT/runs/transitions" --minutes 3 --out "$OUT/stream/stream.mp3"
