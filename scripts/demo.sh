@@ -4,7 +4,7 @@
 #            generate (conditioned, interpolation, variation, continuation) -> evaluate -> plots
 #   streams: synth songs -> chunk on beats -> train the contrastive transition model -> render
 #            a loudness-normalised stream (mp3 + cue JSON + timeline plot)
-# Everything lands in ${1:-demo}/. About 10 minutes on 2 CPU cores.
+# Everything lands in ${1:-demo}/. About 7 minutes on 2 CPU cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${1:-demo}"
