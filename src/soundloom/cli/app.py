@@ -11,6 +11,12 @@ app = typer.Typer(
 )
 
 
+def fail(message: str) -> None:
+    """Print one ``error:`` line and exit with status 2 (bad input, not a crash)."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
 @app.callback()
 def _root() -> None:
     """soundloom: AI sound generation and endless music streams."""

@@ -14,14 +14,10 @@ from typing import List, Optional
 
 import typer
 
-from .app import app
+from .app import app, fail
 
 LAYOUT_HELP = "fsdd | classes | nsynth | maestro | songs | plain | auto (detect)"
 
-
-def _fail(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(2)
 
 
 @app.command()
@@ -45,7 +41,7 @@ def scan(
             with rich_progress(transient=True) as progress:
                 report = run_scan(data, layout, min_seconds, silence_db, workers, progress=progress)
     except LayoutError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=1))
     else:
@@ -134,7 +130,7 @@ def prepare(
             with rich_progress(transient=True) as progress:
                 result = run_prepare(data, out, cfg, layout, workers, batch_size, progress=progress)
     except (LayoutError, ValueError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     summary = {"store": str(result.store), "layout": result.layout, "items": result.n_items,
                "computed": result.n_computed, "reused": result.n_reused, "skipped": len(result.skipped),
                "shape": list(result.shape), "seconds": round(result.seconds, 3)}

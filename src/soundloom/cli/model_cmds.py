@@ -19,7 +19,7 @@ from typing import Optional, Tuple
 
 import typer
 
-from .app import app
+from .app import app, fail
 
 
 THREADS_HELP = "torch CPU threads; 1 is fastest (and steadiest) on shared cores, 0 = torch's default."
@@ -31,10 +31,6 @@ def _set_threads(threads: int) -> None:
     if threads > 0:
         torch.set_num_threads(threads)
 
-
-def _fail(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(2)
 
 
 @app.command()
@@ -80,7 +76,7 @@ def train(
     try:
         run_train(cfg, out, resume=resume, progress_bar=not quiet)
     except (FileExistsError, ValueError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     typer.echo(f"trained in {time.monotonic() - start:.0f} s -> {out / 'model.safetensors'}")
 
 
@@ -167,7 +163,7 @@ def generate(
             prefix = "sample"
         paths = gen.save(sounds, out, format=format, prefix=prefix)
     except (ModelFileError, ValueError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     secs = sum(len(s.audio) / s.sample_rate for s in sounds)
     took = time.monotonic() - start
     for p in paths:
@@ -229,7 +225,7 @@ def eval_cmd(
                 report = evaluate_run(run, clf, features and str(features), temps, prior, n_per_label,
                                       griffin_lim_iters, seed, progress=progress)
     except (ModelFileError, ValueError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if as_json:
         typer.echo(json.dumps(report, indent=1))
         return
