@@ -87,3 +87,43 @@ def test_read_segment_by_offset(tmp_path):
     write_audio(tmp_path / "r.flac", x, 8000, subtype="PCM_24")
     seg, _ = read_audio(tmp_path / "r.flac", start=200, stop=300)
     np.testing.assert_allclose(seg[0], x[200:300], atol=1e-5)
+
+
+@pytest.mark.parametrize("subtype", ["PCM_U8", "PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"])
+@pytest.mark.parametrize("channels", [1, 2])
+def test_read_head_small_wav_matches_libsndfile(tmp_path, subtype, channels):
+    """The scipy fast path for small WAVs decodes exactly what soundfile decodes."""
+    from soundloom.audio.io import _read_small_wav, read_head
+
+    sr = 16000
+    mono = harmonic_tone(sr, 0.5) * 1.8
+    wav = np.stack([mono, -0.7 * mono]) if channels == 2 else mono[None]
+    path = tmp_path / "x.wav"
+    sf.write(path, wav.T, sr, subtype=subtype)
+    ref = sf.read(path, dtype="float32", always_2d=True)[0].T
+    assert _read_small_wav(str(path), None, 0, 1 << 22) is not None  # the fast path took it
+    got, rate, frames = read_head(path)
+    assert (rate, frames) == (sr, ref.shape[1]) and got.dtype == np.float32
+    np.testing.assert_array_equal(got, ref)
+    head, _, frames = read_head(path, seconds=0.1, extra_frames=7)
+    assert frames == ref.shape[1] and head.shape == (channels, 1607)
+    np.testing.assert_array_equal(head, ref[:, :1607])
+    big, _, _ = read_head(path, seconds=0.1, small_bytes=100)  # too big for scipy: soundfile reads
+    np.testing.assert_array_equal(big, ref[:, :1600])
+
+
+def test_read_head_other_formats_and_bad_files(tmp_path):
+    from soundloom.audio.io import read_head
+
+    sr = 22050
+    wav = harmonic_tone(sr, 0.4)
+    write_audio(tmp_path / "a.flac", wav, sr)
+    got, rate, frames = read_head(tmp_path / "a.flac", seconds=0.2)
+    assert rate == sr and frames == wav.size and got.shape == (1, int(np.ceil(0.2 * sr)))
+    np.testing.assert_allclose(got[0], wav[: got.shape[1]], atol=1e-4)
+    (tmp_path / "empty.wav").write_bytes(b"")
+    with pytest.raises(AudioError, match="empty"):
+        read_head(tmp_path / "empty.wav")
+    (tmp_path / "junk.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunkjunkjunk" * 4)
+    with pytest.raises(AudioError, match="junk.wav: unreadable"):
+        read_head(tmp_path / "junk.wav")

@@ -12,7 +12,7 @@ import torch
 from soundloom.audio.spectral import SpectrogramConfig, features
 from soundloom.data.normalization import Normalizer
 from soundloom.data.prepare import (
-    PrepareConfig, compute_features, fit_normalizer, load_clip, prepare, work_dir_for,
+    PrepareConfig, clip_features, compute_features, fit_normalizer, load_clip, prepare, work_dir_for,
 )
 from soundloom.data.store import FeatureStore
 
@@ -75,6 +75,42 @@ def test_fast_db_path_matches_the_audio_core():
     for window in ("hann", "blackman"):
         spec = SpectrogramConfig(sample_rate=8000, n_fft=256, overlap=0.5, window=window)
         np.testing.assert_allclose(compute_features(clips, spec), features(clips, spec), atol=2e-3)
+
+
+@pytest.mark.parametrize("kind", ["db", "mel"])
+def test_features_skip_the_padding_frames_without_changing_them(kind):
+    """clip_features computes only the frames that see a clip; the rest equal the padded clip's."""
+    rng = np.random.default_rng(2)
+    n = 4000
+    clips = [rng.standard_normal(k).astype(np.float32) * 0.1 for k in (900, 1500, 333)]
+    for spec in (SpectrogramConfig(sample_rate=8000, n_fft=256, hop_length=64, kind=kind, n_mels=20),
+                 SpectrogramConfig(sample_rate=8000, n_fft=512, win_length=300, hop_length=100, window="blackman",
+                                   kind=kind, n_mels=20)):
+        padded = np.zeros((len(clips), n), np.float32)
+        for row, c in zip(padded, clips):
+            row[: len(c)] = c
+        ref = compute_features(torch.from_numpy(padded), spec)
+        got = clip_features(clips, n, spec)
+        assert got.shape == ref.shape == (3, spec.n_rows, spec.n_frames(n)) and got.flags.c_contiguous
+        np.testing.assert_allclose(got, ref, atol=1e-4)
+        assert np.all(got[:, :, -1] == spec.floor_db)  # well past every clip: silence
+        full = clips + [rng.standard_normal(n).astype(np.float32)]  # one clip fills the length
+        np.testing.assert_array_equal(clip_features(full, n, spec)[:3], clip_features(clips, n, spec))
+
+
+def test_a_journal_line_cut_short_by_a_kill_is_recomputed(fsdd_dir, tmp_path):
+    cfg = PrepareConfig(sample_rate=8000, seconds=0.3)
+    with pytest.raises(KeyboardInterrupt):
+        prepare(fsdd_dir, tmp_path / "feat", cfg, workers=1, batch_size=4, progress=_kill_after(3))
+    work = next(work_dir_for(tmp_path / "feat").iterdir())
+    (journal,) = work.glob("journal-*.jsonl")
+    lines = journal.read_text().splitlines()
+    assert len(lines) == 3 and lines[0] == ""  # each entry starts a new line
+    journal.write_text("\n".join(lines)[:-10])  # the second batch's line is cut short
+    resumed = prepare(fsdd_dir, tmp_path / "feat", cfg, workers=1, batch_size=4)
+    assert (resumed.n_reused, resumed.n_computed) == (4, 14)
+    fresh = prepare(fsdd_dir, tmp_path / "fresh", cfg, workers=1)
+    np.testing.assert_array_equal(FeatureStore.open(tmp_path / "feat").features, FeatureStore.open(tmp_path / "fresh").features)
 
 
 def test_chunked_statistics_equal_normalizer_fit():
