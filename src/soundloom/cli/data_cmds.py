@@ -129,7 +129,7 @@ def prepare(
         else:
             with rich_progress(transient=True) as progress:
                 result = run_prepare(data, out, cfg, layout, workers, batch_size, progress=progress)
-    except (LayoutError, ValueError) as exc:
+    except (LayoutError, ValueError, OSError) as exc:  # OSError: e.g. a full disk
         fail(str(exc))
     summary = {"store": str(result.store), "layout": result.layout, "items": result.n_items,
                "computed": result.n_computed, "reused": result.n_reused, "skipped": len(result.skipped),

@@ -22,6 +22,7 @@ with their reason.
 
 from __future__ import annotations
 
+import errno
 import gc
 import hashlib
 import json
@@ -285,6 +286,27 @@ def process_batch(paths: list[str], cfg: PrepareConfig) -> tuple[np.ndarray, lis
 
 def _worker_init() -> None:
     torch.set_num_threads(1)
+    _keep_freed_memory()
+
+
+def _keep_freed_memory() -> None:
+    """Let glibc reuse this process's freed memory instead of returning it to the kernel.
+
+    Each batch allocates and frees the same few megabytes; by default glibc serves blocks that
+    large with fresh ``mmap`` pages and unmaps them again, so every batch pays the page faults
+    anew (costly in a virtual machine whose freed memory goes back to the host). Raising the
+    mmap and trim thresholds keeps those pages in the heap. A worker process calls this; other
+    C libraries have no ``mallopt`` and are left alone.
+    """
+    try:
+        import ctypes
+
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
+    mallopt(m_mmap_threshold, 64 << 20)
+    mallopt(m_trim_threshold, 256 << 20)
 
 
 def _run_batch(work: str, plan: str, offset: int, paths: list[str], slots: list[int],
@@ -409,6 +431,24 @@ def work_dir_for(out: str | os.PathLike) -> Path:
     return out.with_name(f".{out.name}.partial")
 
 
+def _reserve_disk(path: Path) -> None:
+    """Allocate the blocks of the file at ``path`` now: a disk too small fails at the start of a
+    run, not near its end, and writing into reserved blocks is a little cheaper for the file
+    system than filling a sparse file."""
+    if not hasattr(os, "posix_fallocate"):
+        return
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
+    except OSError as err:
+        if err.errno == errno.ENOSPC:
+            size_mb = os.fstat(fd).st_size / 2**20
+            raise OSError(err.errno, f"not enough disk space for {size_mb:.0f} MB of features", str(path)) from err
+        # file systems without fallocate: the file stays sparse
+    finally:
+        os.close(fd)
+
+
 class _Assembly:
     """The rows of one run, in a memory-mapped .npy (the plan file) with one slot per data-set
     item, filled by workers in place and by copies from earlier plans and stores."""
@@ -428,8 +468,9 @@ class _Assembly:
             if self.feats is not None and (self.feats.shape != full or self.feats.dtype != np.float32):
                 self.feats = None
         self.created = self.feats is None
-        if self.created:  # a sparse file: untouched slots cost no disk
+        if self.created:
             self.feats = np.lib.format.open_memmap(self.path, mode="w+", dtype=np.float32, shape=full)
+            _reserve_disk(self.path)
         self.results: list[dict | None] = [None] * len(keys)
         self.sums = np.zeros((2, shape[0]))
         self.count = 0
@@ -633,7 +674,10 @@ def _compute(tasks: list[tuple], cfg: PrepareConfig, workers: int, collect) -> N
 
 
 def _run_pool(tasks: list[tuple], cfg: PrepareConfig, workers: int, collect) -> None:
-    # fork starts workers in milliseconds (no re-import of torch); workers only compute.
+    # fork starts workers in milliseconds (no re-import of torch); workers only compute. What
+    # they import lazily is imported here once, not once per worker.
+    import scipy.io.wavfile  # noqa: F401  (read_head's fast path)
+
     ctx = mp.get_context("fork") if sys.platform.startswith("linux") else mp.get_context()
     with ProcessPoolExecutor(min(workers, len(tasks)), mp_context=ctx, initializer=_worker_init) as pool:
         pending = {pool.submit(_run_batch, *task) for task in tasks}
