@@ -100,3 +100,7 @@ def test_cli_train_resume_and_classifier(tiny_store, tmp_path):
     res = runner.invoke(app, ["train-classifier", str(tiny_store), "--out", str(tmp_path / "clf"), "--epochs", "2",
                               "--batch-size", "8", "--val-fraction", "0.25"])
     assert res.exit_code == 0 and "held-out accuracy" in res.output, res.output
+    record = json.loads((tmp_path / "clf" / "classifier.json").read_text())
+    n_val, groups = record["n_val"], record["val_groups"]
+    assert f"on {n_val} held-out items" in res.output and n_val > 0
+    assert (f"from {len(groups)} held-out" in res.output) == bool(record["group_key"])

@@ -192,8 +192,10 @@ def train_classifier_cmd(
     with rich_progress(transient=True) as progress:
         record = train_classifier(features, out, epochs=epochs, max_minutes=max_minutes, batch_size=batch_size,
                                   lr=lr, seed=seed, val_fraction=val_fraction, label_key=label_key, progress=progress)
-    typer.echo(f"held-out accuracy {record['heldout_accuracy']} on {record['n_val']} items of "
-               f"{len(record['val_groups'])} held-out {record['group_key'] or 'items'} -> {out}")
+    held_out = f"{record['n_val']} held-out items"
+    if record["group_key"]:  # split by group (e.g. speaker): none of their items was trained on
+        held_out += f" from {len(record['val_groups'])} held-out {record['group_key']} groups"
+    typer.echo(f"held-out accuracy {record['heldout_accuracy']:.3f} on {held_out} -> {out}")
 
 
 @app.command("eval")
