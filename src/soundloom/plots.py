@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_path
+
 
 def plot_grid(
     sounds: list[tuple[str, np.ndarray, int]],
@@ -56,8 +58,8 @@ def plot_grid(
     axes[-1, 1].set_xlabel("seconds")
     fig.tight_layout()
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=dpi)
+    with atomic_path(out, suffix=out.suffix) as tmp:
+        fig.savefig(tmp, dpi=dpi)
     plt.close(fig)
     return out
 

@@ -48,6 +48,16 @@ def test_save_load_round_trip(name, tmp_path):
     assert torch.allclose(back.score_pairs(t, h), m.score_pairs(t, h), atol=1e-5)
 
 
+def test_load_refuses_weights_of_another_model(tmp_path):
+    from soundloom.models import ModelFileError
+
+    build_scorer("contrastive", sample_rate=22050, **TINY["contrastive"]).save(tmp_path / "c")
+    build_scorer("cnn-lstm", sample_rate=22050, **TINY["cnn-lstm"]).save(tmp_path / "l")
+    (tmp_path / "c" / "model.safetensors").replace(tmp_path / "l" / "model.safetensors")
+    with pytest.raises(ModelFileError, match="model.safetensors: holds a 'transition-contrastive' model"):
+        load_scorer(tmp_path / "l")
+
+
 def test_features_prefers_continuation():
     m = build_scorer("features", sample_rate=22050).eval()
     n = 22050

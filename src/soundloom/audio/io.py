@@ -8,13 +8,14 @@ killed process never leaves a half-written file behind.
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+
+from ..atomic import atomic_path
 
 #: Extensions we read; libsndfile decodes all of them (mp3 needs libsndfile >= 1.1).
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".w64")
@@ -178,9 +179,10 @@ def validate_audio(
     if n == 0:
         raise AudioError(path, "empty (no samples)")
     # max and min propagate NaN and keep Inf: one pass each finds the peak and non-finite samples.
-    peak = max(float(wav.max()), -float(wav.min()))
-    if not np.isfinite(peak):
+    hi, lo = float(wav.max()), float(wav.min())
+    if not (np.isfinite(hi) and np.isfinite(lo)):
         raise AudioError(path, "non-finite samples (NaN or Inf)")
+    peak = max(hi, -lo)
     if n < min_seconds * sample_rate:
         raise AudioError(path, f"too short ({n / sample_rate:.3f} s < {min_seconds:.3f} s)")
     if silence_db is not None:
@@ -238,16 +240,8 @@ def write_audio(
     if not np.all(np.isfinite(data)):
         raise AudioError(path, "refusing to write non-finite samples")
     data = np.clip(data, -1.0, 1.0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".{fmt}", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=f".{fmt}") as tmp:
         sf.write(tmp, data, sample_rate, format=sf_format, subtype=subtype or default_subtype)
-        os.replace(tmp, path)
-    except Exception:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path
 
 

@@ -16,7 +16,7 @@ from typing import List, Optional
 
 import typer
 
-from .app import app
+from .app import app, fail
 
 
 THREADS_HELP = "torch CPU threads; 1 is fastest (and steadiest) on shared cores, 0 = torch's default."
@@ -30,16 +30,15 @@ def _set_threads(threads: int) -> None:
 
 
 def _clean_errors(fn):
-    """Bad input (ValueError) prints one ``error:`` line and exits with code 2, as the CLI's main does."""
+    """Bad input (ValueError, a missing file or run) prints one ``error:`` line and exits with code 2."""
     import functools
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except ValueError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from exc
+        except (ValueError, FileNotFoundError) as exc:
+            fail(str(exc))
 
     return wrapper
 
@@ -198,7 +197,9 @@ def eval_transitions_cmd(
         report = evaluate_runs(pool, list(model), seed=seed, max_anchors=anchors, stream_minutes=stream_minutes,
                                progress=progress)
     if out is not None:
-        out.write_text(json.dumps(report, indent=1))
+        from ..atomic import write_json
+
+        write_json(out, report)
     if as_json:
         typer.echo(json.dumps(report, indent=1))
         return

@@ -37,7 +37,6 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
 
 from ..audio.convert import fit_length, resample, to_mono

@@ -5,10 +5,11 @@ from __future__ import annotations
 import csv
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from ..atomic import atomic_path
 
 
 def _figure_module():
@@ -22,11 +23,8 @@ def _figure_module():
 
 def _save(fig, path: str | os.PathLike) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    fig.savefig(tmp, dpi=90, bbox_inches="tight")
-    os.replace(tmp, path)
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=90, bbox_inches="tight")
     _figure_module().close(fig)
     return path
 

@@ -24,7 +24,8 @@ from .. import __version__
 from ..audio.io import write_audio
 from ..audio.spectral import SpectrogramConfig
 from ..data.normalization import Normalizer
-from ..models import ModelConfig, ModelFileError, VAE, build_model, load_safetensors, load_state, write_json
+from ..atomic import write_json
+from ..models import ModelConfig, ModelFileError, VAE, build_model, load_safetensors, load_state
 from ..train.export import CONFIG_FILE, MODEL_FILE, STATS_FILE
 from .decode import LEVELS, audio_to_features, features_to_audio, finish_audio
 

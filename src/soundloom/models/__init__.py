@@ -5,14 +5,13 @@ Weights are stored only as safetensors with a JSON config beside them (never pic
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from ..atomic import atomic_path
 from .classifier import ClassifierConfig, SpectrogramClassifier
 from .cvae import CVAE
 from .vae import VAE, ModelConfig
@@ -37,19 +36,10 @@ def save_safetensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor], 
     """Write ``tensors`` atomically with metadata ``{"format": "soundloom", "kind": kind}``."""
     from safetensors.torch import save_file
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp,
+    with atomic_path(path) as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp),
                   metadata={"format": FORMAT, "kind": kind})
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return Path(path)
 
 
 def load_safetensors(path: str | os.PathLike, kind: str | None = None) -> dict[str, torch.Tensor]:
@@ -72,17 +62,6 @@ def load_safetensors(path: str | os.PathLike, kind: str | None = None) -> dict[s
     return tensors
 
 
-def write_json(path: str | os.PathLike, obj) -> Path:
-    """Write JSON atomically (temp file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=1)
-    os.replace(tmp, path)
-    return path
-
-
 def load_state(model: nn.Module, tensors: dict[str, torch.Tensor], path: str | os.PathLike) -> None:
     """Load ``tensors`` into ``model`` strictly; mismatches raise :class:`ModelFileError`."""
     own = model.state_dict()
@@ -97,5 +76,5 @@ def load_state(model: nn.Module, tensors: dict[str, torch.Tensor], path: str | o
 
 __all__ = [
     "VAE", "CVAE", "ModelConfig", "ClassifierConfig", "SpectrogramClassifier", "ModelFileError",
-    "build_model", "save_safetensors", "load_safetensors", "load_state", "write_json",
+    "build_model", "save_safetensors", "load_safetensors", "load_state",
 ]

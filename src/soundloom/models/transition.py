@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..atomic import write_json
+
 MODEL_NAMES = ("features", "contrastive", "fusion", "cnn-lstm")
 
 
@@ -68,15 +70,12 @@ class TransitionScorer(nn.Module):
         return max(self.tail_samples, self.head_samples)
 
     def save(self, run_dir: str | Path, extra: dict | None = None) -> Path:
-        """Write ``model.safetensors`` and ``config.json`` into ``run_dir``."""
-        from safetensors.torch import save_file
+        """Write ``model.safetensors`` and ``config.json`` into ``run_dir`` (each atomically)."""
+        from . import save_safetensors
 
         run_dir = Path(run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        save_file(tensors, str(run_dir / "model.safetensors"))
-        cfg = {"model": self.name, "config": self.config(), **(extra or {})}
-        (run_dir / "config.json").write_text(json.dumps(cfg, indent=2))
+        save_safetensors(run_dir / "model.safetensors", self.state_dict(), kind=f"transition-{self.name}")
+        write_json(run_dir / "config.json", {"model": self.name, "config": self.config(), **(extra or {})}, indent=2)
         return run_dir
 
 
@@ -140,8 +139,13 @@ def _from_config(name: str, cfg: dict) -> TransitionScorer:
 
 
 def load_scorer(run: str | Path, sample_rate: int = 22050) -> TransitionScorer:
-    """Load a trained run directory, or build ``features`` by name (untrained, default stats)."""
-    from safetensors.torch import load_file
+    """Load a trained run directory, or build ``features`` by name (untrained, default stats).
+
+    Raises:
+        FileNotFoundError: no run at ``run``. ModelFileError: weights missing, foreign or not
+            fitting the config.
+    """
+    from . import load_safetensors, load_state
 
     if str(run) == "features" and not Path(run).exists():
         return build_scorer("features", sample_rate=sample_rate).eval()
@@ -151,8 +155,8 @@ def load_scorer(run: str | Path, sample_rate: int = 22050) -> TransitionScorer:
         raise FileNotFoundError(f"{run}: not a transition run (no config.json); train one with train-transitions")
     cfg = json.loads(cfg_path.read_text())
     model = _from_config(cfg["model"], cfg["config"])
-    state = load_file(str(run / "model.safetensors"))
-    model.load_state_dict(state)
+    weights = run / "model.safetensors"
+    load_state(model, load_safetensors(weights, kind=f"transition-{cfg['model']}"), weights)
     return model.eval()
 
 

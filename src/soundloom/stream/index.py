@@ -10,12 +10,12 @@ for a tail: :class:`ExactIndex` (NumPy matrix-vector product, the default) or :c
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_path, write_json
 from ..models.transition import load_scorer
 from ..progress import ProgressCallback, null_progress
 
@@ -79,11 +79,9 @@ def load_pool_embeddings(catalog, run: str | Path, progress: ProgressCallback = 
         with np.load(path) as z:
             return PoolEmbeddings(z["tails"], z["heads"], str(z["model"]))
     emb = embed_pool(catalog, run, progress)
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, tails=emb.tails, heads=emb.heads, model=np.array(emb.model))
-    tmp.replace(path)
-    (folder / f"{model_key(run)}.json").write_text(json.dumps({"run": str(run), "model": emb.model}))
+    with atomic_path(path, suffix=".npz") as tmp:
+        np.savez(tmp, tails=emb.tails, heads=emb.heads, model=np.array(emb.model))
+    write_json(folder / f"{model_key(run)}.json", {"run": str(run), "model": emb.model})
     return emb
 
 

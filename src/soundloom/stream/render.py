@@ -10,13 +10,13 @@ pool's median chunk loudness (limited to ``max_gain_db``); the finished stream i
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
+from ..atomic import write_json
 from ..audio.convert import resample, to_mono
 from ..audio.io import read_audio, write_audio
 from ..audio.normalize import db_to_gain
@@ -276,9 +276,7 @@ def write_stream(path: str | Path, wav: np.ndarray, cue: dict, plot: bool = True
     """Write the audio (format from the extension), ``<path>.cue.json`` and ``<path>.timeline.png``."""
     path = Path(path)
     written = {"audio": write_audio(path, wav, cue["sample_rate"])}
-    cue_path = path.with_name(path.name + ".cue.json")
-    cue_path.write_text(json.dumps(cue, indent=1))
-    written["cue"] = cue_path
+    written["cue"] = write_json(path.with_name(path.name + ".cue.json"), cue)
     if plot:
         from .timeline import plot_timeline
 

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_path
+
 
 def plot_timeline(cue: dict, path: str | Path) -> Path:
     """Draw the cue's segments (x: output time in s, colour: song) and join scores; save PNG."""
@@ -33,6 +35,7 @@ def plot_timeline(cue: dict, path: str | Path) -> Path:
     ax2.set_xlabel("time (s)")
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=100)
+    with atomic_path(path, suffix=path.suffix) as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
     return path

@@ -14,8 +14,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ..atomic import write_json
 from ..data.store import FeatureStore, StoreError
-from ..models import ClassifierConfig, SpectrogramClassifier, save_safetensors, write_json
+from ..models import ClassifierConfig, SpectrogramClassifier, save_safetensors
 from ..progress import ProgressCallback, null_progress
 from .data import StoreDataset, default_label_key, sorted_labels, split_store
 

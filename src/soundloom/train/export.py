@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..models import VAE, save_safetensors, write_json
+from ..atomic import write_json
+from ..models import VAE, save_safetensors
 from .data import StoreDataset
 
 MODEL_FILE, CONFIG_FILE, STATS_FILE = "model.safetensors", "model.json", "stats.json"

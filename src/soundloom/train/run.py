@@ -28,6 +28,7 @@ import lightning as L
 import torch
 import yaml
 
+from ..atomic import write_text
 from ..data.store import FeatureStore, StoreError
 from ..models import ModelConfig
 from ..progress import ProgressCallback, null_progress
@@ -105,7 +106,7 @@ def train(cfg: TrainConfig, run_dir: str | os.PathLike, resume: bool = False, pr
                 "sample_rate": store.sample_rate, "n_samples": store.n_samples,
                 "spectrogram": store.spectrogram.to_dict(), "store": str(Path(cfg.features).resolve())}
     if not resume:
-        _write_yaml(run_dir / "config.yaml", run_info)
+        write_text(run_dir / "config.yaml", yaml.safe_dump(run_info, sort_keys=False))
     trainer = L.Trainer(**_trainer_args(cfg, run_dir, data, store, model_cfg, progress_bar))
     trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None, weights_only=True)
     if trainer.is_global_zero:
@@ -151,8 +152,3 @@ def _trainer_args(cfg: TrainConfig, run_dir: Path, data: StoreDataModule, store:
         args["strategy"] = "ddp"
     return args
 
-
-def _write_yaml(path: Path, obj: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(yaml.safe_dump(obj, sort_keys=False))
-    os.replace(tmp, path)

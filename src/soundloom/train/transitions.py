@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, IterableDataset
 
+from ..atomic import write_json
 from ..models.transition import FusionScorer, build_scorer
 from ..progress import ProgressCallback, null_progress
 from ..stream.catalog import ChunkCatalog
@@ -317,5 +318,5 @@ def train_transitions(
         scorer.eval().save(out, extra=extra)
         if model == "fusion":  # the contrastive part alone, so tables can show both
             scorer.contrastive.save(out / "contrastive", extra=extra)
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        write_json(out / "metrics.json", metrics, indent=2)
         return json.loads((out / "config.json").read_text())
