@@ -17,8 +17,8 @@ import librosa
 import numpy as np
 import torch
 
-from soundloom.audio import fit_length, load_audio
-from soundloom.audio.spectral import SpectrogramConfig, griffin_lim, magnitude, spectral_convergence
+from soundloom.core import fit_length, load_audio
+from soundloom.core.spectral import SpectrogramConfig, griffin_lim, magnitude, spectral_convergence
 
 
 def synth_notes(n: int, sr: int, seconds: float, seed: int = 0) -> np.ndarray:
@@ -28,8 +28,11 @@ def synth_notes(n: int, sr: int, seconds: float, seed: int = 0) -> np.ndarray:
     out = []
     for _ in range(n):
         f0 = 110 * 2 ** rng.uniform(0, 3)
-        x = sum(rng.uniform(0.1, 1) / k * np.sin(2 * np.pi * f0 * k * t + rng.uniform(0, 6)) for k in range(1, 9)
-                if f0 * k < sr / 2)
+        x = sum(
+            rng.uniform(0.1, 1) / k * np.sin(2 * np.pi * f0 * k * t + rng.uniform(0, 6))
+            for k in range(1, 9)
+            if f0 * k < sr / 2
+        )
         env = np.minimum(1, t / 0.01) * np.exp(-t * rng.uniform(1, 4)) * np.minimum(1, (seconds - t) / 0.05)
         out.append(0.3 * x * env)
     return np.asarray(out, dtype=np.float32)
@@ -37,9 +40,12 @@ def synth_notes(n: int, sr: int, seconds: float, seed: int = 0) -> np.ndarray:
 
 def load_folder(folder: Path, limit: int, sr: int, seconds: float) -> np.ndarray:
     paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".wav", ".flac", ".ogg", ".mp3"))
-    paths = [paths[i] for i in np.linspace(0, len(paths) - 1, min(limit, len(paths))).astype(int)]  # spread, not first N
-    return np.stack([fit_length(load_audio(p, sample_rate=sr)[0], int(sr * seconds), fade_samples=int(0.01 * sr))
-                     for p in paths])
+    paths = [
+        paths[i] for i in np.linspace(0, len(paths) - 1, min(limit, len(paths))).astype(int)
+    ]  # spread, not first N
+    return np.stack(
+        [fit_length(load_audio(p, sample_rate=sr)[0], int(sr * seconds), fade_samples=int(0.01 * sr)) for p in paths]
+    )
 
 
 def run(name: str, wavs: np.ndarray, cfg: SpectrogramConfig, n_iter: int, repeats: int) -> None:
@@ -52,9 +58,19 @@ def run(name: str, wavs: np.ndarray, cfg: SpectrogramConfig, n_iter: int, repeat
         return griffin_lim(mags, cfg, n_iter=n_iter, length=length)
 
     def theirs():
-        return torch.from_numpy(librosa.griffinlim(
-            mags.numpy(), n_iter=n_iter, hop_length=cfg.hop_length, win_length=cfg.win_length,
-            n_fft=cfg.n_fft, window=cfg.window, length=length, momentum=0.99, random_state=0)).float()
+        return torch.from_numpy(
+            librosa.griffinlim(
+                mags.numpy(),
+                n_iter=n_iter,
+                hop_length=cfg.hop_length,
+                win_length=cfg.win_length,
+                n_fft=cfg.n_fft,
+                window=cfg.window,
+                length=length,
+                momentum=0.99,
+                random_state=0,
+            )
+        ).float()
 
     results = {}
     for label, fn in (("soundloom", ours), ("librosa", theirs)):
@@ -66,13 +82,17 @@ def run(name: str, wavs: np.ndarray, cfg: SpectrogramConfig, n_iter: int, repeat
             times.append(time.perf_counter() - t0)
         sc = spectral_convergence(mags, y, cfg)
         results[label] = (min(times) / seconds_audio, float(sc.mean()), float(sc.max()))
-    print(f"\n{name}: {wavs.shape[0]} clips x {wavs.shape[1] / cfg.sample_rate:.2f} s at {cfg.sample_rate} Hz, "
-          f"n_fft={cfg.n_fft} hop={cfg.hop_length}, {n_iter} iterations, torch threads={torch.get_num_threads()}")
+    print(
+        f"\n{name}: {wavs.shape[0]} clips x {wavs.shape[1] / cfg.sample_rate:.2f} s at {cfg.sample_rate} Hz, "
+        f"n_fft={cfg.n_fft} hop={cfg.hop_length}, {n_iter} iterations, torch threads={torch.get_num_threads()}"
+    )
     print(f"{'':10s} {'s per s audio':>14s} {'SC mean':>9s} {'SC max':>8s}")
     for label, (rt, sc_mean, sc_max) in results.items():
         print(f"{label:10s} {rt:14.5f} {sc_mean:9.4f} {sc_max:8.4f}")
     (ro, so, _), (rl, sl, _) = results["soundloom"], results["librosa"]
-    print(f"speed ratio (librosa time / soundloom time): {rl / ro:.2f}x;  SC ratio (soundloom / librosa): {so / sl:.2f}")
+    print(
+        f"speed ratio (librosa time / soundloom time): {rl / ro:.2f}x;  SC ratio (soundloom / librosa): {so / sl:.2f}"
+    )
 
 
 def main() -> None:
@@ -84,17 +104,31 @@ def main() -> None:
     ap.add_argument("--n-fft", type=int, default=512)
     ap.add_argument("--iters", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=1,
-                    help="torch threads (librosa's FFT is single-threaded; 1 compares like with like)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (librosa's FFT is single-threaded; 1 compares like with like)",
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cfg = SpectrogramConfig(sample_rate=args.sample_rate, n_fft=args.n_fft, overlap=0.75)
     if args.folder:
-        run(str(args.folder), load_folder(args.folder, args.limit, args.sample_rate, args.seconds), cfg,
-            args.iters, args.repeats)
+        run(
+            str(args.folder),
+            load_folder(args.folder, args.limit, args.sample_rate, args.seconds),
+            cfg,
+            args.iters,
+            args.repeats,
+        )
     else:
-        run("synthesised harmonic notes", synth_notes(args.limit, args.sample_rate, args.seconds), cfg,
-            args.iters, args.repeats)
+        run(
+            "synthesised harmonic notes",
+            synth_notes(args.limit, args.sample_rate, args.seconds),
+            cfg,
+            args.iters,
+            args.repeats,
+        )
         rng = np.random.default_rng(1)
         t = np.arange(int(args.sample_rate * args.seconds)) / args.sample_rate
         noise = (0.3 * rng.standard_normal((args.limit, t.size)) * np.exp(-8 * t)).astype(np.float32)

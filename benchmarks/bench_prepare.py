@@ -71,9 +71,12 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--n-per-class", type=int, default=100, help="synthesised clips per class (9 classes)")
-    ap.add_argument("--seed-like", action="store_true",
-                    help="also time prepare at the seed's frame rate (22050 Hz, hop 256, 0.5 s clips): "
-                         "about the seed's output per file, so the engines compare like for like")
+    ap.add_argument(
+        "--seed-like",
+        action="store_true",
+        help="also time prepare at the seed's frame rate (22050 Hz, hop 256, 0.5 s clips): "
+        "about the seed's output per file, so the engines compare like for like",
+    )
     args = ap.parse_args()
 
     import librosa
@@ -95,8 +98,10 @@ def main() -> None:
         for p in paths:  # warm the page cache for both sides
             p.read_bytes()
         librosa.load(paths[0], sr=22050)
-        print(f"{len(paths)} files from {folder} ({dataset.layout}); cpu cores visible: {os.cpu_count()}, "
-              f"workers: {args.workers}, load average: {os.getloadavg()[0]:.2f}")
+        print(
+            f"{len(paths)} files from {folder} ({dataset.layout}); cpu cores visible: {os.cpu_count()}, "
+            f"workers: {args.workers}, load average: {os.getloadavg()[0]:.2f}"
+        )
         seed_s, ours_s, seed_cpu, ours_cpu = [], [], [], []
         for r in range(args.repeats):
             c0 = cpu_seconds()
@@ -110,15 +115,24 @@ def main() -> None:
             shutil.rmtree(tmp / f"ours{r}")
         n = len(paths)
         seed_rate, our_rate = n / min(seed_s), n / min(ours_s)
-        print("seed (librosa, 1 process): " + ", ".join(f"{n / s:.0f}" for s in seed_s) + f" files/s -> best {seed_rate:.0f}")
-        print(f"soundloom prepare ({args.workers} workers): " + ", ".join(f"{n / s:.0f}" for s in ours_s)
-              + f" files/s -> best {our_rate:.0f} ({rows} rows stored)")
+        print(
+            "seed (librosa, 1 process): "
+            + ", ".join(f"{n / s:.0f}" for s in seed_s)
+            + f" files/s -> best {seed_rate:.0f}"
+        )
+        print(
+            f"soundloom prepare ({args.workers} workers): "
+            + ", ".join(f"{n / s:.0f}" for s in ours_s)
+            + f" files/s -> best {our_rate:.0f} ({rows} rows stored)"
+        )
         print(f"ratio: {our_rate / seed_rate:.2f}x (wall clock, best runs)")
         # On a shared machine wall clock depends on the neighbours; CPU time per file does not.
         seed_ms, ours_ms = 1e3 * min(seed_cpu) / n, 1e3 * min(ours_cpu) / n
-        print(f"cpu per file: seed {seed_ms:.2f} ms, ours {ours_ms:.2f} ms (all processes) -> "
-              f"{seed_ms / ours_ms:.2f}x less cpu; on {args.workers} idle cores that projects to "
-              f"{args.workers * seed_ms / ours_ms:.1f}x")
+        print(
+            f"cpu per file: seed {seed_ms:.2f} ms, ours {ours_ms:.2f} ms (all processes) -> "
+            f"{seed_ms / ours_ms:.2f}x less cpu; on {args.workers} idle cores that projects to "
+            f"{args.workers * seed_ms / ours_ms:.1f}x"
+        )
         if args.seed_like:
             from soundloom.data.prepare import PrepareConfig
 
@@ -130,10 +144,13 @@ def main() -> None:
                 like_cpu.append(cpu_seconds() - c0)
                 shutil.rmtree(tmp / f"like{r}")
             like_ms = 1e3 * min(like_cpu) / n
-            print(f"soundloom prepare, seed's frame rate ({like.spectrogram().n_frames(like.n_samples)} frames): "
-                  + ", ".join(f"{n / s:.0f}" for s in like_s) + f" files/s -> best {n / min(like_s):.0f}, "
-                  f"ratio {n / min(like_s) / seed_rate:.2f}x; cpu per file {like_ms:.2f} ms "
-                  f"(projects to {args.workers * seed_ms / like_ms:.1f}x on {args.workers} idle cores)")
+            print(
+                f"soundloom prepare, seed's frame rate ({like.spectrogram().n_frames(like.n_samples)} frames): "
+                + ", ".join(f"{n / s:.0f}" for s in like_s)
+                + f" files/s -> best {n / min(like_s):.0f}, "
+                f"ratio {n / min(like_s) / seed_rate:.2f}x; cpu per file {like_ms:.2f} ms "
+                f"(projects to {args.workers * seed_ms / like_ms:.1f}x on {args.workers} idle cores)"
+            )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

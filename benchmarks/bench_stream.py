@@ -24,51 +24,69 @@ import torch
 
 
 def bench_chunking(songs: Path, n_songs: int) -> None:
-    from soundloom.stream.catalog import ChunkCatalog, find_songs
-    from soundloom.stream.chunking import ChunkConfig
+    from soundloom.streams.catalog import ChunkCatalog, find_songs
+    from soundloom.streams.chunking import ChunkConfig
 
     paths = find_songs(songs)[:n_songs]
     with tempfile.TemporaryDirectory() as tmp:
-        for method, cfg in (("fixed 3 s", ChunkConfig(method="fixed", seconds=3.0)),
-                            ("beats x8", ChunkConfig(method="beats", beats=8))):
+        for method, cfg in (
+            ("fixed 3 s", ChunkConfig(method="fixed", seconds=3.0)),
+            ("beats x8", ChunkConfig(method="beats", beats=8)),
+        ):
             with ChunkCatalog(Path(tmp) / method.replace(" ", "_")) as c:
                 t0 = time.perf_counter()
                 c.add_songs(paths, cfg)
                 dt = time.perf_counter() - t0
                 minutes = c.summary()["minutes"]
-                print(f"chunking [{method}]: {minutes:.1f} min of audio in {dt:.1f} s = {minutes / dt:.2f} min/s "
-                      f"({c.summary()['chunks']} chunks)")
+                print(
+                    f"chunking [{method}]: {minutes:.1f} min of audio in {dt:.1f} s = {minutes / dt:.2f} min/s "
+                    f"({c.summary()['chunks']} chunks)"
+                )
 
 
 def bench_embedding(pool: Path, run: str) -> None:
-    from soundloom.stream.catalog import ChunkCatalog
-    from soundloom.stream.index import embed_pool
+    from soundloom.streams.catalog import ChunkCatalog
+    from soundloom.streams.index import embed_pool
 
     with ChunkCatalog(pool, create=False) as c:
         t0 = time.perf_counter()
         emb = embed_pool(c, run)
         dt = time.perf_counter() - t0
         minutes = c.summary()["minutes"]
-    print(f"embedding [{emb.model}]: {len(emb)} chunks ({minutes:.0f} min) in {dt:.1f} s = {len(emb) / dt:.0f} chunks/s, "
-          f"{minutes / dt:.1f} min/s, dim {emb.tails.shape[1]}")
+    print(
+        f"embedding [{emb.model}]: {len(emb)} chunks ({minutes:.0f} min) in {dt:.1f} s = {len(emb) / dt:.0f} chunks/s, "
+        f"{minutes / dt:.1f} min/s, dim {emb.tails.shape[1]}"
+    )
 
 
 def synthetic_table(n: int, rng: np.random.Generator):
-    from soundloom.stream.catalog import ChunkTable
-    from soundloom.stream.edges import SEAM_BANDS
+    from soundloom.streams.catalog import ChunkTable
+    from soundloom.streams.edges import SEAM_BANDS
 
     per_song = 60
     song = np.arange(n) // per_song
     spec = rng.random((n, SEAM_BANDS), dtype=np.float32)
     spec /= np.linalg.norm(spec, axis=1, keepdims=True)
     level = rng.normal(-20, 3, n).astype(np.float32)
-    return ChunkTable(np.arange(n), song, np.arange(n) % per_song, np.zeros(n, np.int64), np.full(n, 66150),
-                      level, level, np.zeros(n, np.float32), level, level, spec, spec.copy())
+    return ChunkTable(
+        np.arange(n),
+        song,
+        np.arange(n) % per_song,
+        np.zeros(n, np.int64),
+        np.full(n, 66150),
+        level,
+        level,
+        np.zeros(n, np.float32),
+        level,
+        level,
+        spec,
+        spec.copy(),
+    )
 
 
 def bench_choice(sizes: list[int], dim: int, steps: int = 200) -> None:
-    from soundloom.stream.index import PoolEmbeddings
-    from soundloom.stream.search import NextChunkChooser, SearchConfig, iter_greedy
+    from soundloom.streams.index import PoolEmbeddings
+    from soundloom.streams.search import NextChunkChooser, SearchConfig, iter_greedy
 
     rng = np.random.default_rng(0)
     for n in sizes:
@@ -93,7 +111,7 @@ def bench_choice(sizes: list[int], dim: int, steps: int = 200) -> None:
 
 
 def bench_cnnlstm(sizes: list[int], batch: int = 32) -> None:
-    from soundloom.models.transition import build_scorer
+    from soundloom.streams.transitions.base import build_scorer
 
     m = build_scorer("cnn-lstm").eval()
     t = 0.1 * torch.randn(batch, m.tail_samples)
@@ -104,15 +122,17 @@ def bench_cnnlstm(sizes: list[int], batch: int = 32) -> None:
         m.score_pairs(t, h)
         per_pair = (time.perf_counter() - t0) / batch
     for n in sizes:
-        print(f"choice latency n={n:>8}: cnn-lstm on every candidate {per_pair * n:10.1f} s/choice "
-              f"(measured {1000 * per_pair:.1f} ms/pair on a batch of {batch}, scaled)")
+        print(
+            f"choice latency n={n:>8}: cnn-lstm on every candidate {per_pair * n:10.1f} s/choice "
+            f"(measured {1000 * per_pair:.1f} ms/pair on a batch of {batch}, scaled)"
+        )
 
 
 def bench_render(pool: Path, run: str, minutes: float) -> None:
-    from soundloom.stream.catalog import ChunkCatalog
-    from soundloom.stream.index import load_pool_embeddings
-    from soundloom.stream.render import RenderConfig, SeamVerifier, render_stream, write_stream
-    from soundloom.stream.search import SearchConfig, build_stream
+    from soundloom.streams.catalog import ChunkCatalog
+    from soundloom.streams.index import load_pool_embeddings
+    from soundloom.streams.render import RenderConfig, SeamVerifier, render_stream, write_stream
+    from soundloom.streams.search import SearchConfig, build_stream
 
     with ChunkCatalog(pool, create=False) as c:
         emb = load_pool_embeddings(c, run)
@@ -126,10 +146,12 @@ def bench_render(pool: Path, run: str, minutes: float) -> None:
             t3 = time.perf_counter()
             write_stream(Path(tmp) / "s.mp3", wav, cue, plot=False)
             t4 = time.perf_counter()
-    print(f"stream {minutes:.0f} min: search with seam verification {t1 - t0:.2f} s "
-          f"({1000 * (t1 - t0) / len(plan.rows):.2f} ms/choice, "
-          f"{len(emb)} chunks), render {t2 - t1:.1f} s = {minutes / (t2 - t1):.2f} min/s; "
-          f"write wav {t3 - t2:.1f} s, mp3 {t4 - t3:.1f} s")
+    print(
+        f"stream {minutes:.0f} min: search with seam verification {t1 - t0:.2f} s "
+        f"({1000 * (t1 - t0) / len(plan.rows):.2f} ms/choice, "
+        f"{len(emb)} chunks), render {t2 - t1:.1f} s = {minutes / (t2 - t1):.2f} min/s; "
+        f"write wav {t3 - t2:.1f} s, mp3 {t4 - t3:.1f} s"
+    )
 
 
 def main() -> None:

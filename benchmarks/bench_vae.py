@@ -43,8 +43,11 @@ class SeedVAE(nn.Module):
         dec, c_in = [], filters[-1]
         for i in reversed(range(1, len(filters))):
             s = strides[i] if isinstance(strides[i], tuple) else (strides[i], strides[i])
-            dec += [nn.ConvTranspose2d(c_in, filters[i], 3, stride=s, padding=1, output_padding=(s[0] - 1, s[1] - 1)),
-                    nn.ReLU(), nn.BatchNorm2d(filters[i])]
+            dec += [
+                nn.ConvTranspose2d(c_in, filters[i], 3, stride=s, padding=1, output_padding=(s[0] - 1, s[1] - 1)),
+                nn.ReLU(),
+                nn.BatchNorm2d(filters[i]),
+            ]
             c_in = filters[i]
         dec += [nn.ConvTranspose2d(c_in, 1, 3, stride=2, padding=1, output_padding=1), nn.Sigmoid()]
         self.decoder = nn.Sequential(*dec)
@@ -71,8 +74,8 @@ def worker(which: str, steps: int, threads: int) -> dict:
             kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1).mean()
             return 1e6 * (y - x).pow(2).mean() + kl
     else:
-        from soundloom.losses import elbo_terms
-        from soundloom.models import ModelConfig, build_model
+        from soundloom.sounds.losses import elbo_terms
+        from soundloom.sounds.models import ModelConfig, build_model
 
         model = build_model(ModelConfig(kind="vae", rows=ROWS, frames=FRAMES))
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
@@ -92,17 +95,22 @@ def worker(which: str, steps: int, threads: int) -> dict:
     for _ in range(steps):
         step()
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-    return {"model": which, "params": sum(p.numel() for p in model.parameters()), "steps": steps,
-            "examples_per_cpu_s": steps * BATCH / cpu, "examples_per_wall_s": steps * BATCH / wall,
-            "cpu_s_per_example": cpu / (steps * BATCH),
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {
+        "model": which,
+        "params": sum(p.numel() for p in model.parameters()),
+        "steps": steps,
+        "examples_per_cpu_s": steps * BATCH / cpu,
+        "examples_per_wall_s": steps * BATCH / wall,
+        "cpu_s_per_example": cpu / (steps * BATCH),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 def generation(run: str | None, threads: int, items: int = 8) -> dict:
     """Seconds of audio made per wall second and per CPU-second, as ``Generator.sample`` renders."""
     torch.set_num_threads(threads)
     if run:
-        from soundloom.generate import Generator
+        from soundloom.sounds import Generator
 
         gen = Generator.from_run(run, griffin_lim_iters=32)
         gen.sample(1, seed=0)
@@ -110,15 +118,20 @@ def generation(run: str | None, threads: int, items: int = 8) -> dict:
         sounds = gen.sample(items, seed=1)
         took, cpu = time.perf_counter() - t, time.process_time() - c
         secs = sum(len(s.audio) / s.sample_rate for s in sounds)
-        return {"source": run, "audio_s": secs, "wall_s": took, "cpu_s": cpu, "real_time_factor": secs / took,
-                "real_time_factor_cpu": secs / cpu}
+        return {
+            "source": run,
+            "audio_s": secs,
+            "wall_s": took,
+            "cpu_s": cpu,
+            "real_time_factor": secs / took,
+            "real_time_factor_cpu": secs / cpu,
+        }
     # No run: an untrained default model at the digits front end (timing does not depend on weights).
-    import numpy as np
 
-    from soundloom.audio.spectral import SpectrogramConfig
-    from soundloom.data.normalization import Normalizer
-    from soundloom.generate.decode import features_to_audio
-    from soundloom.models import ModelConfig, build_model
+    from soundloom.core.spectral import SpectrogramConfig
+    from soundloom.data.stats import Normalizer
+    from soundloom.sounds.decode import features_to_audio
+    from soundloom.sounds.models import ModelConfig, build_model
 
     spec = SpectrogramConfig(sample_rate=8000, n_fft=256, hop_length=64, kind="mel", n_mels=64)
     model = build_model(ModelConfig(kind="vae", rows=64, frames=128)).eval()
@@ -131,8 +144,14 @@ def generation(run: str | None, threads: int, items: int = 8) -> dict:
         features_to_audio(feats, norm, spec, n_samples, 32)
         took, cpu = time.perf_counter() - t, time.process_time() - c
     secs = items * n_samples / 8000
-    return {"source": "untrained default model, mel 64x128 at 8 kHz", "audio_s": secs, "wall_s": took, "cpu_s": cpu,
-            "real_time_factor": secs / took, "real_time_factor_cpu": secs / cpu}
+    return {
+        "source": "untrained default model, mel 64x128 at 8 kHz",
+        "audio_s": secs,
+        "wall_s": took,
+        "cpu_s": cpu,
+        "real_time_factor": secs / took,
+        "real_time_factor_cpu": secs / cpu,
+    }
 
 
 def main() -> None:
@@ -148,21 +167,34 @@ def main() -> None:
         return
     results = {}
     for which in ("default", "seed"):
-        out = subprocess.run([sys.executable, __file__, "--worker", which, "--steps", str(args.steps),
-                              "--threads", str(args.threads)], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, __file__, "--worker", which, "--steps", str(args.steps), "--threads", str(args.threads)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         results[which] = json.loads(out.stdout.strip().splitlines()[-1])
         r = results[which]
-        print(f"{which:8s} params {r['params']:>9,d}  {r['examples_per_cpu_s']:8.1f} examples/CPU-s  "
-              f"{r['cpu_s_per_example'] * 1000:8.1f} CPU-ms/example  peak RSS {r['peak_rss_mb']:7.0f} MB")
+        print(
+            f"{which:8s} params {r['params']:>9,d}  {r['examples_per_cpu_s']:8.1f} examples/CPU-s  "
+            f"{r['cpu_s_per_example'] * 1000:8.1f} CPU-ms/example  peak RSS {r['peak_rss_mb']:7.0f} MB"
+        )
     ratio = results["default"]["examples_per_cpu_s"] / results["seed"]["examples_per_cpu_s"]
-    print(f"training throughput: default / seed = {ratio:.1f}x (target >= 20x); "
-          f"default peak memory {results['default']['peak_rss_mb']:.0f} MB (target < 2048 MB) "
-          f"at batch {BATCH}, input {ROWS}x{FRAMES}, {args.threads} thread(s)")
+    print(
+        f"training throughput: default / seed = {ratio:.1f}x (target >= 20x); "
+        f"default peak memory {results['default']['peak_rss_mb']:.0f} MB (target < 2048 MB) "
+        f"at batch {BATCH}, input {ROWS}x{FRAMES}, {args.threads} thread(s)"
+    )
     g = generation(args.run, args.threads, args.gen_items)
-    print(f"generation: {g['audio_s']:.2f} s of audio in {g['wall_s']:.3f} s wall = {g['real_time_factor']:.0f}x real time, "
-          f"{g['cpu_s']:.3f} CPU-s = {g['real_time_factor_cpu']:.0f}x per CPU-second (target >= 50x)")
-    print(f"  ({args.gen_items} sounds: each decoded alone, mel inversion + 32 Griffin-Lim iterations batched, "
-          f"{args.threads} thread(s); {g['source']})")
+    print(
+        f"generation: {g['audio_s']:.2f} s of audio in {g['wall_s']:.3f} s wall = "
+        f"{g['real_time_factor']:.0f}x real time, "
+        f"{g['cpu_s']:.3f} CPU-s = {g['real_time_factor_cpu']:.0f}x per CPU-second (target >= 50x)"
+    )
+    print(
+        f"  ({args.gen_items} sounds: each decoded alone, mel inversion + 32 Griffin-Lim iterations batched, "
+        f"{args.threads} thread(s); {g['source']})"
+    )
 
 
 if __name__ == "__main__":

@@ -72,7 +72,9 @@ def fsdd_meta_dir(fsdd_dir: Path) -> Path:
         w.writeheader()
         for label in range(3):
             for take in range(2):
-                w.writerow({"file": f"{label}_jackson_{take}.wav", "digit": label, "speaker": "JACKSON", "engine": "human"})
+                w.writerow(
+                    {"file": f"{label}_jackson_{take}.wav", "digit": label, "speaker": "JACKSON", "engine": "human"}
+                )
     return fsdd_dir
 
 
@@ -103,9 +105,14 @@ def nsynth_dir(tmp_path: Path) -> Path:
             note = f"{family}_{source}_000-{pitch:03d}-100"
             write(root / "audio" / f"{note}.wav", tone(16000, 0.5, 440 * 2 ** ((pitch - 69) / 12)), 16000)
             examples[note] = {
-                "note_str": note, "pitch": pitch, "velocity": 100, "sample_rate": 16000,
-                "instrument_family_str": family, "instrument_source_str": source,
-                "instrument_str": f"{family}_{source}_000", "qualities": [0, 1],
+                "note_str": note,
+                "pitch": pitch,
+                "velocity": 100,
+                "sample_rate": 16000,
+                "instrument_family_str": family,
+                "instrument_source_str": source,
+                "instrument_str": f"{family}_{source}_000",
+                "qualities": [0, 1],
             }
     (root / "examples.json").write_text(json.dumps(examples))
     return root
@@ -132,7 +139,9 @@ def songs_dir(tmp_path: Path) -> Path:
     """Long files in nested folders in four formats (wav, flac, ogg, mp3)."""
     root = tmp_path / "songs"
     sr = 8000
-    for i, (sub, ext) in enumerate((("album_a", "wav"), ("album_a", "flac"), ("album_b", "ogg"), ("album_b/disc2", "mp3"))):
+    for i, (sub, ext) in enumerate(
+        (("album_a", "wav"), ("album_a", "flac"), ("album_b", "ogg"), ("album_b/disc2", "mp3"))
+    ):
         wav = np.tile(tone(sr, 1.0, 150.0 + 30 * i, i), 31)  # 31 s: long enough to count as songs
         write(root / sub / f"track{i}.{ext}", wav, sr)
     return root

@@ -24,8 +24,25 @@ def test_scan_json_and_table(fsdd_dir, bad_kinds):
 
 
 def test_prepare_json_then_rerun(classes_dir, tmp_path):
-    args = ["prepare", str(classes_dir), "--out", str(tmp_path / "feat"), "--sample-rate", "8000",
-            "--seconds", "0.5", "--n-fft", "256", "--hop", "64", "--window", "hamming", "--workers", "1", "--json"]
+    args = [
+        "prepare",
+        str(classes_dir),
+        "--out",
+        str(tmp_path / "feat"),
+        "--sample-rate",
+        "8000",
+        "--seconds",
+        "0.5",
+        "--n-fft",
+        "256",
+        "--hop",
+        "64",
+        "--window",
+        "hamming",
+        "--workers",
+        "1",
+        "--json",
+    ]
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
@@ -38,8 +55,9 @@ def test_prepare_json_then_rerun(classes_dir, tmp_path):
 
 
 def test_synth_data_then_plot(tmp_path):
-    res = runner.invoke(app, ["synth-data", str(tmp_path / "syn"), "--n-per-class", "1", "--songs", "1",
-                              "--song-seconds", "3"])
+    res = runner.invoke(
+        app, ["synth-data", str(tmp_path / "syn"), "--n-per-class", "1", "--songs", "1", "--song-seconds", "3"]
+    )
     assert res.exit_code == 0, res.output
     shots = sorted((tmp_path / "syn/oneshots").rglob("*.wav"))
     assert len(shots) == 9 and len(list((tmp_path / "syn/songs").glob("*.wav"))) == 1

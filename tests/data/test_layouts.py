@@ -46,8 +46,13 @@ def test_nsynth(nsynth_dir):
     ds = discover(nsynth_dir)
     assert ds.layout == "nsynth" and len(ds) == 4
     it = next(it for it in ds.items if it.id == "bass_electronic_000-060-100")
-    assert it.labels == {"pitch": 60, "velocity": 100, "instrument_family_str": "bass",
-                         "instrument_source_str": "electronic", "instrument_str": "bass_electronic_000"}
+    assert it.labels == {
+        "pitch": 60,
+        "velocity": 100,
+        "instrument_family_str": "bass",
+        "instrument_source_str": "electronic",
+        "instrument_str": "bass_electronic_000",
+    }
     assert it.path == nsynth_dir / "audio" / "bass_electronic_000-060-100.wav"
 
 

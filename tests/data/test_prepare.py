@@ -9,11 +9,17 @@ import numpy as np
 import pytest
 import torch
 
-from soundloom.audio.spectral import SpectrogramConfig, features
-from soundloom.data.normalization import Normalizer
+from soundloom.core.spectral import SpectrogramConfig, features
 from soundloom.data.prepare import (
-    PrepareConfig, clip_features, compute_features, fit_normalizer, load_clip, prepare, work_dir_for,
+    PrepareConfig,
+    clip_features,
+    compute_features,
+    fit_normalizer,
+    load_clip,
+    prepare,
+    work_dir_for,
 )
+from soundloom.data.stats import Normalizer
 from soundloom.data.store import FeatureStore
 
 
@@ -32,7 +38,9 @@ def test_store_shapes_config_labels_and_skips(classes_dir, tmp_path, bad_kinds):
     first = store.items[0]
     assert first["sample_rate"] == 22050 and first["duration_s"] == pytest.approx(0.4, abs=1e-4)
     assert {"id", "path", "labels", "size", "mtime"} <= set(first)
-    skipped = {os.path.basename(s["path"]): s["reason"] for s in json.loads((tmp_path / "feat/skipped.json").read_text())}
+    skipped = {
+        os.path.basename(s["path"]): s["reason"] for s in json.loads((tmp_path / "feat/skipped.json").read_text())
+    }
     assert set(skipped) == {f"{k}.wav" for k in bad_kinds}
     assert skipped["nan.wav"].startswith("non-finite") and skipped["short.wav"].startswith("too short")
     assert skipped["silent.wav"].startswith("silent") and skipped["corrupt.wav"].startswith("unreadable")
@@ -55,13 +63,16 @@ def test_stats_and_round_trip(classes_dir, tmp_path):
 
 
 def test_range_normalisation_and_mel(classes_dir, tmp_path):
-    cfg = PrepareConfig(sample_rate=8000, seconds=0.5, kind="mel", n_mels=40, normalization="range",
-                        min_db=-90, max_db=10)
+    cfg = PrepareConfig(
+        sample_rate=8000, seconds=0.5, kind="mel", n_mels=40, normalization="range", min_db=-90, max_db=10
+    )
     prepare(classes_dir, tmp_path / "feat", cfg, workers=1)
     store = FeatureStore.open(tmp_path / "feat")
     assert store.features.shape[1] == 40
     assert store.normalizer.mode == "range" and (store.normalizer.min_db, store.normalizer.max_db) == (-90, 10)
-    prepare(classes_dir, tmp_path / "db", PrepareConfig(sample_rate=8000, seconds=0.5, normalization="range"), workers=1)
+    prepare(
+        classes_dir, tmp_path / "db", PrepareConfig(sample_rate=8000, seconds=0.5, normalization="range"), workers=1
+    )
     store = FeatureStore.open(tmp_path / "db")
     peak = float(store.features.max())  # unscaled STFT: loud tones sit well above 0 dB
     assert peak > 20 and store.normalizer.max_db == np.ceil(peak / 10) * 10
@@ -83,9 +94,12 @@ def test_features_skip_the_padding_frames_without_changing_them(kind):
     rng = np.random.default_rng(2)
     n = 4000
     clips = [rng.standard_normal(k).astype(np.float32) * 0.1 for k in (900, 1500, 333)]
-    for spec in (SpectrogramConfig(sample_rate=8000, n_fft=256, hop_length=64, kind=kind, n_mels=20),
-                 SpectrogramConfig(sample_rate=8000, n_fft=512, win_length=300, hop_length=100, window="blackman",
-                                   kind=kind, n_mels=20)):
+    for spec in (
+        SpectrogramConfig(sample_rate=8000, n_fft=256, hop_length=64, kind=kind, n_mels=20),
+        SpectrogramConfig(
+            sample_rate=8000, n_fft=512, win_length=300, hop_length=100, window="blackman", kind=kind, n_mels=20
+        ),
+    ):
         padded = np.zeros((len(clips), n), np.float32)
         for row, c in zip(padded, clips):
             row[: len(c)] = c
@@ -109,8 +123,10 @@ def test_a_journal_line_cut_short_by_a_kill_is_recomputed(fsdd_dir, tmp_path):
     journal.write_text("\n".join(lines)[:-10])  # the second batch's line is cut short
     resumed = prepare(fsdd_dir, tmp_path / "feat", cfg, workers=1, batch_size=4)
     assert (resumed.n_reused, resumed.n_computed) == (4, 14)
-    fresh = prepare(fsdd_dir, tmp_path / "fresh", cfg, workers=1)
-    np.testing.assert_array_equal(FeatureStore.open(tmp_path / "feat").features, FeatureStore.open(tmp_path / "fresh").features)
+    prepare(fsdd_dir, tmp_path / "fresh", cfg, workers=1)
+    np.testing.assert_array_equal(
+        FeatureStore.open(tmp_path / "feat").features, FeatureStore.open(tmp_path / "fresh").features
+    )
 
 
 def test_chunked_statistics_equal_normalizer_fit():
@@ -168,7 +184,7 @@ def test_killed_run_resumes_from_the_work_folder(fsdd_dir, tmp_path):
     assert work_dir_for(tmp_path / "feat").exists()
     resumed = prepare(fsdd_dir, tmp_path / "feat", cfg, workers=1, batch_size=4)
     assert (resumed.n_reused, resumed.n_computed) == (8, 10)
-    fresh = prepare(fsdd_dir, tmp_path / "fresh", cfg, workers=1)
+    prepare(fsdd_dir, tmp_path / "fresh", cfg, workers=1)
     a, b = FeatureStore.open(tmp_path / "feat"), FeatureStore.open(tmp_path / "fresh")
     np.testing.assert_array_equal(a.features, b.features)
     assert [it["id"] for it in a.items] == [it["id"] for it in b.items]
@@ -211,7 +227,7 @@ def test_killed_pool_run_resumes_after_the_data_set_grew(fsdd_dir, tmp_path):
     (fsdd_dir / "0_jackson_7.wav").write_bytes((fsdd_dir / "0_jackson_0.wav").read_bytes())
     resumed = prepare(fsdd_dir, tmp_path / "feat", cfg, workers=2, batch_size=3)
     assert resumed.n_reused >= 6 and resumed.n_reused + resumed.n_computed == 19
-    fresh = prepare(fsdd_dir, tmp_path / "fresh", cfg, workers=1)
+    prepare(fsdd_dir, tmp_path / "fresh", cfg, workers=1)
     a, b = FeatureStore.open(tmp_path / "feat"), FeatureStore.open(tmp_path / "fresh")
     assert [it["id"] for it in a.items] == [it["id"] for it in b.items] and len(a) == 13
     np.testing.assert_array_equal(a.features, b.features)
@@ -243,7 +259,7 @@ def test_long_files_decode_only_the_kept_part(tmp_path):
     late_nan = (0.5 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
     late_nan[int(2.5 * sr)] = np.nan  # beyond the kept 0.5 s: never decoded, never matters
     quiet_start = late_nan.copy()
-    quiet_start[: sr] = 0.0  # the kept 0.5 s is silent: useless as a clip
+    quiet_start[:sr] = 0.0  # the kept 0.5 s is silent: useless as a clip
     folder = tmp_path / "long"
     folder.mkdir()
     sf.write(folder / "late_nan.wav", late_nan, sr, subtype="FLOAT")

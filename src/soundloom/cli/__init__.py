@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import sys
 
-from .app import app
 from . import data_cmds, model_cmds, server_cmds, stream_cmds  # noqa: E402,F401  (register commands)
+from .app import app
 
 
 def main() -> None:
     """Entry point of the ``soundloom`` console script; errors print one clear line."""
-    from ..audio.io import AudioError
+    from ..core.io import AudioError
     from ..data.store import StoreError
 
     try:

@@ -1,13 +1,13 @@
 """CLI commands of the model side (registered on :data:`soundloom.cli.app.app`).
 
-    soundloom train FEATURES --model cvae --out RUN [--epochs 100] [--max-minutes 15] [--resume] ...
-    soundloom generate RUN --out DIR [--n 8] [--label 7] [--temperature 0.8] [--seed 0] [--format wav]
-    soundloom generate RUN --out DIR --continue prompt.wav --seconds 1.0
-    soundloom generate RUN --out DIR --interpolate a.wav b.json --steps 8
-    soundloom generate RUN --out DIR --variation x.wav [--amount 0.3]
-    soundloom generate RUN --out DIR --from-sidecar out/sample_000.json
-    soundloom train-classifier FEATURES --out CLF
-    soundloom eval RUN --classifier CLF [--temperatures 0.7,1.0] [--json]
+soundloom train FEATURES --model cvae --out RUN [--epochs 100] [--max-minutes 15] [--resume] ...
+soundloom generate RUN --out DIR [--n 8] [--label 7] [--temperature 0.8] [--seed 0] [--format wav]
+soundloom generate RUN --out DIR --continue prompt.wav --seconds 1.0
+soundloom generate RUN --out DIR --interpolate a.wav b.json --steps 8
+soundloom generate RUN --out DIR --variation x.wav [--amount 0.3]
+soundloom generate RUN --out DIR --from-sidecar out/sample_000.json
+soundloom train-classifier FEATURES --out CLF
+soundloom eval RUN --classifier CLF [--temperatures 0.7,1.0] [--json]
 """
 
 from __future__ import annotations
@@ -15,12 +15,11 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Optional
 
 import typer
 
 from .app import app, fail
-
 
 THREADS_HELP = "torch CPU threads; 1 is fastest (and steadiest) on shared cores, 0 = torch's default."
 
@@ -30,7 +29,6 @@ def _set_threads(threads: int) -> None:
 
     if threads > 0:
         torch.set_num_threads(threads)
-
 
 
 @app.command()
@@ -58,7 +56,8 @@ def train(
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
     """Train a spectrogram VAE / CVAE; writes checkpoints, samples, plots and model.safetensors to RUN."""
-    from ..train import TrainConfig, train as run_train
+    from ..sounds.training import TrainConfig
+    from ..sounds.training import train as run_train
 
     if resume and (out / "config.yaml").exists():
         import yaml
@@ -66,12 +65,26 @@ def train(
         saved = yaml.safe_load((out / "config.yaml").read_text())["train"]
         cfg = TrainConfig(**{**saved, "epochs": epochs, "max_minutes": max_minutes})
     else:
-        cfg = TrainConfig(features=str(features), model=model, epochs=epochs, max_minutes=max_minutes,
-                          batch_size=batch_size, lr=lr, latent_dim=latent,
-                          channels=[int(c) for c in channels.split(",")], beta=beta, warmup_steps=warmup_steps,
-                          seed=seed, val_fraction=val_fraction, label_key=None if label_key == "none" else label_key,
-                          accelerator=accelerator, devices=devices, num_workers=num_workers, threads=threads or None,
-                          checkpoint_every=checkpoint_every)
+        cfg = TrainConfig(
+            features=str(features),
+            model=model,
+            epochs=epochs,
+            max_minutes=max_minutes,
+            batch_size=batch_size,
+            lr=lr,
+            latent_dim=latent,
+            channels=[int(c) for c in channels.split(",")],
+            beta=beta,
+            warmup_steps=warmup_steps,
+            seed=seed,
+            val_fraction=val_fraction,
+            label_key=None if label_key == "none" else label_key,
+            accelerator=accelerator,
+            devices=devices,
+            num_workers=num_workers,
+            threads=threads or None,
+            checkpoint_every=checkpoint_every,
+        )
     start = time.monotonic()
     try:
         run_train(cfg, out, resume=resume, progress_bar=not quiet)
@@ -81,7 +94,7 @@ def train(
 
 
 def _load_input(path: Path):
-    from ..audio.io import load_audio
+    from ..core.io import load_audio
 
     wav, rate = load_audio(path)
     return wav, rate
@@ -111,8 +124,11 @@ def generate(
     cont: Optional[Path] = typer.Option(None, "--continue", help="Prompt audio file to continue."),
     seconds: float = typer.Option(1.0, help="Length of a continuation in all (prompt included)."),
     prompt_seconds: Optional[float] = typer.Option(
-        None, help="Use only the first S seconds of the --continue file as the prompt (default: all of it)."),
-    interpolate: Optional[Tuple[Path, Path]] = typer.Option(None, help="Two sounds, audio files or sidecar .json: --interpolate A B."),
+        None, help="Use only the first S seconds of the --continue file as the prompt (default: all of it)."
+    ),
+    interpolate: Optional[tuple[Path, Path]] = typer.Option(
+        None, help="Two sounds, audio files or sidecar .json: --interpolate A B."
+    ),
     steps: int = typer.Option(8, help="Interpolation steps."),
     variation: Optional[Path] = typer.Option(None, help="Audio file to vary."),
     amount: float = typer.Option(0.3, help="Variation size (latent noise scale)."),
@@ -125,9 +141,9 @@ def generate(
     threads: int = typer.Option(1, help=THREADS_HELP),
 ) -> None:
     """Sample, continue, interpolate or vary sounds; each file gets a JSON sidecar to recall it."""
-    from ..generate import Generator
-    from ..generate.generator import trim_prompt
-    from ..models import ModelFileError
+    from ..sounds import Generator
+    from ..sounds.generator import trim_prompt
+    from ..sounds.models import ModelFileError
 
     _set_threads(threads)
     start = time.monotonic()
@@ -185,13 +201,23 @@ def train_classifier_cmd(
     threads: int = typer.Option(1, help=THREADS_HELP),
 ) -> None:
     """Train the small evaluation classifier; prints its accuracy on held-out speakers / instruments."""
-    from ..progress import rich_progress
-    from ..train.classifier import train_classifier
+    from ..core.progress import rich_progress
+    from ..sounds.training.classifier import train_classifier
 
     _set_threads(threads)
     with rich_progress(transient=True) as progress:
-        record = train_classifier(features, out, epochs=epochs, max_minutes=max_minutes, batch_size=batch_size,
-                                  lr=lr, seed=seed, val_fraction=val_fraction, label_key=label_key, progress=progress)
+        record = train_classifier(
+            features,
+            out,
+            epochs=epochs,
+            max_minutes=max_minutes,
+            batch_size=batch_size,
+            lr=lr,
+            seed=seed,
+            val_fraction=val_fraction,
+            label_key=label_key,
+            progress=progress,
+        )
     held_out = f"{record['n_val']} held-out items"
     if record["group_key"]:  # split by group (e.g. speaker): none of their items was trained on
         held_out += f" from {len(record['val_groups'])} held-out {record['group_key']} groups"
@@ -212,33 +238,50 @@ def eval_cmd(
     threads: int = typer.Option(1, help=THREADS_HELP),
 ) -> None:
     """Held-out reconstruction (MSE vs mean baseline, LSD, SC, MR-STFT) and classifier-scored generation."""
-    from ..eval.report import evaluate_run
-    from ..models import ModelFileError
-    from ..progress import rich_progress
+    from ..core.progress import rich_progress
+    from ..sounds.evaluation.report import evaluate_run
+    from ..sounds.models import ModelFileError
 
     _set_threads(threads)
     temps = tuple(float(t) for t in temperatures.split(","))
     clf = classifier or run / "classifier"
     try:
         if as_json:
-            report = evaluate_run(run, clf, features and str(features), temps, prior, n_per_label, griffin_lim_iters, seed)
+            report = evaluate_run(
+                run, clf, features and str(features), temps, prior, n_per_label, griffin_lim_iters, seed
+            )
         else:
             with rich_progress(transient=True) as progress:
-                report = evaluate_run(run, clf, features and str(features), temps, prior, n_per_label,
-                                      griffin_lim_iters, seed, progress=progress)
+                report = evaluate_run(
+                    run,
+                    clf,
+                    features and str(features),
+                    temps,
+                    prior,
+                    n_per_label,
+                    griffin_lim_iters,
+                    seed,
+                    progress=progress,
+                )
     except (ModelFileError, ValueError) as exc:
         fail(str(exc))
     if as_json:
         typer.echo(json.dumps(report, indent=1))
         return
     r = report["reconstruction"]
-    typer.echo(f"reconstruction: MSE {r['mse']:.4f} vs mean baseline {r['mse_dataset_mean_baseline']:.4f} "
-               f"(ratio {r['mse_ratio_to_baseline']:.3f}), LSD {r['lsd_db']:.2f} dB, SC {r['spectral_convergence']:.3f}")
+    typer.echo(
+        f"reconstruction: MSE {r['mse']:.4f} vs mean baseline {r['mse_dataset_mean_baseline']:.4f} "
+        f"(ratio {r['mse_ratio_to_baseline']:.3f}), LSD {r['lsd_db']:.2f} dB, SC {r['spectral_convergence']:.3f}"
+    )
     ref = report["reference"]
-    typer.echo(f"reference: accuracy {ref['classifier_accuracy_phase_reconstructed']:.3f}, "
-               f"IS {ref['inception_score']:.2f}, FD {ref['frechet_distance_to_train']:.2f}")
+    typer.echo(
+        f"reference: accuracy {ref['classifier_accuracy_phase_reconstructed']:.3f}, "
+        f"IS {ref['inception_score']:.2f}, FD {ref['frechet_distance_to_train']:.2f}"
+    )
     for g in report["generation"]:
-        typer.echo(f"T={g['temperature']}: accuracy {g.get('conditioned_accuracy', float('nan')):.3f}, "
-                   f"IS {g['inception_score']:.2f}, FD ratio {g['frechet_ratio_to_reference']:.2f}, "
-                   f"diversity ratio min {g.get('diversity_ratio_min', float('nan')):.2f} "
-                   f"mean {g.get('diversity_ratio_mean', float('nan')):.2f}, NDB {g['ndb']}/{g['ndb_bins']}")
+        typer.echo(
+            f"T={g['temperature']}: accuracy {g.get('conditioned_accuracy', float('nan')):.3f}, "
+            f"IS {g['inception_score']:.2f}, FD ratio {g['frechet_ratio_to_reference']:.2f}, "
+            f"diversity ratio min {g.get('diversity_ratio_min', float('nan')):.2f} "
+            f"mean {g.get('diversity_ratio_mean', float('nan')):.2f}, NDB {g['ndb']}/{g['ndb_bins']}"
+        )

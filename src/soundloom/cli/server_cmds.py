@@ -21,9 +21,13 @@ def serve(
     """Serve an endless stream live: a player page at / and the audio at /stream.wav."""
     import uvicorn
 
-    from ..server.app import create_app
-    from ..stream.render import RenderConfig
+    from ..streams.render import RenderConfig
+    from ..studio.app import create_app
 
     typer.echo(f"soundloom: http://{host}:{port}/  (Ctrl-C to stop)")
-    uvicorn.run(create_app(pool, model, render=RenderConfig(crossfade_ms=crossfade_ms, target_lufs=target_lufs)),
-                host=host, port=port, log_level="warning")
+    uvicorn.run(
+        create_app(pool, model, render=RenderConfig(crossfade_ms=crossfade_ms, target_lufs=target_lufs)),
+        host=host,
+        port=port,
+        log_level="warning",
+    )

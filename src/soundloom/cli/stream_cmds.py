@@ -1,9 +1,9 @@
 """CLI commands of the stream side (registered on :data:`soundloom.cli.app.app`).
 
-    soundloom chunk SONGS --out POOL [--method fixed|silence|beats]
-    soundloom train-transitions POOL --model contrastive --out RUN
-    soundloom stream POOL --model RUN --minutes 10 --out stream.mp3   (or --endless > live.wav)
-    soundloom eval-transitions POOL --model features --model RUN --json
+soundloom chunk SONGS --out POOL [--method fixed|silence|beats]
+soundloom train-transitions POOL --model contrastive --out RUN
+soundloom stream POOL --model RUN --minutes 10 --out stream.mp3   (or --endless > live.wav)
+soundloom eval-transitions POOL --model features --model RUN --json
 """
 
 from __future__ import annotations
@@ -12,12 +12,11 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import typer
 
 from .app import app, fail
-
 
 THREADS_HELP = "torch CPU threads; 1 is fastest (and steadiest) on shared cores, 0 = torch's default."
 
@@ -59,12 +58,20 @@ def chunk(
     sample_rate: int = typer.Option(22050, help="Pool analysis and stream rate (Hz); fixed by the first run."),
 ) -> None:
     """Cut songs into chunks and catalogue them (offsets only; audio stays in the source files)."""
-    from ..progress import rich_progress
-    from ..stream.catalog import ChunkCatalog, find_songs
-    from ..stream.chunking import ChunkConfig
+    from ..core.progress import rich_progress
+    from ..streams.catalog import ChunkCatalog, find_songs
+    from ..streams.chunking import ChunkConfig
 
-    cfg = ChunkConfig(method=method, seconds=seconds, silence_db=silence_db, min_silence_ms=min_silence_ms,
-                      keep_silence_ms=keep_silence_ms, beats=beats, beats_per_bar=beats_per_bar, min_chunk_s=min_chunk_s)
+    cfg = ChunkConfig(
+        method=method,
+        seconds=seconds,
+        silence_db=silence_db,
+        min_silence_ms=min_silence_ms,
+        keep_silence_ms=keep_silence_ms,
+        beats=beats,
+        beats_per_bar=beats_per_bar,
+        min_chunk_s=min_chunk_s,
+    )
     paths = find_songs(songs)
     t0 = time.time()
     with ChunkCatalog(out) as catalog, rich_progress(transient=True) as progress:
@@ -72,8 +79,10 @@ def chunk(
         s = catalog.summary()
     dt = time.time() - t0
     new_min = sum(x.duration_s for x in added) / 60
-    typer.echo(f"added {len(added)} songs ({new_min:.1f} min) in {dt:.1f} s; pool {out}: {s['songs']} songs, "
-               f"{s['chunks']} chunks, {s['minutes']:.1f} min")
+    typer.echo(
+        f"added {len(added)} songs ({new_min:.1f} min) in {dt:.1f} s; pool {out}: {s['songs']} songs, "
+        f"{s['chunks']} chunks, {s['minutes']:.1f} min"
+    )
 
 
 @app.command("train-transitions")
@@ -92,8 +101,8 @@ def train_transitions_cmd(
 ) -> None:
     """Train a transition model on the pool's training songs (split by song)."""
     _set_threads(threads)
-    from ..progress import rich_progress
-    from ..train.transitions import train_transitions
+    from ..core.progress import rich_progress
+    from ..streams.transitions.training import train_transitions
 
     kwargs: dict = {}
     if width is not None and model in ("contrastive", "fusion"):
@@ -101,12 +110,23 @@ def train_transitions_cmd(
     if side_s is not None and model == "cnn-lstm":
         kwargs = {"side_s": side_s}
     with rich_progress(transient=True) as progress:
-        cfg = train_transitions(pool, model, out, seed=seed, steps=steps, max_minutes=max_minutes, lr=lr,
-                                model_kwargs=kwargs, progress=progress)
+        cfg = train_transitions(
+            pool,
+            model,
+            out,
+            seed=seed,
+            steps=steps,
+            max_minutes=max_minutes,
+            lr=lr,
+            model_kwargs=kwargs,
+            progress=progress,
+        )
     m = cfg["metrics"]
     extra = f", fusion weight {m['fusion_weight']}" if "fusion_weight" in m else ""
-    typer.echo(f"trained {model} in {m['train_seconds']:.0f} s{extra}; split {len(cfg['split']['train'])}/"
-               f"{len(cfg['split']['val'])}/{len(cfg['split']['test'])} songs; run {out}")
+    typer.echo(
+        f"trained {model} in {m['train_seconds']:.0f} s{extra}; split {len(cfg['split']['train'])}/"
+        f"{len(cfg['split']['val'])}/{len(cfg['split']['test'])} songs; run {out}"
+    )
 
 
 @app.command()
@@ -115,7 +135,9 @@ def stream(
     pool: Path = typer.Argument(..., help="Pool folder."),
     model: str = typer.Option(..., "--model", help="Run folder of an embedding model, or 'features'."),
     minutes: float = typer.Option(10.0, help="Target length (min)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Output file: .mp3 .ogg .flac .wav (+ .cue.json, .timeline.png)."),
+    out: Optional[Path] = typer.Option(
+        None, "--out", help="Output file: .mp3 .ogg .flac .wav (+ .cue.json, .timeline.png)."
+    ),
     endless: bool = typer.Option(False, help="Write an unbounded 16-bit WAV stream to stdout until stopped."),
     method: str = typer.Option("greedy", help="greedy | beam."),
     beam_width: int = typer.Option(8, help="Beam width."),
@@ -128,7 +150,9 @@ def stream(
     temperature: float = typer.Option(0.0, help="0 = best candidate; > 0 samples among candidates."),
     index: str = typer.Option("auto", help="auto (exact below 50k chunks, FAISS above) | exact | faiss."),
     seam_filter: bool = typer.Option(True, help="Skip candidates whose predicted seam fails the gates."),
-    verify_seams: bool = typer.Option(True, help="Render the top candidates' joins and prefer one passing the seam gates."),
+    verify_seams: bool = typer.Option(
+        True, help="Render the top candidates' joins and prefer one passing the seam gates."
+    ),
     verify_top: int = typer.Option(8, help="Candidates verified per step."),
     crossfade_ms: float = typer.Option(120.0, help="Equal-power crossfade length (ms)."),
     align_ms: float = typer.Option(5.0, help="Cross-correlation alignment range (+- ms)."),
@@ -138,16 +162,27 @@ def stream(
 ) -> None:
     """Assemble a seamless stream (a remix, not a replay) from the pool's chunks."""
     _set_threads(threads)
-    from ..progress import rich_progress
-    from ..stream.catalog import ChunkCatalog
-    from ..stream.index import load_pool_embeddings
-    from ..stream.render import RenderConfig, SeamVerifier, render_stream, write_stream
-    from ..stream.search import SearchConfig, build_stream
+    from ..core.progress import rich_progress
+    from ..streams.catalog import ChunkCatalog
+    from ..streams.index import load_pool_embeddings
+    from ..streams.render import RenderConfig, SeamVerifier, render_stream, write_stream
+    from ..streams.search import SearchConfig, build_stream
 
-    scfg = SearchConfig(method=method, minutes=minutes, beam_width=beam_width, candidates=candidates,
-                        reuse_window=reuse_window, max_natural_run=max_natural_run, max_song_run=max_song_run,
-                        start=start, seed=seed, index=index, seam_filter=seam_filter, temperature=temperature,
-                        verify_top=verify_top)
+    scfg = SearchConfig(
+        method=method,
+        minutes=minutes,
+        beam_width=beam_width,
+        candidates=candidates,
+        reuse_window=reuse_window,
+        max_natural_run=max_natural_run,
+        max_song_run=max_song_run,
+        start=start,
+        seed=seed,
+        index=index,
+        seam_filter=seam_filter,
+        temperature=temperature,
+        verify_top=verify_top,
+    )
     rcfg = RenderConfig(crossfade_ms=crossfade_ms, align_ms=align_ms, target_lufs=target_lufs)
     if not endless and out is None:
         raise typer.BadParameter("give --out FILE or --endless")
@@ -158,7 +193,7 @@ def stream(
             with rich_progress(transient=True) as progress:
                 emb = load_pool_embeddings(catalog, model, progress)
         if endless:
-            from ..stream.endless import write_endless
+            from ..streams.endless import write_endless
 
             write_endless(sys.stdout.buffer, catalog, emb, scfg, rcfg, verify=verify_seams)
             return
@@ -171,33 +206,38 @@ def stream(
         written = write_stream(out, wav, cue, plot=plot)
         t3 = time.time()
     n_songs = len({s["song"] for s in cue["segments"]})
-    typer.echo(f"{cue['duration_s'] / 60:.2f} min, {len(cue['segments'])} segments from {n_songs} songs, "
-               f"{int(plan.natural.sum())} natural joins; search {t1 - t0:.2f} s, render {t2 - t1:.1f} s, "
-               f"write {t3 - t2:.1f} s -> {', '.join(str(p) for p in written.values())}")
+    typer.echo(
+        f"{cue['duration_s'] / 60:.2f} min, {len(cue['segments'])} segments from {n_songs} songs, "
+        f"{int(plan.natural.sum())} natural joins; search {t1 - t0:.2f} s, render {t2 - t1:.1f} s, "
+        f"write {t3 - t2:.1f} s -> {', '.join(str(p) for p in written.values())}"
+    )
 
 
 @app.command("eval-transitions")
 @_clean_errors
 def eval_transitions_cmd(
     pool: Path = typer.Argument(..., help="Pool folder."),
-    model: List[str] = typer.Option(..., "--model", help="Run folder or 'features'; repeat to compare."),
+    model: list[str] = typer.Option(..., "--model", help="Run folder or 'features'; repeat to compare."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     anchors: Optional[int] = typer.Option(None, help="Rank at most this many test chunks (all by default)."),
-    stream_minutes: float = typer.Option(10.0, help="Render a stream of test songs per model and judge its seams (0 = skip)."),
+    stream_minutes: float = typer.Option(
+        10.0, help="Render a stream of test songs per model and judge its seams (0 = skip)."
+    ),
     seed: int = typer.Option(0, help="Seed of candidate sampling (the split comes from the runs)."),
     out: Optional[Path] = typer.Option(None, help="Also write the JSON report here."),
     threads: int = typer.Option(1, help=THREADS_HELP),
 ) -> None:
     """Compare transition models on test songs: AUC per negative kind, top-1 / MRR among 100, stream seams."""
     _set_threads(threads)
-    from ..eval.transitions import evaluate_runs
-    from ..progress import rich_progress
+    from ..core.progress import rich_progress
+    from ..streams.transitions.evaluation import evaluate_runs
 
     with rich_progress(transient=True) as progress:
-        report = evaluate_runs(pool, list(model), seed=seed, max_anchors=anchors, stream_minutes=stream_minutes,
-                               progress=progress)
+        report = evaluate_runs(
+            pool, list(model), seed=seed, max_anchors=anchors, stream_minutes=stream_minutes, progress=progress
+        )
     if out is not None:
-        from ..atomic import write_json
+        from ..core.atomic import write_json
 
         write_json(out, report)
     if as_json:
@@ -211,8 +251,15 @@ def eval_transitions_cmd(
         t.add_column(col)
     for r in report["models"]:
         seams = r.get("seams", {})
-        t.add_row(r["model"], Path(r["run"]).name, f"{r['auc_other_song']:.3f}", f"{r['auc_same_song']:.3f}",
-                  f"{r['auc_hard']:.3f}", f"{r['top1']:.3f}", f"{r['mrr']:.3f}",
-                  f"{seams['stream']['pass_all']:.2f}" if seams else "-",
-                  f"{seams['random_in_song']['pass_all']:.2f}" if seams else "-")
+        t.add_row(
+            r["model"],
+            Path(r["run"]).name,
+            f"{r['auc_other_song']:.3f}",
+            f"{r['auc_same_song']:.3f}",
+            f"{r['auc_hard']:.3f}",
+            f"{r['top1']:.3f}",
+            f"{r['mrr']:.3f}",
+            f"{seams['stream']['pass_all']:.2f}" if seams else "-",
+            f"{seams['random_in_song']['pass_all']:.2f}" if seams else "-",
+        )
     Console(width=200).print(t)

@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from ..audio.io import AudioError, audio_info, is_audio_file
+from ..core.errors import AudioError, LayoutError
+from ..core.io import audio_info, is_audio_file
 
 LAYOUTS = ("fsdd", "classes", "nsynth", "maestro", "songs", "plain")
 NSYNTH_LABELS = ("pitch", "velocity", "instrument_family_str", "instrument_source_str", "instrument_str")
@@ -33,10 +34,6 @@ FILE_COLUMNS = ("audio_filename", "audio_file", "audio_path", "filename", "file_
 FSDD_PATTERN = re.compile(r"^(?P<label>[^_]+)_(?P<speaker>.+)_(?P<take>\d+)$")
 #: A folder whose audio is this long (median seconds) is a folder of songs, not of one-shots.
 SONG_SECONDS = 30.0
-
-
-class LayoutError(ValueError):
-    """A folder does not hold a data set of the requested (or any) layout."""
 
 
 @dataclass
@@ -62,8 +59,15 @@ class Item:
     error: str | None = None
 
     def to_dict(self) -> dict:
-        return {"id": self.id, "path": str(self.path), "labels": self.labels, "duration_s": self.duration_s,
-                "sample_rate": self.sample_rate, "channels": self.channels, "error": self.error}
+        return {
+            "id": self.id,
+            "path": str(self.path),
+            "labels": self.labels,
+            "duration_s": self.duration_s,
+            "sample_rate": self.sample_rate,
+            "channels": self.channels,
+            "error": self.error,
+        }
 
 
 @dataclass
@@ -222,8 +226,10 @@ def _fsdd_items(root: Path) -> tuple[list[Item], Path | None]:
     if meta is not None:
         rows = read_metadata(meta)
         col = _file_column(rows)
-        extra = {os.path.basename(str(r[col])): {k: _coerce(v) for k, v in r.items() if k != col and k is not None}
-                 for r in rows}
+        extra = {
+            os.path.basename(str(r[col])): {k: _coerce(v) for k, v in r.items() if k != col and k is not None}
+            for r in rows
+        }
     items = []
     for p in audio_files(root, recursive=False):
         m = FSDD_PATTERN.match(p.stem)

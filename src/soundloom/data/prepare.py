@@ -31,20 +31,20 @@ import os
 import shutil
 import sys
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from collections import Counter
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..audio.convert import fit_length, resample, to_mono
-from ..audio.io import AudioError, audio_info, read_head, validate_audio
-from ..audio.spectral import SpectrogramConfig, features, stft
-from ..progress import ProgressCallback, null_progress
+from ..core.convert import fit_length, resample, to_mono
+from ..core.io import AudioError, audio_info, read_head, validate_audio
+from ..core.progress import ProgressCallback, null_progress
+from ..core.spectral import SpectrogramConfig, features, stft
 from .layouts import Dataset, discover
-from .normalization import Normalizer
+from .stats import Normalizer
 from .store import FeatureStore, StoreError, write_store_moving
 
 
@@ -59,7 +59,7 @@ class PrepareConfig:
         seconds: clip length; every clip is padded or trimmed to ``round(seconds * sample_rate)``.
         kind: "db" (log magnitude, ``n_fft // 2 + 1`` rows) or "mel" (log mel, ``n_mels`` rows).
         n_fft, win_length, hop_length, overlap, window, n_mels, floor_db: see
-            :class:`~soundloom.audio.spectral.SpectrogramConfig`.
+            :class:`~soundloom.core.spectral.SpectrogramConfig`.
         normalization: "meanstd" (per-bin mean/std clipped at ``clip_sigma``) or "range"
             (fixed ``[min_db, max_db]``). The STFT is not scaled by the window, so a full-scale
             sine reaches about ``20 log10(n_fft / 4)`` dB (+42 dB at n_fft 512); ``max_db=None``
@@ -104,9 +104,15 @@ class PrepareConfig:
 
     def spectrogram(self) -> SpectrogramConfig:
         return SpectrogramConfig(
-            sample_rate=self.sample_rate, n_fft=self.n_fft, win_length=self.win_length,
-            hop_length=self.hop_length, overlap=self.overlap, window=self.window, kind=self.kind,
-            n_mels=self.n_mels, floor_db=self.floor_db,
+            sample_rate=self.sample_rate,
+            n_fft=self.n_fft,
+            win_length=self.win_length,
+            hop_length=self.hop_length,
+            overlap=self.overlap,
+            window=self.window,
+            kind=self.kind,
+            n_mels=self.n_mels,
+            floor_db=self.floor_db,
         )
 
     def feature_hash(self) -> str:
@@ -118,8 +124,7 @@ class PrepareConfig:
         return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
     def normalizer_options(self) -> dict:
-        return {"mode": self.normalization, "clip_sigma": self.clip_sigma,
-                "min_db": self.min_db, "max_db": self.max_db}
+        return {"mode": self.normalization, "clip_sigma": self.clip_sigma, "min_db": self.min_db, "max_db": self.max_db}
 
 
 @dataclass
@@ -184,7 +189,7 @@ def _load_head(path: str, cfg: PrepareConfig) -> tuple[np.ndarray, int, int, int
 
 def compute_features(clips: torch.Tensor, spec: SpectrogramConfig, out: np.ndarray | None = None) -> np.ndarray:
     """Features of clips ``(batch, samples)`` -> ``(batch, rows, frames)`` float32, as
-    :func:`~soundloom.audio.spectral.features` computes them, written into ``out`` if given
+    :func:`~soundloom.core.spectral.features` computes them, written into ``out`` if given
     (any strides; a new C-contiguous array otherwise).
 
     The "db" kind takes the STFT in torch and the dB in NumPy, as ``10 log10 |X|^2`` floored
@@ -308,8 +313,9 @@ def _keep_freed_memory() -> None:
     mallopt(m_trim_threshold, 256 << 20)
 
 
-def _run_batch(work: str, plan: str, offset: int, paths: list[str], slots: list[int],
-               keys: list[str], cfg: PrepareConfig) -> tuple[list[dict], dict]:
+def _run_batch(
+    work: str, plan: str, offset: int, paths: list[str], slots: list[int], keys: list[str], cfg: PrepareConfig
+) -> tuple[list[dict], dict]:
     """Worker task: compute a batch and write its rows into the plan file (an .npy whose data
     start at byte ``offset``) at ``slots``; then append a line naming each file and its slot
     or skip reason to this process's journal, which marks the batch done.
@@ -586,8 +592,16 @@ def prepare(
     if _up_to_date(out, fhash, cfg, dataset, keys):
         progress("prepare", len(keys), len(keys))
         store = FeatureStore.open(out)
-        return PrepareResult(out, dataset.layout, len(store), 0, len(keys), store.skipped, time.perf_counter() - t0,
-                             tuple(store.features.shape))
+        return PrepareResult(
+            out,
+            dataset.layout,
+            len(store),
+            0,
+            len(keys),
+            store.skipped,
+            time.perf_counter() - t0,
+            tuple(store.features.shape),
+        )
 
     work = work_dir_for(out) / fhash
     work.mkdir(parents=True, exist_ok=True)
@@ -605,8 +619,9 @@ def prepare(
     for b in range(0, len(todo), batch_size):
         slots = todo[b : b + batch_size]
         bkeys = [keys[i] for i in slots]
-        tasks.append((str(work), asm.name, int(asm.feats.offset), [str(dataset.items[i].path) for i in slots],
-                      slots, bkeys, cfg))
+        tasks.append(
+            (str(work), asm.name, int(asm.feats.offset), [str(dataset.items[i].path) for i in slots], slots, bkeys, cfg)
+        )
 
     def collect(results: list[dict], sums: dict) -> None:
         nonlocal n_done
@@ -707,7 +722,11 @@ def _up_to_date(out: Path, fhash: str, cfg: PrepareConfig, dataset: Dataset, key
     except StoreError:
         return False
     c = store.config
-    if (c.get("features_hash"), c.get("normalization"), c.get("layout")) != (fhash, cfg.normalizer_options(), dataset.layout):
+    if (c.get("features_hash"), c.get("normalization"), c.get("layout")) != (
+        fhash,
+        cfg.normalizer_options(),
+        dataset.layout,
+    ):
         return False
     item_keys, skipped_keys = _store_keys(store.items), _store_keys(store.skipped)
     if item_keys is None or skipped_keys is None:
@@ -733,8 +752,15 @@ def _reuse_store(out: Path, fhash: str, asm: _Assembly) -> int:
     for row, it in enumerate(store.items):
         if "size" in it and "mtime" in it:
             key = _key_str((it["path"], int(it["size"]), float(it["mtime"])))
-            results.append({"key": key, "slot": row, "sample_rate": it.get("sample_rate"),
-                            "frames": it.get("frames"), "channels": it.get("channels")})
+            results.append(
+                {
+                    "key": key,
+                    "slot": row,
+                    "sample_rate": it.get("sample_rate"),
+                    "frames": it.get("frames"),
+                    "channels": it.get("channels"),
+                }
+            )
     for s in store.skipped:
         if "size" in s and "mtime" in s:
             results.append({"key": _key_str((s["path"], int(s["size"]), float(s["mtime"]))), "reason": s["reason"]})
@@ -754,12 +780,19 @@ def _index(dataset: Dataset, keys: list[str | None], asm: _Assembly) -> tuple[li
             continue
         ok.append(i)
         rate, frames = res.get("sample_rate"), res.get("frames")
-        items.append({
-            "id": it.id, "path": path, "labels": it.labels,
-            "duration_s": frames / rate if rate and frames else None,
-            "sample_rate": rate, "frames": frames, "channels": res.get("channels"),
-            "size": int(size), "mtime": float(mtime),
-        })
+        items.append(
+            {
+                "id": it.id,
+                "path": path,
+                "labels": it.labels,
+                "duration_s": frames / rate if rate and frames else None,
+                "sample_rate": rate,
+                "frames": frames,
+                "channels": res.get("channels"),
+                "size": int(size),
+                "mtime": float(mtime),
+            }
+        )
     return items, skipped, ok
 
 
@@ -784,8 +817,9 @@ def _from_sums(s: np.ndarray, s2: np.ndarray, n: int, clip_sigma: float) -> Norm
     return Normalizer(mode="meanstd", mean=mean.astype(np.float32), std=std.astype(np.float32), clip_sigma=clip_sigma)
 
 
-def fit_normalizer(feats: np.ndarray, mode: str = "meanstd", clip_sigma: float = 3.0,
-                   min_db: float = -100.0, max_db: float = 0.0) -> Normalizer:
+def fit_normalizer(
+    feats: np.ndarray, mode: str = "meanstd", clip_sigma: float = 3.0, min_db: float = -100.0, max_db: float = 0.0
+) -> Normalizer:
     """:meth:`Normalizer.fit` in chunks (float64 sums), so a large store needs no float64 copy.
 
     Args:

@@ -1,7 +1,7 @@
 """Pre-flight scan of a data set: what is there, and which files are bad and why.
 
 Every file is decoded and checked with the audio core's rules (:func:`validate_audio`), so
-the reasons are the ones :class:`~soundloom.audio.io.AudioError` gives: unreadable, empty,
+the reasons are the ones :class:`~soundloom.core.io.AudioError` gives: unreadable, empty,
 non-finite samples, too short, silent. A bad file never stops a scan.
 """
 
@@ -17,8 +17,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..audio.io import AudioError, read_audio, validate_audio
-from ..progress import ProgressCallback, null_progress
+from ..core.io import AudioError, read_audio, validate_audio
+from ..core.progress import ProgressCallback, null_progress
 from .layouts import Dataset, discover
 
 #: Distinct values of a label listed in full; beyond this the report keeps the most common.
@@ -62,8 +62,9 @@ class ScanReport:
 def reason_kind(reason: str) -> str:
     """Short class of an :class:`AudioError` reason: "too short (0.01 s < 0.05 s)" -> "too-short"."""
     head = reason.split(" (")[0].strip()
-    return {"non-finite samples": "non-finite", "non-finite features": "non-finite",
-            "too short": "too-short"}.get(head, head)
+    return {"non-finite samples": "non-finite", "non-finite features": "non-finite", "too short": "too-short"}.get(
+        head, head
+    )
 
 
 def check_file(path: str, min_seconds: float = 0.05, silence_db: float | None = -80.0) -> dict:
@@ -80,8 +81,11 @@ def check_file(path: str, min_seconds: float = 0.05, silence_db: float | None = 
     except AudioError as err:
         return {"reason": err.reason}
     except OSError as err:
-        return {"reason": f"missing ({err.strerror or err})" if not os.path.exists(path)
-                else f"unreadable ({err.strerror or err})"}
+        return {
+            "reason": f"missing ({err.strerror or err})"
+            if not os.path.exists(path)
+            else f"unreadable ({err.strerror or err})"
+        }
     except Exception as err:  # a decoder surprise is a bad file, not a failed scan
         return {"reason": f"failed ({type(err).__name__}: {str(err)[:200]})"}
     return {"sample_rate": rate, "channels": int(wav.shape[0]), "duration_s": wav.shape[-1] / rate}
@@ -134,8 +138,11 @@ def scan(
 
 def _report(dataset: Dataset, results: list[dict], seconds: float) -> ScanReport:
     ok = [(it, r) for it, r in zip(dataset.items, results) if "reason" not in r]
-    bad = [{"path": str(it.path), "kind": reason_kind(r["reason"]), "reason": r["reason"]}
-           for it, r in zip(dataset.items, results) if "reason" in r]
+    bad = [
+        {"path": str(it.path), "kind": reason_kind(r["reason"]), "reason": r["reason"]}
+        for it, r in zip(dataset.items, results)
+        if "reason" in r
+    ]
     labels, distinct = {}, {}
     for name in dataset.label_names():
         counts = Counter(it.labels[name] for it, _ in ok if name in it.labels)
@@ -144,23 +151,39 @@ def _report(dataset: Dataset, results: list[dict], seconds: float) -> ScanReport
     durations = [r["duration_s"] for _, r in ok]
     duration = {}
     if durations:
-        duration = {"min": min(durations), "median": statistics.median(durations),
-                    "mean": statistics.fmean(durations), "max": max(durations), "total": sum(durations)}
+        duration = {
+            "min": min(durations),
+            "median": statistics.median(durations),
+            "mean": statistics.fmean(durations),
+            "max": max(durations),
+            "total": sum(durations),
+        }
     rates = Counter(str(r["sample_rate"]) for _, r in ok)
     channels = Counter(str(r["channels"]) for _, r in ok)
     warnings = []
     for name, counts in labels.items():
         rare = [k for k, v in counts.items() if v < RARE_CLASS_FILES]
         if distinct[name] <= MAX_LABEL_VALUES and rare:
-            warnings.append(f"label {name!r}: {len(rare)} value(s) with fewer than {RARE_CLASS_FILES} files: "
-                            + ", ".join(f"{k} ({counts[k]})" for k in rare[:10]))
+            warnings.append(
+                f"label {name!r}: {len(rare)} value(s) with fewer than {RARE_CLASS_FILES} files: "
+                + ", ".join(f"{k} ({counts[k]})" for k in rare[:10])
+            )
     if len(rates) > 1:
         warnings.append(f"{len(rates)} sample rates; prepare resamples all to one")
     return ScanReport(
-        root=str(Path(dataset.root)), layout=dataset.layout, n_files=len(results), n_ok=len(ok),
-        labels=labels, label_distinct=distinct, duration_s=duration,
-        sample_rates=dict(sorted(rates.items(), key=lambda kv: int(kv[0]))), channels=dict(sorted(channels.items())),
-        bad=bad, bad_kinds=dict(Counter(b["kind"] for b in bad)), warnings=warnings, seconds=seconds,
+        root=str(Path(dataset.root)),
+        layout=dataset.layout,
+        n_files=len(results),
+        n_ok=len(ok),
+        labels=labels,
+        label_distinct=distinct,
+        duration_s=duration,
+        sample_rates=dict(sorted(rates.items(), key=lambda kv: int(kv[0]))),
+        channels=dict(sorted(channels.items())),
+        bad=bad,
+        bad_kinds=dict(Counter(b["kind"] for b in bad)),
+        warnings=warnings,
+        seconds=seconds,
     )
 
 

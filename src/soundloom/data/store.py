@@ -7,7 +7,7 @@ On disk (a directory)::
     features.npy    float32 (items, rows, frames): dB (kind "db"/"mel") or linear values, NOT normalised
     index.json      [{"id", "path", "labels": {name: value}, "duration_s", "sample_rate",
                       "size", "mtime"}, ...] in the row order of features.npy
-    stats.json      :class:`~soundloom.data.normalization.Normalizer` fitted on all items
+    stats.json      :class:`~soundloom.data.stats.Normalizer` fitted on all items
     skipped.json    [{"path", "reason"}, ...] files that could not be used
 
 A store is always written complete into a temporary sibling directory and renamed into place,
@@ -25,14 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio.spectral import SpectrogramConfig
-from .normalization import Normalizer
+from ..core.errors import StoreError
+from ..core.spectral import SpectrogramConfig
+from .stats import Normalizer
 
 STORE_VERSION = 1
-
-
-class StoreError(ValueError):
-    """A feature store is missing, malformed or of another version."""
 
 
 @dataclass
@@ -83,7 +80,7 @@ class FeatureStore:
         return self.normalizer.normalize(x).astype(np.float32)
 
     @classmethod
-    def open(cls, path: str | os.PathLike) -> "FeatureStore":
+    def open(cls, path: str | os.PathLike) -> FeatureStore:
         path = Path(path)
         try:
             config = json.loads((path / "config.json").read_text())
@@ -93,8 +90,9 @@ class FeatureStore:
             skipped = json.loads(skipped_file.read_text()) if skipped_file.exists() else []
             features = np.load(path / "features.npy", mmap_mode="r", allow_pickle=False)
         except FileNotFoundError as exc:
-            raise StoreError(f"{path}: not a feature store ({Path(exc.filename).name} missing); "
-                             "make one with `soundloom prepare`") from exc
+            raise StoreError(
+                f"{path}: not a feature store ({Path(exc.filename).name} missing); make one with `soundloom prepare`"
+            ) from exc
         except (ValueError, json.JSONDecodeError) as exc:
             raise StoreError(f"{path}: malformed feature store ({exc})") from exc
         if config.get("version") != STORE_VERSION:

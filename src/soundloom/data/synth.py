@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from scipy.signal import lfilter
 
-from ..audio.io import write_audio
+from ..core.io import write_audio
 
 ONESHOT_CLASSES = ("pluck", "bell", "kick", "snare", "hihat", "sweep_up", "sweep_down", "vowel", "noise_burst")
 #: Formants (Hz) of five vowels: a, e, i, o, u.
@@ -82,8 +82,9 @@ def _snare(rng: np.random.Generator, sr: int, n: int) -> np.ndarray:
     noise = lfilter([1 - 0.3], [1, -0.3], noise)
     tone = np.sin(2 * np.pi * rng.uniform(150, 250) * t)
     mix = rng.uniform(0.3, 0.7)
-    return (mix * noise * _env(n, sr, 0.001, rng.uniform(0.05, 0.2)) * 0.5
-            + (1 - mix) * tone * _env(n, sr, 0.001, rng.uniform(0.03, 0.08)))
+    return mix * noise * _env(n, sr, 0.001, rng.uniform(0.05, 0.2)) * 0.5 + (1 - mix) * tone * _env(
+        n, sr, 0.001, rng.uniform(0.03, 0.08)
+    )
 
 
 def _hihat(rng: np.random.Generator, sr: int, n: int) -> np.ndarray:
@@ -103,8 +104,10 @@ def _sweep(rng: np.random.Generator, sr: int, n: int, rising: bool) -> np.ndarra
     weights = np.concatenate([[1.0], rng.uniform(0, 1, 3) * np.array([1.0, 0.5, 0.25])])
     # Each harmonic fades out as it nears Nyquist, so the sweep never folds back (aliases).
     nyquist = sr / 2
-    wav = sum(w * np.sin((k + 1) * phase) * np.clip((0.9 * nyquist - (k + 1) * freq) / (0.1 * nyquist), 0, 1)
-              for k, w in enumerate(weights))
+    wav = sum(
+        w * np.sin((k + 1) * phase) * np.clip((0.9 * nyquist - (k + 1) * freq) / (0.1 * nyquist), 0, 1)
+        for k, w in enumerate(weights)
+    )
     fade = np.sin(0.5 * np.pi * np.clip(np.minimum(t / 0.02, (t[-1] - t) / 0.05), 0, 1)) ** 2  # no kink, no click
     return wav * fade
 
@@ -133,15 +136,21 @@ def _noise_burst(rng: np.random.Generator, sr: int, n: int) -> np.ndarray:
 
 
 _GENERATORS: dict[str, Callable[[np.random.Generator, int, int], np.ndarray]] = {
-    "pluck": _pluck, "bell": _bell, "kick": _kick, "snare": _snare, "hihat": _hihat,
+    "pluck": _pluck,
+    "bell": _bell,
+    "kick": _kick,
+    "snare": _snare,
+    "hihat": _hihat,
     "sweep_up": lambda rng, sr, n: _sweep(rng, sr, n, True),
     "sweep_down": lambda rng, sr, n: _sweep(rng, sr, n, False),
-    "vowel": _vowel, "noise_burst": _noise_burst,
+    "vowel": _vowel,
+    "noise_burst": _noise_burst,
 }
 
 
-def make_oneshot(kind: str, seed: int = 0, index: int = 0, sample_rate: int = 16000,
-                 seconds: float = 1.0) -> np.ndarray:
+def make_oneshot(
+    kind: str, seed: int = 0, index: int = 0, sample_rate: int = 16000, seconds: float = 1.0
+) -> np.ndarray:
     """One sound of class ``kind``: float32 ``(samples,)`` peaking at 0.5-0.9 (random)."""
     if kind not in _GENERATORS:
         raise ValueError(f"unknown one-shot class {kind!r}; choose from {ONESHOT_CLASSES}")
@@ -155,8 +164,14 @@ def make_oneshot(kind: str, seed: int = 0, index: int = 0, sample_rate: int = 16
     return wav.astype(np.float32)
 
 
-def write_oneshots(out_dir: str | os.PathLike, n_per_class: int = 20, sample_rate: int = 16000,
-                   seed: int = 0, seconds: float = 1.0, classes: tuple[str, ...] = ONESHOT_CLASSES) -> list[Path]:
+def write_oneshots(
+    out_dir: str | os.PathLike,
+    n_per_class: int = 20,
+    sample_rate: int = 16000,
+    seed: int = 0,
+    seconds: float = 1.0,
+    classes: tuple[str, ...] = ONESHOT_CLASSES,
+) -> list[Path]:
     """Write ``n_per_class`` one-shots of each class as ``<out_dir>/<class>/<class>_<i>.wav``.
 
     Returns:
@@ -258,13 +273,18 @@ def make_song(seed: int = 0, seconds: float = 180.0, sample_rate: int = 22050) -
     fade = int(0.5 * sr)
     out[-fade:] *= np.linspace(1, 0, fade)
     out *= 0.9 / max(np.abs(out).max(), 1e-9)
-    info = {"tempo_bpm": bpm, "key": NOTE_NAMES[key], "seconds": seconds,
-            "sections": " ".join(f"{s['name']}@{s['start_s']:.2f}" for s in sections)}
+    info = {
+        "tempo_bpm": bpm,
+        "key": NOTE_NAMES[key],
+        "seconds": seconds,
+        "sections": " ".join(f"{s['name']}@{s['start_s']:.2f}" for s in sections),
+    }
     return out.astype(np.float32), info
 
 
-def write_songs(out_dir: str | os.PathLike, n_songs: int = 4, seconds: float = 180.0,
-                sample_rate: int = 22050, seed: int = 0) -> list[Path]:
+def write_songs(
+    out_dir: str | os.PathLike, n_songs: int = 4, seconds: float = 180.0, sample_rate: int = 22050, seed: int = 0
+) -> list[Path]:
     """Write ``n_songs`` songs as ``<out_dir>/song_<i>.wav`` and ``<out_dir>/index.csv``.
 
     Returns:

@@ -1,0 +1,240 @@
+"""Reading and writing audio files, with one error type that names the file and the reason.
+
+Arrays are float32 and shaped ``(channels, samples)`` unless a function says it returns mono
+``(samples,)``. Every writer writes to a temporary name in the target folder and renames, so a
+killed process never leaves a half-written file behind.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from .atomic import atomic_path
+from .errors import AudioError
+
+#: Extensions we read; libsndfile decodes all of them (mp3 needs libsndfile >= 1.1).
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".w64")
+#: Output formats: extension -> (libsndfile format, default subtype).
+WRITE_FORMATS = {
+    "wav": ("WAV", "PCM_16"),
+    "flac": ("FLAC", "PCM_16"),
+    "ogg": ("OGG", "VORBIS"),
+    "mp3": ("MP3", "MPEG_LAYER_III"),
+}
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What the file header says, without decoding the samples."""
+
+    path: str
+    sample_rate: int
+    channels: int
+    frames: int
+    format: str
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / self.sample_rate if self.sample_rate else 0.0
+
+
+def is_audio_file(path: str | os.PathLike) -> bool:
+    """True when the extension is one we read."""
+    return Path(path).suffix.lower() in AUDIO_EXTENSIONS
+
+
+def audio_info(path: str | os.PathLike) -> AudioInfo:
+    """Header information of ``path``; raises :class:`AudioError` if unreadable or empty."""
+    try:
+        info = sf.info(str(path))
+    except Exception as exc:  # libsndfile raises RuntimeError/LibsndfileError/TypeError
+        raise AudioError(path, f"unreadable ({_short(exc)})") from exc
+    frames = int(info.frames)
+    # mp3 headers may report an unknown frame count; decode to be sure.
+    if frames <= 0 or frames >= 2**62:
+        frames = read_audio(path)[0].shape[-1]
+    if frames <= 0:
+        raise AudioError(path, "empty (no samples)")
+    return AudioInfo(str(path), int(info.samplerate), int(info.channels), frames, str(info.format))
+
+
+def read_audio(path: str | os.PathLike, start: int = 0, stop: int | None = None) -> tuple[np.ndarray, int]:
+    """Decode ``path`` (or samples ``[start, stop)`` of it) as float32 ``(channels, samples)``."""
+    try:
+        data, rate = sf.read(str(path), start=start, stop=stop, dtype="float32", always_2d=True)
+    except Exception as exc:
+        raise AudioError(path, f"unreadable ({_short(exc)})") from exc
+    return np.ascontiguousarray(data.T), int(rate)
+
+
+#: Integer PCM as scipy.io.wavfile returns it -> the factor libsndfile's float conversion uses.
+_PCM_SCALE = {np.dtype(np.int16): 2.0**-15, np.dtype(np.int32): 2.0**-31, np.dtype(np.int64): 2.0**-63}
+
+
+def read_head(
+    path: str | os.PathLike, seconds: float | None = None, extra_frames: int = 0, small_bytes: int = 1 << 22
+) -> tuple[np.ndarray, int, int]:
+    """Decode the first ``seconds`` of ``path`` plus ``extra_frames`` (all of it when None).
+
+    WAV files up to ``small_bytes`` are parsed by ``scipy.io.wavfile``, which costs about half
+    of what a libsndfile open-and-read does through its Python binding (that is most of the
+    time per file on a folder of one-shots); its integer samples are scaled as libsndfile
+    scales them. Anything else, and any WAV scipy does not take, goes through soundfile, which
+    decodes only the frames asked for.
+
+    Returns:
+        ``(wav (channels, n) float32, sample rate Hz, frames in the whole file)``, with
+        ``n = min(ceil(seconds * rate) + extra_frames, frames)``. The frame count of a file
+        whose header does not give it (some mp3) is that of what was decoded.
+    Raises:
+        AudioError: unreadable.
+    """
+    path = os.fspath(path)
+    if path.lower().endswith(".wav"):
+        wav = _read_small_wav(path, seconds, extra_frames, small_bytes)
+        if wav is not None:
+            return wav
+    try:
+        with sf.SoundFile(path) as f:
+            rate, frames = int(f.samplerate), int(f.frames)
+            max_frames = _head_frames(seconds, extra_frames, rate)
+            partial = max_frames is not None and max_frames < frames < 2**62
+            data = f.read(max_frames if partial else -1, dtype="float32", always_2d=True)
+    except Exception as exc:  # libsndfile raises RuntimeError / LibsndfileError / TypeError
+        if os.path.exists(path) and os.path.getsize(path) == 0:
+            raise AudioError(path, "empty (0-byte file)") from exc
+        raise AudioError(path, f"unreadable ({_short(exc)})") from exc
+    if not partial:
+        frames = data.shape[0]
+        data = data[:max_frames]
+    return data.T, rate, frames
+
+
+def _head_frames(seconds: float | None, extra_frames: int, rate: int) -> int | None:
+    return None if seconds is None else int(np.ceil(seconds * rate)) + extra_frames
+
+
+def _read_small_wav(
+    path: str, seconds: float | None, extra_frames: int, small_bytes: int
+) -> tuple[np.ndarray, int, int] | None:
+    """:func:`read_head` for a small WAV via scipy, or None to leave the file to soundfile."""
+    from scipy.io import wavfile
+
+    try:
+        if os.path.getsize(path) > small_bytes:
+            return None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # unknown chunks (LIST, cue) are skipped with a warning
+            rate, data = wavfile.read(path)
+    except Exception:  # not a WAV scipy knows (or broken): soundfile decides and names the reason
+        return None
+    if data.ndim == 1:
+        data = data[:, None]
+    frames = data.shape[0]
+    if frames == 0:
+        return None
+    data = data[: _head_frames(seconds, extra_frames, rate)]
+    if data.dtype == np.uint8:
+        wav = (data.T.astype(np.float32) - 128.0) * (1.0 / 128.0)
+    elif data.dtype in _PCM_SCALE:  # cast and scale in one pass
+        wav = np.multiply(data.T, np.float32(_PCM_SCALE[data.dtype]), dtype=np.float32)
+    elif data.dtype.kind == "f":
+        wav = data.T.astype(np.float32)
+    else:
+        return None
+    return wav, int(rate), frames
+
+
+def validate_audio(
+    wav: np.ndarray,
+    sample_rate: int,
+    path: str | os.PathLike | None = None,
+    min_seconds: float = 0.0,
+    silence_db: float | None = -80.0,
+) -> None:
+    """Raise :class:`AudioError` if ``wav`` is empty, non-finite, too short or all silent.
+
+    Args:
+        wav: samples ``(..., samples)``.
+        min_seconds: shortest accepted duration in seconds.
+        silence_db: peak level (dBFS) at or below which the clip counts as silent; None = allow.
+    """
+    n = wav.shape[-1] if wav.ndim else 0
+    if n == 0:
+        raise AudioError(path, "empty (no samples)")
+    # max and min propagate NaN and keep Inf: one pass each finds the peak and non-finite samples.
+    hi, lo = float(wav.max()), float(wav.min())
+    if not (np.isfinite(hi) and np.isfinite(lo)):
+        raise AudioError(path, "non-finite samples (NaN or Inf)")
+    peak = max(hi, -lo)
+    if n < min_seconds * sample_rate:
+        raise AudioError(path, f"too short ({n / sample_rate:.3f} s < {min_seconds:.3f} s)")
+    if silence_db is not None:
+        if peak <= 10 ** (silence_db / 20):
+            raise AudioError(path, f"silent (peak {20 * np.log10(peak + 1e-12):.1f} dBFS)")
+
+
+def load_audio(
+    path: str | os.PathLike,
+    sample_rate: int | None = None,
+    mono: bool = True,
+    min_seconds: float = 0.0,
+    silence_db: float | None = -80.0,
+) -> tuple[np.ndarray, int]:
+    """Read, check, downmix and resample in one call.
+
+    Returns:
+        ``(samples,)`` float32 if ``mono`` else ``(channels, samples)``, and the sample rate in Hz
+        (``sample_rate`` if given, else the file's).
+    """
+    from .convert import resample, to_mono  # local import keeps io free of soxr at import time
+
+    wav, rate = read_audio(path)
+    validate_audio(wav, rate, path, min_seconds=min_seconds, silence_db=silence_db)
+    if mono:
+        wav = to_mono(wav)
+    if sample_rate is not None and sample_rate != rate:
+        wav = resample(wav, rate, sample_rate)
+        rate = sample_rate
+    return wav.astype(np.float32, copy=False), rate
+
+
+def write_audio(
+    path: str | os.PathLike,
+    wav: np.ndarray,
+    sample_rate: int,
+    format: str | None = None,
+    subtype: str | None = None,
+) -> Path:
+    """Write ``wav`` (``(samples,)`` or ``(channels, samples)``, float in [-1, 1]) atomically.
+
+    The format comes from ``format`` or the extension (wav, flac, ogg, mp3). Samples outside
+    [-1, 1] are clipped; normalise first if that matters.
+    """
+    path = Path(path)
+    fmt = (format or path.suffix.lstrip(".")).lower()
+    if fmt not in WRITE_FORMATS:
+        raise AudioError(path, f"cannot write format {fmt!r}; use one of {sorted(WRITE_FORMATS)}")
+    if fmt == "mp3" and sample_rate not in (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000):
+        raise AudioError(path, f"mp3 does not support {sample_rate} Hz")
+    sf_format, default_subtype = WRITE_FORMATS[fmt]
+    data = np.asarray(wav, dtype=np.float32)
+    if data.ndim == 2:
+        data = data.T
+    if not np.all(np.isfinite(data)):
+        raise AudioError(path, "refusing to write non-finite samples")
+    data = np.clip(data, -1.0, 1.0)
+    with atomic_path(path, suffix=f".{fmt}") as tmp:
+        sf.write(tmp, data, sample_rate, format=sf_format, subtype=subtype or default_subtype)
+    return path
+
+
+def _short(exc: BaseException) -> str:
+    msg = str(exc).strip().splitlines()
+    return msg[-1][:200] if msg else type(exc).__name__

@@ -1,0 +1,394 @@
+"""Spectral front end in torch: STFT / iSTFT, magnitude, dB, mel, MFCC and Griffin-Lim.
+
+Conventions: waveforms are ``(..., samples)``; complex and magnitude spectrograms are
+``(..., n_fft // 2 + 1, frames)`` (every bin kept, Nyquist included); mel spectrograms are
+``(..., n_mels, frames)``. STFTs are centred (frame ``t`` is centred on sample ``t * hop``), so
+a signal of ``n`` samples has ``1 + n // hop`` frames. Everything runs on any device and batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+WINDOWS = ("hann", "blackman", "hamming")
+KINDS = ("magnitude", "power", "db", "mel", "mfcc")
+
+
+@dataclass
+class SpectrogramConfig:
+    """Every parameter of the front end, saved with features and models.
+
+    Attributes:
+        sample_rate: Hz.
+        n_fft: FFT size in samples; ``n_fft // 2 + 1`` bins are kept.
+        win_length: window (block) size in samples, <= n_fft; None = n_fft.
+        hop_length: hop in samples; None derives it from ``overlap``.
+        overlap: fraction of the window shared by neighbouring frames (0.75 = 75 %).
+        window: "hann", "blackman" or "hamming".
+        kind: "db" (log magnitude), "mel" (log mel), "magnitude", "power" or "mfcc".
+        n_mels, fmin_hz, fmax_hz: mel filterbank (slaney, as librosa).
+        n_mfcc: coefficients kept for kind="mfcc".
+        floor_db: dB values are clipped below at this level (relative to full scale 1.0).
+    """
+
+    sample_rate: int = 16000
+    n_fft: int = 512
+    win_length: int | None = None
+    hop_length: int | None = None
+    overlap: float = 0.75
+    window: str = "hann"
+    kind: str = "db"
+    n_mels: int = 80
+    fmin_hz: float = 0.0
+    fmax_hz: float | None = None
+    n_mfcc: int = 20
+    floor_db: float = -100.0
+
+    def __post_init__(self) -> None:
+        if self.window not in WINDOWS:
+            raise ValueError(f"window must be one of {WINDOWS}, got {self.window!r}")
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+        if self.win_length is None:
+            self.win_length = self.n_fft
+        if self.win_length > self.n_fft:
+            raise ValueError(f"win_length {self.win_length} > n_fft {self.n_fft}")
+        if self.hop_length is None:
+            if not 0.0 <= self.overlap < 1.0:
+                raise ValueError(f"overlap must be in [0, 1), got {self.overlap}")
+            self.hop_length = max(1, int(round(self.win_length * (1.0 - self.overlap))))
+
+    @property
+    def n_bins(self) -> int:
+        """Rows of a linear spectrogram: ``n_fft // 2 + 1``."""
+        return self.n_fft // 2 + 1
+
+    @property
+    def n_rows(self) -> int:
+        """Rows of the feature this config produces."""
+        return {"mel": self.n_mels, "mfcc": self.n_mfcc}.get(self.kind, self.n_bins)
+
+    def n_frames(self, n_samples: int) -> int:
+        return 1 + n_samples // int(self.hop_length)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> SpectrogramConfig:
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+def get_window(name: str, win_length: int, device=None, dtype=torch.float32) -> torch.Tensor:
+    """Periodic window of ``win_length`` samples (the STFT convention)."""
+    fns = {"hann": torch.hann_window, "blackman": torch.blackman_window, "hamming": torch.hamming_window}
+    if name not in fns:
+        raise ValueError(f"window must be one of {WINDOWS}, got {name!r}")
+    return fns[name](win_length, periodic=True, device=device, dtype=dtype)
+
+
+def stft(wav: torch.Tensor, cfg: SpectrogramConfig) -> torch.Tensor:
+    """Complex STFT: ``(..., samples)`` -> ``(..., n_fft // 2 + 1, frames)``."""
+    shape = wav.shape
+    flat = wav.reshape(-1, shape[-1])
+    win = get_window(cfg.window, cfg.win_length, wav.device, wav.dtype)
+    spec = torch.stft(
+        flat,
+        n_fft=cfg.n_fft,
+        hop_length=cfg.hop_length,
+        win_length=cfg.win_length,
+        window=win,
+        center=True,
+        pad_mode="constant",
+        return_complex=True,
+    )
+    return spec.reshape(*shape[:-1], *spec.shape[-2:])
+
+
+def istft(spec: torch.Tensor, cfg: SpectrogramConfig, length: int | None = None) -> torch.Tensor:
+    """Inverse of :func:`stft`: ``(..., n_fft // 2 + 1, frames)`` complex -> ``(..., samples)``."""
+    shape = spec.shape
+    flat = spec.reshape(-1, *shape[-2:])
+    win = get_window(cfg.window, cfg.win_length, spec.device, spec.real.dtype)
+    wav = torch.istft(
+        flat,
+        n_fft=cfg.n_fft,
+        hop_length=cfg.hop_length,
+        win_length=cfg.win_length,
+        window=win,
+        center=True,
+        length=length,
+    )
+    return wav.reshape(*shape[:-2], wav.shape[-1])
+
+
+def magnitude(wav: torch.Tensor, cfg: SpectrogramConfig) -> torch.Tensor:
+    """Magnitude spectrogram ``(..., n_fft // 2 + 1, frames)``."""
+    return stft(wav, cfg).abs()
+
+
+def amplitude_to_db(x: torch.Tensor, floor_db: float = -100.0) -> torch.Tensor:
+    """``20 log10(x)`` clipped below at ``floor_db`` (absolute, full scale = 1.0)."""
+    return (20.0 * torch.log10(x.clamp_min(10 ** (floor_db / 20)))).clamp_min(floor_db)
+
+
+def power_to_db(x: torch.Tensor, floor_db: float = -100.0) -> torch.Tensor:
+    """``10 log10(x)`` clipped below at ``floor_db``."""
+    return (10.0 * torch.log10(x.clamp_min(10 ** (floor_db / 10)))).clamp_min(floor_db)
+
+
+def db_to_amplitude(db: torch.Tensor) -> torch.Tensor:
+    return torch.pow(10.0, db / 20.0)
+
+
+@lru_cache(maxsize=32)
+def _mel_basis(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None) -> np.ndarray:
+    import librosa
+
+    return librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax).astype(np.float32)
+
+
+def mel_filterbank(cfg: SpectrogramConfig, device=None) -> torch.Tensor:
+    """Slaney mel filterbank ``(n_mels, n_fft // 2 + 1)``."""
+    basis = _mel_basis(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.fmin_hz, cfg.fmax_hz)
+    return torch.from_numpy(basis).to(device)
+
+
+def mel_spectrogram(wav: torch.Tensor, cfg: SpectrogramConfig, power: float = 2.0) -> torch.Tensor:
+    """Mel spectrogram ``(..., n_mels, frames)`` of ``|STFT|**power``."""
+    mag = magnitude(wav, cfg)
+    return torch.matmul(mel_filterbank(cfg, wav.device), mag.pow(power))
+
+
+@lru_cache(maxsize=8)
+def _dct_matrix(n_mels: int, n_mfcc: int) -> np.ndarray:
+    from scipy.fft import dct
+
+    return dct(np.eye(n_mels), type=2, norm="ortho", axis=0)[:n_mfcc].astype(np.float32)
+
+
+def mfcc(wav: torch.Tensor, cfg: SpectrogramConfig) -> torch.Tensor:
+    """MFCC ``(..., n_mfcc, frames)``: DCT-II (ortho) of the dB mel power spectrogram (as librosa)."""
+    mel_db = power_to_db(mel_spectrogram(wav, cfg), cfg.floor_db)
+    dct = torch.from_numpy(_dct_matrix(cfg.n_mels, cfg.n_mfcc)).to(wav.device)
+    return torch.matmul(dct, mel_db)
+
+
+def features(wav: torch.Tensor, cfg: SpectrogramConfig) -> torch.Tensor:
+    """The feature ``cfg.kind`` asks for: ``(..., cfg.n_rows, frames)``.
+
+    "db" is ``20 log10 |STFT|``, "mel" is ``10 log10`` of mel power, both floored at ``floor_db``.
+    """
+    if cfg.kind == "magnitude":
+        return magnitude(wav, cfg)
+    if cfg.kind == "power":
+        return magnitude(wav, cfg).pow(2)
+    if cfg.kind == "db":
+        return amplitude_to_db(magnitude(wav, cfg), cfg.floor_db)
+    if cfg.kind == "mel":
+        return power_to_db(mel_spectrogram(wav, cfg), cfg.floor_db)
+    return mfcc(wav, cfg)
+
+
+def features_to_magnitude(feat: torch.Tensor, cfg: SpectrogramConfig, mel_iters: int = 32) -> torch.Tensor:
+    """Linear magnitude ``(..., n_fft // 2 + 1, frames)`` from features of ``cfg.kind``.
+
+    Mel features are inverted by non-negative least squares (projected gradient from the
+    pseudo-inverse), as librosa's ``mel_to_stft`` does.
+    """
+    if cfg.kind == "magnitude":
+        return feat.clamp_min(0)
+    if cfg.kind == "power":
+        return feat.clamp_min(0).sqrt()
+    if cfg.kind == "db":
+        return db_to_amplitude(feat)
+    if cfg.kind == "mel":
+        return mel_to_magnitude(torch.pow(10.0, feat / 10.0), cfg, iters=mel_iters)
+    raise ValueError("MFCC features cannot be inverted to audio")
+
+
+@lru_cache(maxsize=8)
+def _mel_inverse(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None):
+    """Filterbank, its pseudo-inverse and the gradient step ``1 / ||fb||_2^2``, once per config."""
+    fb = torch.from_numpy(_mel_basis(sample_rate, n_fft, n_mels, fmin, fmax))
+    return fb, torch.linalg.pinv(fb), 1.0 / float(torch.linalg.matrix_norm(fb, ord=2) ** 2)
+
+
+def mel_to_magnitude(mel_power: torch.Tensor, cfg: SpectrogramConfig, iters: int = 32) -> torch.Tensor:
+    """Approximate ``|STFT|`` from mel power ``(..., n_mels, frames)`` (non-negative least squares)."""
+    fb, pinv, step = (
+        t if isinstance(t, float) else t.to(mel_power.device)
+        for t in _mel_inverse(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.fmin_hz, cfg.fmax_hz)
+    )
+    power = torch.matmul(pinv, mel_power).clamp_min(0)
+    # Projected gradient descent on ||fb @ P - M||^2 with P >= 0.
+    for _ in range(iters):
+        grad = torch.matmul(fb.T, torch.matmul(fb, power) - mel_power)
+        power = (power - step * grad).clamp_min(0)
+    return power.sqrt()
+
+
+def vocoder_phase(mag: torch.Tensor, cfg: SpectrogramConfig) -> torch.Tensor:
+    """Initial phase ``(..., F, frames)`` for Griffin-Lim, as a phase vocoder would build it.
+
+    Each bin takes the frequency of its nearest spectral peak (parabolic interpolation on log
+    magnitude) and its phase advances by ``2 pi f hop / n_fft`` per frame; ``pi * k`` is the
+    linear-phase term of a centred frame, so the bins of one peak's main lobe start coherent.
+    """
+    n_bins = mag.shape[-2]
+    logm = torch.log(mag.float() + 1e-9)
+    edge = torch.full_like(logm[..., :1, :], -1e9)
+    padded = torch.cat([edge, logm, edge], dim=-2)
+    lo, mid, hi = padded[..., :-2, :], padded[..., 1:-1, :], padded[..., 2:, :]
+    is_peak = (mid >= lo) & (mid > hi)
+    denom = lo - 2 * mid + hi
+    safe = torch.where(denom.abs() > 1e-9, denom, torch.ones_like(denom))
+    delta = torch.where(denom.abs() > 1e-9, 0.5 * (lo - hi) / safe, torch.zeros_like(mid)).clamp(-0.5, 0.5)
+    k = torch.arange(n_bins, device=mag.device, dtype=logm.dtype).view(n_bins, 1).expand_as(mid)
+    left = torch.where(is_peak, k, torch.full_like(k, -1)).cummax(dim=-2).values
+    right = torch.where(is_peak, k, torch.full_like(k, 1e9)).flip(-2).cummin(dim=-2).values.flip(-2)
+    owner = torch.where((left >= 0) & ((k - left) <= (right - k)), left, right)
+    owner = torch.where(owner >= n_bins, left.clamp_min(0), owner).long()
+    freq_bins = torch.gather(k + delta, -2, owner)
+    step = (2 * np.pi * int(cfg.hop_length) / cfg.n_fft) * freq_bins
+    return torch.cumsum(step, dim=-1) - step[..., :1] + np.pi * k
+
+
+def griffin_lim(
+    mag: torch.Tensor,
+    cfg: SpectrogramConfig,
+    n_iter: int = 32,
+    momentum: float = 0.99,
+    length: int | None = None,
+    init: str = "vocoder",
+    seed: int | None = 0,
+) -> torch.Tensor:
+    """Fast Griffin-Lim (Perraudin, Balazs & Sondergaard 2013): phase from a magnitude.
+
+    Args:
+        mag: magnitude ``(..., n_fft // 2 + 1, frames)`` on any device; batched.
+        n_iter: iterations; 32 is usually enough with momentum.
+        momentum: the "fast" acceleration; 0 gives classic Griffin-Lim.
+        length: output samples (default ``(frames - 1) * hop``).
+        init: "vocoder" (phase advanced at each spectral peak's interpolated frequency, see
+            :func:`vocoder_phase`; converges in fewer iterations on tonal sounds), "random"
+            (seeded, as librosa) or "zeros".
+    Returns:
+        Waveform ``(..., samples)``. Every item is computed independently, so a batch gives
+        the same result as its items one by one.
+    """
+    if mag.shape[-2] != cfg.n_bins:
+        raise ValueError(f"expected {cfg.n_bins} bins (n_fft={cfg.n_fft}), got {mag.shape[-2]}")
+    mag = mag.float()
+    if init == "random":
+        gen = torch.Generator(device="cpu")
+        gen.manual_seed(0 if seed is None else seed)
+        phase = (torch.rand(mag.shape, generator=gen) * (2 * np.pi)).to(mag.device)
+    elif init == "zeros":
+        phase = torch.zeros_like(mag)
+    elif init == "vocoder":
+        phase = vocoder_phase(mag, cfg)
+    else:
+        raise ValueError(f"init must be 'vocoder', 'random' or 'zeros', got {init!r}")
+    hop, frames = int(cfg.hop_length), mag.shape[-1]
+    out_len = (frames - 1) * hop if length is None else int(length)
+    # Iterate at a length whose STFT has exactly `frames` frames; trim or pad to `length` after.
+    work_len = out_len if 1 + out_len // hop == frames else (frames - 1) * hop
+    if cfg.n_fft % hop == 0:
+        shape = mag.shape
+        wav = _griffin_lim_frames(
+            mag.reshape(-1, *shape[-2:]), phase.reshape(-1, *shape[-2:]), cfg, n_iter, momentum, work_len
+        ).reshape(*shape[:-2], work_len)
+    else:
+        angles = torch.polar(torch.ones_like(mag), phase)
+        prev = torch.zeros_like(angles)
+        alpha = momentum / (1.0 + momentum)
+        for _ in range(n_iter):
+            rebuilt = stft(istft(mag * angles, cfg, length=work_len), cfg)
+            angles = rebuilt - alpha * prev
+            angles = angles / (angles.abs() + 1e-16)
+            prev = rebuilt
+        wav = istft(mag * angles, cfg, length=work_len)
+    if work_len == out_len:
+        return wav
+    return torch.nn.functional.pad(wav, (0, max(0, out_len - work_len)))[..., :out_len]
+
+
+@lru_cache(maxsize=16)
+def _frame_plan(n_fft: int, hop: int, win_length: int, window: str, frames: int, device: str):
+    """Window zero-padded to ``n_fft`` (centred, as torch.stft) and ``1 / envelope`` of overlap-add."""
+    win = get_window(window, win_length, device=device)
+    left = (n_fft - win_length) // 2
+    win = torch.nn.functional.pad(win, (left, n_fft - win_length - left))
+    env = _overlap_add(win.pow(2).expand(1, frames, n_fft), hop)[0]
+    return win, 1.0 / env.clamp_min(1e-11)
+
+
+def _overlap_add(frames: torch.Tensor, hop: int) -> torch.Tensor:
+    """``(N, T, n_fft)`` -> ``(N, n_fft + (T - 1) * hop)``; needs ``n_fft % hop == 0``."""
+    n, t, n_fft = frames.shape
+    r = n_fft // hop
+    parts = frames.reshape(n, t, r, hop)
+    out = frames.new_zeros(n, t + r - 1, hop)
+    for k in range(r):
+        out[:, k : k + t] += parts[:, :, k]
+    return out.reshape(n, -1)
+
+
+def _griffin_lim_frames(
+    mag: torch.Tensor, phase: torch.Tensor, cfg: SpectrogramConfig, n_iter: int, momentum: float, length: int
+) -> torch.Tensor:
+    """The same iteration as the ``torch.stft`` loop, with the frame plumbing done once.
+
+    On short clips torch.stft / istft spend most of their time on per-call set-up (window,
+    padding, envelope, fold); here frames are strided views, overlap-add is ``n_fft / hop``
+    shifted sums and phases are real ``(..., 2)`` pairs (complex division is slow). Spectra are
+    ``(B, frames, bins)``; the signal is kept zero-padded by ``n_fft // 2`` on each side, as a
+    centred STFT with constant padding sees it. ``mag``, ``phase``: ``(B, bins, frames)``.
+    """
+    n_fft, hop = cfg.n_fft, int(cfg.hop_length)
+    t = mag.shape[-1]
+    win, inv_env = _frame_plan(n_fft, hop, int(cfg.win_length), cfg.window, t, str(mag.device))
+    half = n_fft // 2
+    padded_len = length + 2 * half
+    ola_len = n_fft + (t - 1) * hop
+    mag_t = mag.transpose(1, 2).contiguous().unsqueeze(-1)  # (B, T, F, 1)
+
+    def to_signal(pairs: torch.Tensor) -> torch.Tensor:
+        frames = torch.fft.irfft(torch.view_as_complex(pairs.contiguous()), n=n_fft) * win
+        sig = _overlap_add(frames, hop) * inv_env
+        if ola_len < padded_len:
+            sig = torch.nn.functional.pad(sig, (0, padded_len - ola_len))
+        else:
+            sig = sig[:, :padded_len]
+        sig[:, :half] = 0.0
+        sig[:, half + length :] = 0.0
+        return sig
+
+    def to_pairs(sig: torch.Tensor) -> torch.Tensor:
+        frames = sig.unfold(-1, n_fft, hop)[:, :t] * win
+        return torch.view_as_real(torch.fft.rfft(frames, dim=-1))
+
+    phase_t = phase.transpose(1, 2)
+    angles = torch.stack([torch.cos(phase_t), torch.sin(phase_t)], dim=-1)
+    prev = torch.zeros_like(angles)
+    alpha = momentum / (1.0 + momentum)
+    for _ in range(n_iter):
+        rebuilt = to_pairs(to_signal(mag_t * angles))
+        angles = rebuilt - alpha * prev
+        angles = angles / (torch.hypot(angles[..., 0], angles[..., 1]) + 1e-16).unsqueeze(-1)
+        prev = rebuilt
+    return to_signal(mag_t * angles)[:, half : half + length].contiguous()
+
+
+def spectral_convergence(target_mag: torch.Tensor, wav: torch.Tensor, cfg: SpectrogramConfig) -> torch.Tensor:
+    """``||S - |STFT(wav)|||_F / ||S||_F`` per item: target ``(..., F, T)``, wav ``(..., samples)``."""
+    est = magnitude(wav, cfg)
+    frames = min(est.shape[-1], target_mag.shape[-1])
+    diff = (target_mag[..., :frames] - est[..., :frames]).flatten(-2)
+    return diff.norm(dim=-1) / target_mag[..., :frames].flatten(-2).norm(dim=-1).clamp_min(1e-12)

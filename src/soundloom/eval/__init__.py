@@ -1,1 +1,0 @@
-"""soundloom.eval: metrics and reports."""

@@ -1,5 +1,0 @@
-"""soundloom.generate: the Generator API over a trained run."""
-
-from .generator import Generator, Sound
-
-__all__ = ["Generator", "Sound"]

@@ -1,0 +1,54 @@
+"""From normalised features to audio and back: denormalise, invert mel, Griffin-Lim, normalise."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..core.convert import fit_length, resample
+from ..core.levels import normalize_loudness, normalize_peak
+from ..core.spectral import SpectrogramConfig, features, features_to_magnitude, griffin_lim
+from ..data.stats import Normalizer
+
+LEVELS = ("peak", "loudness", "none")
+
+
+def features_to_audio(
+    feat: torch.Tensor, normalizer: Normalizer, spec: SpectrogramConfig, n_samples: int, n_iter: int = 32
+) -> torch.Tensor:
+    """Normalised features ``(B, rows, frames)`` -> waveforms ``(B, n_samples)`` at ``spec.sample_rate``.
+
+    Deterministic (vocoder-initialised Griffin-Lim), so a latent always renders the same audio.
+    """
+    db = normalizer.denormalize(feat.detach().float().cpu())
+    mag = features_to_magnitude(db, spec)
+    return griffin_lim(mag, spec, n_iter=n_iter, length=n_samples)
+
+
+def audio_to_features(
+    wav: np.ndarray, sample_rate: int, normalizer: Normalizer, spec: SpectrogramConfig, n_samples: int
+) -> torch.Tensor:
+    """Waveform ``(samples,)`` at ``sample_rate`` -> normalised features ``(rows, frames)`` of the model's front end."""
+    wav = np.asarray(wav, dtype=np.float32)
+    if wav.ndim != 1:
+        raise ValueError(f"expected mono audio (samples,), got shape {wav.shape}")
+    if sample_rate != spec.sample_rate:
+        wav = resample(wav, sample_rate, spec.sample_rate)
+    wav = fit_length(wav, n_samples, fade_samples=min(64, n_samples // 8))
+    feat = features(torch.from_numpy(wav), spec)
+    return normalizer.normalize(feat).float()
+
+
+def finish_audio(wav: np.ndarray, from_rate: int, to_rate: int | None, level: str = "peak") -> np.ndarray:
+    """Resample ``(samples,)`` to ``to_rate`` and level it: "peak" (-1 dBFS), "loudness" (-23 LUFS) or "none"."""
+    if level not in LEVELS:
+        raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
+    out = np.asarray(wav, dtype=np.float32)
+    rate = to_rate or from_rate
+    if rate != from_rate:
+        out = resample(out, from_rate, rate)
+    if level == "peak":
+        out = normalize_peak(out)
+    elif level == "loudness":
+        out = normalize_loudness(out, rate)
+    return np.clip(out, -1.0, 1.0).astype(np.float32)

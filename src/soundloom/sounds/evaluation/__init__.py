@@ -1,0 +1,1 @@
+"""soundloom.sounds.evaluation: metrics and reports."""

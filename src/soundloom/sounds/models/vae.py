@@ -1,0 +1,156 @@
+"""Convolutional VAE on normalised spectrograms ``(B, rows, frames)`` in [-1, 1].
+
+The input is zero-padded (bottom and right) to a multiple of ``2 ** len(channels)`` and the
+output cropped back, so any store shape works. Models know nothing of files: see
+:mod:`soundloom.sounds.models.io` for safetensors save/load.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .blocks import down_stage, padded_size, up_stage
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to rebuild a model (saved as JSON beside the weights).
+
+    Attributes:
+        kind: "vae" or "cvae".
+        rows, frames: feature shape (frequency rows, time frames).
+        channels: output channels of each stride-2 stage, e.g. (16, 32, 64, 128, 256).
+        res_from: stages whose channel count is >= this also get a residual block.
+        latent_dim: size of z.
+        labels: class names for a cvae (index order), empty for a vae.
+        n_pitches: MIDI pitch classes for pitch conditioning (0 = none).
+        embed_dim: size of each condition embedding.
+        head: "direct" (the last transposed conv writes the single output channel) or "conv3x3"
+            (an extra stage at full resolution and a 3x3 output conv: about twice the training
+            cost for no measurable gain; runs saved before this option load as "conv3x3").
+    """
+
+    kind: str = "vae"
+    rows: int = 64
+    frames: int = 128
+    channels: tuple[int, ...] = (8, 16, 32, 64, 128)
+    res_from: int = 64
+    latent_dim: int = 64
+    labels: list[str] = field(default_factory=list)
+    n_pitches: int = 0
+    embed_dim: int = 16
+    head: str = "direct"
+
+    def __post_init__(self) -> None:
+        self.channels = tuple(int(c) for c in self.channels)
+        if self.kind not in ("vae", "cvae"):
+            raise ValueError(f"kind must be 'vae' or 'cvae', got {self.kind!r}")
+        if self.head not in ("direct", "conv3x3"):
+            raise ValueError(f"head must be 'direct' or 'conv3x3', got {self.head!r}")
+        if self.kind == "cvae" and not self.labels and not self.n_pitches:
+            raise ValueError("a cvae needs class labels or pitches to condition on")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["channels"] = list(self.channels)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelConfig:
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        known.setdefault("head", "conv3x3")  # configs written before the option existed
+        return cls(**known)
+
+    @property
+    def factor(self) -> int:
+        return 2 ** len(self.channels)
+
+    @property
+    def bottom_shape(self) -> tuple[int, int, int]:
+        """``(C, H, W)`` at the lowest resolution."""
+        return (
+            self.channels[-1],
+            padded_size(self.rows, self.factor) // self.factor,
+            padded_size(self.frames, self.factor) // self.factor,
+        )
+
+
+class VAE(nn.Module):
+    """Spectrogram VAE; subclasses add conditions through :meth:`condition`."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        ch = cfg.channels
+        self.encoder = nn.Sequential(
+            *[down_stage(c_in, c_out, c_out >= cfg.res_from) for c_in, c_out in zip((1,) + ch[:-1], ch)]
+        )
+        rev = ch[::-1]
+        if cfg.head == "conv3x3":
+            self.decoder = nn.Sequential(
+                *[up_stage(c_in, c_out, c_in >= cfg.res_from) for c_in, c_out in zip(rev, rev[1:] + (rev[-1],))]
+            )
+            self.out = nn.Conv2d(rev[-1], 1, 3, padding=1)
+        else:
+            # Width stays off the full-resolution grid: the last transposed conv emits the output.
+            self.decoder = nn.Sequential(
+                *[up_stage(c_in, c_out, c_in >= cfg.res_from) for c_in, c_out in zip(rev, rev[1:])]
+            )
+            self.out = nn.ConvTranspose2d(rev[-1], 1, 4, stride=2, padding=1)
+        flat = int(torch.tensor(cfg.bottom_shape).prod())
+        cond = self.cond_dim
+        self.to_stats = nn.Linear(flat + cond, 2 * cfg.latent_dim)
+        self.from_latent = nn.Linear(cfg.latent_dim + cond, flat)
+
+    @property
+    def cond_dim(self) -> int:
+        return 0
+
+    def condition(self, labels: torch.Tensor | None, pitches: torch.Tensor | None, batch: int) -> torch.Tensor | None:
+        """Condition vector ``(B, cond_dim)`` or None for an unconditioned model."""
+        return None
+
+    def encode(
+        self, x: torch.Tensor, labels: torch.Tensor | None = None, pitches: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x (B, rows, frames)`` -> posterior mean and log-variance, each ``(B, latent_dim)``."""
+        self._check(x)
+        h_pad = padded_size(self.cfg.rows, self.cfg.factor) - x.shape[-2]
+        w_pad = padded_size(self.cfg.frames, self.cfg.factor) - x.shape[-1]
+        h = self.encoder(F.pad(x, (0, w_pad, 0, h_pad)).unsqueeze(1)).flatten(1)
+        c = self.condition(labels, pitches, x.shape[0])
+        if c is not None:
+            h = torch.cat([h, c], dim=1)
+        mu, logvar = self.to_stats(h).chunk(2, dim=1)
+        return mu, logvar.clamp(-30.0, 20.0)
+
+    def decode(
+        self, z: torch.Tensor, labels: torch.Tensor | None = None, pitches: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``z (B, latent_dim)`` -> normalised spectrogram ``(B, rows, frames)``."""
+        c = self.condition(labels, pitches, z.shape[0])
+        if c is not None:
+            z = torch.cat([z, c], dim=1)
+        h = self.from_latent(z).view(z.shape[0], *self.cfg.bottom_shape)
+        y = self.out(self.decoder(h)).squeeze(1)
+        return y[:, : self.cfg.rows, : self.cfg.frames]
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        pitches: torch.Tensor | None = None,
+        sample: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Reconstruction ``(B, rows, frames)``, mean and log-variance ``(B, latent_dim)``."""
+        mu, logvar = self.encode(x, labels, pitches)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if sample else mu
+        return self.decode(z, labels, pitches), mu, logvar
+
+    def _check(self, x: torch.Tensor) -> None:
+        if x.ndim != 3 or x.shape[-2:] != (self.cfg.rows, self.cfg.frames):
+            raise ValueError(f"expected spectrograms (B, {self.cfg.rows}, {self.cfg.frames}), got {tuple(x.shape)}")

@@ -1,0 +1,148 @@
+"""Run-directory callbacks: metrics CSV, loss plots, audio + spectrogram samples each epoch."""
+
+from __future__ import annotations
+
+import csv
+import os
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from ...core.io import write_audio
+from ...core.levels import normalize_peak
+from ...core.spectral import SpectrogramConfig
+from ...data.stats import Normalizer
+from ..decode import features_to_audio
+from ..plots import loss_curves, spectrogram_grid
+
+COLUMNS = (
+    "epoch",
+    "step",
+    "elapsed_s",
+    "beta",
+    "train/loss",
+    "train/recon",
+    "train/kl",
+    "train/mse",
+    "val/loss",
+    "val/recon",
+    "val/kl",
+    "val/mse",
+    "val/elbo",
+)
+
+
+class MetricsCSV(L.Callback):
+    """Appends one row per epoch to ``metrics.csv`` and redraws ``plots/loss.png``."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path, self.plot = Path(run_dir) / "metrics.csv", Path(run_dir) / "plots" / "loss.png"
+        self.start = time.monotonic()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        m = {k: float(v) for k, v in trainer.callback_metrics.items() if torch.as_tensor(v).numel() == 1}
+        row = {
+            "epoch": trainer.current_epoch,
+            "step": trainer.global_step,
+            "elapsed_s": round(time.monotonic() - self.start, 2),
+            "beta": m.get("beta", ""),
+        }
+        for key in COLUMNS[4:]:
+            row[key] = m.get(key, m.get(f"{key}_epoch", ""))
+        new = not self.path.exists()
+        with open(self.path, "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=COLUMNS)
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+        loss_curves(self.path, self.plot)
+
+
+class LastCheckpoint(L.Callback):
+    """``checkpoints/last.ckpt`` (weights, optimizer, loops) every ``every_n_steps`` steps and at each
+    epoch end, written to a temporary name and renamed, so a kill never leaves half a checkpoint."""
+
+    def __init__(self, path: Path, every_n_steps: int = 200) -> None:
+        self.path, self.every = Path(path), every_n_steps
+
+    def _save(self, trainer: L.Trainer) -> None:
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        trainer.save_checkpoint(tmp)
+        if trainer.is_global_zero:
+            os.replace(tmp, self.path)
+        trainer.strategy.barrier()
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
+        if self.every > 0 and trainer.global_step % self.every == 0:
+            self._save(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._save(trainer)
+
+
+class SampleWriter(L.Callback):
+    """Each epoch: reconstructions of a few held-out items and a few prior samples, as wav + png.
+
+    Written to ``samples/epoch_NNN/``; prior samples of a cvae cycle through the labels.
+    """
+
+    def __init__(
+        self,
+        run_dir: Path,
+        examples: torch.Tensor,
+        labels: torch.Tensor,
+        pitches: torch.Tensor,
+        normalizer: Normalizer,
+        spec: SpectrogramConfig,
+        n_samples: int,
+        n_prior: int = 2,
+        griffin_lim_iters: int = 16,
+        seed: int = 0,
+    ) -> None:
+        self.dir = Path(run_dir) / "samples"
+        self.examples, self.labels, self.pitches = examples, labels, pitches
+        self.normalizer, self.spec, self.n_samples = normalizer, spec, n_samples
+        self.n_prior, self.iters, self.seed = n_prior, griffin_lim_iters, seed
+
+    @torch.no_grad()
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        model = module.model
+        was_training = model.training
+        model.eval()
+        dev = module.device
+        x = self.examples.to(dev)
+        lab, pit = module._conditions(self.labels.to(dev), self.pitches.to(dev))
+        recon, _, _ = model(x, lab, pit, sample=False)
+        gen = torch.Generator().manual_seed(self.seed)
+        z = torch.randn(self.n_prior, model.cfg.latent_dim, generator=gen).to(dev)
+        plab = (torch.arange(self.n_prior, device=dev) % len(model.cfg.labels)) if lab is not None else None
+        ppit = (
+            pit[: self.n_prior]
+            if pit is not None and len(pit) >= self.n_prior
+            else (torch.full((self.n_prior,), 60, device=dev) if pit is not None else None)
+        )
+        prior = model.decode(z, plab, ppit)
+        model.train(was_training)
+        out = self.dir / f"epoch_{trainer.current_epoch:03d}"
+        images = torch.cat([x, recon, prior]).cpu()
+        titles = (
+            [f"real {i}" for i in range(len(x))]
+            + [f"recon {i}" for i in range(len(x))]
+            + [
+                f"prior {i}" + (f" ({model.cfg.labels[int(plab[i])]})" if plab is not None else "")
+                for i in range(self.n_prior)
+            ]
+        )
+        spectrogram_grid(images.numpy(), titles, out / "spectrograms.png", cols=max(len(x), self.n_prior))
+        audio = features_to_audio(
+            torch.cat([recon, prior]).cpu(), self.normalizer, self.spec, self.n_samples, self.iters
+        ).numpy()
+        names = [f"recon_{i}" for i in range(len(x))] + [f"prior_{i}" for i in range(self.n_prior)]
+        for name, wav in zip(names, audio):
+            write_audio(out / f"{name}.wav", normalize_peak(wav), self.spec.sample_rate)

@@ -1,0 +1,64 @@
+"""Lightning module of the spectrogram VAE / CVAE: loss = recon + β·KL with a linear warm-up."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+
+from ..losses import beta_at, elbo_terms
+from ..models import ModelConfig, build_model
+
+
+class VAEModule(L.LightningModule):
+    """Wraps :class:`~soundloom.sounds.models.VAE`; batches are ``(x (B, rows, frames), label (B,), pitch (B,))``."""
+
+    def __init__(
+        self, model: dict, lr: float = 1e-3, beta: float = 0.1, warmup_steps: int = 500, weight_decay: float = 0.0
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = build_model(ModelConfig.from_dict(model))
+        self.lr, self.beta, self.warmup_steps, self.weight_decay = lr, beta, warmup_steps, weight_decay
+
+    def _conditions(self, labels: torch.Tensor, pitches: torch.Tensor):
+        cfg = self.model.cfg
+        if cfg.kind != "cvae":
+            return None, None
+        return (labels if cfg.labels else None), (pitches if cfg.n_pitches else None)
+
+    def _step(self, batch, stage: str, beta: float):
+        x, labels, pitches = batch
+        lab, pit = self._conditions(labels, pitches)
+        x_hat, mu, logvar = self.model(x, lab, pit, sample=True)
+        terms = elbo_terms(x_hat, x, mu, logvar, beta)
+        on_step = stage == "train"
+        self.log_dict(
+            {
+                f"{stage}/loss": terms.loss,
+                f"{stage}/recon": terms.recon,
+                f"{stage}/kl": terms.kl,
+                f"{stage}/mse": terms.mse,
+                f"{stage}/elbo": terms.elbo,
+            },
+            on_step=on_step,
+            on_epoch=True,
+            prog_bar=False,
+            batch_size=x.shape[0],
+            sync_dist=not on_step,
+        )
+        return terms
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        beta = beta_at(self.global_step, self.beta, self.warmup_steps)
+        self.log("beta", beta, on_step=True, on_epoch=False, batch_size=batch[0].shape[0])
+        terms = self._step(batch, "train", beta)
+        self.log("loss", terms.loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=batch[0].shape[0])
+        return terms.loss
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        # Held-out loss always at the full β so epochs compare during the warm-up.
+        terms = self._step(batch, "val", self.beta)
+        self.log("val_loss", terms.loss, prog_bar=True, on_epoch=True, batch_size=batch[0].shape[0], sync_dist=True)
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)

@@ -1,0 +1,195 @@
+"""Train a spectrogram VAE / CVAE on a feature store into a run directory.
+
+Usage (the CLI is a thin face over :func:`train`)::
+
+    soundloom train /work/feat/digits --model cvae --out runs/digits --max-minutes 15
+    soundloom train /work/feat/digits --model cvae --out runs/digits --resume   # after a kill
+    soundloom train FEATURES --out RUN --accelerator gpu --devices 2            # DDP
+
+Run directory::
+
+    config.yaml            the training config (written first)
+    metrics.csv            one row per epoch: train/val loss, recon, KL, MSE, ELBO, β
+    checkpoints/last.ckpt  every ``checkpoint_every`` steps and each epoch (with optimizer state)
+    checkpoints/best.ckpt  lowest held-out loss
+    samples/epoch_NNN/     recon_*.wav, prior_*.wav, spectrograms.png
+    plots/loss.png         loss curves
+    model.safetensors, model.json, stats.json   on completion (what the Generator loads)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+import lightning as L
+import torch
+import yaml
+
+from ...core.atomic import write_text
+from ...core.progress import ProgressCallback, null_progress
+from ...data.store import FeatureStore, StoreError
+from ..models import ModelConfig
+from .callbacks import LastCheckpoint, MetricsCSV, SampleWriter
+from .data import StoreDataModule, default_label_key, sorted_labels, split_store
+from .export import export_run
+from .module import VAEModule
+
+
+@dataclass
+class TrainConfig:
+    """Every option of a training run (saved to ``config.yaml``)."""
+
+    features: str = ""
+    model: str = "cvae"
+    epochs: int = 100
+    max_minutes: float | None = None
+    batch_size: int = 64
+    lr: float = 2e-3
+    latent_dim: int = 64
+    channels: list[int] = field(default_factory=lambda: [8, 16, 32, 64, 128])
+    beta: float = 0.03
+    warmup_steps: int = 200
+    seed: int = 0
+    val_fraction: float = 0.1
+    group_key: str | None = "auto"
+    label_key: str | None = "auto"
+    accelerator: str = "cpu"
+    devices: int = 1
+    num_workers: int = 0
+    checkpoint_every: int = 200
+    sample_items: int = 2
+    griffin_lim_iters: int = 16
+    threads: int | None = None  # torch CPU threads; 1 is fastest when the cores are shared
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _conditioning(store: FeatureStore, cfg: TrainConfig) -> tuple[str | None, list[str], bool]:
+    label_key = default_label_key(store) if cfg.label_key == "auto" else cfg.label_key
+    if label_key is not None and label_key not in store.label_names():
+        raise StoreError(f"{store.path}: label {label_key!r} not on every item; have {store.label_names()}")
+    labels = sorted_labels(store.labels(label_key)) if label_key else []
+    use_pitch = cfg.model == "cvae" and "pitch" in store.label_names()
+    if cfg.model == "cvae" and not labels and not use_pitch:
+        raise StoreError(f"{store.path}: a cvae needs a class label or pitch; have {store.label_names()}")
+    return label_key, labels, use_pitch
+
+
+def train(
+    cfg: TrainConfig,
+    run_dir: str | os.PathLike,
+    resume: bool = False,
+    progress_bar: bool = True,
+    progress: ProgressCallback = null_progress,
+) -> Path:
+    """Train, checkpoint and export; returns the run directory. Same seed + data -> same weights on CPU."""
+    run_dir = Path(run_dir)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if resume and not last.exists():
+        raise FileNotFoundError(f"{last} not found: nothing to resume")
+    if not resume and (run_dir / "metrics.csv").exists():
+        raise FileExistsError(f"{run_dir} already holds a run; use --resume or another --out")
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    store = FeatureStore.open(cfg.features)
+    split = split_store(store, cfg.val_fraction, cfg.seed, cfg.group_key)
+    label_key, labels, use_pitch = _conditioning(store, cfg)
+    model_cfg = ModelConfig(
+        kind=cfg.model,
+        rows=store.features.shape[1],
+        frames=store.features.shape[2],
+        channels=tuple(cfg.channels),
+        latent_dim=cfg.latent_dim,
+        labels=labels if cfg.model == "cvae" else [],
+        n_pitches=128 if use_pitch else 0,
+    )
+    data = StoreDataModule(store, split, label_key, labels, use_pitch, cfg.batch_size, cfg.num_workers, cfg.seed)
+    module = VAEModule(model_cfg.to_dict(), lr=cfg.lr, beta=cfg.beta, warmup_steps=cfg.warmup_steps)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    run_info = {
+        "train": cfg.to_dict(),
+        "label_key": label_key,
+        "group_key": split.group_key,
+        "val_groups": split.val_groups,
+        "n_train": int(len(split.train)),
+        "n_val": int(len(split.val)),
+        "sample_rate": store.sample_rate,
+        "n_samples": store.n_samples,
+        "spectrogram": store.spectrogram.to_dict(),
+        "store": str(Path(cfg.features).resolve()),
+    }
+    if not resume:
+        write_text(run_dir / "config.yaml", yaml.safe_dump(run_info, sort_keys=False))
+    trainer = L.Trainer(**_trainer_args(cfg, run_dir, data, store, model_cfg, progress_bar))
+    trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None, weights_only=True)
+    if trainer.is_global_zero:
+        best = run_dir / "checkpoints" / "best.ckpt"
+        if best.exists():
+            state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+            module.load_state_dict(state)
+        module.model.cpu()
+        export_run(run_dir, module.model, data.train_set, run_info, store.normalizer.to_dict())
+    return run_dir
+
+
+def _trainer_args(
+    cfg: TrainConfig,
+    run_dir: Path,
+    data: StoreDataModule,
+    store: FeatureStore,
+    model_cfg: ModelConfig,
+    progress_bar: bool,
+) -> dict:
+    from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+
+    ckpt_dir = run_dir / "checkpoints"
+    monitor = "val_loss" if len(data.val_set) else "train/loss_epoch"
+    callbacks: list = [
+        ModelCheckpoint(
+            dirpath=ckpt_dir, filename="best", monitor=monitor, mode="min", save_top_k=1, enable_version_counter=False
+        ),
+        MetricsCSV(run_dir),
+        LastCheckpoint(ckpt_dir / "last.ckpt", cfg.checkpoint_every),
+    ]
+    if cfg.sample_items > 0:
+        source = data.val_set if len(data.val_set) else data.train_set
+        picks = [source[i] for i in range(min(cfg.sample_items, len(source)))]
+        callbacks.append(
+            SampleWriter(
+                run_dir,
+                torch.stack([p[0] for p in picks]),
+                torch.tensor([p[1] for p in picks]),
+                torch.tensor([p[2] for p in picks]),
+                store.normalizer,
+                store.spectrogram,
+                store.n_samples,
+                n_prior=max(2, cfg.sample_items),
+                griffin_lim_iters=cfg.griffin_lim_iters,
+                seed=cfg.seed,
+            )
+        )
+    if progress_bar:
+        callbacks.append(RichProgressBar())
+    args = dict(
+        default_root_dir=str(run_dir),
+        max_epochs=cfg.epochs,
+        accelerator=cfg.accelerator,
+        devices=cfg.devices,
+        deterministic=cfg.accelerator == "cpu",
+        callbacks=callbacks,
+        logger=False,
+        enable_progress_bar=progress_bar,
+        log_every_n_steps=10,
+        num_sanity_val_steps=0,
+        enable_model_summary=False,
+    )
+    if cfg.max_minutes:
+        args["max_time"] = timedelta(minutes=cfg.max_minutes)
+    if cfg.devices > 1 or cfg.devices == -1:
+        args["strategy"] = "ddp"
+    return args

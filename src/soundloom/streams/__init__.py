@@ -1,0 +1,1 @@
+"""soundloom.streams"""

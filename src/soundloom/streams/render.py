@@ -1,0 +1,316 @@
+"""Render a planned stream: read chunks by offset, align, crossfade, match loudness, encode.
+
+Each join is an equal-power crossfade of ``crossfade_ms`` centred on the cut: A plays on past its
+end (its own song continues there) while B starts a little before its start. B is shifted by up
+to ``align_ms`` to the lag that maximises the normalised cross-correlation of the two overlapping
+stretches, so their waveforms (and beats) line up. Each chunk's gain brings its loudness to the
+pool's median chunk loudness (limited to ``max_gain_db``); the finished stream is normalised to
+``target_lufs`` and a look-ahead limiter keeps the true peak under ``true_peak_db``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..core.atomic import write_json
+from ..core.convert import resample, to_mono
+from ..core.io import read_audio, write_audio
+from ..core.levels import db_to_gain
+from .catalog import Song
+from .search import StreamPlan
+
+
+@dataclass
+class RenderConfig:
+    """Rendering options (ms, dB, LUFS)."""
+
+    crossfade_ms: float = 120.0
+    align_ms: float = 5.0
+    match_loudness: bool = True
+    max_gain_db: float = 12.0
+    target_lufs: float = -14.0
+    true_peak_db: float = -1.0
+
+
+@dataclass
+class Segment:
+    """One chunk to play: source file samples ``[start, end)`` at ``sample_rate``; gain in dB."""
+
+    song: Song
+    chunk_id: int
+    chunk_index: int
+    start: int
+    end: int
+    gain_db: float
+    score: float
+    natural: bool
+
+
+def plan_segments(catalog, plan: StreamPlan, cfg: RenderConfig) -> list[Segment]:
+    """Segments of a plan with per-chunk gains (loudness matched to the pool's median chunk)."""
+    table, songs = catalog.chunks(), catalog.song_map()
+    ref = float(np.median(table.loudness_lufs[table.loudness_lufs > -70])) if len(table) else -20.0
+    segs = []
+    for row, score, nat in zip(plan.rows, plan.scores, plan.natural):
+        gain = 0.0
+        if cfg.match_loudness and table.loudness_lufs[row] > -70:
+            gain = float(np.clip(ref - table.loudness_lufs[row], -cfg.max_gain_db, cfg.max_gain_db))
+        segs.append(
+            Segment(
+                songs[int(table.song_id[row])],
+                int(table.id[row]),
+                int(table.idx[row]),
+                int(table.start[row]),
+                int(table.end[row]),
+                gain,
+                float(score),
+                bool(nat),
+            )
+        )
+    return segs
+
+
+def read_span(song: Song, start: int, stop: int, sample_rate: int) -> np.ndarray:
+    """Mono samples ``[start, stop)`` of the song's file (file-rate offsets), zero-padded outside the
+    file, resampled to ``sample_rate``: ``(samples,)``."""
+    lo, hi = max(0, start), min(stop, int(round(song.duration_s * song.sample_rate)))
+    wav = to_mono(read_audio(song.path, lo, max(lo, hi))[0]) if hi > lo else np.zeros(0, np.float32)
+    wav = np.concatenate([np.zeros(lo - start, np.float32), wav, np.zeros(max(0, stop - max(hi, lo)), np.float32)])
+    if song.sample_rate != sample_rate:
+        wav = resample(wav, song.sample_rate, sample_rate)
+    return wav.astype(np.float32)
+
+
+def best_lag(a: np.ndarray, b_wide: np.ndarray, max_lag: int) -> int:
+    """Lag in ``[-max_lag, max_lag]`` at which ``b_wide[max_lag + lag : ... + len(a)]`` best matches ``a``
+    (normalised cross-correlation); 0 when either side is silent."""
+    if max_lag <= 0 or len(a) == 0:
+        return 0
+    wins = np.lib.stride_tricks.sliding_window_view(b_wide, len(a))  # (2 * max_lag + 1, len(a))
+    num = wins @ a
+    den = np.sqrt((wins**2).sum(1) * float(a @ a)) + 1e-9
+    if float(a @ a) < 1e-8:
+        return 0
+    return int(np.argmax(num / den)) - max_lag
+
+
+def equal_power(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fade-out and fade-in curves ``(n,)`` with ``out^2 + in^2 = 1``."""
+    t = (np.arange(n, dtype=np.float32) + 0.5) / max(n, 1)
+    return np.cos(0.5 * np.pi * t), np.sin(0.5 * np.pi * t)
+
+
+def iter_render(
+    segments: list[Segment] | Iterator[Segment], sample_rate: int, cfg: RenderConfig
+) -> Iterator[tuple[np.ndarray, dict]]:
+    """Render segment by segment: yields (finished audio block ``(samples,)``, cue entry).
+
+    The block of segment i runs from its cut (crossfade centre) to the next segment's cut; the last
+    block is emitted when the iterator ends. Output positions in cue entries are in samples.
+    """
+    half = int(cfg.crossfade_ms * sample_rate / 2000)
+    lag = int(cfg.align_ms * sample_rate / 1000)
+    fade_out, fade_in = equal_power(2 * half)
+    pending: np.ndarray | None = None  # current block, including its tail extension of `half` samples
+    pending_cue: dict | None = None
+    out_pos = 0
+    for seg in segments:
+        r = seg.song.sample_rate
+        to_file = lambda n, r=r: int(round(n * r / sample_rate))  # pool samples -> file samples
+        g = db_to_gain(seg.gain_db)
+        if pending is None:
+            shift = 0
+            body = read_span(seg.song, seg.start, seg.end + to_file(half), sample_rate) * g
+            n_fade = min(int(0.005 * sample_rate), len(body))
+            body[:n_fade] *= np.linspace(0, 1, n_fade, dtype=np.float32)
+        else:
+            # B around its cut, wide enough for every lag
+            pre = half + lag
+            span = read_span(seg.song, seg.start - to_file(pre), seg.end + to_file(half), sample_rate) * g
+            a_over = pending[-2 * half :] if half > 0 else np.zeros(0, np.float32)
+            shift = best_lag(a_over, span[: 2 * half + 2 * lag], lag) if half > 0 else 0
+            b = span[lag + shift :]  # B from (cut - half + shift)
+            mixed = a_over * fade_out + b[: 2 * half] * fade_in
+            block = np.concatenate([pending[: len(pending) - 2 * half], mixed[:half]])
+            yield block.astype(np.float32), pending_cue
+            out_pos += len(block)
+            body = np.concatenate([mixed[half:], b[2 * half :]])
+        pending = body
+        dur = len(body) - half  # this block's length once the next crossfade takes its extension
+        pending_cue = {
+            "song": Path(seg.song.path).name,
+            "song_id": seg.song.id,
+            "chunk_id": seg.chunk_id,
+            "chunk_index": seg.chunk_index,
+            "source_start_s": (seg.start + to_file(shift)) / r,
+            "source_end_s": seg.end / r,
+            "output_start_samples": out_pos,
+            "score": seg.score,
+            "natural": seg.natural,
+            "gain_db": seg.gain_db,
+            "shift_ms": 1000.0 * shift / sample_rate,
+            "planned_samples": dur,
+        }
+    if pending is not None:
+        # no next chunk: drop the extension and fade the last 20 ms out
+        last = pending[: len(pending) - half].copy() if half else pending.copy()
+        n_fade = min(int(0.02 * sample_rate), len(last))
+        last[len(last) - n_fade :] *= np.linspace(1, 0, n_fade, dtype=np.float32)
+        yield last, pending_cue
+
+
+def limit_peaks(
+    wav: np.ndarray,
+    sample_rate: int,
+    ceiling_db: float,
+    lookahead_ms: float = 5.0,
+    release_ms: float = 50.0,
+    envelope: np.ndarray | None = None,
+) -> np.ndarray:
+    """Look-ahead limiter: a smooth gain that keeps ``envelope`` (default ``|wav|``) at or below
+    ``ceiling_db`` dBFS. The gain is held over the look-ahead plus release and then averaged over
+    the look-ahead, so it is already down when a peak arrives and never exceeds what a peak needs."""
+    from scipy.ndimage import minimum_filter1d, uniform_filter1d
+
+    env = np.abs(wav) if envelope is None else envelope
+    need = np.minimum(1.0, db_to_gain(ceiling_db) / (env + 1e-12)).astype(np.float32)
+    if need.min() >= 1.0:
+        return wav
+    w = max(1, int(lookahead_ms * sample_rate / 1000))
+    held = minimum_filter1d(need, size=2 * w + 1 + int(release_ms * sample_rate / 1000))
+    gain = np.minimum(uniform_filter1d(held, size=w), need)
+    return (wav * gain).astype(np.float32)
+
+
+def true_peak_envelope(wav: np.ndarray, sample_rate: int, oversample: int = 4) -> np.ndarray:
+    """Per-sample maximum of ``|wav|`` oversampled ``oversample`` times (inter-sample peaks): ``(samples,)``."""
+    up = np.abs(resample(wav[None, :], sample_rate, sample_rate * oversample, quality="MQ")[0])
+    n = min(len(wav), len(up) // oversample)
+    env = np.abs(wav).copy()
+    env[:n] = np.maximum(env[:n], up[: n * oversample].reshape(n, oversample).max(axis=1))
+    return env
+
+
+def finish_loudness(wav: np.ndarray, sample_rate: int, target_lufs: float, true_peak_ceiling_db: float) -> np.ndarray:
+    """Gain to ``target_lufs`` through a true-peak limiter (ceiling ``true_peak_ceiling_db`` dBTP).
+
+    Limiting lowers loudness, so the pre-gain is found by a secant search on the loudness after
+    limiting (always limiting the original signal, never a limited one again): within 0.1 LU in
+    two or three passes.
+    """
+    from .edges import integrated_loudness
+
+    level = integrated_loudness(wav, sample_rate)
+    if not np.isfinite(level):
+        return wav
+    env = true_peak_envelope(wav, sample_rate)  # scales with the gain: computed once
+    ceiling = true_peak_ceiling_db - 0.1
+    gain_db, prev = target_lufs - level, None
+    out = wav
+    for _ in range(5):
+        g = db_to_gain(gain_db)
+        out = limit_peaks((wav * g).astype(np.float32), sample_rate, ceiling, envelope=env * g)
+        got = integrated_loudness(out, sample_rate)
+        if abs(got - target_lufs) < 0.1:
+            break
+        slope = (
+            1.5 if prev is None or got == prev[1] else float(np.clip((gain_db - prev[0]) / (got - prev[1]), 1.0, 5.0))
+        )
+        prev = (gain_db, got)
+        gain_db += (target_lufs - got) * slope
+    return out
+
+
+def render_stream(catalog, plan: StreamPlan, cfg: RenderConfig = RenderConfig()) -> tuple[np.ndarray, dict]:
+    """The whole stream ``(samples,)`` at the pool rate and its cue dict (seconds)."""
+    rate = catalog.sample_rate
+    segs = plan_segments(catalog, plan, cfg)
+    blocks, cues = [], []
+    for block, cue in iter_render(segs, rate, cfg):
+        blocks.append(block)
+        cues.append(cue)
+    wav = np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
+    wav = finish_loudness(wav, rate, cfg.target_lufs, cfg.true_peak_db)
+    pos = 0
+    for cue, block in zip(cues, blocks):
+        cue["output_start_s"] = pos / rate
+        pos += len(block)
+        cue["output_end_s"] = pos / rate
+        cue.pop("output_start_samples"), cue.pop("planned_samples")
+    return wav, {
+        "sample_rate": rate,
+        "duration_s": len(wav) / rate,
+        "render": asdict(cfg),
+        "plan": plan.meta,
+        "segments": cues,
+    }
+
+
+class SeamVerifier:
+    """Checks candidate joins on real audio before search commits to one.
+
+    For chunk A and candidate B it reads the few hundred ms around the cut, aligns and crossfades
+    them exactly as :func:`iter_render` will (same gains, lag and curves), and measures the seam
+    gates of :mod:`soundloom.streams.seams` at the crossfade centre. Cost per candidate is two short
+    file reads and two FFTs (about a millisecond), independent of the pool size.
+    """
+
+    def __init__(self, catalog, cfg: RenderConfig):
+        self.table, self.songs = catalog.chunks(), catalog.song_map()
+        self.rate = catalog.sample_rate
+        self.cfg = cfg
+        self.half = int(cfg.crossfade_ms * self.rate / 2000)
+        self.lag = int(cfg.align_ms * self.rate / 1000)
+        self.win = int(0.05 * self.rate) + int(0.002 * self.rate) + 2
+        ref = self.table.loudness_lufs[self.table.loudness_lufs > -70]
+        self.ref = float(np.median(ref)) if len(ref) else -20.0
+        self._a: tuple[int, np.ndarray] | None = None
+
+    def _gain(self, row: int) -> float:
+        lufs = float(self.table.loudness_lufs[row])
+        if not self.cfg.match_loudness or lufs <= -70:
+            return 1.0
+        return db_to_gain(float(np.clip(self.ref - lufs, -self.cfg.max_gain_db, self.cfg.max_gain_db)))
+
+    def _span(self, row: int, centre_file: int, before: int, after: int) -> np.ndarray:
+        song = self.songs[int(self.table.song_id[row])]
+        k = song.sample_rate / self.rate
+        return read_span(song, centre_file - int(before * k), centre_file + int(after * k), self.rate) * self._gain(row)
+
+    def passes(self, a: int, b: int) -> bool:
+        """True when the rendered join of chunk rows ``a`` -> ``b`` passes all three seam gates."""
+        from .seams import seam_metrics
+
+        h, lag, w = self.half, self.lag, self.win
+        ext = max(h, w)
+        if self._a is None or self._a[0] != a:
+            self._a = (a, self._span(a, int(self.table.end[a]), ext, h))
+        a_audio = self._a[1]  # A from end - ext to end + h
+        b_audio = self._span(b, int(self.table.start[b]), h + lag, ext + lag)  # B from start - h - lag
+        if h > 0:
+            a_over = a_audio[ext - h :]
+            shift = best_lag(a_over, b_audio[: 2 * h + 2 * lag], lag)
+            bb = b_audio[lag + shift :]
+            fo, fi = equal_power(2 * h)
+            mixed = a_over * fo + bb[: 2 * h] * fi
+            sig = np.concatenate([a_audio[: ext - h], mixed, bb[2 * h : 2 * h + ext - h]])
+        else:
+            sig = np.concatenate([a_audio[:ext], b_audio[lag : lag + ext]])
+        m = seam_metrics(sig, np.array([ext]), self.rate)
+        return bool(len(m["pass"]) and m["pass"][0])
+
+
+def write_stream(path: str | Path, wav: np.ndarray, cue: dict, plot: bool = True) -> dict[str, Path]:
+    """Write the audio (format from the extension), ``<path>.cue.json`` and ``<path>.timeline.png``."""
+    path = Path(path)
+    written = {"audio": write_audio(path, wav, cue["sample_rate"])}
+    written["cue"] = write_json(path.with_name(path.name + ".cue.json"), cue)
+    if plot:
+        from .timeline import plot_timeline
+
+        written["timeline"] = plot_timeline(cue, path.with_name(path.name + ".timeline.png"))
+    return written

@@ -1,0 +1,1 @@
+"""Transition scorers (how well does chunk B follow chunk A?), their training and evaluation."""

@@ -1,0 +1,181 @@
+"""Evaluate transition models on test songs (split by song): AUC per negative kind, top-1 and MRR.
+
+* ROC AUC of true next pairs against other-song, same-song and hard (reversed, shifted) negatives.
+* Ranking: for each test chunk A with a successor, the true next chunk among 100 candidates (up to
+  49 other chunks of A's song, the rest from other test songs); top-1 accuracy and MRR.
+* Seams of a rendered stream over the test songs (see :mod:`soundloom.streams.seams`), with the
+  same figures at random positions inside the same songs and at natural chunk boundaries.
+
+    soundloom eval-transitions POOL --model features --model runs/tr-contrastive --json
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ...core.progress import ProgressCallback, null_progress
+from ..catalog import ChunkCatalog, ChunkTable
+from ..pairs import KINDS, SongAudio, chunk_windows, make_pairs, open_split, pair_windows
+from .base import TransitionScorer, batched, load_scorer, run_info
+
+
+def roc_auc(pos: np.ndarray, neg: np.ndarray) -> float:
+    """Area under the ROC curve: P(score of a positive > score of a negative), ties count half."""
+    pos, neg = np.asarray(pos, np.float64), np.asarray(neg, np.float64)
+    if len(pos) == 0 or len(neg) == 0:
+        return float("nan")
+    allv = np.concatenate([pos, neg])
+    order = allv.argsort(kind="mergesort")
+    ranks = np.empty(len(allv))
+    sorted_v = allv[order]
+    # average ranks for ties
+    _, first, counts = np.unique(sorted_v, return_index=True, return_counts=True)
+    avg = first + (counts - 1) / 2.0 + 1
+    ranks[order] = np.repeat(avg, counts)
+    return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+
+
+def pool_embeddings(
+    scorer: TransitionScorer, audio: SongAudio, table: ChunkTable, batch: int = 512
+) -> tuple[np.ndarray, np.ndarray]:
+    """Tail and head embeddings ``(n, D)`` of every chunk of ``table`` (song by song)."""
+    tails_out, heads_out = [], []
+    for s in dict.fromkeys(table.song_id.tolist()):
+        rows = np.flatnonzero(table.song_id == s)
+        tails, heads = chunk_windows(audio, table, rows, scorer.edge_samples)
+        tails_out.append(batched(scorer.embed_tails, tails, batch))
+        heads_out.append(batched(scorer.embed_heads, heads, batch))
+    return np.concatenate(tails_out), np.concatenate(heads_out)
+
+
+def ranking_candidates(
+    table: ChunkTable, seed: int = 0, n: int = 100, same: int = 50, max_anchors: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Anchors ``(m,)`` and candidates ``(m, n)`` (positions in ``table``); column 0 is the true next chunk.
+
+    Up to ``same - 1`` other chunks of the anchor's song (never the anchor itself), the rest from
+    other songs.
+    """
+    rng = np.random.default_rng(seed)
+    succ = table.successor()
+    anchors = np.flatnonzero(succ >= 0)
+    if max_anchors is not None and len(anchors) > max_anchors:
+        anchors = np.sort(rng.choice(anchors, size=max_anchors, replace=False))
+    cands = np.zeros((len(anchors), n), dtype=np.int64)
+    for r, a in enumerate(anchors):
+        j = succ[a]
+        same_rows = np.flatnonzero(
+            (table.song_id == table.song_id[a]) & (np.arange(len(table)) != a) & (np.arange(len(table)) != j)
+        )
+        other_rows = np.flatnonzero(table.song_id != table.song_id[a])
+        k_same = min(same - 1, len(same_rows))
+        k_other = min(n - 1 - k_same, len(other_rows))
+        picks = [rng.choice(same_rows, k_same, replace=False), rng.choice(other_rows, k_other, replace=False)]
+        row = np.concatenate([[j], *picks])
+        if len(row) < n:  # tiny pools: pad with repeats of other chunks (scored the same, counted once)
+            row = np.concatenate([row, rng.choice(row[1:] if len(row) > 1 else row, n - len(row))])
+        cands[r] = row
+    return anchors, cands
+
+
+def rank_from_scores(scores: np.ndarray) -> dict:
+    """Top-1 accuracy and MRR from candidate scores ``(m, n)`` whose column 0 is the true one."""
+    if len(scores) == 0:
+        return {"top1": float("nan"), "mrr": float("nan"), "anchors": 0}
+    rank = 1 + (scores[:, 1:] > scores[:, :1]).sum(1) + 0.5 * (scores[:, 1:] == scores[:, :1]).sum(1)
+    return {"top1": float(np.mean(rank == 1)), "mrr": float(np.mean(1.0 / rank)), "anchors": int(len(scores))}
+
+
+def rank_metrics(score_matrix: np.ndarray, table: ChunkTable, seed: int = 0, max_anchors: int | None = None) -> dict:
+    """Top-1 / MRR among 100 candidates from a full tail x head score matrix ``(n, n)`` over ``table``."""
+    anchors, cands = ranking_candidates(table, seed, max_anchors=max_anchors)
+    return rank_from_scores(score_matrix[anchors[:, None], cands])
+
+
+def pair_scores(scorer: TransitionScorer, tails: np.ndarray, heads: np.ndarray, batch: int = 256) -> np.ndarray:
+    """Scores ``(n,)`` of windows ``tails (n, W)``, ``heads (n, W)`` pairwise."""
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(tails), batch):
+            out.append(
+                scorer.score_pairs(
+                    torch.from_numpy(tails[i : i + batch]), torch.from_numpy(heads[i : i + batch])
+                ).numpy()
+            )
+    return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+
+def evaluate_scorer(
+    scorer: TransitionScorer, catalog: ChunkCatalog, test_ids: list[int], seed: int = 0, max_anchors: int | None = None
+) -> dict:
+    """AUC per negative kind and ranking metrics of one scorer on the songs ``test_ids``."""
+    table_all, songs = catalog.chunks(), catalog.song_map()
+    audio = SongAudio(songs, catalog.sample_rate)
+    t0 = time.time()
+    pairs = make_pairs(table_all, songs, test_ids, catalog.sample_rate, seed=seed)
+    tails, heads = pair_windows(audio, pairs, scorer.edge_samples, scorer.edge_samples)
+    if max_anchors is not None and scorer.embeds is False:
+        keep = np.random.default_rng(seed).random(len(pairs)) < min(1.0, 5 * max_anchors / max(1, len(pairs)))
+        pairs, tails, heads = pairs.select(keep), tails[keep], heads[keep]
+    s = pair_scores(scorer, tails, heads)
+    pos = s[pairs.kind == 0]
+    out: dict = {"model": scorer.name}
+    for k, kind in enumerate(KINDS[1:], start=1):
+        out[f"auc_{kind}"] = roc_auc(pos, s[pairs.kind == k])
+    out["auc_hard"] = roc_auc(pos, s[(pairs.kind == 3) | (pairs.kind == 4)])
+    sub = table_all.subset(np.flatnonzero(np.isin(table_all.song_id, test_ids)))
+    anchors, cands = ranking_candidates(sub, seed, max_anchors=max_anchors)
+    if scorer.embeds:
+        te, he = pool_embeddings(scorer, audio, sub)
+        scores = np.einsum("md,mnd->mn", te[anchors], he[cands])
+    else:
+        t_w, h_w = chunk_windows(audio, sub, np.arange(len(sub)), scorer.edge_samples)
+        flat_a = np.repeat(anchors, cands.shape[1])
+        scores = pair_scores(scorer, t_w[flat_a], h_w[cands.ravel()]).reshape(cands.shape)
+    out.update(rank_from_scores(scores))
+    out["eval_seconds"] = time.time() - t0
+    return out
+
+
+def evaluate_runs(
+    pool: str | Path,
+    runs: list[str],
+    seed: int = 0,
+    max_anchors: int | None = None,
+    stream_minutes: float = 0.0,
+    progress: ProgressCallback = null_progress,
+) -> dict:
+    """Evaluate each run (or "features") on the pool's test songs; optionally render and judge a stream per run.
+
+    The split comes from the first trained run's config (``split_seed``), else from ``seed``.
+    """
+    from ..seams import stream_seam_report
+
+    rows = []
+    with ChunkCatalog(pool, create=False) as catalog:
+        split_seed = next(
+            (run_info(r).get("split_seed") for r in runs if run_info(r).get("split_seed") is not None), seed
+        )
+        split = open_split(catalog, seed=split_seed)
+        test_ids = split["test"]
+        if not test_ids:
+            raise ValueError(f"{pool}: no test songs (need at least 3 songs)")
+        for i, run in enumerate(runs):
+            progress("evaluating", i, len(runs))
+            scorer = load_scorer(run, sample_rate=catalog.sample_rate)
+            row = {"run": str(run), **evaluate_scorer(scorer, catalog, test_ids, seed=seed, max_anchors=max_anchors)}
+            if stream_minutes > 0 and scorer.embeds:
+                row["seams"] = stream_seam_report(catalog, run, test_ids, minutes=stream_minutes, seed=seed)
+            rows.append(row)
+        progress("evaluating", len(runs), len(runs))
+        return {
+            "pool": str(pool),
+            "split_seed": split_seed,
+            "test_songs": len(test_ids),
+            "test_chunks": int(np.isin(catalog.chunks().song_id, test_ids).sum()),
+            "models": rows,
+        }

@@ -1,0 +1,384 @@
+"""Train transition models on a chunk pool, split by song.
+
+    soundloom train-transitions POOL --model contrastive --out runs/tr-contrastive --max-minutes 15
+    soundloom train-transitions POOL --model fusion --out runs/tr-fusion    # contrastive + features, weight fit on val
+    soundloom train-transitions POOL --model features --out runs/tr-features    # no training: pool statistics only
+    soundloom train-transitions POOL --model cnn-lstm --out runs/tr-cnnlstm --max-minutes 10
+
+``contrastive`` learns from *any* cut position inside the training songs, not only chunk
+boundaries: a batch takes 16 songs x 16 random cut points, so every tail sees 15 same-song heads
+and 240 other-song heads as negatives, plus heads with shifted cut points (0.05-0.5 s off) as hard
+negatives. Log-mel frames of the training songs are computed once (un-centred, so a frame never
+straddles the cut) and batches are slices of them.
+
+A run directory holds ``config.json`` (model, config, split, metrics), ``model.safetensors`` and
+``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, IterableDataset
+
+from ...core.atomic import write_json
+from ...core.progress import ProgressCallback, null_progress
+from ..catalog import ChunkCatalog
+from ..pairs import SongAudio, chunk_windows, make_pairs, open_split, pair_windows
+from .base import FusionScorer, build_scorer
+
+
+# ---------------------------------------------------------------------------------------------
+# contrastive
+# ---------------------------------------------------------------------------------------------
+class CutBatches(IterableDataset):
+    """Endless batches of (tail mel, head mel, shifted head mel) cut at random frames of songs.
+
+    Yields ``tails (B, n_mels, T)``, ``heads (B, n_mels, T)``, ``shifted (H, n_mels, T)`` and
+    ``owner (H,)``: ``shifted[j]`` is the head of tail ``owner[j]`` with its cut moved 4-40 frames
+    (about 0.05-0.46 s), a hard negative for that tail only.
+    """
+
+    def __init__(
+        self,
+        mels: list[torch.Tensor],
+        frames: int,
+        gap: int,
+        songs: int = 16,
+        per_song: int = 16,
+        hard: int = 64,
+        seed: int = 0,
+        n_batches: int | None = None,
+        gain_db: float = 6.0,
+    ):
+        self.mels, self.T, self.gap = mels, frames, gap
+        self.songs, self.per_song, self.hard, self.seed, self.n_batches, self.gain_db = (
+            songs,
+            per_song,
+            hard,
+            seed,
+            n_batches,
+            gain_db,
+        )
+        lengths = np.array([m.shape[1] for m in mels], dtype=np.float64)
+        self.p = lengths / lengths.sum()
+
+    def __iter__(self):
+        rng = np.random.default_rng(self.seed)
+        T, g, n = self.T, self.gap, 0
+        while self.n_batches is None or n < self.n_batches:
+            n += 1
+            song_idx = rng.choice(len(self.mels), size=min(self.songs, len(self.mels)), replace=False, p=self.p)
+            tails, heads, shifted, owner = [], [], [], []
+            for s in song_idx:
+                m = self.mels[s]
+                lo, hi = g + T + 45, m.shape[1] - T - 45  # room for shifted heads
+                if hi <= lo:
+                    continue
+                for k in rng.integers(lo, hi, size=self.per_song):
+                    off = float(rng.uniform(-self.gain_db, self.gain_db))  # same gain both sides
+                    tails.append(m[:, k - g - T + 1 : k - g + 1] + off)
+                    heads.append(m[:, k : k + T] + off)
+                    if len(shifted) < self.hard and rng.random() < 0.5:
+                        d = int(rng.integers(4, 40)) * int(rng.choice([-1, 1]))
+                        shifted.append(m[:, k + d : k + d + T] + off)
+                        owner.append(len(tails) - 1)
+            if not tails:
+                raise ValueError("songs too short for contrastive training")
+            sh = torch.stack(shifted) if shifted else torch.zeros(0, *tails[0].shape)
+            yield torch.stack(tails), torch.stack(heads), sh, torch.tensor(owner, dtype=torch.long)
+
+
+def infonce(
+    scorer, tails: torch.Tensor, heads: torch.Tensor, shifted: torch.Tensor, owner: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric InfoNCE over the batch; each shifted head is one extra negative column that only its
+    owner tail competes with (``owner[j]`` = row of ``shifted[j]``; default ``arange(H)``).
+
+    Returns (loss, in-batch top-1 accuracy of tail -> head).
+    """
+    zt = scorer.encode_tail_mel(tails)
+    zh = scorer.encode_head_mel(heads)
+    logits = zt @ zh.T  # (B, B): row i's positive is column i
+    target = torch.arange(len(zt))
+    back = nn.functional.cross_entropy(logits.T, target)
+    if len(shifted):
+        zs = scorer.encode_head_mel(shifted)
+        owner = torch.arange(len(zs)) if owner is None else owner
+        mask = torch.zeros(len(zt), len(zs), dtype=torch.bool)
+        mask[owner, torch.arange(len(zs))] = True
+        extra = torch.where(mask, zt @ zs.T, torch.full((len(zt), len(zs)), -1e4))
+        forward_logits = torch.cat([logits, extra], 1)
+    else:
+        forward_logits = logits
+    loss = 0.5 * (nn.functional.cross_entropy(forward_logits, target) + back)
+    acc = (logits.argmax(1) == target).float().mean()
+    return loss, acc
+
+
+class ContrastiveModule(L.LightningModule):
+    def __init__(self, scorer, lr: float = 1e-3, steps: int = 3000, budget_min: float = 1e9):
+        super().__init__()
+        self.scorer, self.lr, self.steps, self.budget_min = scorer, lr, steps, budget_min
+        self.best: tuple[float, dict] | None = None
+        self.val_losses: list[float] = []
+        self.history: list[dict] = []
+
+    def training_step(self, batch, _):
+        loss, acc = infonce(self.scorer, *batch)
+        self.log("train_loss", loss)
+        return loss
+
+    def validation_step(self, batch, _):
+        loss, acc = infonce(self.scorer, *batch)
+        self.val_losses.append(float(loss))
+        self.val_accs.append(float(acc))
+
+    def on_validation_epoch_start(self):
+        self.val_losses, self.val_accs = [], []
+
+    def on_validation_epoch_end(self):
+        if not self.val_losses:
+            return
+        v = float(np.mean(self.val_losses))
+        self.history.append(
+            {"step": int(self.global_step), "val_loss": v, "val_top1_in_batch": float(np.mean(self.val_accs))}
+        )
+        if self.best is None or v < self.best[0]:
+            self.best = (v, {k: t.detach().clone() for k, t in self.scorer.state_dict().items()})
+
+    def configure_optimizers(self):
+        opt = torch.optim.AdamW(self.scorer.parameters(), lr=self.lr, weight_decay=1e-4)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, self._lr_factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def on_train_start(self):
+        self.t0 = time.time()
+
+    def _lr_factor(self, step: int) -> float:
+        """Warm-up then cosine decay over whichever runs out first: the steps or the time budget,
+        so a run cut short by ``max_minutes`` still ends at a small learning rate."""
+        warm = max(1, self.steps // 20)
+        if step < warm:
+            return (step + 1) / warm
+        elapsed = time.time() - getattr(self, "t0", time.time())
+        p = min(1.0, max(step / self.steps, elapsed / (60.0 * self.budget_min * 0.97)))
+        return 0.02 + 0.98 * 0.5 * (1 + np.cos(np.pi * p))
+
+
+def song_mels(scorer, audio: SongAudio, song_ids: list[int]) -> list[torch.Tensor]:
+    """Un-centred log-mel dB ``(n_mels, frames)`` of each song (frame k starts at sample k * hop)."""
+    with torch.no_grad():
+        return [scorer.log_mel(torch.from_numpy(audio[s])) for s in song_ids]
+
+
+def train_contrastive(
+    scorer,
+    audio: SongAudio,
+    split: dict,
+    steps: int,
+    max_minutes: float,
+    seed: int,
+    lr: float = 1e-3,
+    progress: ProgressCallback = null_progress,
+) -> dict:
+    """Fit ``scorer`` (a ContrastiveScorer) in place; returns metrics (val history, steps, seconds)."""
+    torch.manual_seed(seed)
+    train = song_mels(scorer, audio, split["train"])
+    val = song_mels(scorer, audio, split["val"] or split["train"][:1])
+    allf = torch.cat([m for m in train], 1)
+    scorer.mel_mean.copy_(allf.mean(1, keepdim=True))
+    scorer.mel_std.copy_(allf.std(1, keepdim=True).clamp_min(1.0))
+    gap = scorer.n_fft // scorer.hop  # frame k - gap spans [(k - gap) * hop, k * hop): ends at the cut
+    data = CutBatches(train, scorer.frames, gap, seed=seed)
+    vdata = CutBatches(val, scorer.frames, gap, seed=10_000 + seed, n_batches=8, hard=0)
+    module = ContrastiveModule(scorer, lr=lr, steps=steps, budget_min=max_minutes)
+
+    class _Progress(L.Callback):
+        def on_train_batch_end(self, trainer, *a):
+            if trainer.global_step % 20 == 0:
+                progress("training", trainer.global_step, steps)
+
+    trainer = L.Trainer(
+        max_steps=steps,
+        max_time={"minutes": max_minutes},
+        val_check_interval=250,
+        check_val_every_n_epoch=None,
+        limit_val_batches=8,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+        devices=1,
+        callbacks=[_Progress()],
+        num_sanity_val_steps=0,
+    )
+    t0 = time.time()
+    trainer.fit(module, DataLoader(data, batch_size=None), DataLoader(vdata, batch_size=None))
+    # one final validation so the last weights compete with the best earlier ones
+    trainer.validate(module, DataLoader(vdata, batch_size=None), verbose=False)
+    if module.best is not None:
+        scorer.load_state_dict(module.best[1])
+    progress("training", steps, steps)
+    return {"steps": int(trainer.global_step), "seconds": time.time() - t0, "history": module.history}
+
+
+# ---------------------------------------------------------------------------------------------
+# cnn-lstm (the seed's classifier)
+# ---------------------------------------------------------------------------------------------
+class CnnLstmModule(L.LightningModule):
+    def __init__(self, scorer, pos_weight: float):
+        super().__init__()
+        self.scorer = scorer
+        self.loss = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight))
+        self.val_acc: list[float] = []
+
+    def training_step(self, batch, _):
+        x, y = batch
+        loss = self.loss(self.scorer(x), y)
+        self.log("train_loss", loss)
+        return loss
+
+    def validation_step(self, batch, _):
+        x, y = batch
+        self.val_acc.append(float(((self.scorer(x) > 0).float() == y).float().mean()))
+
+    def configure_optimizers(self):
+        return torch.optim.RMSprop(self.scorer.parameters(), lr=1e-3)
+
+
+def _prepared(scorer, audio: SongAudio, pairs) -> tuple[torch.Tensor, torch.Tensor]:
+    xs = []
+    for i in range(0, len(pairs), 512):
+        p = pairs.select(np.arange(i, min(i + 512, len(pairs))))
+        t, h = pair_windows(audio, p, scorer.tail_samples, scorer.head_samples)
+        xs.append(scorer.prepare(torch.from_numpy(t), torch.from_numpy(h)))
+    return torch.cat(xs), torch.from_numpy(pairs.label.astype(np.float32))
+
+
+def train_cnnlstm(
+    scorer,
+    catalog: ChunkCatalog,
+    audio: SongAudio,
+    split: dict,
+    max_minutes: float,
+    seed: int,
+    batch: int = 32,
+    epochs: int = 20,
+    progress: ProgressCallback = null_progress,
+) -> dict:
+    table, songs = catalog.chunks(), catalog.song_map()
+    tr = make_pairs(table, songs, split["train"], audio.sample_rate, seed=seed)
+    va = make_pairs(table, songs, split["val"] or split["train"][:1], audio.sample_rate, seed=seed + 1)
+    xt, yt = _prepared(scorer, audio, tr)
+    xv, yv = _prepared(scorer, audio, va)
+    pos_weight = float((yt == 0).sum() / max(1, (yt == 1).sum()))
+    module = CnnLstmModule(scorer, pos_weight)
+    g = torch.Generator().manual_seed(seed)
+    tl = DataLoader(torch.utils.data.TensorDataset(xt, yt), batch_size=batch, shuffle=True, generator=g)
+    vl = DataLoader(torch.utils.data.TensorDataset(xv[:512], yv[:512]), batch_size=64)
+    trainer = L.Trainer(
+        max_epochs=epochs,
+        max_time={"minutes": max_minutes},
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+        devices=1,
+        num_sanity_val_steps=0,
+    )
+    t0 = time.time()
+    trainer.fit(module, tl, vl)
+    return {
+        "steps": int(trainer.global_step),
+        "seconds": time.time() - t0,
+        "train_pairs": len(tr),
+        "val_accuracy": float(np.mean(module.val_acc[-8:])) if module.val_acc else None,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# entry point
+# ---------------------------------------------------------------------------------------------
+def fit_features(
+    scorer, catalog: ChunkCatalog, audio: SongAudio, song_ids: list[int], seed: int, n: int = 2000
+) -> None:
+    """Set the features scorer's MFCC statistics from up to ``n`` heads of the given songs."""
+    table = catalog.chunks()
+    rows = np.flatnonzero(np.isin(table.song_id, song_ids))
+    rows = np.sort(np.random.default_rng(seed).choice(rows, size=min(n, len(rows)), replace=False))
+    _, heads = chunk_windows(audio, table, rows, scorer.edge_samples)
+    with torch.no_grad():
+        scorer.fit(torch.from_numpy(heads))
+
+
+def fit_fusion_weight(
+    fusion: FusionScorer, catalog: ChunkCatalog, audio: SongAudio, song_ids: list[int], seed: int
+) -> dict:
+    """Choose the features weight that maximises MRR among 100 candidates on ``song_ids``."""
+    from .evaluation import pool_embeddings, rank_metrics
+
+    table = catalog.chunks()
+    rows = np.flatnonzero(np.isin(table.song_id, song_ids))
+    sub = table.subset(rows)
+    tails_c, heads_c = pool_embeddings(fusion.contrastive, audio, sub)
+    tails_f, heads_f = pool_embeddings(fusion.features, audio, sub)
+    results = {}
+    for w in (0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0):
+        scores = tails_c @ heads_c.T + w * (tails_f @ heads_f.T)
+        results[w] = rank_metrics(scores, sub, seed=seed)["mrr"]
+    best = max(results, key=results.get)
+    fusion.weight.fill_(best)
+    return {"fusion_weight": best, "val_mrr_by_weight": {str(k): v for k, v in results.items()}}
+
+
+def train_transitions(
+    pool: str | Path,
+    model: str,
+    out: str | Path,
+    seed: int = 0,
+    steps: int = 3000,
+    max_minutes: float = 15.0,
+    lr: float = 1e-3,
+    model_kwargs: dict | None = None,
+    progress: ProgressCallback = null_progress,
+) -> dict:
+    """Train ``model`` on the pool's training songs and write the run to ``out``; returns its config.json content."""
+    L.seed_everything(seed, verbose=False)
+    out = Path(out)
+    with ChunkCatalog(pool, create=False) as catalog:
+        split = open_split(catalog, seed=seed)
+        if not split["train"]:
+            raise ValueError(f"{pool}: no training songs (need at least 3 songs for a train/val/test split)")
+        rate = catalog.sample_rate
+        audio = SongAudio(catalog.song_map(), rate)
+        scorer = build_scorer(model, sample_rate=rate, **(model_kwargs or {}))
+        metrics: dict = {}
+        t0 = time.time()
+        if model == "features":
+            fit_features(scorer, catalog, audio, split["train"], seed)
+        elif model in ("contrastive", "fusion"):
+            inner = scorer.contrastive if model == "fusion" else scorer
+            metrics.update(train_contrastive(inner, audio, split, steps, max_minutes, seed, lr, progress))
+            if model == "fusion":
+                fit_features(scorer.features, catalog, audio, split["train"], seed)
+                metrics.update(fit_fusion_weight(scorer, catalog, audio, split["val"] or split["train"], seed))
+        elif model == "cnn-lstm":
+            metrics.update(train_cnnlstm(scorer, catalog, audio, split, max_minutes, seed, progress=progress))
+        else:
+            raise ValueError(f"unknown transition model {model!r}")
+        metrics["train_seconds"] = time.time() - t0
+        extra = {"split": split, "split_seed": seed, "pool": str(Path(pool).resolve()), "metrics": metrics}
+        scorer.eval().save(out, extra=extra)
+        if model == "fusion":  # the contrastive part alone, so tables can show both
+            scorer.contrastive.save(out / "contrastive", extra=extra)
+        write_json(out / "metrics.json", metrics, indent=2)
+        return json.loads((out / "config.json").read_text())

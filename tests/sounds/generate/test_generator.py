@@ -1,0 +1,251 @@
+"""Generator API: shapes, sample rates, seeds, continuation, sidecar recall, bad model files, CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+from typer.testing import CliRunner
+
+from soundloom.cli import app
+from soundloom.sounds import Generator
+from soundloom.sounds.models import ModelFileError
+from tests.sounds.models.synth_store import N_SAMPLES, SAMPLE_RATE, tone
+
+
+def test_sample_shapes_labels_and_seeds(tiny_run):
+    gen = Generator.from_run(tiny_run, griffin_lim_iters=4)
+    sounds = gen.sample(3, label="b", temperature=0.5, seed=7)
+    assert [s.audio.shape for s in sounds] == [(N_SAMPLES,)] * 3
+    assert all(s.sample_rate == SAMPLE_RATE and s.label == "b" and s.latent.shape == (3,) for s in sounds)
+    again = gen.sample(3, label="b", temperature=0.5, seed=7)
+    assert all(np.array_equal(a.audio, b.audio) for a, b in zip(sounds, again))
+    assert not np.array_equal(sounds[0].latent, gen.sample(1, label="b", temperature=0.5, seed=8)[0].latent)
+    free = gen.sample(6, seed=1)
+    assert {s.label for s in free} <= {"a", "b", "c"}
+    assert np.abs(gen.sample(1, label="a", temperature=0.0)[0].latent - gen.prior["prior.mean"][0].numpy()).max() < 1e-6
+    with pytest.raises(ValueError, match="unknown label"):
+        gen.sample(1, label="z")
+    hi = Generator.from_run(tiny_run, griffin_lim_iters=4, sample_rate=16000).sample(1, label="a")[0]
+    assert hi.sample_rate == 16000 and abs(len(hi.audio) - 2 * N_SAMPLES) <= 2
+
+
+def test_levels(tiny_run):
+    peak = Generator.from_run(tiny_run, griffin_lim_iters=4, level="peak").sample(1, label="a")[0].audio
+    assert abs(20 * np.log10(np.abs(peak).max()) + 1.0) < 0.01
+    with pytest.raises(ValueError):
+        Generator.from_run(tiny_run, level="loud")
+
+
+def test_sidecars_recall_every_mode_exactly(tiny_run, tmp_path):
+    gen = Generator.from_run(tiny_run, griffin_lim_iters=4)
+    x = tone(880.0, 1, 0)
+    prompt_file = tmp_path / "prompt.wav"
+    sf.write(prompt_file, x[:700], SAMPLE_RATE, subtype="FLOAT")
+    prompt, _ = sf.read(prompt_file, dtype="float32")
+    cont = gen.continue_(prompt, SAMPLE_RATE, seconds=0.2, seed=3, steps=5)
+    for s in cont:
+        s.sources["prompt"] = str(prompt_file)
+    batches = {
+        "sample": gen.sample(2, label="c", seed=5),
+        "variation": gen.variation(x, SAMPLE_RATE, amount=0.5, n=2, seed=2),
+        "interpolate": gen.interpolate(gen.encode(x, SAMPLE_RATE, "a"), np.zeros(3, np.float32), steps=3, label="a"),
+        "continue": cont,
+        "reconstruct": [gen.reconstruct(x, SAMPLE_RATE)],
+    }
+    for mode, sounds in batches.items():
+        gen.save(sounds, tmp_path / mode, format="wav")
+        for i, s in enumerate(sounds):
+            record = json.loads((tmp_path / mode / f"{mode}_{i:03d}.json").read_text())
+            assert record["mode"] == mode and record["model"]["kind"] == "cvae" and len(record["latent"]) == 3
+            assert np.array_equal(gen.from_sidecar(record).audio, s.audio), mode
+
+
+def test_continuation_keeps_prompt_and_rate(tiny_run):
+    gen = Generator.from_run(tiny_run, griffin_lim_iters=4, level="none")
+    x = tone(440.0, 0, 0)
+    from soundloom.core.convert import resample
+
+    prompt = resample(x[:800], SAMPLE_RATE, 16000)
+    out = gen.continue_(prompt, 16000, seconds=0.2, n=2, seed=0, steps=5)
+    assert [len(s.audio) for s in out] == [3200, 3200] and out[0].sample_rate == 16000
+    assert out[0].label == "a"  # picked by best reconstruction of the prompt
+    assert np.allclose(out[0].audio[50:1200], prompt[50:1200], atol=1e-3)  # resampler edges aside
+    assert not np.array_equal(out[0].latent, out[1].latent)
+    with pytest.raises(ValueError, match="shorter than"):
+        gen.continue_(prompt, 16000, seconds=0.01)
+    with pytest.raises(ValueError, match="at most"):
+        gen.continue_(prompt, 16000, seconds=5.0)
+
+
+def test_bad_model_files_give_clear_errors(tiny_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("checkpoints", "samples"))
+    (run / "model.safetensors").write_bytes(b"garbage" * 10)
+    with pytest.raises(ModelFileError, match="not a valid safetensors"):
+        Generator.from_run(run)
+    with pytest.raises(ModelFileError, match="model.json"):
+        Generator.from_run(tmp_path)
+
+
+def test_cli_generate_and_recall(tiny_run, tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "out"
+    res = runner.invoke(
+        app,
+        [
+            "generate",
+            str(tiny_run),
+            "--out",
+            str(out),
+            "--n",
+            "2",
+            "--label",
+            "a",
+            "--seed",
+            "4",
+            "--format",
+            "flac",
+            "--griffin-lim-iters",
+            "4",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    record = json.loads((out / "sample_001.json").read_text())
+    assert record["seed"] == 5 and record["label"] == "a" and record["params"]["griffin_lim_iters"] == 4
+    res = runner.invoke(
+        app,
+        [
+            "generate",
+            str(tiny_run),
+            "--out",
+            str(tmp_path / "again"),
+            "--from-sidecar",
+            str(out / "sample_001.json"),
+            "--format",
+            "flac",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    a, _ = sf.read(out / "sample_001.flac")
+    b, _ = sf.read(tmp_path / "again" / "recalled_000.flac")
+    assert np.array_equal(a, b)
+    res = runner.invoke(
+        app,
+        [
+            "generate",
+            str(tiny_run),
+            "--out",
+            str(tmp_path / "interp"),
+            "--interpolate",
+            str(out / "sample_000.json"),
+            str(out / "sample_001.json"),
+            "--steps",
+            "3",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    ends = [json.loads((tmp_path / "interp" / f"interpolate_{i:03d}.json").read_text())["latent"] for i in (0, 2)]
+    assert ends[0] == json.loads((out / "sample_000.json").read_text())["latent"]
+    assert ends[1] == record["latent"]
+    res = runner.invoke(app, ["generate", str(tmp_path), "--out", str(out)])
+    assert res.exit_code == 2 and "model.json" in res.output
+
+
+def test_cli_continue_and_variation_recall_exactly(tiny_run, tmp_path):
+    runner = CliRunner()
+    prompt = tmp_path / "prompt.wav"
+    sf.write(prompt, tone(440.0, 2, 1)[:900], SAMPLE_RATE, subtype="FLOAT")
+    for flag, name in (("--continue", "continue"), ("--variation", "variation")):
+        out = tmp_path / name
+        res = runner.invoke(
+            app,
+            [
+                "generate",
+                str(tiny_run),
+                "--out",
+                str(out),
+                flag,
+                str(prompt),
+                "--seconds",
+                "0.2",
+                "--n",
+                "2",
+                "--seed",
+                "9",
+                "--griffin-lim-iters",
+                "3",
+            ],
+        )
+        assert res.exit_code == 0, res.output
+        for i in range(2):
+            record = json.loads((out / f"{name}_{i:03d}.json").read_text())
+            assert record["seed"] == 9 + i and record["sources"]
+            res = runner.invoke(
+                app,
+                [
+                    "generate",
+                    str(tiny_run),
+                    "--out",
+                    str(tmp_path / f"re-{name}-{i}"),
+                    "--from-sidecar",
+                    str(out / f"{name}_{i:03d}.json"),
+                ],
+            )
+            assert res.exit_code == 0, res.output
+            a, _ = sf.read(out / f"{name}_{i:03d}.wav")
+            b, _ = sf.read(tmp_path / f"re-{name}-{i}" / "recalled_000.wav")
+            assert np.array_equal(a, b), name
+        again = tmp_path / f"{name}-again"
+        runner.invoke(
+            app,
+            [
+                "generate",
+                str(tiny_run),
+                "--out",
+                str(again),
+                flag,
+                str(prompt),
+                "--seconds",
+                "0.2",
+                "--n",
+                "2",
+                "--seed",
+                "9",
+                "--griffin-lim-iters",
+                "3",
+            ],
+        )
+        assert np.array_equal(sf.read(out / f"{name}_001.wav")[0], sf.read(again / f"{name}_001.wav")[0])
+    assert len(sf.read(tmp_path / "continue" / "continue_000.wav")[0]) == 1600
+
+
+def test_cli_continue_from_the_first_part_of_a_long_prompt(tiny_run, tmp_path):
+    runner = CliRunner()
+    prompt = tmp_path / "long.wav"
+    sf.write(prompt, tone(330.0, 2, 1)[:N_SAMPLES], SAMPLE_RATE, subtype="FLOAT")  # as long as the model's clips
+    base = ["generate", str(tiny_run), "--continue", str(prompt), "--seconds", "0.2", "--griffin-lim-iters", "3"]
+    whole = runner.invoke(app, base + ["--out", str(tmp_path / "whole")])
+    assert whole.exit_code != 0 and "shorter" in whole.output  # the whole file leaves nothing to continue
+    res = runner.invoke(app, base + ["--prompt-seconds", "0.05", "--out", str(tmp_path / "part")])
+    assert res.exit_code == 0, res.output
+    record = json.loads((tmp_path / "part" / "continue_000.json").read_text())
+    assert record["sources"]["prompt_seconds"] == 0.05
+    res = runner.invoke(
+        app,
+        [
+            "generate",
+            str(tiny_run),
+            "--out",
+            str(tmp_path / "re"),
+            "--from-sidecar",
+            str(tmp_path / "part" / "continue_000.json"),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert np.array_equal(
+        sf.read(tmp_path / "part" / "continue_000.wav")[0], sf.read(tmp_path / "re" / "recalled_000.wav")[0]
+    )

@@ -1,0 +1,140 @@
+"""Training on a tiny synthetic store: run-dir artefacts, resume, determinism, split, classifier."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from soundloom.data.store import FeatureStore
+from soundloom.sounds.models import load_safetensors
+from soundloom.sounds.training import TrainConfig, train
+from soundloom.sounds.training.classifier import train_classifier
+from soundloom.sounds.training.data import split_store
+
+
+def _cfg(store, **kw) -> TrainConfig:
+    base = dict(
+        features=str(store),
+        model="cvae",
+        epochs=2,
+        batch_size=8,
+        latent_dim=3,
+        channels=[4, 8],
+        warmup_steps=4,
+        checkpoint_every=3,
+        sample_items=1,
+        griffin_lim_iters=2,
+        val_fraction=0.25,
+    )
+    return TrainConfig(**{**base, **kw})
+
+
+def test_run_directory_holds_every_artefact(tiny_store, tmp_path):
+    run = train(_cfg(tiny_store), tmp_path / "run", progress_bar=False)
+    for name in (
+        "config.yaml",
+        "metrics.csv",
+        "checkpoints/last.ckpt",
+        "checkpoints/best.ckpt",
+        "plots/loss.png",
+        "model.safetensors",
+        "model.json",
+        "stats.json",
+        "samples/epoch_000/spectrograms.png",
+        "samples/epoch_001/recon_0.wav",
+        "samples/epoch_001/prior_0.wav",
+    ):
+        assert (run / name).is_file(), name
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    assert [int(r["epoch"]) for r in rows] == [0, 1]
+    for key in ("train/recon", "train/kl", "val/recon", "val/kl", "val/elbo"):
+        assert np.isfinite(float(rows[-1][key])), key
+    info = json.loads((run / "model.json").read_text())
+    assert info["model"]["labels"] == ["a", "b", "c"] and info["group_key"] == "speaker"
+    assert info["val_groups"] == ["s-3"] or len(info["val_groups"]) == 1
+    tensors = load_safetensors(run / "model.safetensors", kind="cvae")
+    assert tensors["prior.mean"].shape == (4, 3)  # three labels + pooled
+    ckpt = torch.load(run / "checkpoints/last.ckpt", map_location="cpu", weights_only=False)
+    assert ckpt["optimizer_states"] and ckpt["global_step"] == int(rows[-1]["step"])
+    with pytest.raises(FileExistsError):
+        train(_cfg(tiny_store), run, progress_bar=False)
+
+
+def test_resume_continues_from_last_step(tiny_store, tmp_path):
+    run = tmp_path / "run"
+    train(_cfg(tiny_store, epochs=1, sample_items=0, checkpoint_every=1000), run, progress_bar=False)
+    step1 = torch.load(run / "checkpoints/last.ckpt", map_location="cpu", weights_only=False)["global_step"]
+    train(_cfg(tiny_store, epochs=3, sample_items=0, checkpoint_every=1000), run, resume=True, progress_bar=False)
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
+    assert int(rows[1]["step"]) == 2 * step1 and int(rows[2]["step"]) == 3 * step1
+    assert torch.load(run / "checkpoints/last.ckpt", map_location="cpu", weights_only=False)["global_step"] == 3 * step1
+
+
+def test_same_seed_same_weights(tiny_store, tmp_path):
+    a = train(_cfg(tiny_store, epochs=1, sample_items=0), tmp_path / "a", progress_bar=False)
+    b = train(_cfg(tiny_store, epochs=1, sample_items=0), tmp_path / "b", progress_bar=False)
+    c = train(_cfg(tiny_store, epochs=1, sample_items=0, seed=1), tmp_path / "c", progress_bar=False)
+    wa, wb, wc = (load_safetensors(r / "model.safetensors") for r in (a, b, c))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert not all(torch.equal(wa[k], wc[k]) for k in wa if k in wc and wa[k].shape == wc[k].shape)
+
+
+def test_split_holds_out_whole_speakers(tiny_store):
+    store = FeatureStore.open(tiny_store)
+    split = split_store(store, 0.25, seed=0)
+    speakers = np.array(store.labels("speaker"))
+    assert set(speakers[split.val]) == set(split.val_groups) and len(split.val_groups) == 1
+    assert not set(speakers[split.train]) & set(split.val_groups)
+    assert split_store(store, 0.25, seed=0).val_groups == split.val_groups
+    plain = split_store(store, 0.25, seed=0, group_key=None)
+    assert len(plain.val) == 9 and len(plain.train) == 27
+
+
+def test_classifier_learns_tones(tiny_store, tmp_path):
+    record = train_classifier(tiny_store, tmp_path / "clf", epochs=15, batch_size=8, val_fraction=0.25)
+    assert record["heldout_accuracy"] >= 0.66
+    assert (tmp_path / "clf" / "classifier.safetensors").is_file()
+    assert record["val_groups"] == split_store(FeatureStore.open(tiny_store), 0.25, 0).val_groups
+
+
+def test_cli_train_resume_and_classifier(tiny_store, tmp_path):
+    from typer.testing import CliRunner
+
+    from soundloom.cli import app
+
+    runner = CliRunner()
+    run = tmp_path / "run"
+    common = ["--batch-size", "8", "--latent", "2", "--channels", "4,8", "--val-fraction", "0.25", "--quiet"]
+    res = runner.invoke(app, ["train", str(tiny_store), "--out", str(run), "--epochs", "1", "--model", "vae"] + common)
+    assert res.exit_code == 0, res.output
+    assert json.loads((run / "model.json").read_text())["model"]["kind"] == "vae"
+    res = runner.invoke(app, ["train", str(tiny_store), "--out", str(run), "--epochs", "1"] + common)
+    assert res.exit_code == 2 and "--resume" in res.output
+    res = runner.invoke(app, ["train", str(tiny_store), "--out", str(run), "--epochs", "2", "--resume", "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert [r["epoch"] for r in csv.DictReader(open(run / "metrics.csv"))] == ["0", "1"]
+    res = runner.invoke(
+        app,
+        [
+            "train-classifier",
+            str(tiny_store),
+            "--out",
+            str(tmp_path / "clf"),
+            "--epochs",
+            "2",
+            "--batch-size",
+            "8",
+            "--val-fraction",
+            "0.25",
+        ],
+    )
+    assert res.exit_code == 0 and "held-out accuracy" in res.output, res.output
+    record = json.loads((tmp_path / "clf" / "classifier.json").read_text())
+    n_val, groups = record["n_val"], record["val_groups"]
+    assert f"on {n_val} held-out items" in res.output and n_val > 0
+    assert (f"from {len(groups)} held-out" in res.output) == bool(record["group_key"])

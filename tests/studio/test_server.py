@@ -1,0 +1,83 @@
+"""The live stream server: page, info, a bounded stream over TestClient, and a real socket."""
+
+from __future__ import annotations
+
+import io
+import socket
+import threading
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+from fastapi.testclient import TestClient
+
+from soundloom.data.synth import write_songs
+from soundloom.streams.catalog import ChunkCatalog, find_songs
+from soundloom.streams.chunking import ChunkConfig
+from soundloom.streams.transitions.training import train_transitions
+from soundloom.studio.app import create_app
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    root = tmp_path_factory.mktemp("server")
+    write_songs(root / "songs", n_songs=3, seconds=8.0, seed=1)
+    with ChunkCatalog(root / "pool") as catalog:
+        catalog.add_songs(find_songs(root / "songs"), ChunkConfig(method="fixed", seconds=1.0))
+    train_transitions(root / "pool", "features", root / "features")
+    return root / "pool", root / "features"
+
+
+def test_page_info_and_bounded_stream(served):
+    pool, run = served
+    client = TestClient(create_app(pool, str(run)))
+    page = client.get("/")
+    assert page.status_code == 200 and "stream.wav" in page.text and "3 songs" in page.text
+    info = client.get("/info").json()
+    assert info["songs"] == 3 and info["chunks"] >= 20 and info["sample_rate"] == 22050
+    resp = client.get("/stream.wav", params={"seconds": 3, "seed": 2})
+    assert resp.status_code == 200 and resp.headers["content-type"] == "audio/wav"
+    body = resp.content
+    assert body[:4] == b"RIFF" and body[8:12] == b"WAVE"
+    pcm = np.frombuffer(body[44:], dtype="<i2").astype(np.float32) / 32767
+    assert 3 * 22050 <= pcm.size < 5 * 22050  # stops at a block boundary after 3 s
+    assert np.sqrt(np.mean(pcm**2)) > 0.01  # real audio, not silence
+    again = client.get("/stream.wav", params={"seconds": 3, "seed": 2}).content
+    assert again == body  # same seed, same stream
+    assert client.get("/stream.wav", params={"seconds": -1}).status_code == 422
+
+
+def test_endless_stream_over_a_real_socket_stops_when_listener_leaves(served):
+    import httpx
+    import uvicorn
+
+    pool, run = served
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(pool, str(run)), host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        for _ in range(100):
+            if server.started:
+                break
+            time.sleep(0.05)
+        got = bytearray()
+        with httpx.stream("GET", f"http://127.0.0.1:{port}/stream.wav", timeout=30) as resp:
+            assert resp.status_code == 200
+            for chunk in resp.iter_bytes():
+                got += chunk
+                if len(got) > 44 + 2 * 22050 * 4:  # 4 s of audio, then hang up
+                    break
+        wav, rate = sf.read(io.BytesIO(bytes(got[: 44 + 2 * 22050 * 4])), dtype="float32")
+        assert rate == 22050 and wav.size == 22050 * 4 and np.abs(wav).max() > 0.05
+        assert np.abs(wav).max() <= 0.95  # true-peak-safe limiter below full scale
+        deadline = time.time() + 10
+        while time.time() < deadline and any(t.name == "soundloom-stream" for t in threading.enumerate()):
+            time.sleep(0.1)
+        assert not any(t.name == "soundloom-stream" for t in threading.enumerate()), "worker outlived its listener"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
