@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import sys
 
-from . import data_cmds, model_cmds, server_cmds, stream_cmds  # noqa: E402,F401  (register commands)
-from .app import app
+from . import data_cmds, model_cmds, server_cmds, stream_cmds  # noqa: F401  (register commands)
+from .app import app, run_app
+
+__all__ = ["app", "main"]
 
 
 def main() -> None:
     """Entry point of the ``soundloom`` console script; errors print one clear line."""
-    from ..core.io import AudioError
-    from ..data.store import StoreError
-
-    try:
-        app()
-    except (AudioError, StoreError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    sys.exit(run_app())

@@ -19,16 +19,7 @@ from typing import Optional
 
 import typer
 
-from .app import app, fail
-
-THREADS_HELP = "torch CPU threads; 1 is fastest (and steadiest) on shared cores, 0 = torch's default."
-
-
-def _set_threads(threads: int) -> None:
-    import torch
-
-    if threads > 0:
-        torch.set_num_threads(threads)
+from .app import THREADS_HELP, app, fail, set_threads
 
 
 @app.command()
@@ -145,7 +136,7 @@ def generate(
     from ..sounds.generator import trim_prompt
     from ..sounds.models import ModelFileError
 
-    _set_threads(threads)
+    set_threads(threads)
     start = time.monotonic()
     try:
         gen = Generator.from_run(run, griffin_lim_iters=griffin_lim_iters, sample_rate=sample_rate, level=level)
@@ -204,7 +195,7 @@ def train_classifier_cmd(
     from ..core.progress import rich_progress
     from ..sounds.training.classifier import train_classifier
 
-    _set_threads(threads)
+    set_threads(threads)
     with rich_progress(transient=True) as progress:
         record = train_classifier(
             features,
@@ -242,7 +233,7 @@ def eval_cmd(
     from ..sounds.evaluation.report import evaluate_run
     from ..sounds.models import ModelFileError
 
-    _set_threads(threads)
+    set_threads(threads)
     temps = tuple(float(t) for t in temperatures.split(","))
     clf = classifier or run / "classifier"
     try:

@@ -16,16 +16,7 @@ from typing import Optional
 
 import typer
 
-from .app import app, fail
-
-THREADS_HELP = "torch CPU threads; 1 is fastest (and steadiest) on shared cores, 0 = torch's default."
-
-
-def _set_threads(threads: int) -> None:
-    import torch
-
-    if threads > 0:
-        torch.set_num_threads(threads)
+from .app import THREADS_HELP, app, fail, set_threads
 
 
 def _clean_errors(fn):
@@ -100,7 +91,7 @@ def train_transitions_cmd(
     threads: int = typer.Option(1, help=THREADS_HELP),
 ) -> None:
     """Train a transition model on the pool's training songs (split by song)."""
-    _set_threads(threads)
+    set_threads(threads)
     from ..core.progress import rich_progress
     from ..streams.transitions.training import train_transitions
 
@@ -161,7 +152,7 @@ def stream(
     threads: int = typer.Option(1, help=THREADS_HELP),
 ) -> None:
     """Assemble a seamless stream (a remix, not a replay) from the pool's chunks."""
-    _set_threads(threads)
+    set_threads(threads)
     from ..core.progress import rich_progress
     from ..streams.catalog import ChunkCatalog
     from ..streams.index import load_pool_embeddings
@@ -228,7 +219,7 @@ def eval_transitions_cmd(
     threads: int = typer.Option(1, help=THREADS_HELP),
 ) -> None:
     """Compare transition models on test songs: AUC per negative kind, top-1 / MRR among 100, stream seams."""
-    _set_threads(threads)
+    set_threads(threads)
     from ..core.progress import rich_progress
     from ..streams.transitions.evaluation import evaluate_runs
 
