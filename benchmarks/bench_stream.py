@@ -111,7 +111,7 @@ def bench_choice(sizes: list[int], dim: int, steps: int = 200) -> None:
 
 
 def bench_cnnlstm(sizes: list[int], batch: int = 32) -> None:
-    from soundloom.streams.transitions.base import build_scorer
+    from soundloom.streams.transitions import build_scorer
 
     m = build_scorer("cnn-lstm").eval()
     t = 0.1 * torch.randn(batch, m.tail_samples)

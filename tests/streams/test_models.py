@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from soundloom.streams.transitions.base import TransitionScorer, build_scorer, load_scorer
+from soundloom.streams.transitions import build_scorer, load_scorer
+from soundloom.streams.transitions.base import TransitionScorer
 
 TINY = {
     "features": {},

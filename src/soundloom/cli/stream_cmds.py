@@ -93,13 +93,10 @@ def train_transitions_cmd(
     """Train a transition model on the pool's training songs (split by song)."""
     set_threads(threads)
     from ..core.progress import rich_progress
+    from ..streams.transitions import model_kwargs
     from ..streams.transitions.training import train_transitions
 
-    kwargs: dict = {}
-    if width is not None and model in ("contrastive", "fusion"):
-        kwargs = {"width": width} if model == "contrastive" else {"contrastive": {"width": width}}
-    if side_s is not None and model == "cnn-lstm":
-        kwargs = {"side_s": side_s}
+    kwargs = model_kwargs(model, width=width, side_s=side_s)
     with rich_progress(transient=True) as progress:
         cfg = train_transitions(
             pool,

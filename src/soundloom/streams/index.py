@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from ..core.atomic import atomic_path, write_json
+from ..core.errors import ModelFileError, ParameterError
 from ..core.progress import ProgressCallback, null_progress
-from .transitions.base import load_scorer
+from .transitions.registry import load_scorer, named_model
 
 
 @dataclass
@@ -33,10 +34,13 @@ class PoolEmbeddings:
 
 
 def model_key(run: str | Path) -> str:
-    """Short hash of a run's weights and config ("features" for the untrained baseline)."""
+    """Short hash of a run's weights and config; the model name for a model used untrained by name."""
+    name = named_model(run)
+    if name is not None:
+        return name
     run = Path(run)
     if not (run / "config.json").exists():
-        return str(run).replace("/", "_")
+        raise ModelFileError(run, "not a transition run (no config.json); train one with train-transitions")
     h = hashlib.sha1((run / "config.json").read_bytes())
     h.update((run / "model.safetensors").read_bytes())
     return h.hexdigest()[:12]
@@ -53,7 +57,7 @@ def embed_pool(
 
     scorer = load_scorer(run, sample_rate=catalog.sample_rate)
     if not scorer.embeds:
-        raise ValueError(f"{run}: model {scorer.name!r} cannot embed; search needs an embedding model")
+        raise ParameterError(run, f"model {scorer.name!r} cannot embed; search needs an embedding model")
     table = catalog.chunks()
     audio = SongAudio(catalog.song_map(), catalog.sample_rate)
     song_ids = list(dict.fromkeys(table.song_id.tolist()))
@@ -159,4 +163,4 @@ def make_index(heads: np.ndarray, kind: str = "auto") -> ExactIndex | FaissIndex
         return ExactIndex(heads)
     if kind == "faiss":
         return FaissIndex(heads)
-    raise ValueError(f"index must be 'auto', 'exact' or 'faiss', got {kind!r}")
+    raise ParameterError(f"index must be 'auto', 'exact' or 'faiss', got {kind!r}")

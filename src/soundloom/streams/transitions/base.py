@@ -7,9 +7,10 @@ end) and the *head* of B (the first ``head_samples`` from its start), mono at ``
     scorer.embed_tails(tails) -> (B, D); scorer.embed_heads(heads) -> (B, D)   when scorer.embeds
         with score_pairs == (embed_tails * embed_heads).sum(-1), so a pool search is a matrix product.
 
-Models: ``features`` (MFCC + chroma + loudness continuity, no training), ``contrastive`` (two
-small log-mel encoders, InfoNCE), ``fusion`` (contrastive + weighted features) and ``cnn-lstm``
-(the seed's pair classifier, kept for comparison). Weights are saved as safetensors + JSON config.
+Models register themselves in :mod:`soundloom.streams.transitions.registry`: ``features`` (MFCC +
+chroma + loudness continuity, no training), ``contrastive`` (two small log-mel encoders, InfoNCE),
+``fusion`` (contrastive + weighted features) and ``cnn-lstm`` (the seed's pair classifier, kept for
+comparison). Weights are saved as safetensors + JSON config.
 """
 
 from __future__ import annotations
@@ -22,8 +23,6 @@ import torch
 from torch import nn
 
 from ...core.atomic import write_json
-
-MODEL_NAMES = ("features", "contrastive", "fusion", "cnn-lstm")
 
 
 class TransitionScorer(nn.Module):
@@ -52,8 +51,17 @@ class TransitionScorer(nn.Module):
         return (self.embed_tails(tails) * self.embed_heads(heads)).sum(-1)
 
     def config(self) -> dict:
-        """Constructor arguments (JSON) so :func:`load_scorer` can rebuild the model."""
+        """Constructor arguments (JSON): :meth:`from_config` of it rebuilds the model."""
         return {"sample_rate": self.sample_rate}
+
+    @classmethod
+    def from_config(cls, cfg: dict) -> TransitionScorer:
+        """The model of a :meth:`config` (also of a partial one: missing keys take their defaults)."""
+        return cls(**cfg)
+
+    def parts(self) -> dict[str, TransitionScorer]:
+        """Inner models that training also saves on their own (sub-folder name -> model); none by default."""
+        return {}
 
     # -- helpers ------------------------------------------------------------------------------
     def fit_tails(self, tails: torch.Tensor) -> torch.Tensor:
@@ -86,84 +94,6 @@ def _fit(x: torch.Tensor, n: int, keep_end: bool) -> torch.Tensor:
         return x[:, x.shape[1] - n :] if keep_end else x[:, :n]
     pad = torch.zeros(x.shape[0], n - x.shape[1], dtype=x.dtype, device=x.device)
     return torch.cat([pad, x], 1) if keep_end else torch.cat([x, pad], 1)
-
-
-class FusionScorer(TransitionScorer):
-    """Contrastive score + ``weight`` x features score; still one dot product (embeddings concatenated)."""
-
-    name = "fusion"
-
-    def __init__(self, contrastive: TransitionScorer, features: TransitionScorer, weight: float = 1.0):
-        super().__init__(
-            contrastive.sample_rate,
-            max(contrastive.tail_samples, features.tail_samples),
-            max(contrastive.head_samples, features.head_samples),
-        )
-        self.contrastive = contrastive
-        self.features = features
-        self.register_buffer("weight", torch.tensor(float(weight)))
-
-    def embed_tails(self, tails: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.contrastive.embed_tails(tails), self.weight * self.features.embed_tails(tails)], 1)
-
-    def embed_heads(self, heads: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.contrastive.embed_heads(heads), self.features.embed_heads(heads)], 1)
-
-    def config(self) -> dict:
-        return {
-            "contrastive": self.contrastive.config(),
-            "features": self.features.config(),
-            "weight": float(self.weight),
-        }
-
-
-def build_scorer(name: str, sample_rate: int = 22050, **kwargs) -> TransitionScorer:
-    """A fresh scorer by model name (see :data:`MODEL_NAMES`)."""
-    from .cnnlstm import CnnLstmScorer
-    from .contrastive import ContrastiveScorer
-    from .features import FeatureScorer
-
-    if name == "features":
-        return FeatureScorer(sample_rate=sample_rate, **kwargs)
-    if name == "contrastive":
-        return ContrastiveScorer(sample_rate=sample_rate, **kwargs)
-    if name == "cnn-lstm":
-        return CnnLstmScorer(sample_rate=sample_rate, **kwargs)
-    if name == "fusion":
-        c = ContrastiveScorer(sample_rate=sample_rate, **kwargs.get("contrastive", {}))
-        f = FeatureScorer(sample_rate=sample_rate, **kwargs.get("features", {}))
-        return FusionScorer(c, f, kwargs.get("weight", 1.0))
-    raise ValueError(f"unknown transition model {name!r}; use one of {MODEL_NAMES}")
-
-
-def _from_config(name: str, cfg: dict) -> TransitionScorer:
-    if name == "fusion":
-        c = _from_config("contrastive", cfg["contrastive"])
-        f = _from_config("features", cfg["features"])
-        return FusionScorer(c, f, cfg.get("weight", 1.0))
-    return build_scorer(name, **cfg)
-
-
-def load_scorer(run: str | Path, sample_rate: int = 22050) -> TransitionScorer:
-    """Load a trained run directory, or build ``features`` by name (untrained, default stats).
-
-    Raises:
-        FileNotFoundError: no run at ``run``. ModelFileError: weights missing, foreign or not
-            fitting the config.
-    """
-    from ...core.weights import load_safetensors, load_state
-
-    if str(run) == "features" and not Path(run).exists():
-        return build_scorer("features", sample_rate=sample_rate).eval()
-    run = Path(run)
-    cfg_path = run / "config.json"
-    if not cfg_path.exists():
-        raise FileNotFoundError(f"{run}: not a transition run (no config.json); train one with train-transitions")
-    cfg = json.loads(cfg_path.read_text())
-    model = _from_config(cfg["model"], cfg["config"])
-    weights = run / "model.safetensors"
-    load_state(model, load_safetensors(weights, kind=f"transition-{cfg['model']}"), weights)
-    return model.eval()
 
 
 def run_info(run: str | Path) -> dict:

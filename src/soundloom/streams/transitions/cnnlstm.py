@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from .base import TransitionScorer
+from .registry import TrainContext, register
 
 
 class CnnLstmScorer(TransitionScorer):
@@ -83,3 +84,12 @@ class CnnLstmScorer(TransitionScorer):
 
     def score_pairs(self, tails: torch.Tensor, heads: torch.Tensor) -> torch.Tensor:
         return self(self.prepare(tails, heads))
+
+
+def _train(scorer: CnnLstmScorer, ctx: TrainContext) -> dict:
+    from .training import train_cnnlstm
+
+    return train_cnnlstm(scorer, ctx.catalog, ctx.audio, ctx.split, ctx.max_minutes, ctx.seed, progress=ctx.progress)
+
+
+register(CnnLstmScorer, train=_train, cli_options={"side_s": "side_s"})

@@ -15,6 +15,7 @@ from torch import nn
 
 from ...core.spectral import SpectrogramConfig, mel_filterbank
 from .base import TransitionScorer
+from .registry import TrainContext, register
 
 
 class EdgeEncoder(nn.Module):
@@ -116,3 +117,12 @@ class ContrastiveScorer(TransitionScorer):
 
     def embed_heads(self, heads: torch.Tensor) -> torch.Tensor:
         return self.encode_head_mel(self.log_mel(self.fit_heads(heads)))
+
+
+def _train(scorer: ContrastiveScorer, ctx: TrainContext) -> dict:
+    from .training import train_contrastive
+
+    return train_contrastive(scorer, ctx.audio, ctx.split, ctx.steps, ctx.max_minutes, ctx.seed, ctx.lr, ctx.progress)
+
+
+register(ContrastiveScorer, train=_train, cli_options={"width": "width"})

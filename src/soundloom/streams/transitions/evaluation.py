@@ -17,10 +17,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ...core.errors import PoolError
 from ...core.progress import ProgressCallback, null_progress
 from ..catalog import ChunkCatalog, ChunkTable
 from ..pairs import KINDS, SongAudio, chunk_windows, make_pairs, open_split, pair_windows
-from .base import TransitionScorer, batched, load_scorer, run_info
+from .base import TransitionScorer, batched, run_info
+from .registry import load_scorer
 
 
 def roc_auc(pos: np.ndarray, neg: np.ndarray) -> float:
@@ -163,7 +165,7 @@ def evaluate_runs(
         split = open_split(catalog, seed=split_seed)
         test_ids = split["test"]
         if not test_ids:
-            raise ValueError(f"{pool}: no test songs (need at least 3 songs)")
+            raise PoolError(pool, "no test songs (need at least 3 songs)")
         for i, run in enumerate(runs):
             progress("evaluating", i, len(runs))
             scorer = load_scorer(run, sample_rate=catalog.sample_rate)

@@ -12,6 +12,7 @@ import torch
 
 from ...core.spectral import SpectrogramConfig, _dct_matrix, mel_filterbank
 from .base import TransitionScorer
+from .registry import TrainContext, register
 
 N_MFCC = 20
 
@@ -97,3 +98,14 @@ class FeatureScorer(TransitionScorer):
         h = self.vector(self.fit_heads(heads))
         ones = torch.ones(len(h), 1, device=h.device)
         return torch.cat([h, ones, -(h * h).sum(1, keepdim=True)], 1)
+
+
+def _train(scorer: FeatureScorer, ctx: TrainContext) -> dict:
+    """No gradient training: the MFCC statistics of the training songs only."""
+    from .training import fit_features
+
+    fit_features(scorer, ctx.catalog, ctx.audio, ctx.split["train"], ctx.seed)
+    return {}
+
+
+register(FeatureScorer, train=_train, by_name=True)

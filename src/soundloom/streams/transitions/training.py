@@ -28,10 +28,11 @@ from torch import nn
 from torch.utils.data import DataLoader, IterableDataset
 
 from ...core.atomic import write_json
+from ...core.errors import PoolError
 from ...core.progress import ProgressCallback, null_progress
 from ..catalog import ChunkCatalog
 from ..pairs import SongAudio, chunk_windows, make_pairs, open_split, pair_windows
-from .base import FusionScorer, build_scorer
+from .registry import TrainContext, build_scorer, get_kind
 
 
 # ---------------------------------------------------------------------------------------------
@@ -90,7 +91,7 @@ class CutBatches(IterableDataset):
                         shifted.append(m[:, k + d : k + d + T] + off)
                         owner.append(len(tails) - 1)
             if not tails:
-                raise ValueError("songs too short for contrastive training")
+                raise PoolError("songs too short for contrastive training")
             sh = torch.stack(shifted) if shifted else torch.zeros(0, *tails[0].shape)
             yield torch.stack(tails), torch.stack(heads), sh, torch.tensor(owner, dtype=torch.long)
 
@@ -320,9 +321,7 @@ def fit_features(
         scorer.fit(torch.from_numpy(heads))
 
 
-def fit_fusion_weight(
-    fusion: FusionScorer, catalog: ChunkCatalog, audio: SongAudio, song_ids: list[int], seed: int
-) -> dict:
+def fit_fusion_weight(fusion, catalog: ChunkCatalog, audio: SongAudio, song_ids: list[int], seed: int) -> dict:
     """Choose the features weight that maximises MRR among 100 candidates on ``song_ids``."""
     from .evaluation import pool_embeddings, rank_metrics
 
@@ -354,31 +353,21 @@ def train_transitions(
     """Train ``model`` on the pool's training songs and write the run to ``out``; returns its config.json content."""
     L.seed_everything(seed, verbose=False)
     out = Path(out)
+    kind = get_kind(model)
     with ChunkCatalog(pool, create=False) as catalog:
         split = open_split(catalog, seed=seed)
         if not split["train"]:
-            raise ValueError(f"{pool}: no training songs (need at least 3 songs for a train/val/test split)")
+            raise PoolError(pool, "no training songs (need at least 3 songs for a train/val/test split)")
         rate = catalog.sample_rate
         audio = SongAudio(catalog.song_map(), rate)
         scorer = build_scorer(model, sample_rate=rate, **(model_kwargs or {}))
-        metrics: dict = {}
+        ctx = TrainContext(catalog, audio, split, seed, steps, max_minutes, lr, progress)
         t0 = time.time()
-        if model == "features":
-            fit_features(scorer, catalog, audio, split["train"], seed)
-        elif model in ("contrastive", "fusion"):
-            inner = scorer.contrastive if model == "fusion" else scorer
-            metrics.update(train_contrastive(inner, audio, split, steps, max_minutes, seed, lr, progress))
-            if model == "fusion":
-                fit_features(scorer.features, catalog, audio, split["train"], seed)
-                metrics.update(fit_fusion_weight(scorer, catalog, audio, split["val"] or split["train"], seed))
-        elif model == "cnn-lstm":
-            metrics.update(train_cnnlstm(scorer, catalog, audio, split, max_minutes, seed, progress=progress))
-        else:
-            raise ValueError(f"unknown transition model {model!r}")
+        metrics = dict(kind.train(scorer, ctx) or {})
         metrics["train_seconds"] = time.time() - t0
         extra = {"split": split, "split_seed": seed, "pool": str(Path(pool).resolve()), "metrics": metrics}
         scorer.eval().save(out, extra=extra)
-        if model == "fusion":  # the contrastive part alone, so tables can show both
-            scorer.contrastive.save(out / "contrastive", extra=extra)
+        for sub, part in scorer.parts().items():
+            part.save(out / sub, extra=extra)
         write_json(out / "metrics.json", metrics, indent=2)
         return json.loads((out / "config.json").read_text())
