@@ -3,6 +3,7 @@ import shutil
 import numpy as np
 import pytest
 
+from soundloom.core.errors import PoolError
 from soundloom.core.io import read_audio
 from soundloom.streams.catalog import ChunkCatalog, find_songs
 from soundloom.streams.chunking import ChunkConfig
@@ -44,5 +45,5 @@ def test_chunks_are_offsets_into_source(pool):
 
 
 def test_missing_pool_is_named(tmp_path):
-    with pytest.raises(FileNotFoundError, match="not a pool"):
+    with pytest.raises(PoolError, match="not a pool"):
         ChunkCatalog(tmp_path / "nope", create=False)

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.convert import resample
+from ..core.errors import DataError, PoolError
 from ..core.io import AudioError, is_audio_file, load_audio
 from ..core.progress import ProgressCallback, null_progress
 from . import edges
@@ -105,7 +106,7 @@ def find_songs(folder: str | Path) -> list[Path]:
     if folder.is_file():
         return [folder]
     if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: no such folder")
+        raise DataError(folder, "no such folder")
     return sorted(p for p in folder.rglob("*") if p.is_file() and is_audio_file(p))
 
 
@@ -116,7 +117,7 @@ class ChunkCatalog:
         self.pool = Path(pool)
         db = self.pool / "catalog.sqlite"
         if not create and not db.exists():
-            raise FileNotFoundError(f"{self.pool}: not a pool (no catalog.sqlite); run `soundloom chunk` first")
+            raise PoolError(self.pool, "not a pool (no catalog.sqlite); run `soundloom chunk` first")
         self.pool.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(str(db))
         self.db.execute("PRAGMA foreign_keys = ON")
@@ -166,7 +167,7 @@ class ChunkCatalog:
         """
         old = self.chunk_config
         if old is not None and old.to_dict() != cfg.to_dict():
-            raise ValueError(f"{self.pool}: pool was chunked with {old.to_dict()}; got {cfg.to_dict()}")
+            raise PoolError(self.pool, f"pool was chunked with {old.to_dict()}; got {cfg.to_dict()}")
         if old is None:
             self.set_meta("chunk_config", cfg.to_dict())
         if self.get_meta("sample_rate") is None:

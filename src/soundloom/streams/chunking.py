@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ..core.errors import ParameterError
+
 METHODS = ("silence", "fixed", "beats")
 
 
@@ -39,11 +41,11 @@ class ChunkConfig:
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
-            raise ValueError(f"chunk method must be one of {METHODS}, got {self.method!r}")
+            raise ParameterError(f"chunk method must be one of {METHODS}, got {self.method!r}")
         if self.method == "fixed" and self.seconds <= 0:
-            raise ValueError(f"fixed chunk length must be > 0 s, got {self.seconds}")
+            raise ParameterError(f"fixed chunk length must be > 0 s, got {self.seconds}")
         if self.method == "beats" and self.beats < 1:
-            raise ValueError(f"beats per chunk must be >= 1, got {self.beats}")
+            raise ParameterError(f"beats per chunk must be >= 1, got {self.beats}")
 
     def to_dict(self) -> dict:
         return asdict(self)
