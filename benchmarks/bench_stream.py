@@ -131,7 +131,8 @@ def bench_cnnlstm(sizes: list[int], batch: int = 32) -> None:
 def bench_render(pool: Path, run: str, minutes: float) -> None:
     from soundloom.streams.catalog import ChunkCatalog
     from soundloom.streams.index import load_pool_embeddings
-    from soundloom.streams.render import RenderConfig, SeamVerifier, render_stream, write_stream
+    from soundloom.streams.render import RenderConfig, render_stream, write_stream
+    from soundloom.streams.seams import SeamVerifier
     from soundloom.streams.search import SearchConfig, build_stream
 
     with ChunkCatalog(pool, create=False) as c:

@@ -81,3 +81,9 @@ def test_inference_never_imports_lightning(module):
     loaded = _imported_after(f"import {module}")
     assert not {m for m in loaded if m.split(".")[0] in ("lightning", "pytorch_lightning")}
     assert not {m for m in loaded if ".training" in m}
+
+
+def test_no_import_circles_between_modules():
+    graph = grimp.build_graph("soundloom")
+    modules = {m for m in graph.modules if not graph.find_children(m)}
+    assert _cycles(graph, modules) == []

@@ -7,11 +7,10 @@ import soundfile as sf
 from soundloom.core.levels import loudness_lufs, true_peak_db
 from soundloom.streams.catalog import ChunkCatalog, Song
 from soundloom.streams.index import load_pool_embeddings
+from soundloom.streams.joins import best_lag, equal_power
 from soundloom.streams.render import (
     RenderConfig,
     Segment,
-    best_lag,
-    equal_power,
     iter_render,
     render_stream,
     write_stream,
@@ -98,7 +97,7 @@ def test_writes_every_format(rendered, tmp_path, ext):
 
 def test_seam_verifier_accepts_continuation_rejects_spectral_jump(tmp_path):
     from soundloom.streams.chunking import ChunkConfig
-    from soundloom.streams.render import SeamVerifier
+    from soundloom.streams.seams import SeamVerifier
 
     t = np.arange(4 * RATE) / RATE
     sf.write(tmp_path / "low.wav", 0.3 * np.sin(2 * np.pi * 220 * t), RATE)

@@ -152,8 +152,10 @@ def stream(
     set_threads(threads)
     from ..core.progress import rich_progress
     from ..streams.catalog import ChunkCatalog
+    from ..streams.config import RenderConfig
     from ..streams.index import load_pool_embeddings
-    from ..streams.render import RenderConfig, SeamVerifier, render_stream, write_stream
+    from ..streams.render import render_stream, write_stream
+    from ..streams.seams import SeamVerifier
     from ..streams.search import SearchConfig, build_stream
 
     scfg = SearchConfig(

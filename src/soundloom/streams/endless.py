@@ -13,8 +13,12 @@ from typing import BinaryIO
 
 import numpy as np
 
-from .render import RenderConfig, SeamVerifier, Segment, iter_render, limit_peaks
-from .search import NextChunkChooser, SearchConfig, iter_greedy
+from ..core.levels import db_to_gain
+from .config import RenderConfig, SearchConfig
+from .joins import reference_lufs
+from .render import Segment, iter_render, limit_peaks, segment
+from .seams import SeamVerifier
+from .search import NextChunkChooser, iter_greedy
 
 
 def wav_stream_header(sample_rate: int, channels: int = 1) -> bytes:
@@ -33,24 +37,10 @@ def wav_stream_header(sample_rate: int, channels: int = 1) -> bytes:
 def endless_segments(catalog, emb, cfg: SearchConfig, rcfg: RenderConfig, verify: bool = True) -> Iterator[Segment]:
     """Segments chosen greedily (joins verified on real audio when ``verify``), forever."""
     table, songs = catalog.chunks(), catalog.song_map()
-    ref = float(np.median(table.loudness_lufs[table.loudness_lufs > -70]))
+    ref = reference_lufs(table.loudness_lufs)
     chooser = NextChunkChooser(table, emb, cfg, verifier=SeamVerifier(catalog, rcfg) if verify else None)
     for row, score, nat in iter_greedy(chooser, cfg.seed):
-        gain = (
-            float(np.clip(ref - table.loudness_lufs[row], -rcfg.max_gain_db, rcfg.max_gain_db))
-            if rcfg.match_loudness and table.loudness_lufs[row] > -70
-            else 0.0
-        )
-        yield Segment(
-            songs[int(table.song_id[row])],
-            int(table.id[row]),
-            int(table.idx[row]),
-            int(table.start[row]),
-            int(table.end[row]),
-            gain,
-            score,
-            nat,
-        )
+        yield segment(table, songs, row, score, nat, ref, rcfg)
 
 
 def write_endless(
@@ -64,9 +54,7 @@ def write_endless(
 ) -> float:
     """Write the stream to ``out`` until it is closed (or ``max_seconds``); returns seconds written."""
     rate = catalog.sample_rate
-    table = catalog.chunks()
-    ref = float(np.median(table.loudness_lufs[table.loudness_lufs > -70]))
-    gain = 10 ** ((rcfg.target_lufs - ref) / 20)
+    gain = db_to_gain(rcfg.target_lufs - reference_lufs(catalog.chunks().loudness_lufs))
     out.write(wav_stream_header(rate))
     written = 0
     try:

@@ -46,23 +46,18 @@ def model_key(run: str | Path) -> str:
     return h.hexdigest()[:12]
 
 
-def embed_pool(
-    catalog, run: str | Path, progress: ProgressCallback = null_progress, batch: int = 512
-) -> PoolEmbeddings:
-    """Embed every chunk's tail and head with the run's scorer (song by song; each song read once)."""
-    import torch
+def embed_chunks(
+    scorer, audio, table, batch: int = 512, progress: ProgressCallback = null_progress
+) -> tuple[np.ndarray, np.ndarray]:
+    """Tail and head embeddings ``(n, D)`` float32 of every chunk of ``table`` with an embedding scorer.
 
-    from .pairs import SongAudio, chunk_windows
+    Song by song: each song is read once and dropped from ``audio``'s cache when done.
+    """
+    from .pairs import chunk_windows
     from .transitions.base import batched
 
-    scorer = load_scorer(run, sample_rate=catalog.sample_rate)
-    if not scorer.embeds:
-        raise ParameterError(run, f"model {scorer.name!r} cannot embed; search needs an embedding model")
-    table = catalog.chunks()
-    audio = SongAudio(catalog.song_map(), catalog.sample_rate)
     song_ids = list(dict.fromkeys(table.song_id.tolist()))
     tails, heads = [], []
-    torch.set_grad_enabled(False)
     for i, s in enumerate(song_ids):
         progress("embedding", i, len(song_ids))
         rows = np.flatnonzero(table.song_id == s)
@@ -70,11 +65,24 @@ def embed_pool(
         tails.append(batched(scorer.embed_tails, t, batch))
         heads.append(batched(scorer.embed_heads, h, batch))
         audio._cache.clear()
-    torch.set_grad_enabled(True)
     progress("embedding", len(song_ids), len(song_ids))
     d = 0 if not tails else tails[0].shape[1]
     cat = lambda xs: np.concatenate(xs).astype(np.float32) if xs else np.zeros((0, d), np.float32)  # noqa: E731
-    return PoolEmbeddings(cat(tails), cat(heads), scorer.name)
+    return cat(tails), cat(heads)
+
+
+def embed_pool(
+    catalog, run: str | Path, progress: ProgressCallback = null_progress, batch: int = 512
+) -> PoolEmbeddings:
+    """Embed every chunk's tail and head with the run's scorer."""
+    from .pairs import SongAudio
+
+    scorer = load_scorer(run, sample_rate=catalog.sample_rate)
+    if not scorer.embeds:
+        raise ParameterError(run, f"model {scorer.name!r} cannot embed; search needs an embedding model")
+    audio = SongAudio(catalog.song_map(), catalog.sample_rate)
+    tails, heads = embed_chunks(scorer, audio, catalog.chunks(), batch, progress)
+    return PoolEmbeddings(tails, heads, scorer.name)
 
 
 def load_pool_embeddings(catalog, run: str | Path, progress: ProgressCallback = null_progress) -> PoolEmbeddings:

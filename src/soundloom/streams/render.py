@@ -17,23 +17,13 @@ from pathlib import Path
 import numpy as np
 
 from ..core.atomic import write_json
-from ..core.convert import resample, to_mono
-from ..core.io import read_audio, write_audio
+from ..core.convert import resample
+from ..core.io import write_audio
 from ..core.levels import db_to_gain
 from .catalog import Song
+from .config import RenderConfig
+from .joins import chunk_gain_db, crossfade, read_span, reference_lufs
 from .search import StreamPlan
-
-
-@dataclass
-class RenderConfig:
-    """Rendering options (ms, dB, LUFS)."""
-
-    crossfade_ms: float = 120.0
-    align_ms: float = 5.0
-    match_loudness: bool = True
-    max_gain_db: float = 12.0
-    target_lufs: float = -14.0
-    true_peak_db: float = -1.0
 
 
 @dataclass
@@ -53,55 +43,25 @@ class Segment:
 def plan_segments(catalog, plan: StreamPlan, cfg: RenderConfig) -> list[Segment]:
     """Segments of a plan with per-chunk gains (loudness matched to the pool's median chunk)."""
     table, songs = catalog.chunks(), catalog.song_map()
-    ref = float(np.median(table.loudness_lufs[table.loudness_lufs > -70])) if len(table) else -20.0
-    segs = []
-    for row, score, nat in zip(plan.rows, plan.scores, plan.natural):
-        gain = 0.0
-        if cfg.match_loudness and table.loudness_lufs[row] > -70:
-            gain = float(np.clip(ref - table.loudness_lufs[row], -cfg.max_gain_db, cfg.max_gain_db))
-        segs.append(
-            Segment(
-                songs[int(table.song_id[row])],
-                int(table.id[row]),
-                int(table.idx[row]),
-                int(table.start[row]),
-                int(table.end[row]),
-                gain,
-                float(score),
-                bool(nat),
-            )
-        )
-    return segs
+    ref = reference_lufs(table.loudness_lufs)
+    return [
+        segment(table, songs, row, score, nat, ref, cfg)
+        for row, score, nat in zip(plan.rows, plan.scores, plan.natural)
+    ]
 
 
-def read_span(song: Song, start: int, stop: int, sample_rate: int) -> np.ndarray:
-    """Mono samples ``[start, stop)`` of the song's file (file-rate offsets), zero-padded outside the
-    file, resampled to ``sample_rate``: ``(samples,)``."""
-    lo, hi = max(0, start), min(stop, int(round(song.duration_s * song.sample_rate)))
-    wav = to_mono(read_audio(song.path, lo, max(lo, hi))[0]) if hi > lo else np.zeros(0, np.float32)
-    wav = np.concatenate([np.zeros(lo - start, np.float32), wav, np.zeros(max(0, stop - max(hi, lo)), np.float32)])
-    if song.sample_rate != sample_rate:
-        wav = resample(wav, song.sample_rate, sample_rate)
-    return wav.astype(np.float32)
-
-
-def best_lag(a: np.ndarray, b_wide: np.ndarray, max_lag: int) -> int:
-    """Lag in ``[-max_lag, max_lag]`` at which ``b_wide[max_lag + lag : ... + len(a)]`` best matches ``a``
-    (normalised cross-correlation); 0 when either side is silent."""
-    if max_lag <= 0 or len(a) == 0:
-        return 0
-    wins = np.lib.stride_tricks.sliding_window_view(b_wide, len(a))  # (2 * max_lag + 1, len(a))
-    num = wins @ a
-    den = np.sqrt((wins**2).sum(1) * float(a @ a)) + 1e-9
-    if float(a @ a) < 1e-8:
-        return 0
-    return int(np.argmax(num / den)) - max_lag
-
-
-def equal_power(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Fade-out and fade-in curves ``(n,)`` with ``out^2 + in^2 = 1``."""
-    t = (np.arange(n, dtype=np.float32) + 0.5) / max(n, 1)
-    return np.cos(0.5 * np.pi * t), np.sin(0.5 * np.pi * t)
+def segment(table, songs: dict, row: int, score: float, natural: bool, ref_lufs: float, cfg: RenderConfig) -> Segment:
+    """The :class:`Segment` of chunk ``row`` of ``table``, its gain matched to ``ref_lufs``."""
+    return Segment(
+        songs[int(table.song_id[row])],
+        int(table.id[row]),
+        int(table.idx[row]),
+        int(table.start[row]),
+        int(table.end[row]),
+        chunk_gain_db(float(table.loudness_lufs[row]), ref_lufs, cfg),
+        float(score),
+        bool(natural),
+    )
 
 
 def iter_render(
@@ -114,7 +74,6 @@ def iter_render(
     """
     half = int(cfg.crossfade_ms * sample_rate / 2000)
     lag = int(cfg.align_ms * sample_rate / 1000)
-    fade_out, fade_in = equal_power(2 * half)
     pending: np.ndarray | None = None  # current block, including its tail extension of `half` samples
     pending_cue: dict | None = None
     out_pos = 0
@@ -131,14 +90,12 @@ def iter_render(
             # B around its cut, wide enough for every lag
             pre = half + lag
             span = read_span(seg.song, seg.start - to_file(pre), seg.end + to_file(half), sample_rate) * g
-            a_over = pending[-2 * half :] if half > 0 else np.zeros(0, np.float32)
-            shift = best_lag(a_over, span[: 2 * half + 2 * lag], lag) if half > 0 else 0
-            b = span[lag + shift :]  # B from (cut - half + shift)
-            mixed = a_over * fade_out + b[: 2 * half] * fade_in
+            a_over = pending[len(pending) - 2 * half :]
+            mixed, b_after, shift = crossfade(a_over, span, lag)
             block = np.concatenate([pending[: len(pending) - 2 * half], mixed[:half]])
             yield block.astype(np.float32), pending_cue
             out_pos += len(block)
-            body = np.concatenate([mixed[half:], b[2 * half :]])
+            body = np.concatenate([mixed[half:], b_after])
         pending = body
         dur = len(body) - half  # this block's length once the next crossfade takes its extension
         pending_cue = {
@@ -248,60 +205,6 @@ def render_stream(catalog, plan: StreamPlan, cfg: RenderConfig = RenderConfig())
         "plan": plan.meta,
         "segments": cues,
     }
-
-
-class SeamVerifier:
-    """Checks candidate joins on real audio before search commits to one.
-
-    For chunk A and candidate B it reads the few hundred ms around the cut, aligns and crossfades
-    them exactly as :func:`iter_render` will (same gains, lag and curves), and measures the seam
-    gates of :mod:`soundloom.streams.seams` at the crossfade centre. Cost per candidate is two short
-    file reads and two FFTs (about a millisecond), independent of the pool size.
-    """
-
-    def __init__(self, catalog, cfg: RenderConfig):
-        self.table, self.songs = catalog.chunks(), catalog.song_map()
-        self.rate = catalog.sample_rate
-        self.cfg = cfg
-        self.half = int(cfg.crossfade_ms * self.rate / 2000)
-        self.lag = int(cfg.align_ms * self.rate / 1000)
-        self.win = int(0.05 * self.rate) + int(0.002 * self.rate) + 2
-        ref = self.table.loudness_lufs[self.table.loudness_lufs > -70]
-        self.ref = float(np.median(ref)) if len(ref) else -20.0
-        self._a: tuple[int, np.ndarray] | None = None
-
-    def _gain(self, row: int) -> float:
-        lufs = float(self.table.loudness_lufs[row])
-        if not self.cfg.match_loudness or lufs <= -70:
-            return 1.0
-        return db_to_gain(float(np.clip(self.ref - lufs, -self.cfg.max_gain_db, self.cfg.max_gain_db)))
-
-    def _span(self, row: int, centre_file: int, before: int, after: int) -> np.ndarray:
-        song = self.songs[int(self.table.song_id[row])]
-        k = song.sample_rate / self.rate
-        return read_span(song, centre_file - int(before * k), centre_file + int(after * k), self.rate) * self._gain(row)
-
-    def passes(self, a: int, b: int) -> bool:
-        """True when the rendered join of chunk rows ``a`` -> ``b`` passes all three seam gates."""
-        from .seams import seam_metrics
-
-        h, lag, w = self.half, self.lag, self.win
-        ext = max(h, w)
-        if self._a is None or self._a[0] != a:
-            self._a = (a, self._span(a, int(self.table.end[a]), ext, h))
-        a_audio = self._a[1]  # A from end - ext to end + h
-        b_audio = self._span(b, int(self.table.start[b]), h + lag, ext + lag)  # B from start - h - lag
-        if h > 0:
-            a_over = a_audio[ext - h :]
-            shift = best_lag(a_over, b_audio[: 2 * h + 2 * lag], lag)
-            bb = b_audio[lag + shift :]
-            fo, fi = equal_power(2 * h)
-            mixed = a_over * fo + bb[: 2 * h] * fi
-            sig = np.concatenate([a_audio[: ext - h], mixed, bb[2 * h : 2 * h + ext - h]])
-        else:
-            sig = np.concatenate([a_audio[:ext], b_audio[lag : lag + ext]])
-        m = seam_metrics(sig, np.array([ext]), self.rate)
-        return bool(len(m["pass"]) and m["pass"][0])
 
 
 def write_stream(path: str | Path, wav: np.ndarray, cue: dict, plot: bool = True) -> dict[str, Path]:

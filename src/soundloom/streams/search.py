@@ -7,7 +7,7 @@ Constraints, checked on the top candidates the head index returns (widened when 
 * at most ``max_song_run`` consecutive chunks from one song;
 * optional seam filter: skip candidates whose predicted seam (level jump of the 50 ms either side
   after loudness matching, cosine of their spectra) would fail the gates, when any candidate passes;
-* optional seam verification (``verifier``, see ``render.SeamVerifier``): the best of the top
+* optional seam verification (``verifier``, see ``seams.SeamVerifier``): the best of the top
   ``verify_top`` candidates whose join, rendered for real, passes the seam gates goes first.
 
 Deterministic for a given ``seed`` (which also picks the start chunk when none is given).
@@ -19,36 +19,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..core.errors import ParameterError, PoolError
+from .config import SearchConfig
 from .index import PoolEmbeddings, make_index
 
 #: Predicted-seam thresholds, stricter than the gates in eval.seams (level 4 dB, cosine 0.75): the
 #: 128-band edge spectra of the catalog overestimate the cosine of the rendered join.
 SEAM_LEVEL_DB = 3.0
 SEAM_COSINE = 0.9
-
-
-@dataclass
-class SearchConfig:
-    """Search options; see the module docstring. ``minutes`` or ``steps`` bound the length."""
-
-    method: str = "greedy"
-    minutes: float = 10.0
-    steps: int | None = None
-    beam_width: int = 8
-    candidates: int = 64
-    reuse_window: int = 100
-    max_natural_run: int = 0
-    max_song_run: int = 8
-    start: int | None = None
-    seed: int = 0
-    index: str = "auto"
-    seam_filter: bool = True
-    verify_top: int = 8
-    temperature: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.method not in ("greedy", "beam"):
-            raise ValueError(f"search method must be 'greedy' or 'beam', got {self.method!r}")
 
 
 @dataclass
@@ -87,7 +65,7 @@ class NextChunkChooser:
         self.table = table
         self.rows = np.flatnonzero(allowed) if allowed is not None else np.arange(len(table))
         if len(self.rows) < 2:
-            raise ValueError("the pool has fewer than 2 usable chunks")
+            raise PoolError("the pool has fewer than 2 usable chunks")
         # a pool smaller than twice the reuse window would run dry: shrink the window to fit
         self.reuse_window = min(cfg.reuse_window, len(self.rows) // 2)
         self.tails = emb.tails
@@ -126,7 +104,7 @@ class NextChunkChooser:
             elif relax < 2:
                 relax += 1
             else:
-                raise ValueError("no allowed next chunk: the pool is too small for the reuse window")
+                raise PoolError("no allowed next chunk: the pool is too small for the reuse window")
 
     def _verified_first(self, a: int, cands: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Move the best-scoring candidate whose real join passes the gates to the front."""
@@ -159,7 +137,7 @@ class NextChunkChooser:
         if self.cfg.start is not None:
             pos = np.flatnonzero(self.table.id == self.cfg.start)
             if len(pos) == 0 or pos[0] not in set(self.rows.tolist()):
-                raise ValueError(f"start chunk {self.cfg.start} is not in the pool")
+                raise ParameterError(f"start chunk {self.cfg.start} is not in the pool")
             first = int(pos[0])
         else:
             first = int(rng.choice(self.rows))
@@ -195,11 +173,11 @@ def build_stream(
 ) -> StreamPlan:
     """Plan a stream of ``cfg.minutes`` (or ``cfg.steps`` chunks) over the pool.
 
-    ``verifier`` (a ``render.SeamVerifier``) checks the top candidates' joins on real audio.
+    ``verifier`` (a ``seams.SeamVerifier``) checks the top candidates' joins on real audio.
     """
     table = catalog.chunks()
     if len(emb) != len(table):
-        raise ValueError(f"embeddings cover {len(emb)} chunks but the pool has {len(table)}; re-embed")
+        raise PoolError(f"embeddings cover {len(emb)} chunks but the pool has {len(table)}; re-embed")
     songs = catalog.song_map()
     seconds = (table.end - table.start) / np.array([songs[int(s)].sample_rate for s in table.song_id])
     chooser = NextChunkChooser(table, emb, cfg, allowed, verifier)

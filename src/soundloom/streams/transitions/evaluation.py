@@ -20,8 +20,9 @@ import torch
 from ...core.errors import PoolError
 from ...core.progress import ProgressCallback, null_progress
 from ..catalog import ChunkCatalog, ChunkTable
+from ..index import embed_chunks
 from ..pairs import KINDS, SongAudio, chunk_windows, make_pairs, open_split, pair_windows
-from .base import TransitionScorer, batched, run_info
+from .base import TransitionScorer, run_info
 from .registry import load_scorer
 
 
@@ -39,19 +40,6 @@ def roc_auc(pos: np.ndarray, neg: np.ndarray) -> float:
     avg = first + (counts - 1) / 2.0 + 1
     ranks[order] = np.repeat(avg, counts)
     return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
-
-
-def pool_embeddings(
-    scorer: TransitionScorer, audio: SongAudio, table: ChunkTable, batch: int = 512
-) -> tuple[np.ndarray, np.ndarray]:
-    """Tail and head embeddings ``(n, D)`` of every chunk of ``table`` (song by song)."""
-    tails_out, heads_out = [], []
-    for s in dict.fromkeys(table.song_id.tolist()):
-        rows = np.flatnonzero(table.song_id == s)
-        tails, heads = chunk_windows(audio, table, rows, scorer.edge_samples)
-        tails_out.append(batched(scorer.embed_tails, tails, batch))
-        heads_out.append(batched(scorer.embed_heads, heads, batch))
-    return np.concatenate(tails_out), np.concatenate(heads_out)
 
 
 def ranking_candidates(
@@ -132,7 +120,7 @@ def evaluate_scorer(
     sub = table_all.subset(np.flatnonzero(np.isin(table_all.song_id, test_ids)))
     anchors, cands = ranking_candidates(sub, seed, max_anchors=max_anchors)
     if scorer.embeds:
-        te, he = pool_embeddings(scorer, audio, sub)
+        te, he = embed_chunks(scorer, audio, sub)
         scores = np.einsum("md,mnd->mn", te[anchors], he[cands])
     else:
         t_w, h_w = chunk_windows(audio, sub, np.arange(len(sub)), scorer.edge_samples)
@@ -155,8 +143,6 @@ def evaluate_runs(
 
     The split comes from the first trained run's config (``split_seed``), else from ``seed``.
     """
-    from ..seams import stream_seam_report
-
     rows = []
     with ChunkCatalog(pool, create=False) as catalog:
         split_seed = next(
@@ -181,3 +167,43 @@ def evaluate_runs(
             "test_chunks": int(np.isin(catalog.chunks().song_id, test_ids).sum()),
             "models": rows,
         }
+
+
+def stream_seam_report(
+    catalog,
+    run: str | Path,
+    song_ids: list[int],
+    minutes: float = 10.0,
+    seed: int = 0,
+    verify: bool = True,
+    render_kwargs: dict | None = None,
+    **search_kwargs,
+) -> dict:
+    """Render a stream from the chunks of ``song_ids`` with ``run`` and judge its joins against references."""
+    from ..config import RenderConfig, SearchConfig
+    from ..index import load_pool_embeddings
+    from ..render import render_stream
+    from ..seams import SeamVerifier, reference_positions, seam_metrics, summarise
+    from ..search import build_stream
+
+    table = catalog.chunks()
+    allowed = np.isin(table.song_id, song_ids)
+    emb = load_pool_embeddings(catalog, run)
+    cfg = SearchConfig(minutes=minutes, seed=seed, **search_kwargs)
+    rcfg = RenderConfig(**(render_kwargs or {}))
+    plan = build_stream(catalog, emb, cfg, allowed=allowed, verifier=SeamVerifier(catalog, rcfg) if verify else None)
+    wav, cue = render_stream(catalog, plan, rcfg)
+    rate = cue["sample_rate"]
+    joins = np.array([int(round(s["output_start_s"] * rate)) for s in cue["segments"][1:]])
+    stream = summarise(seam_metrics(wav, joins, rate))
+    ref = reference_positions(catalog, song_ids, n=max(1000, len(joins)), seed=seed)
+    natural_joins = sum(1 for s in cue["segments"][1:] if s.get("natural"))
+    return {
+        "stream": stream,
+        **ref,
+        "joins": len(joins),
+        "natural_joins": natural_joins,
+        "minutes": len(wav) / rate / 60.0,
+        "crossfade_ms": rcfg.crossfade_ms,
+        "verified": verify,
+    }

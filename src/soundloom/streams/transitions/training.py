@@ -323,13 +323,14 @@ def fit_features(
 
 def fit_fusion_weight(fusion, catalog: ChunkCatalog, audio: SongAudio, song_ids: list[int], seed: int) -> dict:
     """Choose the features weight that maximises MRR among 100 candidates on ``song_ids``."""
-    from .evaluation import pool_embeddings, rank_metrics
+    from ..index import embed_chunks
+    from .evaluation import rank_metrics
 
     table = catalog.chunks()
     rows = np.flatnonzero(np.isin(table.song_id, song_ids))
     sub = table.subset(rows)
-    tails_c, heads_c = pool_embeddings(fusion.contrastive, audio, sub)
-    tails_f, heads_f = pool_embeddings(fusion.features, audio, sub)
+    tails_c, heads_c = embed_chunks(fusion.contrastive, audio, sub)
+    tails_f, heads_f = embed_chunks(fusion.features, audio, sub)
     results = {}
     for w in (0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0):
         scores = tails_c @ heads_c.T + w * (tails_f @ heads_f.T)
