@@ -103,13 +103,17 @@ def test_features_skip_the_padding_frames_without_changing_them(kind):
         padded = np.zeros((len(clips), n), np.float32)
         for row, c in zip(padded, clips):
             row[: len(c)] = c
-        ref = compute_features(torch.from_numpy(padded), spec)
+        ref = compute_features(padded, spec)
         got = clip_features(clips, n, spec)
         assert got.shape == ref.shape == (3, spec.n_rows, spec.n_frames(n)) and got.flags.c_contiguous
         np.testing.assert_allclose(got, ref, atol=1e-4)
         assert np.all(got[:, :, -1] == spec.floor_db)  # well past every clip: silence
         full = clips + [rng.standard_normal(n).astype(np.float32)]  # one clip fills the length
-        np.testing.assert_array_equal(clip_features(full, n, spec)[:3], clip_features(clips, n, spec))
+        with_full, alone = clip_features(full, n, spec)[:3], clip_features(clips, n, spec)
+        if kind == "db":  # element-wise maths: bit for bit whatever the batch
+            np.testing.assert_array_equal(with_full, alone)
+        else:  # the mel product is a BLAS sgemm, whose edge tiles round by the matrix shape
+            np.testing.assert_allclose(with_full, alone, atol=1e-4)
 
 
 def test_a_journal_line_cut_short_by_a_kill_is_recomputed(fsdd_dir, tmp_path):

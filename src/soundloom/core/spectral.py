@@ -1,5 +1,8 @@
 """Spectral front end in torch: STFT / iSTFT, magnitude, dB, mel, MFCC and Griffin-Lim.
 
+The settings (:class:`SpectrogramConfig`), windows, mel filterbank and DCT come from the
+torch-free :mod:`soundloom.core.spectrogram`, which also computes the forward features in NumPy.
+
 Conventions: waveforms are ``(..., samples)``; complex and magnitude spectrograms are
 ``(..., n_fft // 2 + 1, frames)`` (every bin kept, Nyquist included); mel spectrograms are
 ``(..., n_mels, frames)``. STFTs are centred (frame ``t`` is centred on sample ``t * hop``), so
@@ -8,80 +11,12 @@ a signal of ``n`` samples has ``1 + n // hop`` frames. Everything runs on any de
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from functools import lru_cache
 
 import numpy as np
 import torch
 
-WINDOWS = ("hann", "blackman", "hamming")
-KINDS = ("magnitude", "power", "db", "mel", "mfcc")
-
-
-@dataclass
-class SpectrogramConfig:
-    """Every parameter of the front end, saved with features and models.
-
-    Attributes:
-        sample_rate: Hz.
-        n_fft: FFT size in samples; ``n_fft // 2 + 1`` bins are kept.
-        win_length: window (block) size in samples, <= n_fft; None = n_fft.
-        hop_length: hop in samples; None derives it from ``overlap``.
-        overlap: fraction of the window shared by neighbouring frames (0.75 = 75 %).
-        window: "hann", "blackman" or "hamming".
-        kind: "db" (log magnitude), "mel" (log mel), "magnitude", "power" or "mfcc".
-        n_mels, fmin_hz, fmax_hz: mel filterbank (slaney, as librosa).
-        n_mfcc: coefficients kept for kind="mfcc".
-        floor_db: dB values are clipped below at this level (relative to full scale 1.0).
-    """
-
-    sample_rate: int = 16000
-    n_fft: int = 512
-    win_length: int | None = None
-    hop_length: int | None = None
-    overlap: float = 0.75
-    window: str = "hann"
-    kind: str = "db"
-    n_mels: int = 80
-    fmin_hz: float = 0.0
-    fmax_hz: float | None = None
-    n_mfcc: int = 20
-    floor_db: float = -100.0
-
-    def __post_init__(self) -> None:
-        if self.window not in WINDOWS:
-            raise ValueError(f"window must be one of {WINDOWS}, got {self.window!r}")
-        if self.kind not in KINDS:
-            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
-        if self.win_length is None:
-            self.win_length = self.n_fft
-        if self.win_length > self.n_fft:
-            raise ValueError(f"win_length {self.win_length} > n_fft {self.n_fft}")
-        if self.hop_length is None:
-            if not 0.0 <= self.overlap < 1.0:
-                raise ValueError(f"overlap must be in [0, 1), got {self.overlap}")
-            self.hop_length = max(1, int(round(self.win_length * (1.0 - self.overlap))))
-
-    @property
-    def n_bins(self) -> int:
-        """Rows of a linear spectrogram: ``n_fft // 2 + 1``."""
-        return self.n_fft // 2 + 1
-
-    @property
-    def n_rows(self) -> int:
-        """Rows of the feature this config produces."""
-        return {"mel": self.n_mels, "mfcc": self.n_mfcc}.get(self.kind, self.n_bins)
-
-    def n_frames(self, n_samples: int) -> int:
-        return 1 + n_samples // int(self.hop_length)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> SpectrogramConfig:
-        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
+from .spectrogram import KINDS, WINDOWS, SpectrogramConfig, dct_matrix, mel_basis  # noqa: F401  (re-exported)
 
 
 def get_window(name: str, win_length: int, device=None, dtype=torch.float32) -> torch.Tensor:
@@ -146,11 +81,10 @@ def db_to_amplitude(db: torch.Tensor) -> torch.Tensor:
     return torch.pow(10.0, db / 20.0)
 
 
-@lru_cache(maxsize=32)
 def _mel_basis(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None) -> np.ndarray:
-    import librosa
-
-    return librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax).astype(np.float32)
+    """Slaney filterbank ``(n_mels, n_fft // 2 + 1)`` float32 (shared with the NumPy path; a
+    writable copy, as ``torch.from_numpy`` wants)."""
+    return mel_basis(sample_rate, n_fft, n_mels, fmin, fmax).copy()
 
 
 def mel_filterbank(cfg: SpectrogramConfig, device=None) -> torch.Tensor:
@@ -165,11 +99,9 @@ def mel_spectrogram(wav: torch.Tensor, cfg: SpectrogramConfig, power: float = 2.
     return torch.matmul(mel_filterbank(cfg, wav.device), mag.pow(power))
 
 
-@lru_cache(maxsize=8)
 def _dct_matrix(n_mels: int, n_mfcc: int) -> np.ndarray:
-    from scipy.fft import dct
-
-    return dct(np.eye(n_mels), type=2, norm="ortho", axis=0)[:n_mfcc].astype(np.float32)
+    """Orthonormal DCT-II ``(n_mfcc, n_mels)`` float32 (shared with the NumPy path; a writable copy)."""
+    return dct_matrix(n_mels, n_mfcc).copy()
 
 
 def mfcc(wav: torch.Tensor, cfg: SpectrogramConfig) -> torch.Tensor:

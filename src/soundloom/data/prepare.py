@@ -1,4 +1,4 @@
-"""Data set -> feature store: load, check, mono, resample, fit length, then STFT features in torch.
+"""Data set -> feature store: load, check, mono, resample, fit length, then STFT features in NumPy.
 
 Usage::
 
@@ -7,7 +7,7 @@ Usage::
     # soundloom prepare /data/digits --out features/digits --sample-rate 16000 --seconds 1
 
 Work is split into batches of files of about the same size, handled by worker processes; each
-worker computes the features of a whole batch in one torch call (one thread per worker) and
+worker computes the features of a whole batch in one NumPy call and
 writes the rows straight into a memory-mapped ``.npy`` in a work folder beside the output
 (``.<name>.partial/<hash>/``, the hash covering every feature setting), then appends a JSON
 line per batch to its journal, naming each file by path, size and mtime. A killed run resumes
@@ -37,12 +37,11 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..core.convert import fit_length, resample, to_mono
 from ..core.io import AudioError, audio_info, read_head, validate_audio
 from ..core.progress import ProgressCallback, null_progress
-from ..core.spectral import SpectrogramConfig, features, stft
+from ..core.spectrogram import SpectrogramConfig, features_numpy
 from .layouts import Dataset, discover
 from .stats import Normalizer
 from .store import FeatureStore, StoreError, write_store_moving
@@ -187,35 +186,15 @@ def _load_head(path: str, cfg: PrepareConfig) -> tuple[np.ndarray, int, int, int
     return mono, rate, frames, wav.shape[0]
 
 
-def compute_features(clips: torch.Tensor, spec: SpectrogramConfig, out: np.ndarray | None = None) -> np.ndarray:
+def compute_features(clips: np.ndarray, spec: SpectrogramConfig, out: np.ndarray | None = None) -> np.ndarray:
     """Features of clips ``(batch, samples)`` -> ``(batch, rows, frames)`` float32, as
     :func:`~soundloom.core.spectral.features` computes them, written into ``out`` if given
     (any strides; a new C-contiguous array otherwise).
 
-    The "db" kind takes the STFT in torch and the dB in NumPy, as ``10 log10 |X|^2`` floored
-    at ``floor_db``: the same value as ``20 log10 |X|``, but NumPy's SIMD ``log10`` and a power
-    built from the real and imaginary parts run several times faster on one CPU thread than
-    torch's complex ``abs`` and ``log``.
+    NumPy, not torch: this process then never imports torch (1.6 s of start-up), and with the
+    dB taken as a SIMD ``log`` it is faster than the torch STFT path on one thread.
     """
-    if spec.kind != "db":
-        feats = features(clips, spec).numpy()
-        if out is None:
-            return np.ascontiguousarray(feats, dtype=np.float32)
-        out[...] = feats
-        return out
-    # torch lays the STFT out frame by frame, (batch, frames, bins) in memory: work in that
-    # order (contiguous SIMD loops) and transpose once at the end.
-    spectrum = stft(clips, spec).numpy().transpose(0, 2, 1)  # complex64 (batch, frames, bins)
-    power = np.square(spectrum.real)
-    power += np.square(spectrum.imag)
-    np.maximum(power, np.float32(1e-30), out=power)  # log10(0) would warn; the floor comes below
-    np.log10(power, out=power)
-    power *= np.float32(10.0)
-    np.maximum(power, np.float32(spec.floor_db), out=power)
-    if out is None:
-        return np.ascontiguousarray(power.transpose(0, 2, 1))
-    out[...] = power.transpose(0, 2, 1)
-    return out
+    return features_numpy(np.asarray(clips, dtype=np.float32), spec, out=out)
 
 
 def clip_features(clips: list[np.ndarray], n_samples: int, spec: SpectrogramConfig) -> np.ndarray:
@@ -238,8 +217,7 @@ def clip_features(clips: list[np.ndarray], n_samples: int, spec: SpectrogramConf
     n_frames = spec.n_frames(n_samples)
     out = np.empty((len(clips), spec.n_rows, n_frames), np.float32)
     computed = spec.n_frames(length)
-    with torch.inference_mode():
-        compute_features(torch.from_numpy(batch), spec, out=out[..., :computed])
+    compute_features(batch, spec, out=out[..., :computed])
     if computed < n_frames:
         out[..., computed:] = out[..., computed - 1 : computed]
     return out
@@ -289,8 +267,18 @@ def process_batch(paths: list[str], cfg: PrepareConfig) -> tuple[np.ndarray, lis
 
 
 def _worker_init() -> None:
-    torch.set_num_threads(1)
+    _one_blas_thread()
     _keep_freed_memory()
+
+
+def _one_blas_thread() -> None:
+    """Batches are small (the mel product is a few MFLOP); BLAS threads would only spin and
+    fight the other workers for the cores."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return
+    threadpool_limits(1)
 
 
 def _keep_freed_memory() -> None:
@@ -554,7 +542,7 @@ def prepare(
         source: a folder (layout detected unless ``layout`` is given) or a discovered Dataset.
         config: feature settings; defaults to :class:`PrepareConfig()`.
         workers: worker processes (default: all cores); 1 computes in this process.
-        batch_size: files per worker task (and per torch call).
+        batch_size: files per worker task (and per STFT call).
         progress: called as ``progress("prepare", files_done, files_total)``.
         keep_work: keep the work folder after the store is written (default: delete it).
     Returns:
@@ -629,9 +617,9 @@ def prepare(
         n_done += len(results)
         progress("prepare", n_done, total)
 
-    # A full garbage collection walks torch's ~200k objects (0.2 s) and, in forked workers, would
-    # copy every page it touches; the loop makes almost no reference cycles, so pause it here
-    # (forked workers inherit the pause and end with the pool).
+    # A full garbage collection walks every object (torch's ~200k when a caller has imported it)
+    # and, in forked workers, would copy every page it touches; the loop makes almost no
+    # reference cycles, so pause it here (forked workers inherit the pause and end with the pool).
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -676,19 +664,14 @@ def prepare(
 def _compute(tasks: list[tuple], cfg: PrepareConfig, workers: int, collect) -> None:
     """Run the batch tasks in this process (one worker or one task) or in a worker pool."""
     if workers == 1 or len(tasks) <= 1:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # batches are small; extra threads only spin
-        try:
-            for task in tasks:
-                collect(*_run_batch(*task))
-        finally:
-            torch.set_num_threads(threads)
+        for task in tasks:
+            collect(*_run_batch(*task))
     else:
         _run_pool(tasks, cfg, workers, collect)
 
 
 def _run_pool(tasks: list[tuple], cfg: PrepareConfig, workers: int, collect) -> None:
-    # fork starts workers in milliseconds (no re-import of torch); workers only compute. What
+    # fork starts workers in milliseconds (no re-imports); workers only compute. What
     # they import lazily is imported here once, not once per worker.
     import scipy.io.wavfile  # noqa: F401  (read_head's fast path)
 

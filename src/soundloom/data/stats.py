@@ -6,10 +6,10 @@ statistics are computed once over a whole data set, so any generated array maps 
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 MODES = ("meanstd", "range")
 
@@ -54,7 +54,9 @@ class Normalizer:
         return cls(mode="meanstd", mean=mean.astype(np.float32), std=std.astype(np.float32), clip_sigma=clip_sigma)
 
     def _stats(self, like):
-        if isinstance(like, torch.Tensor):
+        # torch only when the caller's array is a tensor: preparing features never imports it.
+        torch = sys.modules.get("torch")
+        if torch is not None and isinstance(like, torch.Tensor):
             mean = torch.as_tensor(self.mean, dtype=like.dtype, device=like.device)[:, None]
             std = torch.as_tensor(self.std, dtype=like.dtype, device=like.device)[:, None]
             return mean, std

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import StoreError
-from ..core.spectral import SpectrogramConfig
+from ..core.spectrogram import SpectrogramConfig
 from .stats import Normalizer
 
 STORE_VERSION = 1
