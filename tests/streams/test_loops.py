@@ -127,6 +127,8 @@ def test_export_writes_readable_loop_files(tmp_path):
     wav, rate = sf.read(str(paths["wav"]), dtype="float32")
     assert rate == RATE and sf.info(str(paths["ogg"])).frames == len(wav) == end
     assert true_peak_db(wav, RATE) <= -1.0 + 0.01  # 16-bit rounding only
+    assert true_peak_db(sf.read(str(paths["ogg"]), dtype="float32")[0], RATE) <= -1.0  # after Vorbis, too
+    assert doc["loop_search"]["ogg_true_peak_dbtp"] <= -1.0
     m = seam_metrics(np.concatenate([wav[:end], wav[start:end]]), np.array([end]), RATE)
     assert m["pass"].all()  # the file as an engine plays it: intro, loop, loop
 

@@ -92,8 +92,10 @@ def normalize_loop(
     target: str = "streaming",
     loop_start: int = 0,
     loop_end: int | None = None,
+    ceiling_db: float = TRUE_PEAK_CEILING_DB,
 ) -> tuple[np.ndarray, LoopLevel]:
-    """Scale to the preset's integrated loudness, then lower the gain if the true peak would pass -1 dBTP.
+    """Scale to the preset's integrated loudness, then lower the gain if the true peak would pass
+    ``ceiling_db`` (-1 dBTP; lower it to leave room for a lossy encoder's overshoot).
 
     Loudness is measured on the loop ``[loop_start, loop_end)`` (what plays forever); the true peak on
     the whole file plus the wrap from the loop's end into its start, where an inter-sample peak can
@@ -112,7 +114,7 @@ def normalize_loop(
     gain_db = target_lufs - level
     k = min(end - start, sample_rate // 20)  # 50 ms either side of the wrap
     wrapped = np.concatenate([data[:end], data[start : start + k], data[end:]]).T
-    room_db = TRUE_PEAK_CEILING_DB - _CEILING_MARGIN_DB - true_peak_db(wrapped, sample_rate)
+    room_db = ceiling_db - _CEILING_MARGIN_DB - true_peak_db(wrapped, sample_rate)
     limited = gain_db > room_db
     gain_db = min(gain_db, room_db)
     out = (data * db_to_gain(gain_db)).astype(np.float32)

@@ -243,6 +243,7 @@ def find_loop(
     beats: np.ndarray | None = None,
     crossfade_ms: float = DEFAULT_CROSSFADE_MS,
     seed: int = 0,
+    max_search_s: float = 120.0,
 ) -> Loop:
     """Find the loop of about ``seconds`` whose join best passes the stream seam gates; build one with a
     crossfade when no butt join passes.
@@ -254,6 +255,8 @@ def find_loop(
             beat) or falls back to rising zero crossings.
         crossfade_ms: crossfade of a built loop (capped at a quarter of the loop).
         seed: picks among candidates when there are more than the search caps.
+        max_search_s: only the first ``max(max_search_s, 3 * seconds)`` seconds of audible input are
+            searched (beat tracking a 12-minute track costs a minute; a loop is found well before).
     Returns:
         The :class:`Loop`; ``passed`` says whether its join passes all three gates.
     """
@@ -267,6 +270,7 @@ def find_loop(
         raise ParameterError(f"a {seconds:g} s loop is too short; the seam windows alone need {4 * margin} samples")
     lo, hi = _active_span(mono, sample_rate)
     lo, hi = max(lo, xf + lag + margin), min(hi, len(mono) - margin - lag)
+    hi = min(hi, lo + int(max(max_search_s, 3 * seconds) * sample_rate))
     if hi - lo < length:
         need = (length + xf + 2 * (lag + margin)) / sample_rate
         raise ParameterError(
@@ -275,7 +279,7 @@ def find_loop(
         )
     rng = np.random.default_rng(seed)
     if beats is None:
-        beats = track_loop_beats(mono, sample_rate)
+        beats = track_loop_beats(mono[: hi + margin + lag], sample_rate)
     starts, ends, penalty, method = _candidate_pairs(mono, sample_rate, length, lo, hi, beats, rng)
     if len(starts) == 0:
         raise AudioError(None, f"no loop points {seconds:g} s apart were found")
@@ -352,31 +356,54 @@ def export_loop(
     beats: np.ndarray | None = None,
     crossfade_ms: float = DEFAULT_CROSSFADE_MS,
     seed: int = 0,
+    max_search_s: float = 120.0,
 ) -> tuple[Loop, dict[str, Path]]:
     """Find a loop, bring it to the ``target`` loudness preset and write ``<out>.wav`` (``smpl`` chunk),
     ``<out>.ogg`` (LOOPSTART / LOOPLENGTH) and ``<out>.loop.json``; ``out``'s own suffix is dropped.
 
     Returns the loop (source positions) and the written paths by format.
     """
-    from ..core.loopfiles import LOOP_TARGETS, normalize_loop, write_loop_ogg, write_loop_sidecar, write_loop_wav
+    from ..core.io import read_audio
+    from ..core.levels import true_peak_db
+    from ..core.loopfiles import (
+        LOOP_TARGETS,
+        TRUE_PEAK_CEILING_DB,
+        normalize_loop,
+        write_loop_ogg,
+        write_loop_sidecar,
+        write_loop_wav,
+    )
 
     unknown = set(formats) - {"wav", "ogg", "json"}
     if unknown:
         raise ParameterError(f"unknown loop format(s) {sorted(unknown)}; use wav, ogg, json")
     if target not in LOOP_TARGETS:
         raise ParameterError(f"unknown loudness target {target!r}; use one of {', '.join(LOOP_TARGETS)}")
-    loop = find_loop(audio, sample_rate, seconds, beats=beats, crossfade_ms=crossfade_ms, seed=seed)
+    loop = find_loop(
+        audio, sample_rate, seconds, beats=beats, crossfade_ms=crossfade_ms, seed=seed, max_search_s=max_search_s
+    )
     wav, start, end = loop_with_intro(loop, audio, intro_s)
-    wav, level = normalize_loop(wav, sample_rate, target, start, end)
+    source, (wav, level) = wav, normalize_loop(wav, sample_rate, target, start, end)
     stem = Path(out).with_suffix("") if Path(out).suffix.lower() in (".wav", ".ogg", ".json") else Path(out)
     paths: dict[str, Path] = {}
+    found = loop.to_dict()
+    if "ogg" in formats:
+        # Vorbis moves peaks (measured up to +0.6 dB on dev songs): lower the ceiling by the overshoot
+        # and encode again, so the OGG too stays under -1 dBTP; WAV and OGG keep one gain.
+        ceiling = TRUE_PEAK_CEILING_DB
+        for attempt in range(4):
+            paths["ogg"] = write_loop_ogg(stem.with_name(stem.name + ".ogg"), wav, sample_rate, start, end)
+            ogg_peak = true_peak_db(read_audio(paths["ogg"])[0], sample_rate)
+            if ogg_peak <= TRUE_PEAK_CEILING_DB or attempt == 3:
+                break
+            ceiling -= ogg_peak - TRUE_PEAK_CEILING_DB + 0.05
+            wav, level = normalize_loop(source, sample_rate, target, start, end, ceiling_db=ceiling)
+        found["ogg_true_peak_dbtp"] = ogg_peak
     if "wav" in formats:
         paths["wav"] = write_loop_wav(stem.with_name(stem.name + ".wav"), wav, sample_rate, start, end)
-    if "ogg" in formats:
-        paths["ogg"] = write_loop_ogg(stem.with_name(stem.name + ".ogg"), wav, sample_rate, start, end)
     if "json" in formats:
         paths["json"] = write_loop_sidecar(
-            stem.with_name(stem.name + ".loop.json"), sample_rate, start, end, len(wav), level, loop.to_dict()
+            stem.with_name(stem.name + ".loop.json"), sample_rate, start, end, len(wav), level, found
         )
     return loop, paths
 
