@@ -131,3 +131,13 @@ def test_a_failing_event_source_raises_instead_of_vanishing():
     with Mixer(silent_bed(), broken, Schedule(SOURCES, "energetic", seed=0), SR, live=False) as m:
         with pytest.raises(AudioError, match="non-finite"):
             m.render(60.0)
+
+
+def test_a_bed_that_ends_falls_silent_and_odd_block_sizes_are_reblocked():
+    rng = np.random.default_rng(0)
+    bed = [(0.1 * rng.standard_normal((2, n))).astype(np.float32) for n in (700, 3000, 12300)]  # 1 s in all
+    schedule = Schedule(SOURCES, "calm", seed=0, start_s=1e6)
+    with Mixer(iter(bed), click, schedule, SR, block_size=1024, live=False) as m:
+        out = m.render(3.0)
+    np.testing.assert_allclose(out[:, :SR], np.concatenate(bed, axis=1), atol=1e-6)
+    assert np.abs(out[:, SR:]).max() == 0.0

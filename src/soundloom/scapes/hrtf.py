@@ -4,7 +4,8 @@ Directions use the AmbiX convention everywhere in :mod:`soundloom.scapes`: azimu
 counter-clockwise from straight ahead (+90 = left, -90 = right), elevation in degrees (+90 = up).
 
 ``.mhr`` files: Debian's ``libopenal-data`` installs OpenAL Soft's default set (derived from the
-MIT KEMAR measurements, redistributable under OpenAL Soft's licence) as
+MIT KEMAR measurements; LGPL-2+ with OpenAL Soft per Debian's copyright file, redistributable;
+soundloom reads the installed file and ships none of it) as
 ``/usr/share/openal/hrtf/default-{44100,48000}.mhr``, format ``MinPHR02``:
 
     "MinPHR02"  u32 rate  u8 sample_type (0 = s16, 1 = s24)  u8 channel_type (0 = left only,
@@ -156,7 +157,8 @@ def find_mhr(sample_rate: int) -> Path | None:
     best, best_gap = None, None
     for p in files:
         try:
-            head = p.read_bytes()[:12]
+            with open(p, "rb") as f:
+                head = f.read(12)
         except OSError:
             continue
         if head[:8] != MHR_MAGIC_02:

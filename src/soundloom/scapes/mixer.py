@@ -192,15 +192,16 @@ class Mixer:
         while self._bed_buf.shape[1] < n:
             chunk = next(self._bed, None)
             if chunk is None:
-                self._bed_buf = np.concatenate([self._bed_buf, np.zeros((2, n), np.float32)], axis=1)
-                break
+                chunk = np.zeros((2, n), np.float32)
+                self._bed = iter(())
             chunk = np.asarray(chunk, dtype=np.float32)
             if chunk.ndim != 2 or chunk.shape[0] != 2:
                 raise AudioError(f"bed blocks must be stereo (2, samples), got shape {chunk.shape}")
-            self._bed_buf = np.concatenate([self._bed_buf, chunk], axis=1)
-        bed, self._bed_buf = self._bed_buf[:, :n] * self._bed_gain, self._bed_buf[:, n:]
+            # The usual case (the bed's blocks are ours) takes no copy.
+            self._bed_buf = chunk if self._bed_buf.shape[1] == 0 else np.concatenate([self._bed_buf, chunk], axis=1)
+        bed, self._bed_buf = self._bed_buf[:, :n] * np.float32(self._bed_gain), self._bed_buf[:, n:]
         if self.layout != "foa":
-            return bed.astype(np.float32)
+            return bed
         out = np.zeros((4, n), dtype=np.float32)
         out[0] = 0.5 * (bed[0] + bed[1])
         out[1] = self.bed_width * 0.5 * (bed[0] - bed[1])

@@ -45,10 +45,11 @@ def bed_loop(sample_rate: int, seconds: float = 10.0, loudness_lufs: float = -30
 def synthetic_bed(sample_rate: int, block: int = 4096, **loop_kwargs) -> Iterator[np.ndarray]:
     """Endless stereo blocks ``(2, block)`` cycling :func:`bed_loop`."""
     loop = bed_loop(sample_rate, **loop_kwargs)
-    pos, n = 0, loop.shape[1]
+    n = loop.shape[1]
+    doubled = np.concatenate([loop, loop[:, :block]], axis=1)  # every block is one slice
+    pos = 0
     while True:
-        idx = (pos + np.arange(block)) % n
-        yield loop[:, idx]
+        yield doubled[:, pos : pos + block]
         pos = (pos + block) % n
 
 
