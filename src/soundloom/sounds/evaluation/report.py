@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ...core.convert import fit_length
+from ...core.errors import ParameterError
 from ...core.io import AudioError, load_audio
 from ...core.progress import ProgressCallback, null_progress
 from ...core.spectral import features, features_to_magnitude
@@ -85,8 +86,8 @@ def reconstruction_report(
     ds = StoreDataset(store, np.sort(val_rows), label_key, labels, use_pitch=bool(model.cfg.n_pitches))
     lab = torch.tensor([ds[i][1] for i in range(len(ds))])
     pit = torch.tensor([ds[i][2] for i in range(len(ds))])
-    use_lab = lab if model.cfg.kind == "cvae" and labels else None
-    use_pit = pit if model.cfg.kind == "cvae" and model.cfg.n_pitches else None
+    use_lab = lab if model.label_conditioned else None
+    use_pit = pit if model.pitch_conditioned else None
     recon = torch.cat(
         [
             model(
@@ -205,8 +206,8 @@ def evaluate_run(
     }
     report["reference"] = ref
     report["generation"] = []
-    if gen.labels != clf_labels and gen.model.cfg.kind == "cvae":
-        raise ValueError(f"model labels {gen.labels} differ from the classifier's {clf_labels}")
+    if gen.labels != clf_labels and gen.model.label_conditioned:
+        raise ParameterError(f"model labels {gen.labels} differ from the classifier's {clf_labels}")
     counts = np.bincount(y_val, minlength=len(clf_labels))
     for ti, temp in enumerate(temperatures):
         progress("eval: generation", ti, len(temperatures))
@@ -249,7 +250,7 @@ def _generation_at(
     iters: int,
     clf_labels: list[str],
 ) -> dict:
-    conditioned = gen.model.cfg.kind == "cvae" and bool(gen.labels)
+    conditioned = gen.model.label_conditioned
     feats, ys = [], []
     for c, name in enumerate(clf_labels):
         n = int(n_per_label or max(2, counts[c]))
@@ -307,7 +308,7 @@ def _plots(
     imgs, titles = [], []
     for name in gen.labels or [None]:
         zz = torch.from_numpy(gen.draw_latents(4, name, temp, seed=seed, prior=prior))
-        lab, pit = gen._cond(name, None)
+        lab, pit = gen.conditions(name, None)
         lab = lab.expand(4) if lab is not None else None
         pit = pit.expand(4) if pit is not None else None
         imgs.append(gen.model.decode(zz, lab, pit).numpy())

@@ -1,6 +1,8 @@
-"""soundloom.sounds.models: spectrogram VAE / CVAE, classifier, and safetensors save/load.
+"""soundloom.sounds.models: generative model kinds (a registry), the classifier, safetensors save/load.
 
-Weights are stored only as safetensors with a JSON config beside them (never pickle).
+Weights are stored only as safetensors with a JSON config beside them (never pickle). A model
+kind registers itself in its own file (see :mod:`.registry`); importing a kind's file below is
+what makes it known.
 """
 
 from __future__ import annotations
@@ -8,13 +10,19 @@ from __future__ import annotations
 from ...core.errors import ModelFileError
 from ...core.weights import load_safetensors, load_state, save_safetensors
 from .classifier import ClassifierConfig, SpectrogramClassifier
-from .cvae import CVAE
-from .vae import VAE, ModelConfig
+from .cvae import CVAE  # registers "cvae"
+from .registry import KindOption, ModelKind, get_kind, kind_names, register
+from .vae import VAE, ModelConfig  # registers "vae"
 
 
-def build_model(cfg: ModelConfig) -> VAE:
-    """A fresh :class:`VAE` or :class:`CVAE` from its config."""
-    return CVAE(cfg) if cfg.kind == "cvae" else VAE(cfg)
+def build_model(cfg):
+    """A fresh model of the kind ``cfg.kind`` from its config (any registered kind)."""
+    return get_kind(cfg.kind).build(cfg)
+
+
+def config_from_dict(d: dict):
+    """A model config from its JSON dict, by its ``"kind"`` (configs without one are "vae")."""
+    return get_kind(d.get("kind", "vae")).config_from_dict(d)
 
 
 __all__ = [
@@ -25,6 +33,12 @@ __all__ = [
     "SpectrogramClassifier",
     "ModelFileError",
     "build_model",
+    "config_from_dict",
+    "KindOption",
+    "ModelKind",
+    "get_kind",
+    "kind_names",
+    "register",
     "save_safetensors",
     "load_safetensors",
     "load_state",

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch import nn
 
+from ...core.errors import ParameterError
+from .registry import KindOption, ModelKind, register
 from .vae import VAE, ModelConfig
 
 
@@ -21,14 +25,36 @@ class CVAE(VAE):
     def cond_dim(self) -> int:
         return self._cond
 
+    @property
+    def label_conditioned(self) -> bool:
+        return self.label_embed is not None
+
+    @property
+    def pitch_conditioned(self) -> bool:
+        return self.pitch_embed is not None
+
     def condition(self, labels: torch.Tensor | None, pitches: torch.Tensor | None, batch: int) -> torch.Tensor:
         parts = []
         if self.label_embed is not None:
             if labels is None:
-                raise ValueError(f"this cvae needs a label, one of {self.cfg.labels}")
+                raise ParameterError(f"this cvae needs a label, one of {self.cfg.labels}")
             parts.append(self.label_embed(labels.long().view(batch)))
         if self.pitch_embed is not None:
             if pitches is None:
-                raise ValueError("this cvae needs a MIDI pitch")
+                raise ParameterError("this cvae needs a MIDI pitch")
             parts.append(self.pitch_embed(pitches.long().clamp(0, self.cfg.n_pitches - 1).view(batch)))
         return torch.cat(parts, dim=1)
+
+
+register(
+    ModelKind(
+        name="cvae",
+        config=ModelConfig,
+        build=CVAE,
+        new_config=partial(ModelConfig, kind="cvae"),
+        training="soundloom.sounds.training.module:vae_module",
+        conditional=True,
+        options=(KindOption("embed_dim", int, 16, "Size of each condition embedding (class, pitch)."),),
+        help="Spectrogram VAE conditioned on the class label (and the MIDI pitch when the data has one).",
+    )
+)

@@ -8,12 +8,15 @@ output cropped back, so any store shape works. Models know nothing of files: see
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...core.errors import ParameterError
 from .blocks import down_stage, padded_size, up_stage
+from .registry import ModelKind, register
 
 
 @dataclass
@@ -48,11 +51,11 @@ class ModelConfig:
     def __post_init__(self) -> None:
         self.channels = tuple(int(c) for c in self.channels)
         if self.kind not in ("vae", "cvae"):
-            raise ValueError(f"kind must be 'vae' or 'cvae', got {self.kind!r}")
+            raise ParameterError(f"kind must be 'vae' or 'cvae', got {self.kind!r}")
         if self.head not in ("direct", "conv3x3"):
-            raise ValueError(f"head must be 'direct' or 'conv3x3', got {self.head!r}")
+            raise ParameterError(f"head must be 'direct' or 'conv3x3', got {self.head!r}")
         if self.kind == "cvae" and not self.labels and not self.n_pitches:
-            raise ValueError("a cvae needs class labels or pitches to condition on")
+            raise ParameterError("a cvae needs class labels or pitches to condition on")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -110,6 +113,16 @@ class VAE(nn.Module):
     def cond_dim(self) -> int:
         return 0
 
+    @property
+    def label_conditioned(self) -> bool:
+        """Whether :meth:`encode` / :meth:`decode` need a class index."""
+        return False
+
+    @property
+    def pitch_conditioned(self) -> bool:
+        """Whether :meth:`encode` / :meth:`decode` need a MIDI pitch."""
+        return False
+
     def condition(self, labels: torch.Tensor | None, pitches: torch.Tensor | None, batch: int) -> torch.Tensor | None:
         """Condition vector ``(B, cond_dim)`` or None for an unconditioned model."""
         return None
@@ -153,4 +166,16 @@ class VAE(nn.Module):
 
     def _check(self, x: torch.Tensor) -> None:
         if x.ndim != 3 or x.shape[-2:] != (self.cfg.rows, self.cfg.frames):
-            raise ValueError(f"expected spectrograms (B, {self.cfg.rows}, {self.cfg.frames}), got {tuple(x.shape)}")
+            raise ParameterError(f"expected spectrograms (B, {self.cfg.rows}, {self.cfg.frames}), got {tuple(x.shape)}")
+
+
+register(
+    ModelKind(
+        name="vae",
+        config=ModelConfig,
+        build=VAE,
+        new_config=partial(ModelConfig, kind="vae"),
+        training="soundloom.sounds.training.module:vae_module",
+        help="Spectrogram VAE, unconditioned.",
+    )
+)

@@ -31,10 +31,7 @@ def posterior_means(
         x = torch.stack([b[0] for b in batch])
         lab = torch.tensor([b[1] for b in batch])
         pit = torch.tensor([b[2] for b in batch])
-        cfg = model.cfg
-        mu, _ = model.encode(
-            x, lab if cfg.kind == "cvae" and cfg.labels else None, pit if cfg.kind == "cvae" and cfg.n_pitches else None
-        )
+        mu, _ = model.encode(x, lab if model.label_conditioned else None, pit if model.pitch_conditioned else None)
         zs.append(mu.numpy())
         labs.append(lab.numpy())
         pits.append(pit.numpy())

@@ -1,4 +1,7 @@
-"""Lightning module of the spectrogram VAE / CVAE: loss = recon + β·KL with a linear warm-up."""
+"""Lightning module of the spectrogram VAE / CVAE: loss = recon + β·KL with a linear warm-up.
+
+:func:`vae_module` is the training hook the "vae" and "cvae" kinds name in the model registry.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import lightning as L
 import torch
 
 from ..losses import beta_at, elbo_terms
-from ..models import ModelConfig, build_model
+from ..models import build_model, config_from_dict
 
 
 class VAEModule(L.LightningModule):
@@ -17,18 +20,21 @@ class VAEModule(L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.model = build_model(ModelConfig.from_dict(model))
+        self.model = build_model(config_from_dict(model))
         self.lr, self.beta, self.warmup_steps, self.weight_decay = lr, beta, warmup_steps, weight_decay
 
-    def _conditions(self, labels: torch.Tensor, pitches: torch.Tensor):
-        cfg = self.model.cfg
-        if cfg.kind != "cvae":
-            return None, None
-        return (labels if cfg.labels else None), (pitches if cfg.n_pitches else None)
+    def conditions(
+        self, labels: torch.Tensor, pitches: torch.Tensor
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The batch's labels ``(B,)`` and pitches ``(B,)``, each None when the model does not take it."""
+        return (
+            labels if self.model.label_conditioned else None,
+            pitches if self.model.pitch_conditioned else None,
+        )
 
     def _step(self, batch, stage: str, beta: float):
         x, labels, pitches = batch
-        lab, pit = self._conditions(labels, pitches)
+        lab, pit = self.conditions(labels, pitches)
         x_hat, mu, logvar = self.model(x, lab, pit, sample=True)
         terms = elbo_terms(x_hat, x, mu, logvar, beta)
         on_step = stage == "train"
@@ -62,3 +68,8 @@ class VAEModule(L.LightningModule):
 
     def configure_optimizers(self):
         return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+
+
+def vae_module(model: dict, cfg) -> VAEModule:
+    """Training hook of the VAE family: a :class:`VAEModule` for model config ``model`` and a TrainConfig."""
+    return VAEModule(model, lr=cfg.lr, beta=cfg.beta, warmup_steps=cfg.warmup_steps)
