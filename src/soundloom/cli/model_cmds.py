@@ -1,6 +1,8 @@
 """CLI commands of the model side (registered on :data:`soundloom.cli.app.app`).
 
 soundloom train FEATURES --model cvae --out RUN [--epochs 100] [--max-minutes 15] [--resume] ...
+soundloom train FEATURES --model KIND --out RUN [--KIND-OPTION VALUE ...]   (soundloom models lists them)
+soundloom models
 soundloom generate RUN --out DIR [--n 8] [--label 7] [--temperature 0.8] [--seed 0] [--format wav]
 soundloom generate RUN --out DIR --continue prompt.wav --seconds 1.0
 soundloom generate RUN --out DIR --interpolate a.wav b.json --steps 8
@@ -8,6 +10,9 @@ soundloom generate RUN --out DIR --variation x.wav [--amount 0.3]
 soundloom generate RUN --out DIR --from-sidecar out/sample_000.json
 soundloom train-classifier FEATURES --out CLF
 soundloom eval RUN --classifier CLF [--temperatures 0.7,1.0] [--json]
+
+Heavy modules (torch, Lightning, the engines) are imported inside the commands, so ``--help`` is instant;
+errors are raised as :class:`~soundloom.core.errors.SoundloomError` kinds and printed by ``run_app``.
 """
 
 from __future__ import annotations
@@ -19,16 +24,51 @@ from typing import Optional
 
 import typer
 
-from .app import THREADS_HELP, app, fail, set_threads
+from ..core.errors import ParameterError
+from .app import THREADS_HELP, app, set_threads
 
 
-@app.command()
+def split_kind_options(tokens: list[str], bool_flags: set[str]) -> tuple[list[str], dict[str, str]]:
+    """Split command-line tokens into positionals and ``--name value`` / ``--name=value`` / ``--[no-]flag``
+    options (names returned with underscores). ``bool_flags``: option names (underscored) taking no value."""
+    positionals: list[str] = []
+    options: dict[str, str] = {}
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        if not tok.startswith("--") or tok == "--":
+            positionals.append(tok)
+            i += 1
+            continue
+        name, eq, value = tok[2:].partition("=")
+        name = name.replace("-", "_")
+        if eq:
+            options[name] = value
+        elif name in bool_flags:
+            options[name] = "true"
+        elif name.startswith("no_") and name[3:] in bool_flags:
+            options[name[3:]] = "false"
+        elif i + 1 < len(tokens):
+            options[name] = tokens[i + 1]
+            i += 1
+        else:
+            raise ParameterError(f"option --{name.replace('_', '-')} needs a value")
+        i += 1
+    return positionals, options
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def train(
+    ctx: typer.Context,
     features: Path = typer.Argument(..., help="Feature store (from `soundloom prepare`)."),
     out: Path = typer.Option(..., "--out", help="Run directory."),
-    model: str = typer.Option("cvae", help="vae | cvae"),
-    epochs: int = typer.Option(100, help="Maximum epochs."),
-    max_minutes: Optional[float] = typer.Option(None, help="Time budget; training stops (and exports) when spent."),
+    model: str = typer.Option(
+        "cvae", help="Model kind: vae | cvae | ... (`soundloom models` lists every kind and its own options)."
+    ),
+    epochs: int = typer.Option(100, help="Maximum epochs (on --resume: the run's own unless given)."),
+    max_minutes: Optional[float] = typer.Option(
+        None, help="Time budget; training stops (and exports) when spent (on --resume: the run's own unless given)."
+    ),
     batch_size: int = typer.Option(64),
     lr: float = typer.Option(2e-3, help="Adam(W) learning rate."),
     latent: int = typer.Option(64, help="Latent size."),
@@ -46,60 +86,97 @@ def train(
     checkpoint_every: int = typer.Option(200, help="Save last.ckpt every this many steps (and each epoch)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
-    """Train a spectrogram VAE / CVAE; writes checkpoints, samples, plots and model.safetensors to RUN."""
+    """Train a generative model (VAE / CVAE / any registered kind); writes checkpoints, samples, plots and
+    model.safetensors to RUN. A kind's own options follow as --name value (see `soundloom models`)."""
+    from ..sounds.models import get_kind
     from ..sounds.training import TrainConfig
     from ..sounds.training import train as run_train
 
+    # Unknown tokens (the kind's options) arrive in ctx.args; one written before FEATURES took its place.
+    kind = get_kind(model)
+    flags = {o.name for o in kind.options if o.type is bool}
+    positionals, given = split_kind_options([str(features), *ctx.args], flags)
+    if len(positionals) != 1:
+        raise ParameterError(f"expected one FEATURES folder, got {positionals or 'none'}")
+    features = Path(positionals[0])
+    settings = dict(
+        features=str(features),
+        model=model,
+        epochs=epochs,
+        max_minutes=max_minutes,
+        batch_size=batch_size,
+        lr=lr,
+        latent_dim=latent,
+        channels=_ints(channels, "--channels"),
+        beta=beta,
+        warmup_steps=warmup_steps,
+        seed=seed,
+        val_fraction=val_fraction,
+        label_key=None if label_key == "none" else label_key,
+        accelerator=accelerator,
+        devices=devices,
+        num_workers=num_workers,
+        threads=threads or None,
+        checkpoint_every=checkpoint_every,
+        model_options=kind.parse_options(given),
+    )
     if resume and (out / "config.yaml").exists():
-        import yaml
-
-        saved = yaml.safe_load((out / "config.yaml").read_text())["train"]
-        cfg = TrainConfig(**{**saved, "epochs": epochs, "max_minutes": max_minutes})
+        # The run's saved config, changed only where the user typed an option (not by our defaults).
+        cli_names = {"latent_dim": "latent", "features": None, "model_options": None}
+        typed = {key: value for key, value in settings.items() if (cli := cli_names.get(key, key)) and _typed(ctx, cli)}
+        if given:
+            typed["model_options"] = settings["model_options"]
+        cfg = TrainConfig.for_resume(out, **typed)
     else:
-        cfg = TrainConfig(
-            features=str(features),
-            model=model,
-            epochs=epochs,
-            max_minutes=max_minutes,
-            batch_size=batch_size,
-            lr=lr,
-            latent_dim=latent,
-            channels=[int(c) for c in channels.split(",")],
-            beta=beta,
-            warmup_steps=warmup_steps,
-            seed=seed,
-            val_fraction=val_fraction,
-            label_key=None if label_key == "none" else label_key,
-            accelerator=accelerator,
-            devices=devices,
-            num_workers=num_workers,
-            threads=threads or None,
-            checkpoint_every=checkpoint_every,
-        )
+        cfg = TrainConfig(**settings)
     start = time.monotonic()
-    try:
-        run_train(cfg, out, resume=resume, progress_bar=not quiet)
-    except (FileExistsError, ValueError) as exc:
-        fail(str(exc))
+    run_train(cfg, out, resume=resume, progress_bar=not quiet)
     typer.echo(f"trained in {time.monotonic() - start:.0f} s -> {out / 'model.safetensors'}")
+
+
+def _typed(ctx: typer.Context, name: str) -> bool:
+    """Whether the user gave option ``name`` (not Typer's default)."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+
+
+def _ints(text: str, option: str) -> list[int]:
+    try:
+        return [int(c) for c in text.split(",")]
+    except ValueError:
+        raise ParameterError(f"{option}: expected comma-separated integers, got {text!r}") from None
+
+
+@app.command("models")
+def models_cmd() -> None:
+    """List the model kinds `soundloom train --model` knows, with their own options."""
+    from ..sounds.models import get_kind, kind_names
+
+    for name in kind_names():
+        kind = get_kind(name)
+        typer.echo(f"{name}: {kind.help}")
+        for o in kind.options:
+            typer.echo(f"  --{o.flag} {o.type.__name__.upper()}  {o.help} [default: {o.default}]")
 
 
 def _load_input(path: Path):
     from ..core.io import load_audio
 
-    wav, rate = load_audio(path)
-    return wav, rate
+    return load_audio(path)
 
 
 def _latent_of(gen, path: Path, label: Optional[str]):
     """A latent and label from a sidecar (.json) or by encoding an audio file."""
     if path.suffix.lower() == ".json":
-        record = json.loads(path.read_text())
         import numpy as np
 
-        return np.asarray(record["latent"], dtype="float32"), record.get("label")
+        try:
+            record = json.loads(path.read_text())
+            return np.asarray(record["latent"], dtype="float32"), record.get("label")
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise ParameterError(path, f"not a soundloom sidecar ({exc})") from exc
     wav, rate = _load_input(path)
-    lab = gen._need_label(label, wav, rate)
+    lab = gen.infer_label(label, wav, rate)
     return gen.encode(wav, rate, lab), lab
 
 
@@ -132,45 +209,39 @@ def generate(
     threads: int = typer.Option(1, help=THREADS_HELP),
 ) -> None:
     """Sample, continue, interpolate or vary sounds; each file gets a JSON sidecar to recall it."""
+    if n < 1:
+        raise ParameterError(f"--n must be at least 1, got {n}")
+    if griffin_lim_iters < 0:
+        raise ParameterError(f"--griffin-lim-iters must be >= 0, got {griffin_lim_iters}")
     from ..sounds import Generator
-    from ..sounds.generator import trim_prompt
-    from ..sounds.models import ModelFileError
 
     set_threads(threads)
     start = time.monotonic()
-    try:
-        gen = Generator.from_run(run, griffin_lim_iters=griffin_lim_iters, sample_rate=sample_rate, level=level)
-        if from_sidecar is not None:
-            sounds, prefix = [gen.from_sidecar(from_sidecar)], "recalled"
-        elif cont is not None:
-            wav, rate = _load_input(cont)
-            if prompt_seconds is not None:
-                wav = trim_prompt(wav, rate, prompt_seconds)
-            sounds = gen.continue_(wav, rate, seconds, n=n, label=label, pitch=pitch, seed=seed)
-            for s in sounds:
-                s.sources["prompt"] = str(cont.resolve())
-                if prompt_seconds is not None:
-                    s.sources["prompt_seconds"] = prompt_seconds
-            prefix = "continue"
-        elif interpolate:
-            za, la = _latent_of(gen, interpolate[0], label)
-            zb, lb = _latent_of(gen, interpolate[1], label)
-            sounds = gen.interpolate(za, zb, steps, label=la, pitch=pitch, label_b=lb)
-            for s in sounds:
-                s.sources.update({"a": str(interpolate[0].resolve()), "b": str(interpolate[1].resolve())})
-            prefix = "interpolate"
-        elif variation is not None:
-            wav, rate = _load_input(variation)
-            sounds = gen.variation(wav, rate, amount, n=n, seed=seed, label=label, pitch=pitch)
-            for s in sounds:
-                s.sources["input"] = str(variation.resolve())
-            prefix = "variation"
-        else:
-            sounds = gen.sample(n, label=label, temperature=temperature, seed=seed, pitch=pitch, prior=prior)
-            prefix = "sample"
-        paths = gen.save(sounds, out, format=format, prefix=prefix)
-    except (ModelFileError, ValueError) as exc:
-        fail(str(exc))
+    gen = Generator.from_run(run, griffin_lim_iters=griffin_lim_iters, sample_rate=sample_rate, level=level)
+    if from_sidecar is not None:
+        sounds, prefix = [gen.from_sidecar(from_sidecar)], "recalled"
+    elif cont is not None:
+        sounds = gen.continue_(
+            cont, None, seconds, n=n, label=label, pitch=pitch, seed=seed, prompt_seconds=prompt_seconds
+        )
+        prefix = "continue"
+    elif interpolate:
+        za, la = _latent_of(gen, interpolate[0], label)
+        zb, lb = _latent_of(gen, interpolate[1], label)
+        sounds = gen.interpolate(za, zb, steps, label=la, pitch=pitch, label_b=lb)
+        for s in sounds:
+            s.sources.update({"a": str(interpolate[0].resolve()), "b": str(interpolate[1].resolve())})
+        prefix = "interpolate"
+    elif variation is not None:
+        wav, rate = _load_input(variation)
+        sounds = gen.variation(wav, rate, amount, n=n, seed=seed, label=label, pitch=pitch)
+        for s in sounds:
+            s.sources["input"] = str(variation.resolve())
+        prefix = "variation"
+    else:
+        sounds = gen.sample(n, label=label, temperature=temperature, seed=seed, pitch=pitch, prior=prior)
+        prefix = "sample"
+    paths = gen.save(sounds, out, format=format, prefix=prefix)
     secs = sum(len(s.audio) / s.sample_rate for s in sounds)
     took = time.monotonic() - start
     for p in paths:
@@ -231,31 +302,28 @@ def eval_cmd(
     """Held-out reconstruction (MSE vs mean baseline, LSD, SC, MR-STFT) and classifier-scored generation."""
     from ..core.progress import rich_progress
     from ..sounds.evaluation.report import evaluate_run
-    from ..sounds.models import ModelFileError
 
     set_threads(threads)
-    temps = tuple(float(t) for t in temperatures.split(","))
-    clf = classifier or run / "classifier"
     try:
-        if as_json:
+        temps = tuple(float(t) for t in temperatures.split(","))
+    except ValueError:
+        raise ParameterError(f"--temperatures: expected comma-separated numbers, got {temperatures!r}") from None
+    clf = classifier or run / "classifier"
+    if as_json:
+        report = evaluate_run(run, clf, features and str(features), temps, prior, n_per_label, griffin_lim_iters, seed)
+    else:
+        with rich_progress(transient=True) as progress:
             report = evaluate_run(
-                run, clf, features and str(features), temps, prior, n_per_label, griffin_lim_iters, seed
+                run,
+                clf,
+                features and str(features),
+                temps,
+                prior,
+                n_per_label,
+                griffin_lim_iters,
+                seed,
+                progress=progress,
             )
-        else:
-            with rich_progress(transient=True) as progress:
-                report = evaluate_run(
-                    run,
-                    clf,
-                    features and str(features),
-                    temps,
-                    prior,
-                    n_per_label,
-                    griffin_lim_iters,
-                    seed,
-                    progress=progress,
-                )
-    except (ModelFileError, ValueError) as exc:
-        fail(str(exc))
     if as_json:
         typer.echo(json.dumps(report, indent=1))
         return

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from ..core.convert import fit_length, resample
+from ..core.errors import ParameterError
 from ..core.levels import normalize_loudness, normalize_peak
 from ..core.spectral import SpectrogramConfig, features, features_to_magnitude, griffin_lim
 from ..data.stats import Normalizer
@@ -31,7 +32,7 @@ def audio_to_features(
     """Waveform ``(samples,)`` at ``sample_rate`` -> normalised features ``(rows, frames)`` of the model's front end."""
     wav = np.asarray(wav, dtype=np.float32)
     if wav.ndim != 1:
-        raise ValueError(f"expected mono audio (samples,), got shape {wav.shape}")
+        raise ParameterError(f"expected mono audio (samples,), got shape {wav.shape}")
     if sample_rate != spec.sample_rate:
         wav = resample(wav, sample_rate, spec.sample_rate)
     wav = fit_length(wav, n_samples, fade_samples=min(64, n_samples // 8))
@@ -42,7 +43,7 @@ def audio_to_features(
 def finish_audio(wav: np.ndarray, from_rate: int, to_rate: int | None, level: str = "peak") -> np.ndarray:
     """Resample ``(samples,)`` to ``to_rate`` and level it: "peak" (-1 dBFS), "loudness" (-23 LUFS) or "none"."""
     if level not in LEVELS:
-        raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
+        raise ParameterError(f"level must be one of {LEVELS}, got {level!r}")
     out = np.asarray(wav, dtype=np.float32)
     rate = to_rate or from_rate
     if rate != from_rate:

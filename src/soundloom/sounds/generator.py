@@ -22,11 +22,12 @@ import torch
 
 from .. import __version__
 from ..core.atomic import write_json
+from ..core.errors import ParameterError
 from ..core.io import write_audio
 from ..core.spectral import SpectrogramConfig
 from ..data.stats import Normalizer
 from .decode import LEVELS, audio_to_features, features_to_audio, finish_audio
-from .models import VAE, ModelConfig, ModelFileError, build_model, load_safetensors, load_state
+from .models import VAE, ModelFileError, build_model, config_from_dict, load_safetensors, load_state
 from .runfiles import CONFIG_FILE, MODEL_FILE, STATS_FILE
 
 PRIORS = ("fitted", "standard")
@@ -45,6 +46,9 @@ class Sound:
     seed: int | None
     params: dict = field(default_factory=dict)
     sources: dict = field(default_factory=dict)
+    # A continuation's prompt (audio, rate) when it came as an array: :meth:`Generator.save` writes it
+    # beside the sound and names it in ``sources`` so the sidecar can recall the sound.
+    prompt: tuple[np.ndarray, int] | None = field(default=None, repr=False, compare=False)
 
     def sidecar(self, model: dict) -> dict:
         """The JSON record written beside the audio file."""
@@ -73,7 +77,7 @@ def _sha256(path: Path) -> str:
 def trim_prompt(wav: np.ndarray, sample_rate: int, seconds: float) -> np.ndarray:
     """The first ``seconds`` of a prompt ``(samples,)`` (the same cut on generation and recall)."""
     if seconds <= 0:
-        raise ValueError(f"prompt seconds must be > 0, got {seconds}")
+        raise ParameterError(f"prompt seconds must be > 0, got {seconds}")
     return wav[: int(round(seconds * sample_rate))]
 
 
@@ -93,7 +97,7 @@ class Generator:
         level: str = "peak",
     ) -> None:
         if level not in LEVELS:
-            raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
+            raise ParameterError(f"level must be one of {LEVELS}, got {level!r}")
         self.model, self.prior, self.normalizer, self.spec = model.eval(), prior, normalizer, spec
         self.n_samples, self.info = n_samples, info
         self.griffin_lim_iters, self.out_rate, self.level = griffin_lim_iters, sample_rate, level
@@ -109,7 +113,7 @@ class Generator:
         try:
             info = json.loads(cfg_path.read_text())
             stats = json.loads((run_dir / STATS_FILE).read_text())
-            model_cfg = ModelConfig.from_dict(info["model"])
+            model_cfg = config_from_dict(info["model"])  # any registered kind
             normalizer = Normalizer.from_dict(stats)
             spec = SpectrogramConfig.from_dict(info["spectrogram"])
             n_samples = int(info["n_samples"])
@@ -145,10 +149,10 @@ class Generator:
         if label is None:
             return None
         if not self.labels:
-            raise ValueError("this model is not conditioned on labels; leave label out")
+            raise ParameterError("this model is not conditioned on labels; leave label out")
         name = str(label)
         if name not in self.labels:
-            raise ValueError(f"unknown label {name!r}; this model knows {self.labels}")
+            raise ParameterError(f"unknown label {name!r}; this model knows {self.labels}")
         return self.labels.index(name)
 
     def _pitch(self, pitch: int | None) -> int | None:
@@ -156,9 +160,11 @@ class Generator:
             return None
         return 60 if pitch is None else int(pitch)
 
-    def _cond(self, label: str | None, pitch: int | None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    def conditions(self, label: str | None, pitch: int | None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The model's condition inputs for one item: label index ``(1,)`` and MIDI pitch ``(1,)``, each None
+        when the model does not take it. An unknown label raises ValueError naming the known ones."""
         idx = self._label_index(label)
-        lab = torch.tensor([idx]) if idx is not None and self.model.cfg.kind == "cvae" else None
+        lab = torch.tensor([idx]) if idx is not None and self.model.label_conditioned else None
         p = self._pitch(pitch)
         return lab, (torch.tensor([p]) if p is not None else None)
 
@@ -168,8 +174,8 @@ class Generator:
         """Latent ``(latent_dim,)`` -> normalised features ``(rows, frames)``."""
         z = torch.as_tensor(np.asarray(latent, dtype=np.float32)).view(1, -1)
         if z.shape[1] != self.latent_dim:
-            raise ValueError(f"latent has {z.shape[1]} values, this model expects {self.latent_dim}")
-        lab, pit = self._cond(label, pitch)
+            raise ParameterError(f"latent has {z.shape[1]} values, this model expects {self.latent_dim}")
+        lab, pit = self.conditions(label, pitch)
         return self.model.decode(z, lab, pit)[0]
 
     def render(
@@ -207,7 +213,7 @@ class Generator:
     ) -> np.ndarray:
         """``(n, latent_dim)`` latents: ``mean + temperature * chol @ eps`` of the chosen prior."""
         if prior not in PRIORS:
-            raise ValueError(f"prior must be one of {PRIORS}, got {prior!r}")
+            raise ParameterError(f"prior must be one of {PRIORS}, got {prior!r}")
         gen = torch.Generator().manual_seed(int(seed) if seed is not None else 0)
         eps = torch.randn(n, self.latent_dim, generator=gen) * float(temperature)
         if prior == "standard" or "prior.mean" not in self.prior:
@@ -228,7 +234,7 @@ class Generator:
         """``n`` sounds from the prior; a cvae with ``label=None`` draws labels uniformly (seeded)."""
         seed = 0 if seed is None else int(seed)
         rng = np.random.default_rng(seed)
-        if label is None and self.labels and self.model.cfg.kind == "cvae":
+        if label is None and self.labels and self.model.label_conditioned:
             labels = [self.labels[i] for i in rng.integers(0, len(self.labels), n)]
         else:
             self._label_index(label)
@@ -266,21 +272,22 @@ class Generator:
     ) -> np.ndarray:
         """Posterior mean ``(latent_dim,)`` of a waveform ``(samples,)``."""
         feat = audio_to_features(audio, sample_rate, self.normalizer, self.spec, self.n_samples)
-        lab, pit = self._cond(label, pitch)
+        lab, pit = self.conditions(label, pitch)
         mu, _ = self.model.encode(feat[None], lab, pit)
         return mu[0].numpy()
 
-    def _need_label(
+    def infer_label(
         self, label: str | None, audio: np.ndarray | None = None, sample_rate: int | None = None
     ) -> str | None:
-        """A cvae needs a label to encode: the given one, else the one whose reconstruction fits best."""
-        if label is not None or not (self.labels and self.model.cfg.kind == "cvae"):
+        """The label to encode ``audio`` ``(samples,)`` at ``sample_rate`` Hz with: ``label`` when given or when
+        the model takes no label, else the label whose reconstruction of the audio fits best (least MSE)."""
+        if label is not None or not (self.labels and self.model.label_conditioned):
             return label
         feat = audio_to_features(audio, sample_rate, self.normalizer, self.spec, self.n_samples)
         errors = []
         with torch.no_grad():
             for name in self.labels:
-                lab, pit = self._cond(name, None)
+                lab, pit = self.conditions(name, None)
                 rec, _, _ = self.model(feat[None], lab, pit, sample=False)
                 errors.append(float((rec - feat).pow(2).mean()))
         return self.labels[int(np.argmin(errors))]
@@ -289,7 +296,7 @@ class Generator:
         self, audio: np.ndarray, sample_rate: int, label: str | None = None, pitch: int | None = None
     ) -> Sound:
         """Encode (posterior mean) and decode one sound."""
-        label = self._need_label(label, audio, sample_rate)
+        label = self.infer_label(label, audio, sample_rate)
         z = self.encode(audio, sample_rate, label, pitch)
         wav, rate = self.render(z, label, pitch)
         return Sound(wav, rate, z, label, self._pitch(pitch), "reconstruct", None, self._params())
@@ -305,7 +312,7 @@ class Generator:
         pitch: int | None = None,
     ) -> list[Sound]:
         """``n`` variations: posterior mean plus ``amount`` times seeded standard-normal noise."""
-        label = self._need_label(label, audio, sample_rate)
+        label = self.infer_label(label, audio, sample_rate)
         mu = self.encode(audio, sample_rate, label, pitch)
         seed = 0 if seed is None else int(seed)
         latents = []
@@ -336,7 +343,7 @@ class Generator:
         With two labels, the first half keeps ``label`` and the second ``label_b``.
         """
         if steps < 2:
-            raise ValueError(f"steps must be >= 2, got {steps}")
+            raise ParameterError(f"steps must be >= 2, got {steps}")
         a, b = np.asarray(a, dtype=np.float32), np.asarray(b, dtype=np.float32)
         ts = np.linspace(0.0, 1.0, steps)
         latents = [((1.0 - t) * a + t * b).astype(np.float32) for t in ts]
@@ -364,8 +371,8 @@ class Generator:
 
     def continue_(
         self,
-        prompt: np.ndarray,
-        prompt_sample_rate: int,
+        prompt: np.ndarray | str | os.PathLike,
+        prompt_sample_rate: int | None,
         seconds: float,
         n: int = 1,
         label: str | None = None,
@@ -373,28 +380,47 @@ class Generator:
         seed: int | None = None,
         steps: int = 150,
         temperature: float = 0.5,
+        prompt_seconds: float | None = None,
     ) -> list[Sound]:
-        """Continue ``prompt`` ``(samples,)`` to ``seconds`` in all, at ``prompt_sample_rate``.
+        """Continue ``prompt`` to ``seconds`` in all (prompt included); output at the prompt's rate.
+
+        ``prompt`` is audio ``(samples,)`` at ``prompt_sample_rate`` Hz, or an audio file (then
+        ``prompt_sample_rate`` is None: the file's rate). With ``prompt_seconds``, only its first
+        seconds are the prompt. Each sound's ``sources`` names the prompt file (an array prompt is
+        written beside the sound by :meth:`save`), so :meth:`from_sidecar` can render it again.
 
         The model is fixed-length, so the latent is optimised (Adam, ``steps``) to reproduce the
         prompt's frames; its decoding fills the frames after them. Each of the ``n`` results starts
         from the prompt's posterior mean plus ``temperature`` times seeded noise.
         """
+        sources: dict = {}
+        if isinstance(prompt, (str, os.PathLike)):
+            from ..core.io import load_audio
+
+            path = Path(prompt)
+            prompt, prompt_sample_rate = load_audio(path)
+            sources["prompt"] = str(path.resolve())
+            if prompt_seconds is not None:
+                sources["prompt_seconds"] = prompt_seconds
+        elif prompt_sample_rate is None:
+            raise ParameterError("prompt_sample_rate is needed when the prompt is audio, not a file")
+        if prompt_seconds is not None:
+            prompt = trim_prompt(prompt, prompt_sample_rate, prompt_seconds)
         prompt = np.asarray(prompt, dtype=np.float32)
         model_rate = self.spec.sample_rate
         p_model = int(round(len(prompt) * model_rate / prompt_sample_rate))
         total = int(round(seconds * model_rate))
         if total > self.n_samples:
-            raise ValueError(f"this model makes at most {self.n_samples / model_rate:.3f} s; asked {seconds} s")
+            raise ParameterError(f"this model makes at most {self.n_samples / model_rate:.3f} s; asked {seconds} s")
         if p_model >= total:
-            raise ValueError(
+            raise ParameterError(
                 f"prompt ({len(prompt) / prompt_sample_rate:.3f} s) must be shorter than seconds ({seconds})"
             )
-        label = self._need_label(label, prompt, prompt_sample_rate)
+        label = self.infer_label(label, prompt, prompt_sample_rate)
         target = audio_to_features(prompt, prompt_sample_rate, self.normalizer, self.spec, self.n_samples)
         pf = self._prompt_frames(p_model)
         mu = torch.as_tensor(self.encode(prompt, prompt_sample_rate, label, pitch))
-        lab, pit = self._cond(label, pitch)
+        lab, pit = self.conditions(label, pitch)
         seed = 0 if seed is None else int(seed)
         sounds = []
         for i in range(n):
@@ -426,6 +452,8 @@ class Generator:
                     self._params(
                         seconds=seconds, steps=steps, temperature=temperature, sample_rate=rate, prompt_frames=pf
                     ),
+                    dict(sources),
+                    None if sources else (prompt, prompt_sample_rate),
                 )
             )
         return sounds
@@ -467,12 +495,23 @@ class Generator:
     def save(
         self, sounds: list[Sound], out_dir: str | os.PathLike, format: str = "wav", prefix: str | None = None
     ) -> list[Path]:
-        """Write each sound as ``<prefix>_NNN.<format>`` with a ``.json`` sidecar beside it."""
+        """Write each sound as ``<prefix>_NNN.<format>`` with a ``.json`` sidecar beside it.
+
+        A continuation whose prompt came as an array gets its prompt written once per save, as
+        ``<prefix>_NNN_prompt.wav`` (32-bit float, so recall reads the same samples), named in its sidecar.
+        """
         out_dir = Path(out_dir)
         paths = []
+        prompts: dict[int, str] = {}  # id of a prompt array -> the file it was written to
         for i, s in enumerate(sounds):
             stem = f"{prefix or s.mode}_{i:03d}"
             path = write_audio(out_dir / f"{stem}.{format}", s.audio, s.sample_rate, format=format)
+            if s.prompt is not None and "prompt" not in s.sources:
+                wav, rate = s.prompt
+                if id(wav) not in prompts:
+                    written = write_audio(out_dir / f"{stem}_prompt.wav", wav, rate, subtype="FLOAT")
+                    prompts[id(wav)] = str(written.resolve())
+                s.sources["prompt"] = prompts[id(wav)]
             record = s.sidecar(self.model_record())
             record["audio"]["file"] = path.name
             write_json(out_dir / f"{stem}.json", record)
@@ -481,14 +520,19 @@ class Generator:
 
     def from_sidecar(self, record: dict | str | os.PathLike) -> Sound:
         """Render a sound again from its sidecar (a dict or a ``.json`` path)."""
+        where = None
         if not isinstance(record, dict):
-            record = json.loads(Path(record).read_text())
+            where = Path(record)
+            try:
+                record = json.loads(where.read_text())
+            except json.JSONDecodeError as exc:
+                raise ParameterError(where, f"not a soundloom sidecar (not JSON: {exc})") from exc
         try:
             latent = np.asarray(record["latent"], dtype=np.float32)
             params, sources = record.get("params", {}), record.get("sources", {})
             label, pitch = record.get("label"), record.get("pitch")
-        except (KeyError, TypeError) as exc:
-            raise ValueError(f"not a soundloom sidecar ({exc})") from exc
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ParameterError(where, f"not a soundloom sidecar ({exc})") from exc
         old = (self.griffin_lim_iters, self.out_rate, self.level)
         self.griffin_lim_iters = int(params.get("griffin_lim_iters", self.griffin_lim_iters))
         self.level = params.get("level", self.level)
@@ -497,7 +541,7 @@ class Generator:
                 from ..core.io import load_audio
 
                 if "prompt" not in sources:
-                    raise ValueError("this continuation's sidecar names no prompt file")
+                    raise ParameterError(where, "this continuation's sidecar names no prompt file")
                 wav, rate = load_audio(sources["prompt"])
                 if sources.get("prompt_seconds") is not None:
                     wav = trim_prompt(wav, rate, float(sources["prompt_seconds"]))

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from soundloom.cli import app
 from soundloom.sounds import Generator
 from soundloom.sounds.models import ModelFileError
+from tests.sounds.cli import run_cli
 from tests.sounds.models.synth_store import N_SAMPLES, SAMPLE_RATE, tone
 
 
@@ -151,8 +152,12 @@ def test_cli_generate_and_recall(tiny_run, tmp_path):
     ends = [json.loads((tmp_path / "interp" / f"interpolate_{i:03d}.json").read_text())["latent"] for i in (0, 2)]
     assert ends[0] == json.loads((out / "sample_000.json").read_text())["latent"]
     assert ends[1] == record["latent"]
-    res = runner.invoke(app, ["generate", str(tmp_path), "--out", str(out)])
-    assert res.exit_code == 2 and "model.json" in res.output
+    code, output = run_cli("generate", tmp_path, "--out", out)
+    assert code == 2 and "model.json" in output and output.count("\n") == 1
+    code, output = run_cli("generate", tiny_run, "--out", out, "--n", "0")
+    assert code == 2 and output == "error: --n must be at least 1, got 0\n"
+    code, output = run_cli("generate", tiny_run, "--out", out, "--label", "zz")
+    assert code == 2 and "unknown label 'zz'" in output and "Traceback" not in output
 
 
 def test_cli_continue_and_variation_recall_exactly(tiny_run, tmp_path):
@@ -228,8 +233,8 @@ def test_cli_continue_from_the_first_part_of_a_long_prompt(tiny_run, tmp_path):
     prompt = tmp_path / "long.wav"
     sf.write(prompt, tone(330.0, 2, 1)[:N_SAMPLES], SAMPLE_RATE, subtype="FLOAT")  # as long as the model's clips
     base = ["generate", str(tiny_run), "--continue", str(prompt), "--seconds", "0.2", "--griffin-lim-iters", "3"]
-    whole = runner.invoke(app, base + ["--out", str(tmp_path / "whole")])
-    assert whole.exit_code != 0 and "shorter" in whole.output  # the whole file leaves nothing to continue
+    code, output = run_cli(*base, "--out", tmp_path / "whole")
+    assert code == 2 and "shorter" in output  # the whole file leaves nothing to continue
     res = runner.invoke(app, base + ["--prompt-seconds", "0.05", "--out", str(tmp_path / "part")])
     assert res.exit_code == 0, res.output
     record = json.loads((tmp_path / "part" / "continue_000.json").read_text())
@@ -249,3 +254,24 @@ def test_cli_continue_from_the_first_part_of_a_long_prompt(tiny_run, tmp_path):
     assert np.array_equal(
         sf.read(tmp_path / "part" / "continue_000.wav")[0], sf.read(tmp_path / "re" / "recalled_000.wav")[0]
     )
+
+
+def test_api_continuation_recalls_from_its_sidecar(tiny_run, tmp_path):
+    gen = Generator.from_run(tiny_run, griffin_lim_iters=3)
+    prompt = tone(660.0, 1, 2)[:700]
+    sounds = gen.continue_(prompt, SAMPLE_RATE, seconds=0.2, n=2, seed=4, steps=4)
+    paths = gen.save(sounds, tmp_path / "api")
+    assert sorted(p.name for p in (tmp_path / "api").glob("*_prompt.wav")) == ["continue_000_prompt.wav"]
+    for i, path in enumerate(paths):
+        record = json.loads(path.with_suffix(".json").read_text())
+        assert record["sources"]["prompt"].endswith("continue_000_prompt.wav")
+        assert np.array_equal(gen.from_sidecar(path.with_suffix(".json")).audio, sounds[i].audio)
+    # A prompt file and its first part: the Generator names both in the sidecar.
+    file = tmp_path / "long.wav"
+    sf.write(file, tone(330.0, 2, 1), SAMPLE_RATE, subtype="FLOAT")
+    part = gen.continue_(file, None, seconds=0.2, seed=1, steps=4, prompt_seconds=0.05)
+    assert part[0].sources == {"prompt": str(file.resolve()), "prompt_seconds": 0.05}
+    [saved] = gen.save(part, tmp_path / "file")
+    assert np.array_equal(gen.from_sidecar(saved.with_suffix(".json")).audio, part[0].audio)
+    with pytest.raises(ValueError, match="prompt_sample_rate"):
+        gen.continue_(prompt, None, seconds=0.2)

@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 import torch
 
+from soundloom.core.errors import ModelFileError, ParameterError
 from soundloom.data.store import FeatureStore
 from soundloom.sounds.models import load_safetensors
 from soundloom.sounds.training import TrainConfig, train
 from soundloom.sounds.training.classifier import train_classifier
 from soundloom.sounds.training.data import split_store
+from tests.sounds.cli import run_cli
 
 
 def _cfg(store, **kw) -> TrainConfig:
@@ -60,7 +62,7 @@ def test_run_directory_holds_every_artefact(tiny_store, tmp_path):
     assert tensors["prior.mean"].shape == (4, 3)  # three labels + pooled
     ckpt = torch.load(run / "checkpoints/last.ckpt", map_location="cpu", weights_only=False)
     assert ckpt["optimizer_states"] and ckpt["global_step"] == int(rows[-1]["step"])
-    with pytest.raises(FileExistsError):
+    with pytest.raises(ModelFileError, match="already holds a run"):
         train(_cfg(tiny_store), run, progress_bar=False)
 
 
@@ -113,8 +115,8 @@ def test_cli_train_resume_and_classifier(tiny_store, tmp_path):
     res = runner.invoke(app, ["train", str(tiny_store), "--out", str(run), "--epochs", "1", "--model", "vae"] + common)
     assert res.exit_code == 0, res.output
     assert json.loads((run / "model.json").read_text())["model"]["kind"] == "vae"
-    res = runner.invoke(app, ["train", str(tiny_store), "--out", str(run), "--epochs", "1"] + common)
-    assert res.exit_code == 2 and "--resume" in res.output
+    code, output = run_cli("train", tiny_store, "--out", run, "--epochs", "1", *common)
+    assert code == 2 and "--resume" in output and output.count("\n") == 1
     res = runner.invoke(app, ["train", str(tiny_store), "--out", str(run), "--epochs", "2", "--resume", "--quiet"])
     assert res.exit_code == 0, res.output
     assert [r["epoch"] for r in csv.DictReader(open(run / "metrics.csv"))] == ["0", "1"]
@@ -138,3 +140,29 @@ def test_cli_train_resume_and_classifier(tiny_store, tmp_path):
     n_val, groups = record["n_val"], record["val_groups"]
     assert f"on {n_val} held-out items" in res.output and n_val > 0
     assert (f"from {len(groups)} held-out" in res.output) == bool(record["group_key"])
+
+
+def test_resume_keeps_the_runs_budgets_unless_given(tiny_store, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    cfg = _cfg(tiny_store, epochs=1, max_minutes=5.0, sample_items=0, checkpoint_every=1000)
+    train(cfg, run, progress_bar=False)
+    saved = TrainConfig.for_resume(run)
+    cfg.model_options = {"embed_dim": 16}  # the kind's options are saved resolved, defaults included
+    assert saved == cfg
+    assert (
+        TrainConfig.for_resume(run, epochs=3).epochs == 3 and TrainConfig.for_resume(run, epochs=3).max_minutes == 5.0
+    )
+    assert TrainConfig.for_resume(run, lr=cfg.lr) == cfg  # restating a run's value is fine
+    with pytest.raises(ParameterError, match="lr cannot change"):
+        TrainConfig.for_resume(run, lr=0.5)
+    with pytest.raises(ModelFileError, match="nothing to resume"):
+        TrainConfig.for_resume(tmp_path / "nowhere")
+    # The CLI's defaults (--epochs 100, no --max-minutes) must not overwrite the run's own.
+    seen = []
+    monkeypatch.setattr("soundloom.sounds.training.train", lambda c, *a, **k: seen.append(c))
+    assert run_cli("train", tiny_store, "--out", run, "--resume", "--quiet")[0] == 0
+    assert seen[-1].epochs == 1 and seen[-1].max_minutes == 5.0
+    assert run_cli("train", tiny_store, "--out", run, "--resume", "--epochs", "4", "--quiet")[0] == 0
+    assert seen[-1].epochs == 4 and seen[-1].max_minutes == 5.0 and seen[-1].batch_size == 8
+    code, output = run_cli("train", tiny_store, "--out", run, "--resume", "--lr", "0.5")
+    assert code == 2 and "lr cannot change" in output

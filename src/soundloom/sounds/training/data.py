@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from ...core.errors import ParameterError
 from ...data.store import FeatureStore, StoreError
 
 GROUP_KEYS = ("speaker", "instrument_str", "instrument", "group")
@@ -57,7 +58,7 @@ def split_store(store: FeatureStore, val_fraction: float = 0.1, seed: int = 0, g
     evaluation classifier trained with the same arguments hold out the same speakers.
     """
     if not 0.0 <= val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        raise ParameterError(f"val_fraction must be in [0, 1), got {val_fraction}")
     n = len(store)
     if group_key == "auto":
         group_key = default_group_key(store)

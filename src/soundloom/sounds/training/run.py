@@ -29,13 +29,14 @@ import torch
 import yaml
 
 from ...core.atomic import write_text
+from ...core.errors import ModelFileError, ParameterError
 from ...core.progress import ProgressCallback, null_progress
 from ...data.store import FeatureStore, StoreError
-from ..models import ModelConfig
+from ..models import ModelKind, get_kind
 from .callbacks import LastCheckpoint, MetricsCSV, SampleWriter
 from .data import StoreDataModule, default_label_key, sorted_labels, split_store
 from .export import export_run
-from .module import VAEModule
+from .quiet import quiet_lightning
 
 
 @dataclass
@@ -63,19 +64,47 @@ class TrainConfig:
     sample_items: int = 2
     griffin_lim_iters: int = 16
     threads: int | None = None  # torch CPU threads; 1 is fastest when the cores are shared
+    model_options: dict = field(default_factory=dict)  # the kind's own options (registry), e.g. embed_dim
 
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def for_resume(cls, run_dir: str | os.PathLike, **overrides) -> TrainConfig:
+        """The config a run was started with (its ``config.yaml``), with ``overrides`` applied.
 
-def _conditioning(store: FeatureStore, cfg: TrainConfig) -> tuple[str | None, list[str], bool]:
+        Only the options of :data:`RESUME_OPTIONS` (budgets and hardware) may change on resume; the
+        saved ``epochs`` and ``max_minutes`` stay unless given here. Changing any other option (the
+        model, the data, the optimiser) raises :class:`ParameterError`; restating its value is fine.
+        """
+        path = Path(run_dir) / "config.yaml"
+        if not path.is_file():
+            raise ModelFileError(path, "missing: nothing to resume (start the run without --resume)")
+        try:
+            saved = yaml.safe_load(path.read_text())["train"]
+            known = {k: v for k, v in saved.items() if k in cls.__dataclass_fields__}
+        except (yaml.YAMLError, KeyError, TypeError, AttributeError) as exc:
+            raise ModelFileError(path, f"malformed run config ({exc})") from exc
+        fixed = sorted(k for k, v in overrides.items() if k not in RESUME_OPTIONS and v != known.get(k))
+        if fixed:
+            raise ParameterError(
+                f"{', '.join(fixed)} cannot change when resuming {run_dir}; "
+                f"only {', '.join(RESUME_OPTIONS)} can (or start a new run)"
+            )
+        return cls(**{**known, **overrides})
+
+
+RESUME_OPTIONS = ("epochs", "max_minutes", "accelerator", "devices", "num_workers", "checkpoint_every", "threads")
+
+
+def _conditioning(store: FeatureStore, cfg: TrainConfig, kind: ModelKind) -> tuple[str | None, list[str], bool]:
     label_key = default_label_key(store) if cfg.label_key == "auto" else cfg.label_key
     if label_key is not None and label_key not in store.label_names():
         raise StoreError(f"{store.path}: label {label_key!r} not on every item; have {store.label_names()}")
     labels = sorted_labels(store.labels(label_key)) if label_key else []
-    use_pitch = cfg.model == "cvae" and "pitch" in store.label_names()
-    if cfg.model == "cvae" and not labels and not use_pitch:
-        raise StoreError(f"{store.path}: a cvae needs a class label or pitch; have {store.label_names()}")
+    use_pitch = kind.conditional and "pitch" in store.label_names()
+    if kind.conditional and not labels and not use_pitch:
+        raise StoreError(f"{store.path}: a {kind.name} needs a class label or pitch; have {store.label_names()}")
     return label_key, labels, use_pitch
 
 
@@ -90,29 +119,31 @@ def train(
     run_dir = Path(run_dir)
     last = run_dir / "checkpoints" / "last.ckpt"
     if resume and not last.exists():
-        raise FileNotFoundError(f"{last} not found: nothing to resume")
+        raise ModelFileError(last, "not found: nothing to resume")
     if not resume and (run_dir / "metrics.csv").exists():
-        raise FileExistsError(f"{run_dir} already holds a run; use --resume or another --out")
+        raise ModelFileError(run_dir, "already holds a run; use --resume or another --out")
+    kind = get_kind(cfg.model)
+    options = kind.parse_options(cfg.model_options)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     store = FeatureStore.open(cfg.features)
     split = split_store(store, cfg.val_fraction, cfg.seed, cfg.group_key)
-    label_key, labels, use_pitch = _conditioning(store, cfg)
-    model_cfg = ModelConfig(
-        kind=cfg.model,
+    label_key, labels, use_pitch = _conditioning(store, cfg, kind)
+    model_cfg = kind.new_config(
         rows=store.features.shape[1],
         frames=store.features.shape[2],
-        channels=tuple(cfg.channels),
-        latent_dim=cfg.latent_dim,
-        labels=labels if cfg.model == "cvae" else [],
+        labels=labels if kind.conditional else [],
         n_pitches=128 if use_pitch else 0,
+        latent_dim=cfg.latent_dim,
+        channels=tuple(cfg.channels),
+        **options,
     )
     data = StoreDataModule(store, split, label_key, labels, use_pitch, cfg.batch_size, cfg.num_workers, cfg.seed)
-    module = VAEModule(model_cfg.to_dict(), lr=cfg.lr, beta=cfg.beta, warmup_steps=cfg.warmup_steps)
+    module = kind.training_hook()(model_cfg.to_dict(), cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     run_info = {
-        "train": cfg.to_dict(),
+        "train": {**cfg.to_dict(), "model_options": options},
         "label_key": label_key,
         "group_key": split.group_key,
         "val_groups": split.val_groups,
@@ -125,8 +156,10 @@ def train(
     }
     if not resume:
         write_text(run_dir / "config.yaml", yaml.safe_dump(run_info, sort_keys=False))
-    trainer = L.Trainer(**_trainer_args(cfg, run_dir, data, store, model_cfg, progress_bar))
-    trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None, weights_only=True)
+    with quiet_lightning():
+        trainer = L.Trainer(**_trainer_args(cfg, run_dir, data, store, model_cfg, progress_bar))
+        # Our checkpoints hold tensors, numbers and strings only: resume loads them without unpickling code.
+        trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None, weights_only=True)
     if trainer.is_global_zero:
         best = run_dir / "checkpoints" / "best.ckpt"
         if best.exists():
@@ -142,7 +175,7 @@ def _trainer_args(
     run_dir: Path,
     data: StoreDataModule,
     store: FeatureStore,
-    model_cfg: ModelConfig,
+    model_cfg,
     progress_bar: bool,
 ) -> dict:
     from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
