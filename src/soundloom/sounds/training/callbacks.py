@@ -71,7 +71,7 @@ class LastCheckpoint(L.Callback):
 
     def _save(self, trainer: L.Trainer) -> None:
         tmp = self.path.with_name(f".{self.path.name}.tmp")
-        trainer.save_checkpoint(tmp)
+        trainer.save_checkpoint(tmp, weights_only=False)  # full state (optimizer, loops) so resume restores all
         if trainer.is_global_zero:
             os.replace(tmp, self.path)
         trainer.strategy.barrier()
@@ -117,7 +117,7 @@ class SampleWriter(L.Callback):
         model.eval()
         dev = module.device
         x = self.examples.to(dev)
-        lab, pit = module._conditions(self.labels.to(dev), self.pitches.to(dev))
+        lab, pit = module.conditions(self.labels.to(dev), self.pitches.to(dev))
         recon, _, _ = model(x, lab, pit, sample=False)
         gen = torch.Generator().manual_seed(self.seed)
         z = torch.randn(self.n_prior, model.cfg.latent_dim, generator=gen).to(dev)
