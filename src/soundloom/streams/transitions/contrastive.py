@@ -16,6 +16,7 @@ from torch import nn
 from ...core.spectral import SpectrogramConfig, mel_filterbank
 from .base import TransitionScorer
 from .registry import TrainContext, register
+from .spectra import uncentred_power
 
 
 class EdgeEncoder(nn.Module):
@@ -68,10 +69,11 @@ class ContrastiveScorer(TransitionScorer):
         window = (frames - 1) * hop + n_fft
         super().__init__(sample_rate, window, window)
         self.frames, self.n_mels, self.width, self.dim, self.n_fft, self.hop = frames, n_mels, width, dim, n_fft, hop
-        spec = SpectrogramConfig(
+        self.spec = SpectrogramConfig(
             sample_rate=sample_rate, n_fft=n_fft, hop_length=hop, n_mels=n_mels, fmin_hz=30.0, kind="mel"
         )
-        self.register_buffer("mel_fb", mel_filterbank(spec))
+        self.register_buffer("mel_fb", mel_filterbank(self.spec))
+        # The core front end makes its own window; the buffer stays so that saved runs keep loading.
         self.register_buffer("window", torch.hann_window(n_fft))
         # Dataset-level normalisation of log-mel dB (set from training songs, saved with the model).
         self.register_buffer("mel_mean", torch.full((n_mels, 1), -40.0))
@@ -94,10 +96,8 @@ class ContrastiveScorer(TransitionScorer):
     def log_mel(self, wav: torch.Tensor) -> torch.Tensor:
         """Un-centred log-mel dB ``(..., n_mels, 1 + (samples - n_fft) // hop)`` of ``(..., samples)``."""
         shape = wav.shape[:-1]
-        spec = torch.stft(
-            wav.reshape(-1, wav.shape[-1]), self.n_fft, self.hop, window=self.window, center=False, return_complex=True
-        )
-        mel = torch.matmul(self.mel_fb, spec.abs().pow(2))
+        power = uncentred_power(wav.reshape(-1, wav.shape[-1]), self.spec)
+        mel = torch.matmul(self.mel_fb, power)
         out = 10 * torch.log10(mel + 1e-10).clamp_min(-100.0)
         return out.reshape(*shape, *out.shape[-2:])
 

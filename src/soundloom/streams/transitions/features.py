@@ -13,6 +13,7 @@ import torch
 from ...core.spectral import SpectrogramConfig, _dct_matrix, mel_filterbank
 from .base import TransitionScorer
 from .registry import TrainContext, register
+from .spectra import uncentred_power
 
 N_MFCC = 20
 
@@ -45,7 +46,9 @@ class FeatureScorer(TransitionScorer):
         )
         import librosa
 
-        self.register_buffer("chroma_fb", torch.from_numpy(librosa.filters.chroma(sr=sample_rate, n_fft=2048)).float())
+        self.register_buffer(
+            "chroma_fb", torch.from_numpy(librosa.filters.chroma(sr=sample_rate, n_fft=self.spec.n_fft)).float()
+        )
         self.register_buffer("mel_fb", mel_filterbank(self.spec))
         self.register_buffer("dct", torch.from_numpy(_dct_matrix(40, N_MFCC)))
         self.register_buffer("mfcc_mean", torch.zeros(N_MFCC))
@@ -64,10 +67,9 @@ class FeatureScorer(TransitionScorer):
     def raw_features(self, windows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Mean MFCC ``(B, 20)``, unit-norm chroma ``(B, 12)`` and RMS level in dB ``(B,)`` of ``(B, W)``."""
         x = windows
-        win = torch.hann_window(2048, device=x.device)
-        if x.shape[1] < 2048:
-            x = torch.nn.functional.pad(x, (0, 2048 - x.shape[1]))
-        power = torch.stft(x, 2048, 512, window=win, center=False, return_complex=True).abs().pow(2)
+        if x.shape[1] < self.spec.n_fft:
+            x = torch.nn.functional.pad(x, (0, self.spec.n_fft - x.shape[1]))
+        power = uncentred_power(x, self.spec)
         mel_db = 10 * torch.log10(torch.matmul(self.mel_fb, power) + 1e-10)
         mfcc = torch.matmul(self.dct, mel_db).mean(-1)
         chroma = torch.matmul(self.chroma_fb, power).mean(-1)
