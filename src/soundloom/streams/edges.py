@@ -35,12 +35,19 @@ def edge_windows(wav: np.ndarray, starts: np.ndarray, ends: np.ndarray, width: i
     return tails, heads
 
 
+#: BS.1770 K-weighting as pyloudnorm's ``Meter`` builds it: a +4 dB high shelf at 1500 Hz, then a
+#: 38 Hz high-pass (gain dB, Q, corner Hz, kind of :class:`pyloudnorm.IIRfilter`).
+K_WEIGHTING = ((4.0, 1 / np.sqrt(2), 1500.0, "high_shelf"), (0.0, 0.5, 38.0, "high_pass"))
+
+
 def k_weight(wav: np.ndarray, sample_rate: int) -> np.ndarray:
-    """BS.1770 K-weighted signal (pyloudnorm's filters), float64 ``(samples,)``."""
-    meter = pyloudnorm.Meter(sample_rate)
+    """BS.1770 K-weighted signal, float64 ``(samples,)`` (pyloudnorm's public filter class).
+
+    Chunk loudness needs the weighted signal itself, which ``Meter`` keeps to itself.
+    """
     out = wav.astype(np.float64)
-    for f in meter._filters.values():  # the public API only measures whole clips
-        out = f.apply_filter(out)
+    for gain_db, q, fc, kind in K_WEIGHTING:
+        out = pyloudnorm.IIRfilter(gain_db, q, fc, sample_rate, kind).apply_filter(out)
     return out
 
 
