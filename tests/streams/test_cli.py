@@ -2,10 +2,12 @@
 
 import json
 
+import pytest
 import soundfile as sf
 from typer.testing import CliRunner
 
 from soundloom.cli import app
+from soundloom.cli.app import run_app
 
 
 def test_cli_end_to_end(songs_dir, tmp_path):
@@ -74,12 +76,23 @@ def test_cli_endless_writes_wav_stream(pool, features_run, tmp_path):
     assert (len(data) - 44) // 2 >= 40 * 22050
 
 
-def test_cli_errors_are_clear(tmp_path):
-    res = CliRunner().invoke(
-        app, ["stream", str(tmp_path / "nope"), "--model", "features", "--out", str(tmp_path / "x.wav")]
-    )
-    assert res.exit_code != 0
-    assert "not a pool" in str(res.exception) or "not a pool" in res.output
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["stream", "{tmp}/nope", "--model", "features", "--out", "{tmp}/x.wav"], "{tmp}/nope: not a pool"),
+        (["stream", "{pool}", "--model", "{tmp}/no-run", "--out", "{tmp}/x.wav"], "{tmp}/no-run: not a transition run"),
+        (["stream", "{pool}", "--model", "features"], "give --out FILE or --endless"),
+        (["stream", "{pool}", "--model", "features", "--method", "astar", "--out", "{tmp}/x.wav"], "'astar'"),
+        (["train-transitions", "{pool}", "--model", "cnn-lstm", "--width", "8", "--out", "{tmp}/r"], "--width does"),
+        (["train-transitions", "{pool}", "--model", "transformer", "--out", "{tmp}/r"], "unknown transition model"),
+    ],
+)
+def test_cli_errors_are_one_line(pool, tmp_path, capsys, args, message):
+    """Each user error is a SoundloomError kind that run_app prints as one line (status 2, no traceback)."""
+    fill = lambda x: x.format(tmp=tmp_path, pool=pool)  # noqa: E731
+    assert run_app([fill(a) for a in args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and fill(message) in err and "\n" not in err and "Traceback" not in err
 
 
 def test_cli_endless_stdout_is_pure_wav(pool, features_run):

@@ -6,7 +6,11 @@ from pathlib import Path
 
 import typer
 
+from ..streams.config import RenderConfig
 from .app import app
+
+#: Option defaults come from the config, so ``serve`` and ``stream`` cannot drift apart.
+_RENDER = RenderConfig()
 
 
 @app.command()
@@ -15,13 +19,12 @@ def serve(
     model: str = typer.Option("features", "--model", help="Run folder of an embedding model, or 'features'."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8000, help="TCP port."),
-    crossfade_ms: float = typer.Option(80.0, help="Equal-power crossfade length (ms)."),
-    target_lufs: float = typer.Option(-14.0, help="Stream loudness (LUFS)."),
+    crossfade_ms: float = typer.Option(_RENDER.crossfade_ms, help="Equal-power crossfade length (ms)."),
+    target_lufs: float = typer.Option(_RENDER.target_lufs, help="Stream loudness (LUFS)."),
 ) -> None:
     """Serve an endless stream live: a player page at / and the audio at /stream.wav."""
     import uvicorn
 
-    from ..streams.render import RenderConfig
     from ..studio.app import create_app
 
     typer.echo(f"soundloom: http://{host}:{port}/  (Ctrl-C to stop)")

@@ -16,25 +16,16 @@ from typing import Optional
 
 import typer
 
-from .app import THREADS_HELP, app, fail, set_threads
+from ..core.errors import ParameterError
+from ..streams.config import RenderConfig, SearchConfig
+from .app import THREADS_HELP, app, set_threads
 
-
-def _clean_errors(fn):
-    """Bad input (ValueError, a missing file or run) prints one ``error:`` line and exits with code 2."""
-    import functools
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except (ValueError, FileNotFoundError) as exc:
-            fail(str(exc))
-
-    return wrapper
+#: Option defaults come from the configs, so ``stream`` and ``serve`` cannot drift apart.
+_SEARCH = SearchConfig()
+_RENDER = RenderConfig()
 
 
 @app.command()
-@_clean_errors
 def chunk(
     songs: Path = typer.Argument(..., help="Folder of songs (any format, recursive) or one file."),
     out: Path = typer.Option(..., "--out", help="Pool folder (created; re-running adds only new songs)."),
@@ -77,7 +68,6 @@ def chunk(
 
 
 @app.command("train-transitions")
-@_clean_errors
 def train_transitions_cmd(
     pool: Path = typer.Argument(..., help="Pool folder made by `soundloom chunk`."),
     model: str = typer.Option("contrastive", help="contrastive | fusion | features | cnn-lstm."),
@@ -118,33 +108,36 @@ def train_transitions_cmd(
 
 
 @app.command()
-@_clean_errors
 def stream(
     pool: Path = typer.Argument(..., help="Pool folder."),
     model: str = typer.Option(..., "--model", help="Run folder of an embedding model, or 'features'."),
-    minutes: float = typer.Option(10.0, help="Target length (min)."),
+    minutes: float = typer.Option(_SEARCH.minutes, help="Target length (min)."),
     out: Optional[Path] = typer.Option(
         None, "--out", help="Output file: .mp3 .ogg .flac .wav (+ .cue.json, .timeline.png)."
     ),
     endless: bool = typer.Option(False, help="Write an unbounded 16-bit WAV stream to stdout until stopped."),
-    method: str = typer.Option("greedy", help="greedy | beam."),
-    beam_width: int = typer.Option(8, help="Beam width."),
-    candidates: int = typer.Option(64, help="Candidates fetched from the head index per step."),
-    reuse_window: int = typer.Option(100, help="No chunk reused within this many steps."),
-    max_natural_run: int = typer.Option(0, help="Allow runs of up to N original (in-song) joins; 0 = remix only."),
-    max_song_run: int = typer.Option(8, help="At most this many consecutive chunks from one song."),
+    method: str = typer.Option(_SEARCH.method, help="greedy | beam."),
+    beam_width: int = typer.Option(_SEARCH.beam_width, help="Beam width."),
+    candidates: int = typer.Option(_SEARCH.candidates, help="Candidates fetched from the head index per step."),
+    reuse_window: int = typer.Option(_SEARCH.reuse_window, help="No chunk reused within this many steps."),
+    max_natural_run: int = typer.Option(
+        _SEARCH.max_natural_run, help="Allow runs of up to N original (in-song) joins; 0 = remix only."
+    ),
+    max_song_run: int = typer.Option(_SEARCH.max_song_run, help="At most this many consecutive chunks from one song."),
     start: Optional[int] = typer.Option(None, help="Start chunk id (default: chosen by --seed)."),
-    seed: int = typer.Option(0, help="Seed (start chunk, sampling)."),
-    temperature: float = typer.Option(0.0, help="0 = best candidate; > 0 samples among candidates."),
-    index: str = typer.Option("auto", help="auto (exact below 50k chunks, FAISS above) | exact | faiss."),
-    seam_filter: bool = typer.Option(True, help="Skip candidates whose predicted seam fails the gates."),
+    seed: int = typer.Option(_SEARCH.seed, help="Seed (start chunk, sampling)."),
+    temperature: float = typer.Option(_SEARCH.temperature, help="0 = best candidate; > 0 samples among candidates."),
+    index: str = typer.Option(_SEARCH.index, help="auto (exact below 50k chunks, FAISS above) | exact | faiss."),
+    seam_filter: bool = typer.Option(_SEARCH.seam_filter, help="Skip candidates whose predicted seam fails the gates."),
     verify_seams: bool = typer.Option(
         True, help="Render the top candidates' joins and prefer one passing the seam gates."
     ),
-    verify_top: int = typer.Option(8, help="Candidates verified per step."),
-    crossfade_ms: float = typer.Option(120.0, help="Equal-power crossfade length (ms)."),
-    align_ms: float = typer.Option(5.0, help="Cross-correlation alignment range (+- ms)."),
-    target_lufs: float = typer.Option(-14.0, help="Stream loudness (LUFS), true peak kept under -1 dBTP."),
+    verify_top: int = typer.Option(_SEARCH.verify_top, help="Candidates verified per step."),
+    crossfade_ms: float = typer.Option(_RENDER.crossfade_ms, help="Equal-power crossfade length (ms)."),
+    align_ms: float = typer.Option(_RENDER.align_ms, help="Cross-correlation alignment range (+- ms)."),
+    target_lufs: float = typer.Option(
+        _RENDER.target_lufs, help=f"Stream loudness (LUFS), true peak kept under {_RENDER.true_peak_db:g} dBTP."
+    ),
     plot: bool = typer.Option(True, help="Write the timeline PNG."),
     threads: int = typer.Option(1, help=THREADS_HELP),
 ) -> None:
@@ -152,11 +145,10 @@ def stream(
     set_threads(threads)
     from ..core.progress import rich_progress
     from ..streams.catalog import ChunkCatalog
-    from ..streams.config import RenderConfig
     from ..streams.index import load_pool_embeddings
     from ..streams.render import render_stream, write_stream
     from ..streams.seams import SeamVerifier
-    from ..streams.search import SearchConfig, build_stream
+    from ..streams.search import build_stream
 
     scfg = SearchConfig(
         method=method,
@@ -175,7 +167,7 @@ def stream(
     )
     rcfg = RenderConfig(crossfade_ms=crossfade_ms, align_ms=align_ms, target_lufs=target_lufs)
     if not endless and out is None:
-        raise typer.BadParameter("give --out FILE or --endless")
+        raise ParameterError("stream: give --out FILE or --endless")
     with ChunkCatalog(pool, create=False) as catalog:
         if endless:  # stdout carries the audio: no progress bars there
             emb = load_pool_embeddings(catalog, model)
@@ -204,7 +196,6 @@ def stream(
 
 
 @app.command("eval-transitions")
-@_clean_errors
 def eval_transitions_cmd(
     pool: Path = typer.Argument(..., help="Pool folder."),
     model: list[str] = typer.Option(..., "--model", help="Run folder or 'features'; repeat to compare."),
