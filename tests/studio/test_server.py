@@ -1,4 +1,4 @@
-"""The live stream server: page, info, a bounded stream over TestClient, and a real socket."""
+"""The live stream server: page, info, health, errors as JSON, a bounded stream over TestClient, and a real socket."""
 
 from __future__ import annotations
 
@@ -48,22 +48,45 @@ def test_page_info_and_bounded_stream(served):
     assert client.get("/stream.wav", params={"seconds": -1}).status_code == 422
 
 
+def test_health_and_errors_are_json(served, tmp_path):
+    pool, run = served
+    client = TestClient(create_app(pool, str(run)))
+    assert client.get("/health").json() == {"status": "ok"}
+    write_songs(tmp_path / "songs", n_songs=1, seconds=1.0, seed=3)
+    with ChunkCatalog(tmp_path / "one") as catalog:
+        catalog.add_songs(find_songs(tmp_path / "songs"), ChunkConfig(method="fixed", seconds=1.0))
+        assert len(catalog.chunks()) == 1
+    resp = TestClient(create_app(tmp_path / "one", "features")).get("/stream.wav")
+    assert resp.status_code == 409
+    assert resp.json()["error"] == "PoolError" and "at least two chunks" in resp.json()["detail"]
+
+
+def test_error_kinds_map_to_4xx():
+    from soundloom.core.errors import ModelFileError, ParameterError, PoolError
+    from soundloom.studio.app import error_response
+
+    assert error_response(ParameterError("bad seed")).status_code == 422
+    assert error_response(PoolError("p", "empty")).status_code == 409
+    resp = error_response(ModelFileError("run/model.safetensors", "foreign"))
+    assert resp.status_code == 400 and b'"detail":"run/model.safetensors: foreign"' in resp.body
+
+
 def test_endless_stream_over_a_real_socket_stops_when_listener_leaves(served):
     import httpx
     import uvicorn
 
     pool, run = served
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(pool, str(run)), host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
+    # The socket listens before the server starts: a request waits in the backlog until the server
+    # answers, so the first GET /health is the readiness wait itself (bounded by its timeout).
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(pool, str(run)), log_level="error"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:
-        for _ in range(100):
-            if server.started:
-                break
-            time.sleep(0.05)
+        assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=30).json() == {"status": "ok"}
         got = bytearray()
         with httpx.stream("GET", f"http://127.0.0.1:{port}/stream.wav", timeout=30) as resp:
             assert resp.status_code == 200
@@ -74,10 +97,11 @@ def test_endless_stream_over_a_real_socket_stops_when_listener_leaves(served):
         wav, rate = sf.read(io.BytesIO(bytes(got[: 44 + 2 * 22050 * 4])), dtype="float32")
         assert rate == 22050 and wav.size == 22050 * 4 and np.abs(wav).max() > 0.05
         assert np.abs(wav).max() <= 0.95  # true-peak-safe limiter below full scale
-        deadline = time.time() + 10
-        while time.time() < deadline and any(t.name == "soundloom-stream" for t in threading.enumerate()):
-            time.sleep(0.1)
+        deadline = time.monotonic() + 10
+        for worker in [t for t in threading.enumerate() if t.name == "soundloom-stream"]:
+            worker.join(timeout=max(0.0, deadline - time.monotonic()))  # returns as soon as the worker ends
         assert not any(t.name == "soundloom-stream" for t in threading.enumerate()), "worker outlived its listener"
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+        sock.close()

@@ -4,12 +4,14 @@
 
 Routes:
     GET /                 the player page
+    GET /health           {"status": "ok"} once the app serves (for readiness checks)
     GET /info             pool and model facts (JSON)
     GET /stream.wav       16-bit mono WAV, endless; ``?seed=N`` picks the start, ``?seconds=S`` bounds it
 
 Each listener gets its own search and renderer in a worker thread (the renderer pushes bytes
 into a bounded queue, the response pulls from it), so a slow listener slows only its own
-stream and a closed connection stops its worker.
+stream and a closed connection stops its worker. A :class:`SoundloomError` raised while handling a
+request answers with a 4xx JSON error ``{"error": kind, "detail": message}`` (see :data:`ERROR_STATUS`).
 """
 
 from __future__ import annotations
@@ -21,17 +23,26 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
-from fastapi import FastAPI, HTTPException, Query
-from fastapi.responses import HTMLResponse, StreamingResponse
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 
+from ..core.errors import ParameterError, PoolError, SoundloomError
 from ..streams.catalog import ChunkCatalog
+from ..streams.config import RenderConfig, SearchConfig
 from ..streams.endless import write_endless
 from ..streams.index import load_pool_embeddings
-from ..streams.render import RenderConfig
-from ..streams.search import SearchConfig
 
 #: Blocks buffered ahead of a listener; bounds memory and makes the renderer wait for the client.
 QUEUE_BLOCKS = 8
+
+#: HTTP status of an error kind (the first kind in this order that the error is); other kinds: 400.
+ERROR_STATUS: tuple[tuple[type[SoundloomError], int], ...] = ((ParameterError, 422), (PoolError, 409))
+
+
+def error_response(exc: SoundloomError) -> JSONResponse:
+    """The 4xx JSON answer to a :class:`SoundloomError`: ``{"error": kind, "detail": str(exc)}``."""
+    status = next((code for kind, code in ERROR_STATUS if isinstance(exc, kind)), 400)
+    return JSONResponse({"error": type(exc).__name__, "detail": str(exc)}, status_code=status)
 
 
 class _QueueWriter:
@@ -138,6 +149,14 @@ def create_app(
 
     app = FastAPI(title="soundloom stream", version="0.1")
 
+    @app.exception_handler(SoundloomError)
+    def soundloom_error(_: Request, exc: SoundloomError) -> JSONResponse:
+        return error_response(exc)
+
+    @app.get("/health")
+    def health() -> dict:
+        return {"status": "ok"}
+
     @app.get("/info")
     def get_info() -> dict:
         return info
@@ -148,7 +167,7 @@ def create_app(
         seconds: float | None = Query(None, gt=0, description="stop after this many seconds"),
     ):
         if len(emb) < 2:
-            raise HTTPException(409, "the pool needs at least two chunks")
+            raise PoolError(pool, f"the pool needs at least two chunks to stream, it has {len(emb)}")
         scfg = dataclasses.replace(search, seed=seed)
         return StreamingResponse(
             stream_bytes(pool, emb, scfg, render, seconds),
