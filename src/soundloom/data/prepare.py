@@ -22,6 +22,7 @@ with their reason.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import gc
 import hashlib
@@ -266,19 +267,30 @@ def process_batch(paths: list[str], cfg: PrepareConfig) -> tuple[np.ndarray, lis
     return feats, results
 
 
-def _worker_init() -> None:
-    _one_blas_thread()
+def _worker_init(kind: str) -> None:
+    global _WORKER_LIMITS
+    _WORKER_LIMITS = _one_blas_thread(kind)  # held for the worker's life
     _keep_freed_memory()
 
 
-def _one_blas_thread() -> None:
-    """Batches are small (the mel product is a few MFLOP); BLAS threads would only spin and
-    fight the other workers for the cores."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return
-    threadpool_limits(1)
+_WORKER_LIMITS = None
+
+
+def _one_blas_thread(kind: str):
+    """Limit BLAS to one thread while features of ``kind`` are computed in this process.
+
+    Only "mel" multiplies matrices (a few MFLOP a batch): BLAS threads would spin and fight the
+    other workers for the cores (they made it 4x slower in CPU time). threadpoolctl (installed
+    with librosa) is imported only then. Returns the limiter (a context manager) or a no-op one.
+    """
+    if kind == "mel":
+        try:
+            from threadpoolctl import threadpool_limits
+
+            return threadpool_limits(1)
+        except ImportError:
+            pass
+    return contextlib.nullcontext()
 
 
 def _keep_freed_memory() -> None:
@@ -664,8 +676,9 @@ def prepare(
 def _compute(tasks: list[tuple], cfg: PrepareConfig, workers: int, collect) -> None:
     """Run the batch tasks in this process (one worker or one task) or in a worker pool."""
     if workers == 1 or len(tasks) <= 1:
-        for task in tasks:
-            collect(*_run_batch(*task))
+        with _one_blas_thread(cfg.kind):
+            for task in tasks:
+                collect(*_run_batch(*task))
     else:
         _run_pool(tasks, cfg, workers, collect)
 
@@ -673,10 +686,12 @@ def _compute(tasks: list[tuple], cfg: PrepareConfig, workers: int, collect) -> N
 def _run_pool(tasks: list[tuple], cfg: PrepareConfig, workers: int, collect) -> None:
     # fork starts workers in milliseconds (no re-imports); workers only compute. What
     # they import lazily is imported here once, not once per worker.
-    import scipy.io.wavfile  # noqa: F401  (read_head's fast path)
+    import wave  # noqa: F401  (read_head's fast path)
 
     ctx = mp.get_context("fork") if sys.platform.startswith("linux") else mp.get_context()
-    with ProcessPoolExecutor(min(workers, len(tasks)), mp_context=ctx, initializer=_worker_init) as pool:
+    with ProcessPoolExecutor(
+        min(workers, len(tasks)), mp_context=ctx, initializer=_worker_init, initargs=(cfg.kind,)
+    ) as pool:
         pending = {pool.submit(_run_batch, *task) for task in tasks}
         try:
             while pending:
