@@ -35,6 +35,21 @@ from ..pairs import SongAudio, chunk_windows, make_pairs, open_split, pair_windo
 from .registry import TrainContext, build_scorer, get_kind
 
 
+def _trainer(max_minutes: float, **kwargs) -> L.Trainer:
+    """A CPU Trainer within ``max_minutes`` of wall clock; no loggers, checkpoints or bars (ours report progress)."""
+    return L.Trainer(
+        max_time={"minutes": max_minutes},
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+        devices=1,
+        num_sanity_val_steps=0,
+        **kwargs,
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # contrastive
 # ---------------------------------------------------------------------------------------------
@@ -206,20 +221,13 @@ def train_contrastive(
             if trainer.global_step % 20 == 0:
                 progress("training", trainer.global_step, steps)
 
-    trainer = L.Trainer(
+    trainer = _trainer(
+        max_minutes,
         max_steps=steps,
-        max_time={"minutes": max_minutes},
         val_check_interval=250,
         check_val_every_n_epoch=None,
         limit_val_batches=8,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        accelerator="cpu",
-        devices=1,
         callbacks=[_Progress()],
-        num_sanity_val_steps=0,
     )
     t0 = time.time()
     trainer.fit(module, DataLoader(data, batch_size=None), DataLoader(vdata, batch_size=None))
@@ -285,17 +293,7 @@ def train_cnnlstm(
     g = torch.Generator().manual_seed(seed)
     tl = DataLoader(torch.utils.data.TensorDataset(xt, yt), batch_size=batch, shuffle=True, generator=g)
     vl = DataLoader(torch.utils.data.TensorDataset(xv[:512], yv[:512]), batch_size=64)
-    trainer = L.Trainer(
-        max_epochs=epochs,
-        max_time={"minutes": max_minutes},
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        accelerator="cpu",
-        devices=1,
-        num_sanity_val_steps=0,
-    )
+    trainer = _trainer(max_minutes, max_epochs=epochs)
     t0 = time.time()
     trainer.fit(module, tl, vl)
     return {
