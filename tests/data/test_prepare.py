@@ -43,7 +43,9 @@ def test_store_shapes_config_labels_and_skips(classes_dir, tmp_path, bad_kinds):
     }
     assert set(skipped) == {f"{k}.wav" for k in bad_kinds}
     assert skipped["nan.wav"].startswith("non-finite") and skipped["short.wav"].startswith("too short")
-    assert skipped["silent.wav"].startswith("silent") and skipped["corrupt.wav"].startswith("unreadable")
+    assert skipped["silent.wav"].startswith("silent") and skipped["corrupt.wav"].startswith(
+        "not a decodable audio file"
+    )
     assert not work_dir_for(tmp_path / "feat").exists()  # the work folder is gone after success
 
 

@@ -2,6 +2,10 @@
 
 A crash or kill mid-write leaves the old file (or none), never half a new one. Every writer of
 run directories, stores, audio and plots goes through :func:`atomic_path`.
+
+``tempfile`` creates its files 0600 and folders 0700, private to the writer; what is renamed
+into place gets the modes an ordinary ``open`` / ``mkdir`` would give under the process's
+umask (0644 / 0755 under umask 022), so a shared store or run stays readable by the group.
 """
 
 from __future__ import annotations
@@ -26,7 +30,10 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
+    try:
+        os.fchmod(fd, 0o666 & ~current_umask())  # writers that truncate keep this mode
+    finally:
+        os.close(fd)
     try:
         yield Path(tmp)
         os.replace(tmp, path)
@@ -34,6 +41,27 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def make_temp_dir(parent: str | os.PathLike, prefix: str) -> Path:
+    """A new folder ``<parent>/<prefix><random>``, mode ``0o777 & ~umask`` (as ``mkdir``)."""
+    tmp = tempfile.mkdtemp(prefix=prefix, dir=parent)
+    os.chmod(tmp, 0o777 & ~current_umask())
+    return Path(tmp)
+
+
+def current_umask() -> int:
+    """This process's umask, read without changing it where Linux tells it (``/proc``)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore (not thread-safe, but brief)
+    os.umask(mask)
+    return mask
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:

@@ -7,7 +7,10 @@ killed process never leaves a half-written file behind.
 
 from __future__ import annotations
 
+import errno
 import os
+import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,10 +53,11 @@ def is_audio_file(path: str | os.PathLike) -> bool:
 
 def audio_info(path: str | os.PathLike) -> AudioInfo:
     """Header information of ``path``; raises :class:`AudioError` if unreadable or empty."""
+    _check_regular(path)
     try:
         info = sf.info(str(path))
     except Exception as exc:  # libsndfile raises RuntimeError/LibsndfileError/TypeError
-        raise AudioError(path, f"unreadable ({_short(exc)})") from exc
+        raise AudioError(path, unreadable_reason(path, exc)) from exc
     frames = int(info.frames)
     # mp3 headers may report an unknown frame count; decode to be sure.
     if frames <= 0 or frames >= 2**62:
@@ -65,10 +69,11 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
 
 def read_audio(path: str | os.PathLike, start: int = 0, stop: int | None = None) -> tuple[np.ndarray, int]:
     """Decode ``path`` (or samples ``[start, stop)`` of it) as float32 ``(channels, samples)``."""
+    _check_regular(path)
     try:
         data, rate = sf.read(str(path), start=start, stop=stop, dtype="float32", always_2d=True)
     except Exception as exc:
-        raise AudioError(path, f"unreadable ({_short(exc)})") from exc
+        raise AudioError(path, unreadable_reason(path, exc)) from exc
     return np.ascontiguousarray(data.T), int(rate)
 
 
@@ -97,8 +102,9 @@ def read_head(
         AudioError: unreadable.
     """
     path = os.fspath(path)
-    if path.lower().endswith(".wav"):
-        wav = _read_small_wav(path, seconds, extra_frames, small_bytes)
+    size = _check_regular(path)
+    if path.lower().endswith(".wav") and size <= small_bytes:
+        wav = _read_small_wav(path, seconds, extra_frames)
         if wav is not None:
             return wav
     try:
@@ -108,9 +114,7 @@ def read_head(
             partial = max_frames is not None and max_frames < frames < 2**62
             data = f.read(max_frames if partial else -1, dtype="float32", always_2d=True)
     except Exception as exc:  # libsndfile raises RuntimeError / LibsndfileError / TypeError
-        if os.path.exists(path) and os.path.getsize(path) == 0:
-            raise AudioError(path, "empty (0-byte file)") from exc
-        raise AudioError(path, f"unreadable ({_short(exc)})") from exc
+        raise AudioError(path, unreadable_reason(path, exc)) from exc
     if not partial:
         frames = data.shape[0]
         data = data[:max_frames]
@@ -121,15 +125,11 @@ def _head_frames(seconds: float | None, extra_frames: int, rate: int) -> int | N
     return None if seconds is None else int(np.ceil(seconds * rate)) + extra_frames
 
 
-def _read_small_wav(
-    path: str, seconds: float | None, extra_frames: int, small_bytes: int
-) -> tuple[np.ndarray, int, int] | None:
+def _read_small_wav(path: str, seconds: float | None, extra_frames: int) -> tuple[np.ndarray, int, int] | None:
     """:func:`read_head` for a small integer-PCM WAV via ``wave``, or None to leave it to soundfile."""
     import wave
 
     try:
-        if os.path.getsize(path) > small_bytes:
-            return None
         with wave.open(path, "rb") as f:
             channels, width, rate = f.getnchannels(), f.getsampwidth(), f.getframerate()
             data = f.readframes(f.getnframes())
@@ -182,6 +182,49 @@ def validate_audio(
     if silence_db is not None:
         if peak <= 10 ** (silence_db / 20):
             raise AudioError(path, f"silent (peak {20 * np.log10(peak + 1e-12):.1f} dBFS)")
+
+
+def check_audio_file(
+    path: str | os.PathLike, min_seconds: float = 0.0, silence_db: float | None = -80.0, block_frames: int = 1 << 16
+) -> AudioInfo:
+    """Decode all of ``path`` block by block and check it as :func:`validate_audio` does.
+
+    Memory stays at one block (``block_frames`` x channels float32, 0.5 MB for stereo by
+    default) whatever the file's length: a 20-minute stereo file is no longer decoded whole.
+
+    Returns:
+        The file's :class:`AudioInfo`, ``frames`` counted from what was decoded.
+    Raises:
+        AudioError: unreadable, empty, non-finite, too short or silent.
+    """
+    _check_regular(path)
+    try:
+        with sf.SoundFile(str(path)) as f:
+            rate, channels, fmt = int(f.samplerate), int(f.channels), str(f.format)
+            buf = np.empty((block_frames, channels), np.float32)
+            frames, hi, lo = 0, -np.inf, np.inf
+            while True:
+                n = f.read(block_frames, dtype="float32", always_2d=True, out=buf).shape[0]
+                if n == 0:
+                    break
+                block = buf[:n]
+                # max and min propagate NaN and keep Inf, as in validate_audio.
+                hi, lo = max(hi, float(block.max())), min(lo, float(block.min()))
+                frames += n
+                if not (np.isfinite(hi) and np.isfinite(lo)):
+                    break
+    except Exception as exc:  # libsndfile raises RuntimeError / LibsndfileError / TypeError
+        raise AudioError(path, unreadable_reason(path, exc)) from exc
+    if frames == 0:
+        raise AudioError(path, "empty (no samples)")
+    if not (np.isfinite(hi) and np.isfinite(lo)):
+        raise AudioError(path, "non-finite samples (NaN or Inf)")
+    if frames < min_seconds * rate:
+        raise AudioError(path, f"too short ({frames / rate:.3f} s < {min_seconds:.3f} s)")
+    peak = max(hi, -lo)
+    if silence_db is not None and peak <= 10 ** (silence_db / 20):
+        raise AudioError(path, f"silent (peak {20 * np.log10(peak + 1e-12):.1f} dBFS)")
+    return AudioInfo(str(path), rate, channels, frames, fmt)
 
 
 def load_audio(
@@ -237,6 +280,69 @@ def write_audio(
     with atomic_path(path, suffix=f".{fmt}") as tmp:
         sf.write(tmp, data, sample_rate, format=sf_format, subtype=subtype or default_subtype)
     return path
+
+
+def _check_regular(path: str | os.PathLike) -> int:
+    """Size in bytes of ``path``, a regular file; otherwise :class:`AudioError` with the reason.
+
+    Checked before any decoder sees the path: opening a named pipe would block forever.
+    """
+    try:
+        st = os.stat(path)
+    except OSError as err:
+        raise AudioError(path, os_reason(err)) from err
+    if stat.S_ISDIR(st.st_mode):
+        raise AudioError(path, "a folder, not an audio file")
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a named pipe" if stat.S_ISFIFO(st.st_mode) else "a socket or device"
+        raise AudioError(path, f"not a regular file ({kind})")
+    if st.st_size == 0:
+        raise AudioError(path, "empty (0-byte file)")
+    return int(st.st_size)
+
+
+def os_reason(err: OSError) -> str:
+    """A short reason for an ``OSError``: "permission denied", "missing (...)", "link loop (...)"."""
+    if err.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    if err.errno == errno.ENOENT:
+        return "missing (no such file)"
+    if err.errno == errno.ELOOP:
+        return "link loop (the link points back to itself)"
+    if err.errno == errno.EISDIR:
+        return "a folder, not an audio file"
+    return f"unreadable ({err.strerror or err})"
+
+
+#: libsndfile messages -> plain reasons. Its "not a regular file (possibly a pipe?)" is what
+#: the mp3 probe says of any regular file it cannot parse.
+_LIBSNDFILE_REASONS = (
+    ("format not recognised", "not a decodable audio file (format not recognised)"),
+    ("possibly a pipe", "not a decodable audio file (format not recognised)"),
+)
+
+
+def unreadable_reason(path: str | os.PathLike, exc: BaseException) -> str:
+    """Why a decoder failed on ``path``, in plain words.
+
+    libsndfile says "System error." for a file it may not open: the operating system is asked
+    first (stat, then a one-byte read), so permission, missing and folder read as such; then
+    libsndfile's own message is mapped (:data:`_LIBSNDFILE_REASONS`) or quoted.
+    """
+    try:
+        _check_regular(path)
+        with open(path, "rb") as f:
+            f.read(1)
+    except AudioError as err:
+        return err.reason
+    except OSError as err:
+        return os_reason(err)
+    msg = re.sub(r"^Error opening .*?: ", "", _short(exc))
+    low = msg.lower()
+    for needle, reason in _LIBSNDFILE_REASONS:
+        if needle in low:
+            return reason
+    return f"not a decodable audio file ({msg.rstrip('.')})"
 
 
 def _short(exc: BaseException) -> str:

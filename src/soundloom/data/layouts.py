@@ -19,13 +19,14 @@ import csv
 import json
 import os
 import re
+import stat
 import statistics
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
 from ..core.errors import AudioError, LayoutError
-from ..core.io import audio_info, is_audio_file
+from ..core.io import audio_info, is_audio_file, os_reason
 
 LAYOUTS = ("fsdd", "classes", "nsynth", "maestro", "songs", "plain")
 NSYNTH_LABELS = ("pitch", "velocity", "instrument_family_str", "instrument_source_str", "instrument_str")
@@ -78,6 +79,9 @@ class Dataset:
     layout: str
     items: list[Item]
     metadata: Path | None = None  # the metadata file the labels came from, if any
+    #: ``{"path", "reason"}`` for what the walk could not use: unreadable folders, broken or
+    #: looping links, audio names that are not regular files (a folder named ``x.wav``, a pipe).
+    skipped: list[dict] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -132,7 +136,8 @@ def discover(root: str | os.PathLike, layout: str | None = None, with_info: bool
     if with_info:
         for it in items:
             read_header(it)
-    return Dataset(root, layout, items, metadata)
+    skipped = [dict(s) for s in _listing(str(root), layout != "fsdd")[1]]
+    return Dataset(root, layout, items, metadata, skipped)
 
 
 def _unique_ids(root: Path, items: list[Item]) -> None:
@@ -148,40 +153,92 @@ def _unique_ids(root: Path, items: list[Item]) -> None:
 def read_header(item: Item) -> Item:
     """Fill ``duration_s``, ``sample_rate``, ``channels`` or ``error`` from the file header."""
     try:
-        if os.path.getsize(item.path) == 0:
-            raise AudioError(item.path, "empty (0-byte file)")
         info = audio_info(item.path)
     except AudioError as err:
         item.error = err.reason
     except OSError as err:
-        item.error = f"unreadable ({err.strerror or err})"
+        item.error = os_reason(err)
     else:
         item.duration_s, item.sample_rate, item.channels = info.duration_s, info.sample_rate, info.channels
     return item
 
 
 def audio_files(root: Path, recursive: bool = True) -> list[Path]:
-    """Audio files below ``root`` (hidden files and folders skipped), sorted."""
-    return [Path(f) for f in _listing(str(root), recursive)]
+    """Audio files below ``root`` (hidden files and folders skipped), sorted.
+
+    Folder links are followed, but never into a folder already listed (no loops); what cannot
+    be used is left out and named in :attr:`Dataset.skipped` by :func:`discover`.
+    """
+    return [Path(f) for f in _listing(str(root), recursive)[0]]
 
 
 @lru_cache(maxsize=256)
-def _listing(root: str, recursive: bool) -> tuple[str, ...]:
-    """Sorted audio file paths as strings; cached within one :func:`discover` call (detection
-    and item building list the same folders, and 10k ``Path`` objects cost ~0.1 s)."""
+def _listing(root: str, recursive: bool) -> tuple[tuple[str, ...], tuple[tuple[tuple[str, str], ...], ...]]:
+    """``(sorted audio file paths, problems)``, problems as ``(("path", p), ("reason", r))``
+    pairs; cached within one :func:`discover` call (detection and item building list the same
+    folders, and 10k ``Path`` objects cost ~0.1 s)."""
     found: list[str] = []
+    problems: list[tuple[str, str]] = []
+    try:
+        top = os.stat(root)
+    except OSError as err:
+        return (), ((("path", root), ("reason", os_reason(err))),)
+    seen = {(top.st_dev, top.st_ino)}  # real folders listed, by device and inode
     stack = [root]
     while stack:
-        with os.scandir(stack.pop()) as entries:
-            for e in entries:
-                if e.name.startswith("."):
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = list(it)
+        except OSError as err:
+            problems.append((folder, f"unreadable folder ({os_reason(err)})"))
+            continue
+        for e in entries:
+            if e.name.startswith("."):
+                continue
+            try:
+                is_dir = e.is_dir()  # follows links
+                is_file = not is_dir and e.is_file()
+            except OSError as err:  # a link loop (ELOOP) or a vanished entry
+                problems.append((e.path, os_reason(err)))
+                continue
+            if is_dir:
+                if not recursive:
+                    if is_audio_file(e.name):
+                        problems.append((e.path, "a folder, not an audio file"))
                     continue
-                if e.is_dir():
-                    if recursive:
-                        stack.append(e.path)
-                elif is_audio_file(e.name):
+                try:
+                    st = e.stat()
+                except OSError as err:
+                    problems.append((e.path, f"unreadable folder ({os_reason(err)})"))
+                    continue
+                if (st.st_dev, st.st_ino) in seen:
+                    problems.append((e.path, "link to a folder already listed (a loop); not followed"))
+                    continue
+                seen.add((st.st_dev, st.st_ino))
+                stack.append(e.path)  # a folder named x.wav is a folder: listed, never read
+            elif is_audio_file(e.name):
+                if is_file:
                     found.append(e.path)
-    return tuple(sorted(found))
+                elif e.is_symlink() and not os.path.lexists(os.path.realpath(e.path)):
+                    problems.append((e.path, "broken link (its target does not exist)"))
+                else:
+                    problems.append((e.path, _special_reason(e.path)))
+    ordered = tuple((("path", p), ("reason", r)) for p, r in sorted(problems))
+    return tuple(sorted(found)), ordered
+
+
+def _special_reason(path: str) -> str:
+    """Why an audio-named entry that is neither a folder nor a regular file is left out."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as err:
+        return os_reason(err)
+    if stat.S_ISFIFO(mode):
+        return "not a regular file (a named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "not a regular file (a socket)"
+    return "not a regular file (a device)"
 
 
 def _item(root: Path, path: Path, labels: dict) -> Item:
@@ -211,9 +268,21 @@ def _nsynth_items(root: Path) -> tuple[list[Item], Path]:
     return items, meta
 
 
+def _subfolders(root: Path) -> list[Path]:
+    """Visible sub-folders of ``root`` (links to folders included), sorted.
+
+    Raises:
+        LayoutError: ``root`` cannot be listed.
+    """
+    try:
+        return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError as err:
+        raise LayoutError(root, f"unreadable folder ({os_reason(err)})") from err
+
+
 def _class_items(root: Path) -> list[Item]:
     items = []
-    for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    for sub in _subfolders(root):
         items += [_item(root, p, {"label": sub.name}) for p in audio_files(sub)]
     return items
 
@@ -243,7 +312,11 @@ def _fsdd_items(root: Path) -> tuple[list[Item], Path | None]:
 def find_metadata(root: Path) -> Path | None:
     """The CSV/JSON file in ``root`` whose file column names the most existing audio files."""
     best, best_hits = None, 0
-    for cand in sorted(root.iterdir()):
+    try:
+        candidates = sorted(root.iterdir())
+    except OSError:
+        return None
+    for cand in candidates:
         if cand.suffix.lower() not in (".csv", ".json") or not cand.is_file():
             continue
         try:
@@ -332,8 +405,8 @@ def detect_layout(root: str | os.PathLike) -> str:
     _listing.cache_clear()
     if (root / "examples.json").is_file() and (root / "audio").is_dir():
         return "nsynth"
+    subdirs = _subfolders(root)
     top = audio_files(root, recursive=False)
-    subdirs = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
     nested = {d: len(audio_files(d)) for d in subdirs}
     n_nested = sum(nested.values())
     class_dirs = [d for d, n in nested.items() if n > 0]

@@ -27,25 +27,23 @@ import errno
 import gc
 import hashlib
 import json
-import multiprocessing as mp
 import os
-import shutil
-import sys
 import time
 from collections import Counter
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from ..core.convert import fit_length, resample, to_mono
-from ..core.io import AudioError, audio_info, read_head, validate_audio
+from ..core.io import AudioError, audio_info, os_reason, read_head, validate_audio
 from ..core.progress import ProgressCallback, null_progress
 from ..core.spectrogram import SpectrogramConfig, features_numpy
 from .layouts import Dataset, discover
 from .stats import Normalizer
-from .store import FeatureStore, StoreError, write_store_moving
+from .store import FeatureStore, StoreError, recover_store, remove_stale, write_store_moving
+from .workers import worker_pool
 
 
 @dataclass
@@ -240,7 +238,7 @@ def process_batch(paths: list[str], cfg: PrepareConfig) -> tuple[np.ndarray, lis
             results.append({"reason": err.reason})
             continue
         except OSError as err:
-            results.append({"reason": f"unreadable ({err.strerror or err})"})
+            results.append({"reason": os_reason(err)})
             continue
         except Exception as err:  # one odd file must not stop the run; the reason names the error
             results.append({"reason": f"failed ({type(err).__name__}: {str(err)[:200]})"})
@@ -571,6 +569,9 @@ def prepare(
         # The store replaces whatever is at `out`; never let a typo replace someone's folder.
         raise ValueError(f"{out}: exists and is not a feature store; choose another --out")
     dataset = source if isinstance(source, Dataset) else discover(source, layout, with_info=False)
+    # A run killed while writing the store left it beside `out`: finish or undo that first, so
+    # its finished features are found (and its temp folders do not pile up).
+    recover_store(out, work_dir_for(out))
     if cfg.sample_rate is None:
         cfg = replace(cfg, sample_rate=native_rate(dataset))
     workers = default_workers() if workers is None else max(1, int(workers))
@@ -591,6 +592,8 @@ def prepare(
             missing.append({"path": str(it.path), "reason": f"missing ({err.strerror or err})"})
     if _up_to_date(out, fhash, cfg, dataset, keys):
         progress("prepare", len(keys), len(keys))
+        if not keep_work:  # a run killed after its store was in place left its work folder
+            remove_stale(work_dir_for(out))
         store = FeatureStore.open(out)
         return PrepareResult(
             out,
@@ -641,7 +644,7 @@ def prepare(
             gc.enable()
 
     items, skipped, ok = _index(dataset, keys, asm)
-    skipped = missing + skipped
+    skipped = dataset.skipped + missing + skipped
     if not items:
         raise ValueError(f"{dataset.root}: no usable audio files ({len(skipped)} skipped)")
     store_config = {
@@ -668,7 +671,7 @@ def prepare(
     asm.feats = None
     write_store_moving(out, final, items, store_config, normalizer, skipped)
     if not keep_work:
-        shutil.rmtree(work_dir_for(out), ignore_errors=True)
+        remove_stale(work_dir_for(out))
     shape = (len(items), spec.n_rows, spec.n_frames(cfg.n_samples))
     return PrepareResult(out, dataset.layout, len(items), len(todo), n_reused, skipped, time.perf_counter() - t0, shape)
 
@@ -688,10 +691,7 @@ def _run_pool(tasks: list[tuple], cfg: PrepareConfig, workers: int, collect) -> 
     # they import lazily is imported here once, not once per worker.
     import wave  # noqa: F401  (read_head's fast path)
 
-    ctx = mp.get_context("fork") if sys.platform.startswith("linux") else mp.get_context()
-    with ProcessPoolExecutor(
-        min(workers, len(tasks)), mp_context=ctx, initializer=_worker_init, initargs=(cfg.kind,)
-    ) as pool:
+    with worker_pool(min(workers, len(tasks)), _worker_init, (cfg.kind,)) as pool:
         pending = {pool.submit(_run_batch, *task) for task in tasks}
         try:
             while pending:
@@ -705,8 +705,10 @@ def _run_pool(tasks: list[tuple], cfg: PrepareConfig, workers: int, collect) -> 
 
 
 def _store_keys(entries: list[dict]) -> list[str] | None:
+    """Keys of index entries; skipped entries without size (the walk's finds: links, folders)
+    are no data-set items and are left out. None when an item lacks its size or mtime."""
     try:
-        return [_key_str((e["path"], int(e["size"]), float(e["mtime"]))) for e in entries]
+        return [_key_str((e["path"], int(e["size"]), float(e["mtime"]))) for e in entries if "size" in e]
     except KeyError:
         return None
 

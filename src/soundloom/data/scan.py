@@ -1,25 +1,25 @@
 """Pre-flight scan of a data set: what is there, and which files are bad and why.
 
-Every file is decoded and checked with the audio core's rules (:func:`validate_audio`), so
-the reasons are the ones :class:`~soundloom.core.io.AudioError` gives: unreadable, empty,
-non-finite samples, too short, silent. A bad file never stops a scan.
+Every file is decoded block by block and checked with the audio core's rules
+(:func:`~soundloom.core.io.check_audio_file`: bounded memory for any length), so the reasons
+are the ones :class:`~soundloom.core.io.AudioError` gives: unreadable, empty, non-finite
+samples, too short, silent. What the folder walk could not use (unreadable folders, broken or
+looping links, a folder named like audio) is reported too. A bad file never stops a scan.
 """
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 import statistics
-import sys
 import time
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..core.io import AudioError, read_audio, validate_audio
+from ..core.io import AudioError, check_audio_file, os_reason
 from ..core.progress import ProgressCallback, null_progress
 from .layouts import Dataset, discover
+from .workers import worker_pool
 
 #: Distinct values of a label listed in full; beyond this the report keeps the most common.
 MAX_LABEL_VALUES = 50
@@ -59,36 +59,43 @@ class ScanReport:
         return asdict(self)
 
 
+#: Reason heads -> report kinds.
+_KINDS = {
+    "non-finite samples": "non-finite",
+    "non-finite features": "non-finite",
+    "too short": "too-short",
+    "not a decodable audio file": "unreadable",
+    "permission denied": "unreadable",
+    "unreadable folder": "unreadable",
+    "a folder, not an audio file": "not-audio",
+    "not a regular file": "not-audio",
+    "broken link": "link",
+    "link loop": "link",
+    "link to a folder already listed": "link",
+}
+
+
 def reason_kind(reason: str) -> str:
     """Short class of an :class:`AudioError` reason: "too short (0.01 s < 0.05 s)" -> "too-short"."""
-    head = reason.split(" (")[0].strip()
-    return {"non-finite samples": "non-finite", "non-finite features": "non-finite", "too short": "too-short"}.get(
-        head, head
-    )
+    head = reason.split(" (")[0].split(";")[0].strip()
+    return _KINDS.get(head, head)
 
 
 def check_file(path: str, min_seconds: float = 0.05, silence_db: float | None = -80.0) -> dict:
-    """Decode ``path`` and check it.
+    """Decode ``path`` (block by block) and check it.
 
     Returns:
         ``{"sample_rate", "channels", "duration_s"}`` for a usable file, else ``{"reason"}``.
     """
     try:
-        if os.path.getsize(path) == 0:
-            raise AudioError(path, "empty (0-byte file)")
-        wav, rate = read_audio(path)
-        validate_audio(wav, rate, path, min_seconds=min_seconds, silence_db=silence_db)
+        info = check_audio_file(path, min_seconds=min_seconds, silence_db=silence_db)
     except AudioError as err:
         return {"reason": err.reason}
     except OSError as err:
-        return {
-            "reason": f"missing ({err.strerror or err})"
-            if not os.path.exists(path)
-            else f"unreadable ({err.strerror or err})"
-        }
+        return {"reason": os_reason(err)}
     except Exception as err:  # a decoder surprise is a bad file, not a failed scan
         return {"reason": f"failed ({type(err).__name__}: {str(err)[:200]})"}
-    return {"sample_rate": rate, "channels": int(wav.shape[0]), "duration_s": wav.shape[-1] / rate}
+    return {"sample_rate": info.sample_rate, "channels": info.channels, "duration_s": info.duration_s}
 
 
 def _check_batch(paths: list[str], min_seconds: float, silence_db: float | None) -> list[dict]:
@@ -127,8 +134,7 @@ def scan(
             results += _check_batch(b, min_seconds, silence_db)
             progress("scan", len(results), len(paths))
     else:
-        ctx = mp.get_context("fork") if sys.platform.startswith("linux") else mp.get_context()
-        with ProcessPoolExecutor(min(workers, len(batches)), mp_context=ctx) as pool:
+        with worker_pool(min(workers, len(batches))) as pool:
             futures = [pool.submit(_check_batch, b, min_seconds, silence_db) for b in batches]
             for fut in futures:  # in order, so results line up with paths
                 results += fut.result()
@@ -143,6 +149,7 @@ def _report(dataset: Dataset, results: list[dict], seconds: float) -> ScanReport
         for it, r in zip(dataset.items, results)
         if "reason" in r
     ]
+    bad += [{"path": s["path"], "kind": reason_kind(s["reason"]), "reason": s["reason"]} for s in dataset.skipped]
     labels, distinct = {}, {}
     for name in dataset.label_names():
         counts = Counter(it.labels[name] for it, _ in ok if name in it.labels)
@@ -173,7 +180,7 @@ def _report(dataset: Dataset, results: list[dict], seconds: float) -> ScanReport
     return ScanReport(
         root=str(Path(dataset.root)),
         layout=dataset.layout,
-        n_files=len(results),
+        n_files=len(results) + len(dataset.skipped),
         n_ok=len(ok),
         labels=labels,
         label_distinct=distinct,

@@ -11,20 +11,23 @@ On disk (a directory)::
     skipped.json    [{"path", "reason"}, ...] files that could not be used
 
 A store is always written complete into a temporary sibling directory and renamed into place,
-so a killed run never leaves a half store under the final name.
+so a killed run never leaves a half store under the final name. The temporary names carry the
+writer's pid (``.<name>.tmp-<pid>-*``, ``.<name>.old-<pid>``); :func:`recover_store` finishes
+or removes what a killed writer left, and gives back features it had moved in.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ..core.atomic import make_temp_dir
 from ..core.errors import StoreError
 from ..core.spectrogram import SpectrogramConfig
 from .stats import Normalizer
@@ -123,7 +126,7 @@ def write_store(
     if features.shape[0] != len(items):
         raise StoreError(f"{features.shape[0]} feature rows but {len(items)} items")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    tmp = _temp_dir(path)
     try:
         np.save(tmp / "features.npy", np.ascontiguousarray(features, dtype=np.float32))
         _write_json(tmp / "index.json", items)
@@ -135,6 +138,75 @@ def write_store(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
+
+
+#: In a temp store folder: where its features.npy was moved from (for :func:`recover_store`).
+MOVED_FROM = "moved-from.json"
+
+
+def _temp_dir(path: Path) -> Path:
+    return make_temp_dir(path.parent, f".{path.name}.tmp-{os.getpid()}-")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def recover_store(path: str | os.PathLike, work: str | os.PathLike | None = None) -> None:
+    """Finish or undo what a writer killed while writing the store at ``path`` left beside it.
+
+    - a temp folder holding a complete store while ``path`` is missing (killed between the two
+      renames of the swap) is renamed into place;
+    - features a killed :func:`write_store_moving` had moved into its temp folder go back where
+      they came from (the work folder ``work`` of ``soundloom prepare``), so they are reused;
+    - then its temp and old folders are removed. Folders of writers still alive are left alone.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        return
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.(tmp|old)-(\d+)(-.*)?$")
+    try:
+        names = sorted(os.listdir(path.parent))
+    except OSError:
+        return
+    for name in names:
+        m = pattern.match(name)
+        if m is None or _pid_alive(int(m[2])):
+            continue
+        stale = path.parent / name
+        if m[1] == "tmp":
+            _recover_temp(stale, path, work)
+        shutil.rmtree(stale, ignore_errors=True)
+    marker = path / MOVED_FROM
+    if marker.exists():  # killed after the swap, before the marker was removed
+        marker.unlink(missing_ok=True)
+
+
+def _recover_temp(tmp: Path, path: Path, work: str | os.PathLike | None) -> None:
+    marker = tmp / MOVED_FROM
+    complete = all((tmp / f).exists() for f in ("features.npy", "index.json", "stats.json", "config.json"))
+    if complete and not path.exists():
+        os.replace(tmp, path)
+        (path / MOVED_FROM).unlink(missing_ok=True)
+        return
+    try:
+        source = Path(json.loads(marker.read_text())["features"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    inside_work = work is not None and source.parent.resolve().is_relative_to(Path(work).resolve())
+    if inside_work and source.parent.is_dir() and not source.exists() and (tmp / "features.npy").exists():
+        os.replace(tmp / "features.npy", source)
+
+
+def remove_stale(folder: str | os.PathLike) -> None:
+    """Remove a work or temp folder (``soundloom prepare``'s ``.<name>.partial``) if present."""
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _swap_into_place(tmp: Path, path: Path) -> None:
@@ -176,9 +248,11 @@ def write_store_moving(
         raise StoreError(f"{features_npy}: features {feats.dtype} {feats.shape} do not fit {len(items)} items")
     del feats
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    tmp = _temp_dir(path)
     moved = tmp / "features.npy"
     try:
+        # Written first: a kill from here on leaves the way back for recover_store.
+        (tmp / MOVED_FROM).write_text(json.dumps({"features": str(features_npy.resolve())}))
         os.replace(features_npy, moved)
         # Compact separators keep json's C encoder (indent forces the pure-Python one, about
         # 0.1 ms an item); the content is the same JSON write_store writes.
@@ -192,4 +266,5 @@ def write_store_moving(
             os.replace(moved, features_npy)
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    (path / MOVED_FROM).unlink(missing_ok=True)
     return path
