@@ -7,7 +7,6 @@ import torch
 
 from ..core.convert import fit_length, resample
 from ..core.errors import ParameterError
-from ..core.levels import normalize_loudness, normalize_peak
 from ..core.spectral import SpectrogramConfig, features, features_to_magnitude, griffin_lim
 from ..data.stats import Normalizer
 
@@ -44,6 +43,9 @@ def finish_audio(wav: np.ndarray, from_rate: int, to_rate: int | None, level: st
     """Resample ``(samples,)`` to ``to_rate`` and level it: "peak" (-1 dBFS), "loudness" (-23 LUFS) or "none"."""
     if level not in LEVELS:
         raise ParameterError(f"level must be one of {LEVELS}, got {level!r}")
+    # Imported here: core.levels loads pyloudnorm and so scipy.signal, about as slow to import as torch.
+    from ..core.levels import normalize_loudness, normalize_peak
+
     out = np.asarray(wav, dtype=np.float32)
     rate = to_rate or from_rate
     if rate != from_rate:
