@@ -103,10 +103,15 @@ def test_compare_sets_report(real):
     high = [i for i, c in enumerate(gen_labels) if c == "high"]
     for i in high:
         gen[i] = gen[high[0]]
-    result = F.compare_sets(clips, gen, labels, gen_labels, space, sample_rate=SR, splits=2, ndb_bins=5)
+    groups = [str(i // 5) for i in range(len(clips))]  # "speakers" of 5 clips, kept whole by the baselines
+    result = F.compare_sets(
+        clips, gen, labels, gen_labels, space, sample_rate=SR, groups_real=groups, splits=2, ndb_bins=5
+    )
+    assert result["frechet"]["grouped"]
     json.dumps(result)  # JSON-ready
     summary = result["summary"]
     assert summary["diversity_weakest"]["class"] == "high" and summary["diversity_weakest"]["ratio"] < 1e-6
+    assert summary["diversity_within_class"] < 0.75  # the mean of ~1 ("low") and ~0 ("high")
     assert summary["recall_weakest"]["class"] == "high"
     assert summary["spectral_floor_weakest"]["delta_db"] > 20
     assert result["space"]["n_fit"] == len(clips)  # the given, fitted space is the one reported

@@ -167,15 +167,31 @@ def frechet_with_baseline(
     }
 
 
-def ndb_with_baseline(real: np.ndarray, generated: np.ndarray, bins: int = 20, seed: int = 0) -> dict:
-    """NDB over k-means bins of the real set, and the same count for a real-vs-real split."""
+def ndb_with_baseline(
+    real: np.ndarray,
+    generated: np.ndarray,
+    bins: int = 20,
+    groups_real: Sequence | None = None,
+    splits: int = 3,
+    seed: int = 0,
+) -> dict:
+    """NDB over k-means bins of the real set, and the mean count over ``splits`` real-vs-real splits
+    (``min(N // 2, M)`` real items, from whole groups when ``groups_real`` is given, vs the rest)."""
     real, generated = np.asarray(real, dtype=np.float64), np.asarray(generated, dtype=np.float64)
     different, k = number_of_statistically_different_bins(real, generated, k=bins, seed=seed)
+    groups = None if groups_real is None else np.asarray([str(g) for g in groups_real])
     rng = np.random.default_rng(seed)
-    perm = rng.permutation(len(real))
-    half = len(real) // 2
-    base, k_base = number_of_statistically_different_bins(real[perm[half:]], real[perm[:half]], k=bins, seed=seed)
-    return {"bins": k, "different": different, "fraction": different / k, "baseline_fraction": base / k_base}
+    fractions = []
+    for _ in range(splits):
+        part, rest = _real_split(len(real), min(len(real) // 2, len(generated)), groups, rng)
+        base, k_base = number_of_statistically_different_bins(real[rest], real[part], k=bins, seed=seed)
+        fractions.append(base / k_base)
+    return {
+        "bins": k,
+        "different": different,
+        "fraction": different / k,
+        "baseline_fraction": float(np.mean(fractions)),
+    }
 
 
 def diversity_by_class(
@@ -241,12 +257,14 @@ def compare_sets(
         generated: clips at ``generated_rate`` Hz (default ``sample_rate``).
         labels_real, labels_gen: one class label per clip.
         space: fitted on ``real`` here if not fitted yet; a fitted space is used as it is.
-        groups_real: optional group per real clip (speaker, package) for a grouped FD baseline.
+        groups_real: optional group per real clip (speaker, package): the real-vs-real baselines
+            (FD, precision / recall, NDB) then split by whole groups. Use it when the generated
+            set cannot share the reference's groups (held-out speakers, other packages).
         k: neighbours for precision / recall radii.
     Returns:
         JSON-ready dict: ``space``, ``frechet``, ``ndb``, ``precision_recall`` (overall, per class
-        and a real-vs-real baseline), ``diversity`` (overall and per class), ``spectral_floor``
-        (per class, dB) and ``summary`` naming the weakest class for each per-class measure.
+        and a real-vs-real ``baseline``: the part vs the rest), ``diversity`` (overall and per
+        class), ``spectral_floor`` (per class, dB) and ``summary`` naming the weakest class for each per-class measure.
     """
     generated_rate = sample_rate if generated_rate is None else generated_rate
     if len(labels_real) != len(real) or len(labels_gen) != len(generated):
@@ -261,10 +279,14 @@ def compare_sets(
     classes = sorted(set(lr) & set(lg))
 
     frechet = frechet_with_baseline(emb_r, emb_g, splits=splits, groups_real=groups_real, seed=seed)
-    ndb = ndb_with_baseline(emb_r, emb_g, bins=ndb_bins, seed=seed)
+    ndb = ndb_with_baseline(emb_r, emb_g, bins=ndb_bins, groups_real=groups_real, splits=splits, seed=seed)
     pr = precision_recall(emb_r, emb_g, k=k, seed=seed)
-    half = np.random.default_rng(seed).permutation(len(emb_r))
-    pr["baseline"] = precision_recall(emb_r[half[: len(half) // 2]], emb_r[half[len(half) // 2 :]], k=k, seed=seed)
+    groups = None if groups_real is None else np.asarray([str(g) for g in groups_real])
+    rng, base_pr = np.random.default_rng(seed), []
+    for _ in range(splits):
+        part, rest = _real_split(len(emb_r), min(len(emb_r) // 2, len(emb_g)), groups, rng)
+        base_pr.append(precision_recall(emb_r[rest], emb_r[part], k=k, seed=seed))
+    pr["baseline"] = {key: float(np.mean([b[key] for b in base_pr])) for key in ("precision", "recall")}
     pr["per_class"] = {}
     for c in classes:
         if min((lr == c).sum(), (lg == c).sum()) >= 2:
@@ -291,6 +313,11 @@ def compare_sets(
         "recall": pr["recall"],
         "ndb_fraction": ndb["fraction"],
         "diversity_ratio": div_overall["ratio"],
+        # Mean over classes: the overall ratio is dominated by distances between classes, so a
+        # set that keeps its classes apart but collapses inside each still looks diverse there.
+        "diversity_within_class": float(np.mean([v["ratio"] for v in div["per_class"].values()]))
+        if div["per_class"]
+        else float("nan"),
         "missing_classes": sorted(set(lr) - set(lg)),
         "unknown_classes": sorted(set(lg) - set(lr)),
     }
