@@ -30,12 +30,11 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~current_umask())  # writers that truncate keep this mode
-    finally:
-        os.close(fd)
+    os.close(fd)
     try:
         yield Path(tmp)
+        # After the write: some writers (safetensors) set 0600 themselves.
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

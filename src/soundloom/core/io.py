@@ -208,11 +208,14 @@ def check_audio_file(
                 if n == 0:
                     break
                 block = buf[:n]
-                # max and min propagate NaN and keep Inf, as in validate_audio.
-                hi, lo = max(hi, float(block.max())), min(lo, float(block.min()))
+                # NumPy's max and min propagate NaN and keep Inf, as in validate_audio (Python's
+                # max() would drop a NaN, so the block's values are tested before merging).
+                bhi, blo = float(block.max()), float(block.min())
                 frames += n
-                if not (np.isfinite(hi) and np.isfinite(lo)):
+                if not (np.isfinite(bhi) and np.isfinite(blo)):
+                    hi = np.nan
                     break
+                hi, lo = max(hi, bhi), min(lo, blo)
     except Exception as exc:  # libsndfile raises RuntimeError / LibsndfileError / TypeError
         raise AudioError(path, unreadable_reason(path, exc)) from exc
     if frames == 0:

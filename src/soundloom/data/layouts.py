@@ -21,6 +21,7 @@ import os
 import re
 import stat
 import statistics
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -281,10 +282,22 @@ def _subfolders(root: Path) -> list[Path]:
 
 
 def _class_items(root: Path) -> list[Item]:
+    """Files below the sub-folders of ``root``, labelled by their top folder; one walk from
+    ``root``, so a link inside a class folder never pulls another class's files into it."""
+    _subfolders(root)  # an unreadable root is a LayoutError, not an empty data set
     items = []
-    for sub in _subfolders(root):
-        items += [_item(root, p, {"label": sub.name}) for p in audio_files(sub)]
+    for p in audio_files(root):
+        top = _top_folder(root, p)
+        if top is not None:
+            items.append(_item(root, p, {"label": top}))
     return items
+
+
+def _top_folder(root: Path, path: Path) -> str | None:
+    """The first folder of ``path`` below ``root``, or None for a file directly in ``root``."""
+    rel = str(path)[len(str(root)) :].lstrip(os.sep)
+    head, sep, _ = rel.partition(os.sep)
+    return head if sep else None
 
 
 def _fsdd_items(root: Path) -> tuple[list[Item], Path | None]:
@@ -405,9 +418,10 @@ def detect_layout(root: str | os.PathLike) -> str:
     _listing.cache_clear()
     if (root / "examples.json").is_file() and (root / "audio").is_dir():
         return "nsynth"
-    subdirs = _subfolders(root)
+    _subfolders(root)  # an unreadable root is a LayoutError
     top = audio_files(root, recursive=False)
-    nested = {d: len(audio_files(d)) for d in subdirs}
+    nested = Counter(_top_folder(root, p) for p in audio_files(root))
+    nested.pop(None, None)
     n_nested = sum(nested.values())
     class_dirs = [d for d, n in nested.items() if n > 0]
     if not top and not n_nested:

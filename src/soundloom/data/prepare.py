@@ -175,6 +175,8 @@ def _load_head(path: str, cfg: PrepareConfig) -> tuple[np.ndarray, int, int, int
     start = cfg.align == "start"
     wav, rate, frames = read_head(path, cfg.seconds if start else None, extra_frames=256)
     # Too short is judged on the whole file; empty, non-finite and silent on what we keep.
+    if frames == 0:
+        raise AudioError(path, "empty (no samples)")  # as scan says, not "too short (0.000 s)"
     if frames < cfg.min_seconds * rate:
         raise AudioError(path, f"too short ({frames / rate:.3f} s < {cfg.min_seconds:.3f} s)")
     validate_audio(wav, rate, path, min_seconds=0.0, silence_db=cfg.silence_db)
