@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Debian packages the tests use, installed when missing (needs root; otherwise says what to install):
 #   libopenal-data  OpenAL Soft's default HRTF set (.mhr, derived from MIT KEMAR) for binaural soundscapes
+#   chromium        headless browser for the studio tests (driven by Playwright with executable_path)
 set -euo pipefail
-PKGS=(libopenal-data)
+PKGS=(libopenal-data chromium)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
