@@ -2,15 +2,43 @@
 
 from __future__ import annotations
 
+import logging
+import socket
 from pathlib import Path
 
 import typer
 
+from ..core.errors import ParameterError
 from ..streams.config import RenderConfig
 from .app import app
 
-#: Option defaults come from the config, so ``serve`` and ``stream`` cannot drift apart.
+#: Option defaults come from the configs, so ``serve`` and ``stream`` cannot drift apart.
 _RENDER = RenderConfig()
+
+
+class _QuietDrops(logging.Filter):
+    """Hide uvicorn's line for a response we cancelled on purpose (an idle listener dropped):
+    the studio logs its own, clearer line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "ASGI callable returned without completing response."
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` and listening; ParameterError if the address cannot be used."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise ParameterError(f"cannot listen on {host}:{port} ({exc})") from exc
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise ParameterError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from exc
+    return sock
 
 
 @app.command()
@@ -18,19 +46,31 @@ def serve(
     pool: Path = typer.Argument(..., help="Pool folder (from `soundloom chunk`)."),
     model: str = typer.Option("features", "--model", help="Run folder of an embedding model, or 'features'."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
-    port: int = typer.Option(8000, help="TCP port."),
+    port: int = typer.Option(8000, min=1, max=65535, help="TCP port."),
     crossfade_ms: float = typer.Option(_RENDER.crossfade_ms, help="Equal-power crossfade length (ms)."),
     target_lufs: float = typer.Option(_RENDER.target_lufs, help="Stream loudness (LUFS)."),
+    max_listeners: int = typer.Option(32, min=1, help="Streams served at once; one more gets HTTP 503."),
+    idle_timeout_s: float = typer.Option(
+        30.0, min=0.1, max=86400.0, help="Drop a listener that stops reading for this long (s)."
+    ),
+    pace: float = typer.Option(2.0, min=1.0, max=1000.0, help="Render at most this many x real time per listener."),
 ) -> None:
     """Serve an endless stream live: a player page at / and the audio at /stream.wav."""
     import uvicorn
 
-    from ..studio.app import create_app
+    from ..studio.app import ServeLimits, create_app
 
-    typer.echo(f"soundloom: http://{host}:{port}/  (Ctrl-C to stop)")
-    uvicorn.run(
-        create_app(pool, model, render=RenderConfig(crossfade_ms=crossfade_ms, target_lufs=target_lufs)),
-        host=host,
-        port=port,
-        log_level="warning",
+    web = create_app(
+        pool,
+        model,
+        render=RenderConfig(crossfade_ms=crossfade_ms, target_lufs=target_lufs),
+        limits=ServeLimits(max_listeners=max_listeners, idle_timeout_s=idle_timeout_s, pace=pace),
     )
+    sock = listen_socket(host, port)
+    logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
+    logging.getLogger("soundloom.studio").setLevel(logging.WARNING)
+    typer.echo(f"soundloom: http://{host}:{port}/  (Ctrl-C to stop)")
+    try:
+        uvicorn.Server(uvicorn.Config(web, log_level="warning")).run(sockets=[sock])
+    finally:
+        sock.close()

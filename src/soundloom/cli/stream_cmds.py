@@ -39,9 +39,13 @@ def chunk(
     min_chunk_s: float = typer.Option(0.5, help="Shorter chunks merge into a neighbour (s)."),
     sample_rate: int = typer.Option(22050, help="Pool analysis and stream rate (Hz); fixed by the first run."),
 ) -> None:
-    """Cut songs into chunks and catalogue them (offsets only; audio stays in the source files)."""
+    """Cut songs into chunks and catalogue them (offsets only; audio stays in the source files).
+
+    Songs that cannot be used (unreadable, empty, too short, silent, non-finite, broken links, ...)
+    are skipped with a reason, listed here and in POOL/skipped.json; the good ones are kept.
+    """
     from ..core.progress import rich_progress
-    from ..streams.catalog import ChunkCatalog, find_songs
+    from ..streams.catalog import ChunkCatalog, scan_songs
     from ..streams.chunking import ChunkConfig
 
     cfg = ChunkConfig(
@@ -54,16 +58,32 @@ def chunk(
         beats_per_bar=beats_per_bar,
         min_chunk_s=min_chunk_s,
     )
-    paths = find_songs(songs)
+    found = scan_songs(songs)
+    skipped: list[tuple[str, str]] = []
     t0 = time.time()
-    with ChunkCatalog(out) as catalog, rich_progress(transient=True) as progress:
-        added = catalog.add_songs(paths, cfg, sample_rate=sample_rate, progress=progress)
+    with ChunkCatalog(out) as catalog:
+        gone = catalog.remove_missing()
+        for s in found.skipped:
+            catalog.record_skip(s["path"], s["reason"], on_skip=lambda p, r: skipped.append((p, r)))
+        with rich_progress(transient=True) as progress:
+            added = catalog.add_songs(
+                found.paths,
+                cfg,
+                sample_rate=sample_rate,
+                progress=progress,
+                on_skip=lambda p, r: skipped.append((p, r)),
+            )
         s = catalog.summary()
     dt = time.time() - t0
     new_min = sum(x.duration_s for x in added) / 60
+    for path, reason in sorted(skipped):
+        typer.echo(f"skipped {path}: {reason}")
+    for path in gone:
+        typer.echo(f"removed {path}: its file is gone")
     typer.echo(
-        f"added {len(added)} songs ({new_min:.1f} min) in {dt:.1f} s; pool {out}: {s['songs']} songs, "
-        f"{s['chunks']} chunks, {s['minutes']:.1f} min"
+        f"added {len(added)} songs ({new_min:.1f} min), {len(skipped)} skipped in {dt:.1f} s; pool {out}: "
+        f"{s['songs']} songs, {s['chunks']} chunks, {s['minutes']:.1f} min"
+        + (f" (skipped songs listed in {out / 'skipped.json'})" if skipped else "")
     )
 
 
@@ -78,9 +98,13 @@ def train_transitions_cmd(
     seed: int = typer.Option(0, help="Seed of the song split and of training."),
     width: Optional[int] = typer.Option(None, help="Encoder width (contrastive) - smaller trains faster."),
     side_s: Optional[float] = typer.Option(None, help="cnn-lstm: seconds of A's end and B's start (seed-like: 1.0)."),
+    holdout_package: Optional[str] = typer.Option(
+        None, help="Test on this package's songs (index.csv beside the songs), train on the others."
+    ),
+    fallback: bool = typer.Option(True, help="Fall back to `features` when the model does not beat it on val songs."),
     threads: int = typer.Option(1, help=THREADS_HELP),
 ) -> None:
-    """Train a transition model on the pool's training songs (split by song)."""
+    """Train a transition model on the pool's training songs (split by song, or leave one package out)."""
     set_threads(threads)
     from ..core.progress import rich_progress
     from ..streams.transitions import model_kwargs
@@ -98,13 +122,23 @@ def train_transitions_cmd(
             lr=lr,
             model_kwargs=kwargs,
             progress=progress,
+            holdout_package=holdout_package,
+            fallback=fallback,
         )
     m = cfg["metrics"]
     extra = f", fusion weight {m['fusion_weight']}" if "fusion_weight" in m else ""
+    held = f" (test: package {cfg['holdout_package']})" if cfg.get("holdout_package") else ""
     typer.echo(
         f"trained {model} in {m['train_seconds']:.0f} s{extra}; split {len(cfg['split']['train'])}/"
-        f"{len(cfg['split']['val'])}/{len(cfg['split']['test'])} songs; run {out}"
+        f"{len(cfg['split']['val'])}/{len(cfg['split']['test'])} songs{held}; run {out}"
     )
+    if "val_mrr" in m:
+        verdict = (
+            "it does not beat features there: the run falls back to `features` (config.json: fallback)"
+            if cfg.get("fallback")
+            else "it beats features there"
+        )
+        typer.echo(f"validation MRR {m['val_mrr']:.3f} vs features {m['val_mrr_features']:.3f}: {verdict}")
 
 
 @app.command()
@@ -205,6 +239,9 @@ def eval_transitions_cmd(
         10.0, help="Render a stream of test songs per model and judge its seams (0 = skip)."
     ),
     seed: int = typer.Option(0, help="Seed of candidate sampling (the split comes from the runs)."),
+    holdout_package: Optional[str] = typer.Option(
+        None, help="Test on this package's songs (default: the runs' own --holdout-package, if any)."
+    ),
     out: Optional[Path] = typer.Option(None, help="Also write the JSON report here."),
     threads: int = typer.Option(1, help=THREADS_HELP),
 ) -> None:
@@ -215,7 +252,13 @@ def eval_transitions_cmd(
 
     with rich_progress(transient=True) as progress:
         report = evaluate_runs(
-            pool, list(model), seed=seed, max_anchors=anchors, stream_minutes=stream_minutes, progress=progress
+            pool,
+            list(model),
+            seed=seed,
+            max_anchors=anchors,
+            stream_minutes=stream_minutes,
+            progress=progress,
+            holdout_package=holdout_package,
         )
     if out is not None:
         from ..core.atomic import write_json

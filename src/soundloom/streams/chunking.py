@@ -13,6 +13,9 @@ import numpy as np
 from ..core.errors import ParameterError
 
 METHODS = ("silence", "fixed", "beats")
+#: No chunk is shorter than this (s), whatever ``min_chunk_s`` says: the renderer needs room for
+#: its 50 ms seam windows and fades, and a 1-sample chunk has no loudness, spectrum or tempo.
+SHORTEST_CHUNK_S = 0.1
 
 
 @dataclass
@@ -46,6 +49,10 @@ class ChunkConfig:
             raise ParameterError(f"fixed chunk length must be > 0 s, got {self.seconds}")
         if self.method == "beats" and self.beats < 1:
             raise ParameterError(f"beats per chunk must be >= 1, got {self.beats}")
+        if not (self.min_chunk_s >= 0 and np.isfinite(self.min_chunk_s)):
+            raise ParameterError(f"min_chunk_s must be a finite number >= 0, got {self.min_chunk_s}")
+        if not np.isfinite(self.seconds):
+            raise ParameterError(f"chunk length must be finite, got {self.seconds}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -161,8 +168,17 @@ def merge_short(bounds: list[tuple[int, int]], min_samples: int) -> list[tuple[i
     return out
 
 
+def min_song_seconds(cfg: ChunkConfig) -> float:
+    """Shortest usable song (s): one chunk of ``cfg.min_chunk_s``, at least :data:`SHORTEST_CHUNK_S`."""
+    return max(cfg.min_chunk_s, SHORTEST_CHUNK_S)
+
+
 def chunk_song(wav: np.ndarray, sample_rate: int, cfg: ChunkConfig) -> tuple[float | None, list[tuple[int, int]]]:
-    """Cut mono ``wav`` ``(samples,)`` per ``cfg``; returns (tempo BPM or None, bounds in samples)."""
+    """Cut mono ``wav`` ``(samples,)`` per ``cfg``; returns (tempo BPM or None, bounds in samples).
+
+    Chunks shorter than :func:`min_song_seconds` that merging could not grow are dropped, so a
+    renderer never gets one (an empty list for a song shorter than that).
+    """
     tempo: float | None = None
     if cfg.method == "fixed":
         bounds = chunk_fixed(len(wav), sample_rate, cfg.seconds)
@@ -171,7 +187,9 @@ def chunk_song(wav: np.ndarray, sample_rate: int, cfg: ChunkConfig) -> tuple[flo
     else:
         per = cfg.beats * (cfg.beats_per_bar if cfg.beats_per_bar > 0 else 1)
         tempo, bounds = chunk_beats(wav, sample_rate, per)
-    return tempo, merge_short(bounds, int(cfg.min_chunk_s * sample_rate))
+    shortest = int(np.ceil(min_song_seconds(cfg) * sample_rate))
+    merged = merge_short(bounds, int(cfg.min_chunk_s * sample_rate))
+    return tempo, [(s, e) for s, e in merged if e - s >= shortest]
 
 
 def estimate_tempo(wav: np.ndarray, sample_rate: int) -> float:

@@ -5,25 +5,40 @@
 Routes:
     GET /                 the player page
     GET /health           {"status": "ok"} once the app serves (for readiness checks)
-    GET /info             pool and model facts (JSON)
+    GET /info             pool and model facts, and the listeners now connected (JSON)
     GET /stream.wav       16-bit mono WAV, endless; ``?seed=N`` picks the start, ``?seconds=S`` bounds it
+                          (exactly: ``round(S * rate)`` samples, the header giving that size)
 
-Each listener gets its own search and renderer in a worker thread (the renderer pushes bytes
-into a bounded queue, the response pulls from it), so a slow listener slows only its own
-stream and a closed connection stops its worker. A :class:`SoundloomError` raised while handling a
-request answers with a 4xx JSON error ``{"error": kind, "detail": message}`` (see :data:`ERROR_STATUS`).
+Each listener gets its own search and renderer in a worker thread. The renderer hands the
+response small blocks through a bounded queue (:data:`QUEUE_BLOCKS` blocks of at most
+:data:`BLOCK_S`), paced to at most ``pace`` x real time after a first ``burst_s`` of audio, so a
+greedy client cannot make the server render flat out. A client that stops reading leaves the queue
+full: after ``idle_timeout_s`` of that it is dropped and its renderer stopped. Beyond
+``max_listeners`` a new listener gets 503. A hang-up stops the worker at once.
+
+Errors: bad query parameters answer 422 ``{"error": "ParameterError", "detail": reason}``; a
+:class:`SoundloomError` raised while handling a request answers with a 4xx JSON error (see
+:data:`ERROR_STATUS`); one raised mid-stream (a song file deleted while serving) ends that stream
+cleanly and is logged as one line.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
-import queue
+import html
+import logging
+import math
+import struct
 import threading
-from collections.abc import AsyncIterator
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
+import numpy as np
 from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 
 from ..core.errors import ParameterError, PoolError, SoundloomError
@@ -32,11 +47,48 @@ from ..streams.config import RenderConfig, SearchConfig
 from ..streams.endless import write_endless
 from ..streams.index import load_pool_embeddings
 
-#: Blocks buffered ahead of a listener; bounds memory and makes the renderer wait for the client.
-QUEUE_BLOCKS = 8
+log = logging.getLogger("soundloom.studio")
+
+#: Blocks buffered ahead of a listener; bounds memory per listener (16 x 0.25 s = 4 s of audio).
+QUEUE_BLOCKS = 16
+#: Longest block handed to the response (s): the grain of pacing and of the idle check.
+BLOCK_S = 0.25
+#: Largest seed accepted (NumPy seeds are unsigned; 32 bits is plenty).
+MAX_SEED = 2**32 - 1
+#: WAV header length in bytes (RIFF + fmt + data chunk heads), as :func:`wav_stream_header` writes it.
+WAV_HEADER_BYTES = 44
 
 #: HTTP status of an error kind (the first kind in this order that the error is); other kinds: 400.
 ERROR_STATUS: tuple[tuple[type[SoundloomError], int], ...] = ((ParameterError, 422), (PoolError, 409))
+
+
+@dataclass(frozen=True)
+class ServeLimits:
+    """What one server allows its listeners.
+
+    Attributes:
+        max_listeners: streams served at once; one more gets 503.
+        idle_timeout_s: a listener whose queue stays full this long (it stopped reading) is dropped (s).
+        pace: after the burst, audio is rendered at most this many times faster than real time.
+        burst_s: audio sent at once at the start, so a player starts without waiting (s).
+        max_seconds: longest ``?seconds=`` accepted (s).
+    """
+
+    max_listeners: int = 32
+    idle_timeout_s: float = 30.0
+    pace: float = 2.0
+    burst_s: float = 4.0
+    max_seconds: float = 24 * 3600.0
+
+    def __post_init__(self) -> None:
+        if self.max_listeners < 1:
+            raise ParameterError(f"max_listeners must be >= 1, got {self.max_listeners}")
+        for name in ("idle_timeout_s", "pace", "max_seconds"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v > 0):
+                raise ParameterError(f"{name} must be a finite number > 0, got {v}")
+        if not (math.isfinite(self.burst_s) and self.burst_s >= 0):
+            raise ParameterError(f"burst_s must be a finite number >= 0, got {self.burst_s}")
 
 
 def error_response(exc: SoundloomError) -> JSONResponse:
@@ -45,142 +97,294 @@ def error_response(exc: SoundloomError) -> JSONResponse:
     return JSONResponse({"error": type(exc).__name__, "detail": str(exc)}, status_code=status)
 
 
-class _QueueWriter:
-    """A binary file-like whose writes go into a queue; raises BrokenPipeError once stopped."""
+def validation_response(exc: RequestValidationError) -> JSONResponse:
+    """422 ``{"error": "ParameterError", "detail": "seed: Input should be ... (got '-1')"}``."""
+    parts = []
+    for e in exc.errors():
+        where = ".".join(str(x) for x in e.get("loc", ())[1:]) or "request"
+        got = f" (got {e['input']!r})" if isinstance(e.get("input"), str | int | float) else ""
+        parts.append(f"{where}: {e.get('msg', 'invalid')}{got}")
+    return JSONResponse({"error": "ParameterError", "detail": "; ".join(parts)[:500]}, status_code=422)
 
-    def __init__(self, q: queue.Queue[object], stop: threading.Event):
-        self.q, self.stop = q, stop
+
+def exact_header(sample_rate: int, n_samples: int) -> bytes:
+    """RIFF/WAVE header of 16-bit mono PCM holding exactly ``n_samples``."""
+    data = 2 * n_samples
+    return (
+        b"RIFF"
+        + struct.pack("<I", 36 + data)
+        + b"WAVEfmt "
+        + struct.pack("<IHHIIHH", 16, 1, 1, sample_rate, sample_rate * 2, 2, 16)
+        + b"data"
+        + struct.pack("<I", data)
+    )
+
+
+class _Stopped(BrokenPipeError):
+    """Raised in the renderer to end it (write_endless returns on a broken pipe)."""
+
+
+class Listener:
+    """One listener's renderer: a worker thread handing WAV blocks to the event loop.
+
+    The worker blocks on a semaphore of :data:`QUEUE_BLOCKS` slots; the response frees a slot per
+    block it takes. Pacing and the idle check happen in the worker, so the event loop never waits
+    on it (and no thread-pool thread is held per listener).
+    """
+
+    _DONE = object()
+
+    def __init__(
+        self,
+        pool: Path,
+        emb,
+        scfg: SearchConfig,
+        rcfg: RenderConfig,
+        sample_rate: int,
+        limits: ServeLimits,
+        seconds: float | None,
+    ):
+        self.loop = asyncio.get_running_loop()
+        self.q: asyncio.Queue[object] = asyncio.Queue()
+        self.slots = threading.Semaphore(QUEUE_BLOCKS)
+        self.stop = threading.Event()
+        self.dropped = asyncio.Event()  # set (in the loop) when the worker gave up on an idle client
+        self.rate, self.limits = sample_rate, limits
+        self.total = None if seconds is None else max(1, round(seconds * sample_rate))  # samples
+        self.sent = 0  # PCM samples handed over
+        self.header_sent = False
+        self.t0 = time.monotonic()
+        self.worker = threading.Thread(
+            target=self._work, args=(pool, emb, scfg, rcfg), name="soundloom-stream", daemon=True
+        )
+        self.worker.start()
+
+    # -- worker side ---------------------------------------------------------------------------
+    def _work(self, pool: Path, emb, scfg: SearchConfig, rcfg: RenderConfig) -> None:
+        try:
+            with ChunkCatalog(pool, create=False) as catalog:  # sqlite connections stay in their thread
+                write_endless(self, catalog, emb, scfg, rcfg)
+            self._hand(self._DONE)
+        except _Stopped:
+            self._hand(self._DONE)
+        except BaseException as exc:  # handed to the response, which ends the stream and logs it
+            self._hand(exc)
 
     def write(self, data: bytes) -> int:
-        while True:
-            if self.stop.is_set():
-                raise BrokenPipeError("listener went away")
-            try:
-                self.q.put(bytes(data), timeout=0.25)
-                return len(data)
-            except queue.Full:
-                continue
+        """File-like ``write`` for :func:`write_endless`: the header, then 16-bit PCM blocks."""
+        if not self.header_sent:
+            self.header_sent = True
+            self._push(exact_header(self.rate, self.total) if self.total is not None else bytes(data))
+            return len(data)
+        pcm = np.frombuffer(data, dtype="<i2")
+        step = max(1, int(BLOCK_S * self.rate))
+        for i in range(0, len(pcm), step):
+            piece = pcm[i : i + step]
+            if self.total is not None and self.sent + len(piece) >= self.total:
+                piece = _fade_out(piece[: self.total - self.sent], self.rate)
+                self._pace()
+                self._push(piece.tobytes())
+                self.sent += len(piece)
+                raise _Stopped("the requested length was reached")
+            self._pace()
+            self._push(piece.tobytes())
+            self.sent += len(piece)
+        return len(data)
 
     def flush(self) -> None:
         pass
 
+    def _pace(self) -> None:
+        """Wait until sending more keeps within ``burst_s + pace x elapsed`` of audio."""
+        ahead_s = self.sent / self.rate - self.limits.burst_s
+        if ahead_s > 0:
+            wait = self.t0 + ahead_s / self.limits.pace - time.monotonic()
+            if wait > 0 and self.stop.wait(wait):
+                raise _Stopped("listener went away")
 
-class _Listener:
-    """One listener's renderer: a worker thread writing WAV bytes into a bounded queue."""
+    def _push(self, block: bytes) -> None:
+        """Take a queue slot (giving up after ``idle_timeout_s`` of a full queue), then hand ``block`` over."""
+        deadline = time.monotonic() + self.limits.idle_timeout_s
+        while not self.slots.acquire(timeout=min(0.25, max(0.0, deadline - time.monotonic()))):
+            if self.stop.is_set():
+                raise _Stopped("listener went away")
+            if time.monotonic() >= deadline:
+                self.stop.set()
+                self._call(self.dropped.set)
+                raise _Stopped("listener stopped reading")
+        if self.stop.is_set():
+            raise _Stopped("listener went away")
+        self._call(self.q.put_nowait, block)
 
-    _DONE = object()
+    def _hand(self, item: object) -> None:
+        """Hand the end marker or an error over without waiting for a slot (the queue is unbounded)."""
+        self._call(self.q.put_nowait, item)
 
-    def __init__(self, pool: Path, emb, scfg: SearchConfig, rcfg: RenderConfig, max_seconds: float | None):
-        self.q: queue.Queue[object] = queue.Queue(maxsize=QUEUE_BLOCKS)
-        self.stop = threading.Event()
-        self.worker = threading.Thread(
-            target=self._work, args=(pool, emb, scfg, rcfg, max_seconds), name="soundloom-stream", daemon=True
-        )
-        self.worker.start()
-
-    def _work(self, pool, emb, scfg, rcfg, max_seconds) -> None:
+    def _call(self, fn, *args) -> None:
         try:
-            with ChunkCatalog(pool, create=False) as catalog:  # sqlite connections stay in their thread
-                write_endless(_QueueWriter(self.q, self.stop), catalog, emb, scfg, rcfg, max_seconds=max_seconds)
-            self._put(self._DONE)
-        except BaseException as exc:  # handed to the response, which re-raises it
-            self._put(exc)
+            self.loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:  # the loop is closed: the server is shutting down
+            self.stop.set()
 
-    def _put(self, item: object) -> None:
-        while not self.stop.is_set():
-            try:
-                self.q.put(item, timeout=0.25)
-                return
-            except queue.Full:
-                continue
-
-    def get(self) -> object:
-        """Next block, or ``_DONE``; polls so that :meth:`close` frees a waiting thread."""
-        while not self.stop.is_set():
-            try:
-                return self.q.get(timeout=0.25)
-            except queue.Empty:
-                continue
-        return self._DONE
+    # -- response side -------------------------------------------------------------------------
+    async def blocks(self):
+        """WAV header then PCM blocks until the stream ends; logs (one line) an error that ended it."""
+        try:
+            while True:
+                item = await self.q.get()
+                if item is self._DONE:
+                    return
+                if isinstance(item, BaseException):
+                    _log_stream_error(item)
+                    return
+                self.slots.release()
+                yield item
+        finally:
+            self.close()
 
     def close(self) -> None:
         self.stop.set()
 
 
-async def stream_bytes(
-    pool: Path, emb, scfg: SearchConfig, rcfg: RenderConfig, max_seconds: float | None = None
-) -> AsyncIterator[bytes]:
-    """WAV header then PCM blocks of an endless (or ``max_seconds`` long) stream.
+def _fade_out(pcm: np.ndarray, rate: int, fade_s: float = 0.01) -> np.ndarray:
+    """The last ``fade_s`` of 16-bit ``pcm`` faded to zero, so a trimmed stream ends without a click."""
+    n = min(len(pcm), int(fade_s * rate))
+    out = pcm.copy()
+    if n:
+        out[-n:] = (out[-n:].astype(np.float32) * np.linspace(1, 0, n, dtype=np.float32)).astype("<i2")
+    return out
 
-    An async generator, so that a listener hanging up cancels it and ``finally`` stops the worker.
+
+def _log_stream_error(exc: BaseException) -> None:
+    if isinstance(exc, SoundloomError | OSError):
+        log.warning("a stream ended early: %s", exc)
+    else:  # a bug: one line here, the traceback only at debug level
+        log.error("a stream ended early: internal error (%s: %s)", type(exc).__name__, exc)
+        log.debug("traceback", exc_info=exc)
+
+
+class ListenerResponse(StreamingResponse):
+    """A streaming response bound to one :class:`Listener`; frees the listener's slot when it ends.
+
+    When the listener's worker gives up on a client that stopped reading, the pending send (blocked
+    on the client) is cancelled, so the connection is released too.
     """
-    listener = _Listener(pool, emb, scfg, rcfg, max_seconds)
-    try:
-        while True:
-            item = await anyio.to_thread.run_sync(listener.get)
-            if item is _Listener._DONE:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        listener.close()
+
+    def __init__(self, app: FastAPI, make_listener, headers: dict[str, str]):
+        self._app, self._make = app, make_listener
+        super().__init__(self._body(), media_type="audio/wav", headers=headers)
+        self._listener: Listener | None = None
+
+    async def _body(self):
+        async for block in self._listener.blocks():
+            yield block
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            self._listener = self._make()  # here, in the event loop the listener hands blocks to
+            async with anyio.create_task_group() as tg:
+
+                async def watch() -> None:
+                    await self._listener.dropped.wait()
+                    log.warning("dropped a listener that stopped reading for %g s", self._app.state.idle_timeout_s)
+                    tg.cancel_scope.cancel()
+
+                async def serve() -> None:
+                    await super(ListenerResponse, self).__call__(scope, receive, send)
+                    tg.cancel_scope.cancel()
+
+                tg.start_soon(watch)
+                tg.start_soon(serve)
+        finally:
+            if self._listener is not None:
+                self._listener.close()
+            self._app.state.listeners -= 1
 
 
 def create_app(
-    pool: str | Path, model: str, search: SearchConfig | None = None, render: RenderConfig | None = None
+    pool: str | Path,
+    model: str,
+    search: SearchConfig | None = None,
+    render: RenderConfig | None = None,
+    limits: ServeLimits | None = None,
 ) -> FastAPI:
-    """Build the app for one pool and one transition model (a run folder, or "features")."""
+    """Build the app for one pool and one transition model (a run folder, or "features").
+
+    Raises:
+        PoolError: the pool is missing, not a pool, has no chunks, or its song files changed.
+    """
     pool = Path(pool)
     search = search or SearchConfig()
     render = render or RenderConfig()
+    limits = limits or ServeLimits()
     with ChunkCatalog(pool, create=False) as catalog:
-        emb = load_pool_embeddings(catalog, model)
         table = catalog.chunks()
+        if len(table) == 0:
+            raise PoolError(pool, "the pool has no chunks; add songs with `soundloom chunk`")
+        changed = catalog.check_sources()
+        if changed:
+            more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
+            raise PoolError(changed[0]["path"], changed[0]["reason"] + more)
+        emb = load_pool_embeddings(catalog, model)
+        sample_rate = catalog.sample_rate
         info = {
             "pool": str(pool),
             "model": str(model),
-            "sample_rate": catalog.sample_rate,
+            "sample_rate": sample_rate,
             "songs": len(set(table.song_id.tolist())),
             "chunks": len(table),
             "target_lufs": render.target_lufs,
             "crossfade_ms": render.crossfade_ms,
+            "max_listeners": limits.max_listeners,
         }
 
     app = FastAPI(title="soundloom stream", version="0.1")
+    app.state.listeners = 0
+    app.state.idle_timeout_s = limits.idle_timeout_s
 
     @app.exception_handler(SoundloomError)
-    def soundloom_error(_: Request, exc: SoundloomError) -> JSONResponse:
+    async def soundloom_error(_: Request, exc: SoundloomError) -> JSONResponse:
         return error_response(exc)
 
+    @app.exception_handler(RequestValidationError)
+    async def bad_query(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return validation_response(exc)
+
     @app.get("/health")
-    def health() -> dict:
+    async def health() -> dict:
         return {"status": "ok"}
 
     @app.get("/info")
-    def get_info() -> dict:
-        return info
+    async def get_info() -> dict:
+        return {**info, "listeners": app.state.listeners}
 
     @app.get("/stream.wav")
-    def get_stream(
-        seed: int = Query(search.seed, description="start chunk and sampling seed"),
-        seconds: float | None = Query(None, gt=0, description="stop after this many seconds"),
+    async def get_stream(
+        seed: int = Query(search.seed, ge=0, le=MAX_SEED, description="start chunk and sampling seed"),
+        seconds: float | None = Query(
+            None, gt=0, le=limits.max_seconds, allow_inf_nan=False, description="stop after exactly this long (s)"
+        ),
     ):
         if len(emb) < 2:
             raise PoolError(pool, f"the pool needs at least two chunks to stream, it has {len(emb)}")
+        if app.state.listeners >= limits.max_listeners:
+            return JSONResponse(
+                {"error": "busy", "detail": f"{limits.max_listeners} listeners already (the most this server takes)"},
+                status_code=503,
+                headers={"Retry-After": "10"},
+            )
         scfg = dataclasses.replace(search, seed=seed)
-        return StreamingResponse(
-            stream_bytes(pool, emb, scfg, render, seconds),
-            media_type="audio/wav",
+        app.state.listeners += 1  # given back by ListenerResponse when the stream ends
+        return ListenerResponse(
+            app,
+            lambda: Listener(pool, emb, scfg, render, sample_rate, limits, seconds),
             headers={"Cache-Control": "no-store"},
         )
 
     @app.get("/", response_class=HTMLResponse)
-    def page() -> str:
-        return PAGE.replace(
-            "{{INFO}}",
-            f"{info['songs']} songs, {info['chunks']} chunks, model {info['model']}, {info['target_lufs']:g} LUFS",
-        )
+    async def page() -> str:
+        text = f"{info['songs']} songs, {info['chunks']} chunks, model {info['model']}, {info['target_lufs']:g} LUFS"
+        return PAGE.replace("{{INFO}}", html.escape(text))
 
     return app
 
