@@ -98,13 +98,9 @@ def train_transitions_cmd(
     seed: int = typer.Option(0, help="Seed of the song split and of training."),
     width: Optional[int] = typer.Option(None, help="Encoder width (contrastive) - smaller trains faster."),
     side_s: Optional[float] = typer.Option(None, help="cnn-lstm: seconds of A's end and B's start (seed-like: 1.0)."),
-    holdout_package: Optional[str] = typer.Option(
-        None, help="Test on this package's songs (index.csv beside the songs), train on the others."
-    ),
-    fallback: bool = typer.Option(True, help="Fall back to `features` when the model does not beat it on val songs."),
     threads: int = typer.Option(1, help=THREADS_HELP),
 ) -> None:
-    """Train a transition model on the pool's training songs (split by song, or leave one package out)."""
+    """Train a transition model on the pool's training songs (split by song)."""
     set_threads(threads)
     from ..core.progress import rich_progress
     from ..streams.transitions import model_kwargs
@@ -122,23 +118,13 @@ def train_transitions_cmd(
             lr=lr,
             model_kwargs=kwargs,
             progress=progress,
-            holdout_package=holdout_package,
-            fallback=fallback,
         )
     m = cfg["metrics"]
     extra = f", fusion weight {m['fusion_weight']}" if "fusion_weight" in m else ""
-    held = f" (test: package {cfg['holdout_package']})" if cfg.get("holdout_package") else ""
     typer.echo(
         f"trained {model} in {m['train_seconds']:.0f} s{extra}; split {len(cfg['split']['train'])}/"
-        f"{len(cfg['split']['val'])}/{len(cfg['split']['test'])} songs{held}; run {out}"
+        f"{len(cfg['split']['val'])}/{len(cfg['split']['test'])} songs; run {out}"
     )
-    if "val_mrr" in m:
-        verdict = (
-            "it does not beat features there: the run falls back to `features` (config.json: fallback)"
-            if cfg.get("fallback")
-            else "it beats features there"
-        )
-        typer.echo(f"validation MRR {m['val_mrr']:.3f} vs features {m['val_mrr_features']:.3f}: {verdict}")
 
 
 @app.command()
@@ -239,9 +225,6 @@ def eval_transitions_cmd(
         10.0, help="Render a stream of test songs per model and judge its seams (0 = skip)."
     ),
     seed: int = typer.Option(0, help="Seed of candidate sampling (the split comes from the runs)."),
-    holdout_package: Optional[str] = typer.Option(
-        None, help="Test on this package's songs (default: the runs' own --holdout-package, if any)."
-    ),
     out: Optional[Path] = typer.Option(None, help="Also write the JSON report here."),
     threads: int = typer.Option(1, help=THREADS_HELP),
 ) -> None:
@@ -252,13 +235,7 @@ def eval_transitions_cmd(
 
     with rich_progress(transient=True) as progress:
         report = evaluate_runs(
-            pool,
-            list(model),
-            seed=seed,
-            max_anchors=anchors,
-            stream_minutes=stream_minutes,
-            progress=progress,
-            holdout_package=holdout_package,
+            pool, list(model), seed=seed, max_anchors=anchors, stream_minutes=stream_minutes, progress=progress
         )
     if out is not None:
         from ..core.atomic import write_json
