@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from . import data_cmds, model_cmds, server_cmds, stream_cmds  # noqa: F401  (register commands)
+from . import data_cmds, demo_cmds, export_cmds, model_cmds, scape_cmds, server_cmds, stream_cmds, studio_cmds  # noqa: F401  (register commands)
 from .app import app, run_app
 
 __all__ = ["app", "main"]
