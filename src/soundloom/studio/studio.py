@@ -82,30 +82,29 @@ class BodyLimit:
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.limit):
             return await self._refuse(send)
-        seen = 0
+        seen, refused = 0, False
 
         async def bounded():
-            nonlocal seen
+            nonlocal seen, refused
             message = await receive()
-            if message["type"] == "http.request":
+            if message["type"] == "http.request" and not refused:
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _TooLarge
+                if seen > self.limit:  # answer now; the app sees the client leave and what it sends is dropped
+                    refused = True
+                    await self._refuse(send)
+                    return {"type": "http.disconnect"}
             return message
 
-        try:
-            await self.app(scope, bounded, send)
-        except _TooLarge:
-            await self._refuse(send)
+        async def guarded(message) -> None:
+            if not refused:
+                await send(message)
+
+        await self.app(scope, bounded, guarded)
 
     async def _refuse(self, send) -> None:
         body = b'{"error":"ParameterError","detail":"request body too large (at most %d bytes)"}' % self.limit
         await send({"type": "http.response.start", "status": 413, "headers": [(b"content-type", b"application/json")]})
         await send({"type": "http.response.body", "body": body})
-
-
-class _TooLarge(Exception):
-    pass
 
 
 def create_studio(
