@@ -46,7 +46,8 @@ class EventSource:
 class ScheduledEvent:
     """One event: start time (s), which source and label, the seed to generate it with, where, how loud.
 
-    ``min_spacing_s`` is the spacing the mood asked for when the event was drawn (for collision checks).
+    ``min_spacing_s`` is the spacing the mood asked for when the event was drawn (for collision checks);
+    ``energy`` is that mood's energy (0 calm .. 1 energetic), so a score shows when a mood change took hold.
     """
 
     index: int
@@ -57,6 +58,7 @@ class ScheduledEvent:
     position: Position
     gain_db: float
     min_spacing_s: float
+    energy: float = 0.5
 
     def to_dict(self) -> dict:
         """The event as one JSON object of the score."""
@@ -69,6 +71,7 @@ class ScheduledEvent:
             "position": self.position.to_dict(),
             "gain_db": round(self.gain_db, 3),
             "min_spacing_s": round(self.min_spacing_s, 6),
+            "energy": round(self.energy, 4),
         }
 
 
@@ -163,4 +166,5 @@ class Schedule:
             position=position,
             gain_db=float(rng.uniform(g_lo, g_hi)),
             min_spacing_s=mood.min_spacing_s,
+            energy=mood.energy,
         )
