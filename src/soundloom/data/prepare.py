@@ -6,18 +6,21 @@ Usage::
     result = prepare("/data/digits", "features/digits", PrepareConfig(sample_rate=16000, seconds=1.0))
     # soundloom prepare /data/digits --out features/digits --sample-rate 16000 --seconds 1
 
-Work is split into batches of files of about the same size, handled by worker processes; each
-worker computes the features of a whole batch in one NumPy call and
-writes the rows straight into a memory-mapped ``.npy`` in a work folder beside the output
+Work is split into batches of files of about the same size, handled by worker processes
+(which die with this one, even on ``kill -9``); each worker computes the features of a whole
+batch in one NumPy call (no torch: the process starts in a fraction of a second) and writes the
+rows straight into a memory-mapped ``.npy`` in a work folder beside the output
 (``.<name>.partial/<hash>/``, the hash covering every feature setting), then appends a JSON
 line per batch to its journal, naming each file by path, size and mtime. A killed run resumes
 from there; a re-run reuses rows of an existing complete store made with the same settings
-(and does nothing when the files have not changed). When the
-run is complete the ``.npy`` is moved into the store by
-:func:`~soundloom.data.store.write_store_moving` (temp folder + rename, as ``write_store``), so
-the features are written once and a killed run never leaves a half store. Bad files
-(unreadable, empty, non-finite, silent, too short) are skipped and listed in ``skipped.json``
-with their reason.
+(and does nothing when the files have not changed). When the run is complete the ``.npy`` is
+moved into the store by :func:`~soundloom.data.store.write_store_moving` (temp folder +
+rename, as ``write_store``), so the features are written once and a killed run never leaves a
+half store; a run killed during that write is finished or undone by the next one
+(:func:`~soundloom.data.store.recover_store`), which then reuses the features. Bad files
+(unreadable, empty, non-finite, silent, too short) and what the folder walk could not use
+(unreadable folders, broken or looping links) are skipped and listed in ``skipped.json`` with
+their reason.
 """
 
 from __future__ import annotations
