@@ -49,7 +49,9 @@ def test_crossfade_length(tmp_path):
     sf.write(tmp_path / "b.wav", np.zeros(n), RATE)
     song_a = Song(1, str(tmp_path / "a.wav"), "a", 2.0, RATE, None, -10.0)
     song_b = Song(2, str(tmp_path / "b.wav"), "b", 2.0, RATE, None, -70.0)
-    segs = [Segment(song_a, 1, 0, 0, RATE, 0.0, float("nan"), False), Segment(song_b, 2, 0, 0, RATE, 0.0, 1.0, False)]
+    # B starts 0.5 s into its song, so its song has audio before its start: the crossfade is centred on the cut
+    b = Segment(song_b, 2, 0, RATE // 2, RATE + RATE // 2, 0.0, 1.0, False)
+    segs = [Segment(song_a, 1, 0, 0, RATE, 0.0, float("nan"), False), b]
     cfg = RenderConfig(crossfade_ms=100.0, align_ms=0.0, match_loudness=False)
     blocks = [b for b, _ in iter_render(segs, RATE, cfg)]
     wav = np.concatenate(blocks)

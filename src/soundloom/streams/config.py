@@ -34,14 +34,27 @@ class RenderConfig:
 
 @dataclass
 class SearchConfig:
-    """Search options; see :mod:`soundloom.streams.search`. ``minutes`` or ``steps`` bound the length."""
+    """Search options; see :mod:`soundloom.streams.search`. ``minutes`` or ``steps`` bound the length.
+
+    Attributes (the non-repetition ones):
+        reuse_window: no chunk reused within this many steps (at most half the pool).
+        transition_memory: no join A -> B made twice within this many steps, so no run of two (or
+            more) chunks ever repeats while remembered.
+        coverage: each earlier use of a candidate lowers its score by this many standard deviations
+            of the step's candidate scores, so an endless stream keeps finding unused material.
+        pick_among: with seam verification, choose at random (seeded) among the best this many
+            candidates whose joins pass the gates, rather than always the best.
+    """
 
     method: str = "greedy"
     minutes: float = 10.0
     steps: int | None = None
     beam_width: int = 8
     candidates: int = 64
-    reuse_window: int = 100
+    reuse_window: int = 400
+    transition_memory: int = 100_000
+    coverage: float = 0.5
+    pick_among: int = 3
     max_natural_run: int = 0
     max_song_run: int = 8
     start: int | None = None

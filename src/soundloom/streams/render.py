@@ -1,7 +1,9 @@
 """Render a planned stream: read chunks by offset, align, crossfade, match loudness, encode.
 
 Each join is an equal-power crossfade of ``crossfade_ms`` centred on the cut: A plays on past its
-end (its own song continues there) while B starts a little before its start. B is shifted by up
+end (its own song continues there) while B starts a little before its start. Where a song has no
+audio there (a first or last chunk), the crossfade moves to the side that has, so it never fades
+into padding (:func:`soundloom.streams.joins.plan_join`). B is shifted by up
 to ``align_ms`` to the lag that maximises the normalised cross-correlation of the two overlapping
 stretches, so their waveforms (and beats) line up. Each chunk's gain brings its loudness to the
 pool's median chunk loudness (limited to ``max_gain_db``); the finished stream is normalised to
@@ -22,8 +24,9 @@ from ..core.io import write_audio
 from ..core.levels import db_to_gain
 from .catalog import Song
 from .config import RenderConfig
-from .joins import chunk_gain_db, crossfade, read_span, reference_lufs
-from .search import StreamPlan
+from .joins import chunk_gain_db, join_audio, read_within_song, reference_lufs
+from .seams import seam_metrics, summarise
+from .search import StreamPlan, repetition
 
 
 @dataclass
@@ -64,46 +67,51 @@ def segment(table, songs: dict, row: int, score: float, natural: bool, ref_lufs:
     )
 
 
+def read_chunk(seg: Segment, sample_rate: int, before: int, after: int) -> tuple[np.ndarray, int, int]:
+    """The segment's chunk, gain applied, with up to ``before`` / ``after`` samples of its song around it
+    (see :func:`joins.read_within_song`): audio, index of the chunk's start, samples after its end."""
+    wav, pre, post = read_within_song(seg.song, seg.start, seg.end, before, after, sample_rate)
+    return wav * db_to_gain(seg.gain_db), pre, post
+
+
 def iter_render(
     segments: list[Segment] | Iterator[Segment], sample_rate: int, cfg: RenderConfig
 ) -> Iterator[tuple[np.ndarray, dict]]:
     """Render segment by segment: yields (finished audio block ``(samples,)``, cue entry).
 
-    The block of segment i runs from its cut (crossfade centre) to the next segment's cut; the last
-    block is emitted when the iterator ends. Output positions in cue entries are in samples.
+    The block of segment i runs from its cut (B's start in the output) to the next segment's cut;
+    the last block is emitted when the iterator ends. Each join is :func:`joins.join_audio`: the
+    crossfade lies on real audio only (see :func:`joins.plan_join`). Output positions in cue entries
+    are in samples.
     """
     half = int(cfg.crossfade_ms * sample_rate / 2000)
     lag = int(cfg.align_ms * sample_rate / 1000)
-    pending: np.ndarray | None = None  # current block, including its tail extension of `half` samples
+    pending: np.ndarray | None = None  # current body, with `ext` samples of its song after its end
+    ext = 0
     pending_cue: dict | None = None
     out_pos = 0
     for seg in segments:
         r = seg.song.sample_rate
-        to_file = lambda n, r=r: int(round(n * r / sample_rate))  # pool samples -> file samples
-        g = db_to_gain(seg.gain_db)
         if pending is None:
             shift = 0
-            body = read_span(seg.song, seg.start, seg.end + to_file(half), sample_rate) * g
+            body, _, ext = read_chunk(seg, sample_rate, 0, 2 * half)
             n_fade = min(int(0.005 * sample_rate), len(body))
             body[:n_fade] *= np.linspace(0, 1, n_fade, dtype=np.float32)
         else:
-            # B around its cut, wide enough for every lag
-            pre = half + lag
-            span = read_span(seg.song, seg.start - to_file(pre), seg.end + to_file(half), sample_rate) * g
-            a_over = pending[len(pending) - 2 * half :]
-            mixed, b_after, shift = crossfade(a_over, span, lag)
-            block = np.concatenate([pending[: len(pending) - 2 * half], mixed[:half]])
-            yield block.astype(np.float32), pending_cue
+            span, pre, post = read_chunk(seg, sample_rate, 2 * half + lag, 2 * half)
+            joined, cut, shift, _ = join_audio(pending, len(pending) - ext, span, pre, half, lag)
+            block = joined[:cut]
+            yield block, pending_cue
             out_pos += len(block)
-            body = np.concatenate([mixed[half:], b_after])
+            body, ext = joined[cut:], post
         pending = body
-        dur = len(body) - half  # this block's length once the next crossfade takes its extension
+        dur = len(body) - ext  # this block's length if the next join is centred on the cut
         pending_cue = {
             "song": Path(seg.song.path).name,
             "song_id": seg.song.id,
             "chunk_id": seg.chunk_id,
             "chunk_index": seg.chunk_index,
-            "source_start_s": (seg.start + to_file(shift)) / r,
+            "source_start_s": (seg.start + int(round(shift * r / sample_rate))) / r,
             "source_end_s": seg.end / r,
             "output_start_samples": out_pos,
             "score": seg.score,
@@ -114,7 +122,7 @@ def iter_render(
         }
     if pending is not None:
         # no next chunk: drop the extension and fade the last 20 ms out
-        last = pending[: len(pending) - half].copy() if half else pending.copy()
+        last = pending[: len(pending) - ext].copy()
         n_fade = min(int(0.02 * sample_rate), len(last))
         last[len(last) - n_fade :] *= np.linspace(1, 0, n_fade, dtype=np.float32)
         yield last, pending_cue
@@ -198,11 +206,17 @@ def render_stream(catalog, plan: StreamPlan, cfg: RenderConfig = RenderConfig())
         pos += len(block)
         cue["output_end_s"] = pos / rate
         cue.pop("output_start_samples"), cue.pop("planned_samples")
+    joins = np.array([int(round(c["output_start_s"] * rate)) for c in cues[1:]], dtype=np.int64)
+    summary = {
+        "joins": summarise(seam_metrics(wav, joins, rate)),
+        **repetition(plan.rows, plan.meta.get("pool_chunks", len(catalog.chunks()))),
+    }
     return wav, {
         "sample_rate": rate,
         "duration_s": len(wav) / rate,
         "render": asdict(cfg),
         "plan": plan.meta,
+        "summary": summary,
         "segments": cues,
     }
 

@@ -6,6 +6,11 @@ Per position ``p`` (samples) of a mono signal:
 * click ratio: the largest sample-to-sample step in the 2 ms block centred on p, over the median of
   the same "largest step" of every 2 ms block within +-50 ms; gate <= 3 (comparing a maximum to
   maxima keeps noise-like music from counting as clicks).
+* onset anomaly: the strongest onset (positive spectral flux of the log-mel spectrum, as librosa's
+  onset strength, 5.8 ms hop at 22050 Hz) within +-50 ms of p, as a robust z-score against the onset
+  strength of the surrounding second (median, 1.4826 x MAD): how much p sounds like a new note or
+  hit. Not one of the three gates of ``pass`` (music has onsets); a join's anomaly is judged
+  against those of the two songs at the same places (:data:`ONSET_GATE`, see :class:`SeamVerifier`).
 
 :class:`SeamVerifier` measures them on a candidate join before the search commits to it;
 :func:`reference_positions` measures them inside songs, the reference a stream's joins are judged by.
@@ -13,24 +18,92 @@ Per position ``p`` (samples) of a mono signal:
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ..core.levels import db_to_gain
 from .config import RenderConfig
-from .joins import chunk_gain_db, crossfade, read_span, reference_lufs
+from .joins import chunk_gain_db, join_audio, read_within_song, reference_lufs
 
 LEVEL_GATE_DB = 4.0
 COSINE_GATE = 0.75
 CLICK_GATE = 3.0
+#: Search gate: a join's onset anomaly may exceed the larger of its two songs' own at the cut by this much.
+ONSET_GATE = 1.0
+#: Context (s) each side of a position for the onset anomaly's robust statistics.
+ONSET_CONTEXT_S = 0.5
+#: Smallest spread of onset strength a z-score divides by: music spreads 0.25-0.6, a steady tone ~0.
+ONSET_SCALE_FLOOR = 0.1
+#: Onset strength frame hop and FFT size at 22050 Hz (scaled with the rate).
+_ONSET_HOP, _ONSET_FFT = 128, 512
+
+
+@functools.lru_cache(maxsize=8)
+def _onset_filters(sample_rate: int, n_fft: int) -> tuple[np.ndarray, np.ndarray]:
+    import librosa
+
+    window = np.hanning(n_fft + 1)[:-1].astype(np.float32)
+    return window, librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=64).T.astype(np.float32)
+
+
+def onset_envelope(wav: np.ndarray, sample_rate: int) -> tuple[np.ndarray, int]:
+    """Onset strength ``(frames,)``: the mean over 64 mel bands of the rise (dB, floor 80 dB under the
+    loudest frame) from each frame to the next, as librosa's ``onset_strength``; frame k is centred on
+    sample ``k * hop``. Returns it and the hop (samples)."""
+    scale = max(1, int(round(sample_rate / 22050)))
+    hop, n_fft = _ONSET_HOP * scale, _ONSET_FFT * scale
+    window, mel = _onset_filters(sample_rate, n_fft)
+    x = np.pad(np.asarray(wav, dtype=np.float32), (n_fft // 2, n_fft // 2))
+    if len(x) < n_fft:
+        x = np.pad(x, (0, n_fft - len(x)))
+    frames = np.lib.stride_tricks.sliding_window_view(x, n_fft)[::hop]
+    from scipy.fft import rfft
+
+    power = np.abs(rfft(frames * window, axis=1, workers=1)) ** 2  # float32 in, complex64 out
+    # einsum's own loop: BLAS threads spin on busy cores and are slower for matrices this small
+    db = 10 * np.log10(np.maximum(np.einsum("fb,bm->fm", power, mel), 1e-10))
+    db = np.maximum(db, db.max() - 80.0)
+    flux = np.maximum(0.0, np.diff(db, axis=0)).mean(axis=1)
+    return np.concatenate([[0.0], flux]).astype(np.float64), hop
+
+
+def onset_anomaly(
+    wav: np.ndarray,
+    positions: np.ndarray,
+    sample_rate: int,
+    window_ms: float = 50.0,
+    context_s: float = ONSET_CONTEXT_S,
+    envelope: tuple[np.ndarray, int] | None = None,
+) -> np.ndarray:
+    """Robust z-score ``(n,)`` of the strongest onset within +-``window_ms`` of each position against
+    the onset strength within +-``context_s`` (what the signal holds of it)."""
+    env, hop = envelope if envelope is not None else onset_envelope(wav, sample_rate)
+    out = np.zeros(len(positions))
+    w = max(1, int(round(window_ms * sample_rate / 1000 / hop)))
+    c = max(2 * w + 1, int(round(context_s * sample_rate / hop)))
+    for i, p in enumerate(np.asarray(positions, dtype=np.int64)):
+        k = int(round(p / hop))
+        ctx = env[max(0, k - c) : k + c + 1]
+        med = np.median(ctx)
+        mad = max(1.4826 * np.median(np.abs(ctx - med)), ONSET_SCALE_FLOOR)
+        out[i] = (env[max(0, k - w) : k + w + 1].max() - med) / mad
+    return out
 
 
 def seam_metrics(
-    wav: np.ndarray, positions: np.ndarray, sample_rate: int, window_ms: float = 50.0, block_ms: float = 2.0
+    wav: np.ndarray,
+    positions: np.ndarray,
+    sample_rate: int,
+    window_ms: float = 50.0,
+    block_ms: float = 2.0,
+    onsets: bool = True,
 ) -> dict[str, np.ndarray]:
-    """Level jump (dB), spectral cosine and click ratio at each position: arrays ``(n,)``.
+    """Level jump (dB), spectral cosine, click ratio, onset anomaly (z) and the three gates (``pass``)
+    at each position: arrays ``(n,)``.
 
     Positions closer than ``window_ms`` to either end are dropped (``positions`` in the result says
-    which were kept).
+    which were kept). ``onsets=False`` skips the onset anomaly (NaN).
     """
     wav = np.asarray(wav, dtype=np.float64)
     w = int(window_ms * sample_rate / 1000)
@@ -53,7 +126,15 @@ def seam_metrics(
     centre = block_max[:, n_blocks // 2]
     click = centre / (np.median(block_max, axis=1) + 1e-9)
     passed = (level <= LEVEL_GATE_DB) & (cos >= COSINE_GATE) & (click <= CLICK_GATE)
-    return {"positions": pos, "level_jump_db": level, "spectral_cosine": cos, "click_ratio": click, "pass": passed}
+    onset = onset_anomaly(wav, pos, sample_rate, window_ms) if onsets else np.full(len(pos), np.nan)
+    return {
+        "positions": pos,
+        "level_jump_db": level,
+        "spectral_cosine": cos,
+        "click_ratio": click,
+        "onset_anomaly": onset,
+        "pass": passed,
+    }
 
 
 def summarise(m: dict[str, np.ndarray]) -> dict:
@@ -70,6 +151,8 @@ def summarise(m: dict[str, np.ndarray]) -> dict:
         "median_level_jump_db": float(np.median(m["level_jump_db"])),
         "median_spectral_cosine": float(np.median(m["spectral_cosine"])),
         "median_click_ratio": float(np.median(m["click_ratio"])),
+        "click_rate": float(np.mean(m["click_ratio"] > CLICK_GATE)),
+        "median_onset_anomaly": float(np.nanmedian(m["onset_anomaly"])) if "onset_anomaly" in m else float("nan"),
     }
 
 
@@ -100,37 +183,56 @@ def reference_positions(catalog, song_ids: list[int], n: int, seed: int = 0) -> 
 class SeamVerifier:
     """Checks candidate joins on real audio before search commits to one.
 
-    For chunk A and candidate B it reads the few hundred ms around the cut, aligns and crossfades
-    them exactly as the renderer will (the same :mod:`soundloom.streams.joins` functions: gains, lag
-    and curves), and measures the seam gates at the crossfade centre. Cost per candidate is two
-    short file reads and two FFTs (about a millisecond), independent of the pool size.
+    For chunk A and candidate B it reads the second around the cut, joins them exactly as the
+    renderer will (the same :mod:`soundloom.streams.joins` functions: gains, crossfade placement, lag
+    and curves) and measures the seam figures at the cut. A join passes when it passes the three
+    gates and its onset anomaly exceeds the larger of A's own (A's song going on past A's end) and
+    B's own (B's song arriving at B's start) by at most ``onset_gate``: a join may land on a beat
+    where either song has one, but should not make an event where neither had one. Cost per
+    candidate: two short file reads and three onset envelopes of a second (a few milliseconds),
+    independent of the pool size.
     """
 
-    def __init__(self, catalog, cfg: RenderConfig):
+    def __init__(self, catalog, cfg: RenderConfig, onset_gate: float = ONSET_GATE):
         self.table, self.songs = catalog.chunks(), catalog.song_map()
         self.rate = catalog.sample_rate
         self.cfg = cfg
+        self.onset_gate = onset_gate
         self.half = int(cfg.crossfade_ms * self.rate / 2000)
         self.lag = int(cfg.align_ms * self.rate / 1000)
-        self.win = int(0.05 * self.rate) + int(0.002 * self.rate) + 2
+        # a second around the cut plus room for the crossfade and the onset frames' own width
+        self.ctx = int((ONSET_CONTEXT_S + 0.05) * self.rate) + 2 * self.half + self.lag
         self.ref = reference_lufs(self.table.loudness_lufs)
-        self._a: tuple[int, np.ndarray] | None = None
+        self._a: tuple[int, tuple[np.ndarray, int, float]] | None = None
 
-    def _span(self, row: int, centre_file: int, before: int, after: int) -> np.ndarray:
+    def _read(self, row: int, at: int, before: int, after: int) -> tuple[np.ndarray, int]:
+        """Audio of chunk ``row``'s song around file sample ``at``, gain applied; index of ``at`` in it."""
         song = self.songs[int(self.table.song_id[row])]
-        k = song.sample_rate / self.rate
         gain = db_to_gain(chunk_gain_db(float(self.table.loudness_lufs[row]), self.ref, self.cfg))
-        return read_span(song, centre_file - int(before * k), centre_file + int(after * k), self.rate) * gain
+        wav, pre, _ = read_within_song(song, at, at, before, after, self.rate)
+        return wav * gain, pre
+
+    def measure(self, a: int, b: int) -> dict[str, float]:
+        """Seam figures of the rendered join of chunk rows ``a`` -> ``b``, the two songs' own onset
+        anomalies at the cut (``onset_a``, ``onset_b``) and ``pass`` (bool)."""
+        h, lag = self.half, self.lag
+        if self._a is None or self._a[0] != a:
+            a_wav, a_end = self._read(a, int(self.table.end[a]), self.ctx, self.ctx)
+            own = onset_anomaly(a_wav, np.array([a_end]), self.rate)[0]
+            self._a = (a, (a_wav, a_end, float(own)))
+        a_wav, a_end, onset_a = self._a[1]
+        b_wav, b_start = self._read(b, int(self.table.start[b]), self.ctx, self.ctx)
+        onset_b = float(onset_anomaly(b_wav, np.array([b_start]), self.rate)[0])
+        joined, cut, _, _ = join_audio(a_wav, a_end, b_wav, b_start, h, lag)
+        m = seam_metrics(joined, np.array([cut]), self.rate)
+        if not len(m["positions"]):  # a song shorter than the seam windows: nothing to judge by
+            return {"pass": False, "onset_a": onset_a, "onset_b": onset_b}
+        out = {k: float(v[0]) for k, v in m.items() if k not in ("positions", "pass")}
+        created = out["onset_anomaly"] - max(onset_a, onset_b)
+        out.update(onset_a=onset_a, onset_b=onset_b, pass_gates=bool(m["pass"][0]))
+        out["pass"] = bool(m["pass"][0]) and created <= self.onset_gate
+        return out
 
     def passes(self, a: int, b: int) -> bool:
-        """True when the rendered join of chunk rows ``a`` -> ``b`` passes all three seam gates."""
-        h, lag, w = self.half, self.lag, self.win
-        ext = max(h, w)
-        if self._a is None or self._a[0] != a:
-            self._a = (a, self._span(a, int(self.table.end[a]), ext, h))
-        a_audio = self._a[1]  # A from end - ext to end + h
-        b_audio = self._span(b, int(self.table.start[b]), h + lag, ext + lag)  # B from start - h - lag
-        mixed, b_after, _ = crossfade(a_audio[ext - h :], b_audio, lag)
-        sig = np.concatenate([a_audio[: ext - h], mixed, b_after[: ext - h]])
-        m = seam_metrics(sig, np.array([ext]), self.rate)
-        return bool(len(m["pass"]) and m["pass"][0])
+        """True when the rendered join of chunk rows ``a`` -> ``b`` passes the seam gates and the onset gate."""
+        return bool(self.measure(a, b)["pass"])

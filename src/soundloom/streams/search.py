@@ -1,14 +1,18 @@
 """Choose the chunk sequence of a stream: greedy (the seed's) or beam search over summed join scores.
 
 Constraints, checked on the top candidates the head index returns (widened when all fail):
-* no chunk reused within ``reuse_window`` steps;
+* no chunk reused within ``reuse_window`` steps, and no join A -> B made twice within
+  ``transition_memory`` steps (greedy and endless streams), so no run of chunks ever repeats;
 * remix, not replay: a chunk never follows the chunk it followed in its song, unless
   ``max_natural_run`` > 0 allows runs of up to that many natural joins;
 * at most ``max_song_run`` consecutive chunks from one song;
 * optional seam filter: skip candidates whose predicted seam (level jump of the 50 ms either side
   after loudness matching, cosine of their spectra) would fail the gates, when any candidate passes;
-* optional seam verification (``verifier``, see ``seams.SeamVerifier``): the best of the top
-  ``verify_top`` candidates whose join, rendered for real, passes the seam gates goes first.
+* coverage: each earlier use of a candidate lowers its score (``coverage`` standard deviations of
+  the step's candidate scores), so long streams spread over the pool;
+* optional seam verification (``verifier``, see ``seams.SeamVerifier``): one of the best
+  ``pick_among`` of the top ``verify_top`` candidates whose join, rendered for real, passes the seam
+  and onset gates goes first, chosen at random (randomness where it costs nothing).
 
 Deterministic for a given ``seed`` (which also picks the start chunk when none is given).
 """
@@ -75,6 +79,23 @@ class NextChunkChooser:
         self.rel_tail_db = table.tail_rms_db - table.loudness_lufs
         self.rel_head_db = table.head_rms_db - table.loudness_lufs
         self.tail_spec, self.head_spec = table.tail_spec, table.head_spec
+        self.uses = np.zeros(len(table), np.int64)
+        self.made: dict[tuple[int, int], int] = {}  # join (a, b) -> step it was last made
+        self.step = 0
+        self.rng = np.random.default_rng(cfg.seed + 1)
+
+    def commit(self, a: int, b: int) -> None:
+        """Remember that the stream joined ``a`` -> ``b`` (greedy and endless streams)."""
+        self.step += 1
+        self.uses[b] += 1
+        self.made[(int(a), int(b))] = self.step
+        if len(self.made) > 2 * self.cfg.transition_memory:  # forget the oldest half
+            cut = self.step - self.cfg.transition_memory
+            self.made = {k: v for k, v in self.made.items() if v > cut}
+
+    def _made_recently(self, a: int, cands: np.ndarray) -> np.ndarray:
+        cut = self.step - self.cfg.transition_memory
+        return np.array([self.made.get((a, int(c)), cut - 1) > cut for c in cands], dtype=bool)
 
     def candidates(self, state: _State, k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Allowed next chunks after ``state`` with their join scores (best first)."""
@@ -86,6 +107,8 @@ class NextChunkChooser:
             scores, local = self.index.search(self.tails[a], k)
             cands = self.rows[local]
             ok = ~np.isin(cands, recent) & (cands != a)
+            if relax < 3 and self.made:
+                ok &= ~self._made_recently(a, cands)
             if relax < 2:
                 ok &= ~((cands == self.succ[a]) & (state.natural_run >= self.cfg.max_natural_run))
             if relax < 1:
@@ -96,24 +119,35 @@ class NextChunkChooser:
                     good = self.seam_ok(a, cands)
                     if good.any():
                         cands, scores = cands[good], scores[good]
+                if self.cfg.coverage > 0 and self.uses[cands].any():
+                    spread = float(np.std(scores)) if len(scores) > 1 else 1.0
+                    adjusted = scores - self.cfg.coverage * max(spread, 1e-6) * self.uses[cands]
+                    order = np.argsort(-adjusted, kind="stable")
+                    cands, scores = cands[order], scores[order]  # reordered; the plan keeps true scores
                 if self.verifier is not None:
                     cands, scores = self._verified_first(a, cands, scores)
                 return cands, scores
             if k < len(self.rows):
                 k = min(len(self.rows), 4 * k)
-            elif relax < 2:
+            elif relax < 3:
                 relax += 1
             else:
                 raise PoolError("no allowed next chunk: the pool is too small for the reuse window")
 
     def _verified_first(self, a: int, cands: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Move the best-scoring candidate whose real join passes the gates to the front."""
+        """Move one of the best ``pick_among`` candidates whose real joins pass the gates (chosen at
+        random) to the front."""
+        passing: list[int] = []
         for i in range(min(self.cfg.verify_top, len(cands))):
             if self.verifier.passes(a, int(cands[i])):
-                if i:
-                    order = np.r_[i, np.delete(np.arange(len(cands)), i)]
-                    cands, scores = cands[order], scores[order]
-                break
+                passing.append(i)
+                if len(passing) >= max(1, self.cfg.pick_among):
+                    break
+        if passing:
+            i = passing[int(self.rng.integers(len(passing)))]
+            if i:
+                order = np.r_[i, np.delete(np.arange(len(cands)), i)]
+                cands, scores = cands[order], scores[order]
         return cands, scores
 
     def seam_ok(self, a: int, cands: np.ndarray) -> np.ndarray:
@@ -160,6 +194,7 @@ def iter_greedy(chooser: NextChunkChooser, seed: int = 0):
         cands, scores = chooser.candidates(state)
         i = _pick(cands, scores, chooser.cfg.temperature, rng)
         prev = state.rows[-1]
+        chooser.commit(prev, int(cands[i]))
         state = chooser.advance(state, int(cands[i]), float(scores[i]))
         # keep memory bounded in endless mode: only the reuse window matters
         if len(state.rows) > 2 * chooser.reuse_window + 2:
@@ -200,8 +235,27 @@ def build_stream(
         np.asarray(rows, np.int64),
         np.asarray(scores, np.float64),
         np.asarray(natural, bool),
-        {"method": cfg.method, "seed": cfg.seed, "model": emb.model},
+        {"method": cfg.method, "seed": cfg.seed, "model": emb.model, "pool_chunks": int(len(chooser.rows))},
     )
+
+
+def repetition(rows: np.ndarray, pool_chunks: int, run: int = 3) -> dict:
+    """How much a chunk sequence repeats itself: runs of ``run`` consecutive chunks seen before in the
+    sequence, distinct chunks and coverage (distinct / ``pool_chunks``)."""
+    rows = [int(r) for r in rows]
+    seen: set[tuple[int, ...]] = set()
+    repeated = 0
+    for i in range(len(rows) - run + 1):
+        key = tuple(rows[i : i + run])
+        repeated += key in seen
+        seen.add(key)
+    distinct = len(set(rows))
+    return {
+        f"repeated_runs_{run}": repeated,
+        "distinct_chunks": distinct,
+        "pool_chunks": int(pool_chunks),
+        "coverage": distinct / max(1, pool_chunks),
+    }
 
 
 def _beam(chooser: NextChunkChooser, seconds: np.ndarray, cfg: SearchConfig, done) -> tuple[list[int], list[float]]:
