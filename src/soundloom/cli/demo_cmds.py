@@ -1,0 +1,370 @@
+"""``soundloom demo``: the main job on built-in data, end to end, ending in one self-contained ``report.html``.
+
+soundloom demo [--out demo] [--train-minutes 3] [--quick]
+
+Sounds: synth one-shots -> scan -> feature store -> class-conditional VAE -> generate (conditioned,
+interpolation, variation, continuation) -> classifier -> eval -> plots. Streams: synth songs -> chunk on
+beats -> contrastive transition model -> 3-minute stream -> eval against the features baseline -> a loop
+of the stream for game engines. A soundscape when ``soundloom soundscape`` is installed. Each step runs a
+``soundloom`` command in this process through :func:`run_app` with its output (and any library noise) sent
+to ``OUT/logs/<step>.log``; the terminal shows one progress bar per step, and a failed step's log tail.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import typer
+
+from ..core.errors import SoundloomError
+from .app import app
+
+#: Lines of a failed step's log shown on the terminal.
+LOG_TAIL_LINES = 25
+
+
+@dataclass
+class Step:
+    """One demo step: ``soundloom`` command lines run in order, or a Python action."""
+
+    name: str
+    title: str
+    commands: list[list[str]] = field(default_factory=list)
+    expected_s: float = 10.0  # for the progress bar only
+    stdout_to: Path | None = None  # the commands' stdout (e.g. a --json report) goes here, not to the log
+    action: Callable[[], None] | None = None
+    required: bool = True  # a failed optional step is noted, and the demo goes on
+
+
+@contextmanager
+def _redirected(log: Path, stdout_to: Path | None = None):
+    """Send fds 1 and 2 (Python, C libraries, worker processes) to ``log`` (stdout to ``stdout_to``)."""
+    sys.stdout.flush(), sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    err = open(log, "ab")
+    out = open(stdout_to, "wb") if stdout_to is not None else err
+    try:
+        os.dup2(out.fileno(), 1)
+        os.dup2(err.fileno(), 2)
+        yield
+    finally:
+        sys.stdout.flush(), sys.stderr.flush()
+        os.dup2(saved[0], 1), os.dup2(saved[1], 2)
+        os.close(saved[0]), os.close(saved[1])
+        if out is not err:
+            out.close()
+        err.close()
+
+
+def _has_command(name: str) -> bool:
+    """Whether ``soundloom NAME`` is registered now (other rooms add commands)."""
+    import typer.main
+
+    return name in typer.main.get_command(app).commands  # type: ignore[attr-defined]
+
+
+def demo_steps(out: Path, train_minutes: float, quick: bool) -> list[Step]:
+    """The demo's steps for the folder ``out`` (``quick``: tiny budgets, for tests)."""
+    d = {k: str(out / k) for k in ("data", "features", "runs", "sounds", "plots", "pool", "stream", "eval", "loop")}
+    oneshots, songs = f"{d['data']}/oneshots", f"{d['data']}/songs"
+    run, clf, trans = f"{d['runs']}/oneshots", f"{d['runs']}/oneshots/classifier", f"{d['runs']}/transitions"
+    q = quick
+    n_per_class, n_songs, song_s = ("8", "4", "24") if q else ("40", "8", "90")
+    train_opts = (
+        ["--epochs", "1", "--max-minutes", "0.2", "--channels", "4,8,16,32,64", "--latent", "16"]
+        if q
+        else ["--epochs", "1000", "--max-minutes", f"{train_minutes:g}"]
+    )
+    gl = ["--griffin-lim-iters", "8"] if q else []
+    stream_min, eval_stream_min = ("0.4", "0.3") if q else ("3", "2")
+    steps = [
+        Step(
+            "data",
+            "built-in data: labelled one-shots (9 classes) and synthetic songs",
+            [["synth-data", d["data"], "--n-per-class", n_per_class, "--songs", n_songs, "--song-seconds", song_s]],
+            5 if q else 25,
+        ),
+        Step("scan", "pre-flight scan of the one-shots", [["scan", oneshots]], 5),
+        Step(
+            "prepare",
+            "feature store: log-mel spectrograms, 128 frames, dataset statistics",
+            [
+                ["prepare", oneshots, "--out", d["features"], "--sample-rate", "16000", "--seconds", "1.016"]
+                + ["--kind", "mel", "--n-fft", "512", "--hop", "128", "--n-mels", "64"]
+            ],
+            5 if q else 20,
+        ),
+        Step(
+            "train",
+            f"train a class-conditional VAE ({'tiny' if q else f'{train_minutes:g} min'})",
+            [["train", d["features"], "--model", "cvae", "--out", run, "--quiet"] + train_opts],
+            30 if q else train_minutes * 60 + 30,
+        ),
+        Step(
+            "generate",
+            "generate: 3 bells, kick -> snare interpolation, pluck variations, a vowel continuation",
+            [
+                ["generate", run, "--n", "3", "--label", "bell", "--out", f"{d['sounds']}/bell", "--seed", "1"] + gl,
+                ["generate", run, "--interpolate", f"{oneshots}/kick/kick_0000.wav", f"{oneshots}/snare/snare_0000.wav"]
+                + ["--steps", "5", "--out", f"{d['sounds']}/kick-to-snare"]
+                + gl,
+                ["generate", run, "--variation", f"{oneshots}/pluck/pluck_0000.wav", "--n", "3"]
+                + ["--out", f"{d['sounds']}/pluck-variations", "--format", "ogg"]
+                + gl,
+                ["generate", run, "--continue", f"{oneshots}/vowel/vowel_0000.wav", "--prompt-seconds", "0.4"]
+                + ["--seconds", "1.0", "--out", f"{d['sounds']}/vowel-continued"]
+                + (["--n", "1"] if q else [])
+                + gl,
+            ],
+            15 if q else 40,
+        ),
+        Step(
+            "classifier",
+            "a classifier trained on the real one-shots (the judge of generated sounds)",
+            [
+                ["train-classifier", d["features"], "--out", clf]
+                + (["--epochs", "2", "--max-minutes", "0.3"] if q else ["--max-minutes", "1"])
+            ],
+            15 if q else 70,
+        ),
+        Step(
+            "eval",
+            "evaluate: recognition accuracy, diversity and FD next to real held-out clips",
+            [
+                ["eval", run, "--temperatures", "1.0" if q else "0.8,1.0", "--json"]
+                + (["--n-per-label", "3"] + gl if q else [])
+            ],
+            15 if q else 60,
+            stdout_to=out / "eval" / "sounds.json",
+        ),
+        Step(
+            "plot",
+            "plots: generated sounds and one real one-shot per class",
+            [
+                [
+                    "plot",
+                    _glob(out / "sounds", ("bell/*.wav", "kick-to-snare/*.wav")),
+                    "--out",
+                    f"{d['plots']}/generated.png",
+                ],
+                ["plot", _glob(Path(oneshots), ("*/*_0000.wav",)), "--out", f"{d['plots']}/oneshots.png"],
+            ],
+            10,
+            action=lambda: _copy_eval_plots(Path(run) / "eval", out / "plots"),
+        ),
+        Step(
+            "chunk",
+            "chunk the songs on beats (8 beats a chunk) into a pool",
+            [["chunk", songs, "--out", d["pool"], "--method", "beats", "--beats", "8"]],
+            10 if q else 40,
+        ),
+        Step(
+            "transitions",
+            f"train the contrastive transition model ({'tiny' if q else '2 min'})",
+            [
+                ["train-transitions", d["pool"], "--model", "contrastive", "--out", trans]
+                + (
+                    ["--steps", "20", "--max-minutes", "0.3", "--width", "8"]
+                    if q
+                    else ["--max-minutes", "2", "--steps", "3000"]
+                )
+            ],
+            20 if q else 150,
+        ),
+        Step(
+            "stream",
+            f"render a {stream_min}-minute stream from the pool",
+            [["stream", d["pool"], "--model", trans, "--minutes", stream_min, "--out", f"{d['stream']}/stream.mp3"]],
+            15 if q else 60,
+        ),
+        Step(
+            "eval-transitions",
+            "compare the learned transition model with the features baseline on test songs",
+            [
+                ["eval-transitions", d["pool"], "--model", "features", "--model", trans]
+                + ["--stream-minutes", eval_stream_min, "--out", f"{d['eval']}/transitions.json"]
+                + (["--anchors", "20"] if q else [])
+            ],
+            20 if q else 90,
+        ),
+        Step(
+            "loop",
+            "a seamless loop of the stream for game engines (WAV smpl, OGG loop tags, JSON)",
+            [
+                [
+                    "loop",
+                    f"{d['stream']}/stream.mp3",
+                    "--seconds",
+                    "4" if q else "8",
+                    "--out",
+                    f"{d['loop']}/stream-loop",
+                ]
+            ],
+            10 if q else 30,
+        ),
+    ]
+    if _has_command("soundscape"):
+        steps.append(
+            Step(
+                "soundscape",
+                "a calm soundscape: the stream pool as bed, bells and plucks from the sound model as events",
+                [
+                    ["soundscape", "--bed", d["pool"], "--bed-model", trans, "--events", f"{run}:bell,pluck"]
+                    + [
+                        "--mood",
+                        "calm",
+                        "--minutes",
+                        "0.2" if q else "1",
+                        "--out",
+                        str(out / "soundscape" / "soundscape.mp3"),
+                    ]
+                ],
+                20 if q else 60,
+                required=False,
+            )
+        )
+    else:
+        steps.append(Step("soundscape", "soundscape", required=False))
+    return steps
+
+
+def _glob(root: Path, patterns: tuple[str, ...]) -> _LazyGlob:
+    return _LazyGlob(root, patterns)
+
+
+class _LazyGlob(list):
+    """Paths matched when the step runs (the files do not exist when the steps are planned)."""
+
+    def __init__(self, root: Path, patterns: tuple[str, ...]) -> None:
+        super().__init__()
+        self.root, self.patterns = root, patterns
+
+    def resolve(self) -> list[str]:
+        return [str(p) for pat in self.patterns for p in sorted(self.root.glob(pat))]
+
+
+def _copy_eval_plots(src: Path, dst: Path) -> None:
+    dst.mkdir(parents=True, exist_ok=True)
+    for p in sorted(src.glob("*.png")):
+        shutil.copyfile(p, dst / f"eval-{p.name}")
+
+
+def _expand(cmd: list) -> list[str]:
+    out: list[str] = []
+    for part in cmd:
+        out.extend(part.resolve() if isinstance(part, _LazyGlob) else [part])
+    return out
+
+
+def _tail(path: Path, n: int = LOG_TAIL_LINES) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+    except OSError:
+        return ""
+
+
+def run_step(step: Step, logs: Path) -> tuple[str, str]:
+    """Run one step's commands with their output in ``logs/<name>.log``; returns (status, note)."""
+    from .app import run_app
+
+    log = logs / f"{step.name}.log"
+    if not step.commands and step.action is None:
+        return "skipped", "`soundloom soundscape` is not installed in this version; skipped"
+    for cmd in step.commands:
+        argv = _expand(cmd)
+        with open(log, "a") as f:
+            f.write(f"$ soundloom {' '.join(argv)}\n")
+        if step.stdout_to is not None:
+            step.stdout_to.parent.mkdir(parents=True, exist_ok=True)
+        with _redirected(log, step.stdout_to):
+            code = run_app(argv)
+        if code != 0:
+            return "failed", f"`soundloom {argv[0]}` exited with status {code}; see {log}"
+    if step.action is not None:
+        step.action()
+    return "ok", ""
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("demo"), "--out", help="Folder for everything the demo makes (and report.html)."),
+    train_minutes: float = typer.Option(3.0, help="Training budget of the sound model (min)."),
+    quick: bool = typer.Option(False, "--quick", help="Tiny budgets (a smoke test, about a minute)."),
+) -> None:
+    """The main job on built-in data, end to end: one-shots -> model -> sounds; songs -> stream -> loop; report.html."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ..studio.report import build_report
+
+    out.mkdir(parents=True, exist_ok=True)
+    logs = out / "logs"
+    logs.mkdir(exist_ok=True)
+    steps = demo_steps(out, train_minutes, quick)
+    terminal = os.fdopen(os.dup(1), "w")  # the bars stay on the terminal while the steps' output goes to logs
+    console = Console(file=terminal)
+    record: dict = {"quick": quick, "train_minutes": train_minutes, "steps": []}
+    t_all = time.time()
+    columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
+    try:
+        with Progress(*columns, console=console) as bars:
+            for i, step in enumerate(steps):
+                task = bars.add_task(f"{i + 1:2d}/{len(steps)} {step.title}", total=step.expected_s)
+                t0 = time.time()
+                status, note = _run_with_bar(step, logs, bars, task, t0)
+                secs = time.time() - t0
+                bars.update(
+                    task, completed=step.expected_s, description=f"{i + 1:2d}/{len(steps)} {step.title} [{status}]"
+                )
+                record["steps"].append(
+                    {"name": step.name, "title": step.title, "status": status, "seconds": secs, "note": note}
+                )
+                if status == "failed" and step.required:
+                    bars.stop()
+                    console.print(_tail(logs / f"{step.name}.log"), markup=False, highlight=False)
+                    record["total_seconds"] = time.time() - t_all
+                    _write_manifest(out, record)
+                    raise SoundloomError(logs / f"{step.name}.log", f"demo step '{step.name}' failed ({note})")
+        record["total_seconds"] = time.time() - t_all
+        _write_manifest(out, record)
+        page = build_report(out)
+        console.print(f"done in {record['total_seconds']:.0f} s: open {page}")
+    finally:
+        terminal.flush()
+        terminal.close()
+
+
+def _run_with_bar(step: Step, logs: Path, bars, task, t0: float) -> tuple[str, str]:
+    """Run a step on this thread (Lightning wants the main thread for its signal handlers) while a ticker
+    thread moves its bar with the elapsed time against the expected time."""
+    import threading
+
+    stop = threading.Event()
+
+    def tick() -> None:
+        while not stop.wait(0.25):
+            bars.update(task, completed=min(0.99 * step.expected_s, time.time() - t0))
+
+    ticker = threading.Thread(target=tick, name=f"demo-bar-{step.name}", daemon=True)
+    ticker.start()
+    try:
+        return run_step(step, logs)
+    finally:
+        stop.set()
+        ticker.join()
+
+
+def _write_manifest(out: Path, record: dict) -> None:
+    from ..core.atomic import write_json
+
+    write_json(out / "demo.json", record)
+
+
+__all__ = ["demo", "demo_steps", "Step"]
