@@ -10,6 +10,7 @@ soundloom generate RUN --out DIR --variation x.wav [--amount 0.3]
 soundloom generate RUN --out DIR --from-sidecar out/sample_000.json
 soundloom train-classifier FEATURES --out CLF
 soundloom eval RUN --classifier CLF [--temperatures 0.7,1.0] [--json]
+soundloom compare RUN [RUN ...] [--classifier CLF] [--n-per-label N] [--temperature T] [--json]
 
 Heavy modules (torch, Lightning, the engines) are imported inside the commands, so ``--help`` is instant;
 errors are raised as :class:`~soundloom.core.errors.SoundloomError` kinds and printed by ``run_app``.
@@ -258,11 +259,15 @@ def train_classifier_cmd(
     batch_size: int = typer.Option(64),
     lr: float = typer.Option(2e-3),
     seed: int = typer.Option(0, help="Same seed and --val-fraction as the model's run hold out the same speakers."),
-    val_fraction: float = typer.Option(0.1),
+    val_fraction: float = typer.Option(0.1, help="Share of groups (else items) held out; keep the run's."),
     label_key: str = typer.Option("auto"),
+    group_key: str = typer.Option(
+        "auto", help="Label whose groups are held out whole (auto: speaker, instrument...; none: split items)."
+    ),
     threads: int = typer.Option(1, help=THREADS_HELP),
 ) -> None:
-    """Train the small evaluation classifier; prints its accuracy on held-out speakers / instruments."""
+    """Train the small evaluation classifier on all but held-out groups (speakers, instruments) when the
+    data has them; prints its accuracy on the held-out groups and names them."""
     from ..core.progress import rich_progress
     from ..sounds.training.classifier import train_classifier
 
@@ -278,18 +283,32 @@ def train_classifier_cmd(
             seed=seed,
             val_fraction=val_fraction,
             label_key=label_key,
+            group_key=None if group_key == "none" else group_key,
             progress=progress,
         )
     held_out = f"{record['n_val']} held-out items"
     if record["group_key"]:  # split by group (e.g. speaker): none of their items was trained on
-        held_out += f" from {len(record['val_groups'])} held-out {record['group_key']} groups"
+        groups = record["val_groups"]
+        held_out += f" of {len(groups)} held-out {record['group_key']} groups ({', '.join(groups)})"
+    else:
+        held_out += " (no group label: a random item split)"
     typer.echo(f"held-out accuracy {record['heldout_accuracy']:.3f} on {held_out} -> {out}")
+
+
+def _classifier_dir(classifier: Optional[Path], run: Path) -> Optional[Path]:
+    """The --classifier folder, else RUN/classifier when it exists, else None (fixed space only)."""
+    if classifier is not None:
+        return classifier
+    default = run / "classifier"
+    return default if default.is_dir() else None
 
 
 @app.command("eval")
 def eval_cmd(
     run: Path = typer.Argument(..., help="Trained run directory."),
-    classifier: Optional[Path] = typer.Option(None, help="Classifier directory (default RUN/classifier)."),
+    classifier: Optional[Path] = typer.Option(
+        None, help="Classifier directory (default RUN/classifier if present; without one, the fixed space only)."
+    ),
     features: Optional[Path] = typer.Option(None, help="Feature store (default: the one the run trained on)."),
     temperatures: str = typer.Option("1.0", help="Comma-separated sampling temperatures."),
     prior: str = typer.Option("fitted", help="fitted | standard"),
@@ -299,48 +318,56 @@ def eval_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     threads: int = typer.Option(1, help=THREADS_HELP),
 ) -> None:
-    """Held-out reconstruction (MSE vs mean baseline, LSD, SC, MR-STFT) and classifier-scored generation."""
-    from ..core.progress import rich_progress
-    from ..sounds.evaluation.report import evaluate_run
+    """Held-out reconstruction, and generated sounds judged against held-out real ones (resynthesised) in a
+    fixed feature space and the classifier's: FD ratio, precision / recall, diversity, NDB, spectral floor,
+    accuracy, pitch accuracy (pitched data)."""
+    from ..core.progress import null_progress, rich_progress
+    from ..sounds.evaluation.report import describe, evaluate_run
 
     set_threads(threads)
     try:
         temps = tuple(float(t) for t in temperatures.split(","))
     except ValueError:
         raise ParameterError(f"--temperatures: expected comma-separated numbers, got {temperatures!r}") from None
-    clf = classifier or run / "classifier"
+    clf = _classifier_dir(classifier, run)
+    args = (run, clf, features and str(features), temps, prior, n_per_label, griffin_lim_iters, seed)
     if as_json:
-        report = evaluate_run(run, clf, features and str(features), temps, prior, n_per_label, griffin_lim_iters, seed)
-    else:
-        with rich_progress(transient=True) as progress:
-            report = evaluate_run(
-                run,
-                clf,
-                features and str(features),
-                temps,
-                prior,
-                n_per_label,
-                griffin_lim_iters,
-                seed,
-                progress=progress,
-            )
-    if as_json:
-        typer.echo(json.dumps(report, indent=1))
+        typer.echo(json.dumps(evaluate_run(*args, progress=null_progress), indent=1))
         return
-    r = report["reconstruction"]
-    typer.echo(
-        f"reconstruction: MSE {r['mse']:.4f} vs mean baseline {r['mse_dataset_mean_baseline']:.4f} "
-        f"(ratio {r['mse_ratio_to_baseline']:.3f}), LSD {r['lsd_db']:.2f} dB, SC {r['spectral_convergence']:.3f}"
-    )
-    ref = report["reference"]
-    typer.echo(
-        f"reference: accuracy {ref['classifier_accuracy_phase_reconstructed']:.3f}, "
-        f"IS {ref['inception_score']:.2f}, FD {ref['frechet_distance_to_train']:.2f}"
-    )
-    for g in report["generation"]:
-        typer.echo(
-            f"T={g['temperature']}: accuracy {g.get('conditioned_accuracy', float('nan')):.3f}, "
-            f"IS {g['inception_score']:.2f}, FD ratio {g['frechet_ratio_to_reference']:.2f}, "
-            f"diversity ratio min {g.get('diversity_ratio_min', float('nan')):.2f} "
-            f"mean {g.get('diversity_ratio_mean', float('nan')):.2f}, NDB {g['ndb']}/{g['ndb_bins']}"
-        )
+    with rich_progress(transient=True) as progress:
+        report = evaluate_run(*args, progress=progress)
+    if clf is None:
+        typer.echo("no classifier (RUN/classifier or --classifier): fixed-space measures only")
+    for line in describe(report):
+        typer.echo(line)
+
+
+@app.command("compare")
+def compare_cmd(
+    runs: list[Path] = typer.Argument(..., help="Run directories; the first one's held-out items are the reference."),
+    classifier: Optional[Path] = typer.Option(
+        None, help="Classifier directory (default FIRST_RUN/classifier if present) for accuracy and its space."
+    ),
+    n_per_label: Optional[int] = typer.Option(None, help="Generated per label (default: as many as held-out real)."),
+    temperature: float = typer.Option(1.0, help="Sampling temperature for every run."),
+    griffin_lim_iters: int = typer.Option(32),
+    speed_items: int = typer.Option(16, help="Sounds made (one call) to time generation speed."),
+    seed: int = typer.Option(0),
+    as_json: bool = typer.Option(False, "--json", help="Print the table as JSON."),
+    threads: int = typer.Option(1, help=THREADS_HELP),
+) -> None:
+    """One table across runs: kind, parameters, training time, generation speed per CPU core, accuracy and
+    the fixed-space (and classifier-space) FD ratio, diversity, precision / recall, spectral floor, pitch."""
+    from ..core.progress import null_progress, rich_progress
+    from ..sounds.evaluation.compare import compare_runs, table_lines
+
+    set_threads(threads)
+    clf = _classifier_dir(classifier, runs[0])
+    args = (runs, clf, n_per_label, temperature, "fitted", griffin_lim_iters, speed_items, seed)
+    if as_json:
+        typer.echo(json.dumps(compare_runs(*args, progress=null_progress), indent=1))
+        return
+    with rich_progress(transient=True) as progress:
+        result = compare_runs(*args, progress=progress)
+    for line in table_lines(result):
+        typer.echo(line)

@@ -1,9 +1,11 @@
-"""Evaluate a trained run: held-out reconstruction and classifier-scored generation.
+"""Evaluate a trained run: held-out reconstruction and generation judged in two spaces.
 
     soundloom eval runs/digits --classifier runs/digits-classifier --json
 
 Reference for generation: real recordings of the held-out speakers passed through the same front
 end and Griffin-Lim, so generated sounds are judged against what the pipeline can render at best.
+The judge (:mod:`.judge`) scores them in a fixed feature space fitted on that reference only and,
+given a classifier, in its embedding; :func:`describe` says in one line what each number means.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from ...core.io import AudioError, load_audio
 from ...core.progress import ProgressCallback, null_progress
 from ...core.spectral import features, features_to_magnitude
 from ...data.store import FeatureStore
-from ..decode import features_to_audio
 from ..generator import Generator
 from ..losses import mr_stft_distance
 from ..models import ClassifierConfig, ModelFileError, SpectrogramClassifier, load_safetensors, load_state
@@ -30,6 +31,8 @@ from ..training.classifier import CLASSIFIER_CONFIG, CLASSIFIER_FILE, predict
 from ..training.data import StoreDataset
 from ..training.export import posterior_means
 from . import metrics as M
+from .fixed_space import FixedFeatureSpace
+from .judge import Reference, build_reference, generate_like, judge, render_features
 
 
 def load_classifier(path: str | os.PathLike) -> tuple[SpectrogramClassifier, dict]:
@@ -57,16 +60,6 @@ class _Scorer:
     def features(self, feat: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         probs, emb = predict(self.clf, feat)
         return probs.numpy(), emb.numpy()
-
-
-def _render(gen: Generator, feat: torch.Tensor, iters: int, chunk: int = 128) -> torch.Tensor:
-    """Batched Griffin-Lim of normalised features ``(N, rows, frames)`` -> ``(N, samples)`` (no levelling)."""
-    return torch.cat(
-        [
-            features_to_audio(feat[i : i + chunk], gen.normalizer, gen.spec, gen.n_samples, iters)
-            for i in range(0, len(feat), chunk)
-        ]
-    )
 
 
 @torch.no_grad()
@@ -126,20 +119,53 @@ def reconstruction_report(
     }
     if originals:
         orig = torch.from_numpy(np.stack(originals))
-        wav_rec = _render(gen, recon[: len(pick)], iters)
-        wav_ref = _render(gen, x_val[: len(pick)], iters)
+        wav_rec = render_features(gen, recon[: len(pick)], iters)
+        wav_ref = render_features(gen, x_val[: len(pick)], iters)
         out["mr_stft"] = float(mr_stft_distance(orig, wav_rec, store.sample_rate).mean())
         out["mr_stft_phase_reconstruction_floor"] = float(mr_stft_distance(orig, wav_ref, store.sample_rate).mean())
     return out
 
 
-def _per_label(feats: np.ndarray, labels: np.ndarray, n_labels: int) -> list[float]:
-    return [M.mean_pairwise_distance(feats[labels == c]) for c in range(n_labels)]
+def split_rows(store: FeatureStore, info: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The run's ``(train_rows, val_rows)``: its held-out groups, else its item split."""
+    groups, val_groups = info.get("group_key"), set(info.get("val_groups", []))
+    if groups:
+        g = np.array([str(v) for v in store.labels(groups)])
+        held = np.isin(g, list(val_groups))
+        return np.flatnonzero(~held), np.flatnonzero(held)
+    from ..training.data import split_store
+
+    t = info["train"]
+    sp = split_store(store, t["val_fraction"], t["seed"], None)
+    return sp.train, sp.val
+
+
+def classifier_scorer(classifier_dir: str | os.PathLike, gen: Generator) -> tuple[_Scorer, dict, list[str]]:
+    """Scorer of audio at the run's rate by the classifier in ``classifier_dir``, its record and classes."""
+    clf, record = load_classifier(classifier_dir)
+    labels = list(clf.cfg.labels)
+    if gen.labels != labels and gen.model.label_conditioned:
+        raise ParameterError(f"model labels {gen.labels} differ from the classifier's {labels}")
+    return _Scorer(clf, gen), record, labels
+
+
+def classifier_record(classifier_dir: str | os.PathLike, record: dict, run_groups: list[str]) -> dict:
+    """What the report says of the classifier: where, its held-out accuracy and groups, and a warning
+    when it held out other groups than the run (then it has heard the reference speakers)."""
+    out = {
+        "dir": str(Path(classifier_dir).resolve()),
+        "heldout_accuracy": record.get("heldout_accuracy"),
+        "group_key": record.get("group_key"),
+        "heldout_groups": record.get("val_groups"),
+    }
+    if sorted(record.get("val_groups", [])) != sorted(run_groups):
+        out["warning"] = "the classifier held out other groups than the model; its scores are optimistic"
+    return out
 
 
 def evaluate_run(
     run_dir: str | os.PathLike,
-    classifier_dir: str | os.PathLike,
+    classifier_dir: str | os.PathLike | None,
     features_path: str | None = None,
     temperatures: tuple[float, ...] = (1.0,),
     prior: str = "fitted",
@@ -149,144 +175,73 @@ def evaluate_run(
     plots: bool = True,
     progress: ProgressCallback = null_progress,
 ) -> dict:
-    """The full report as a dict (what ``soundloom eval --json`` prints)."""
+    """The full report as a dict (what ``soundloom eval --json`` prints).
+
+    Per temperature, generated sounds are judged against the reference (held-out real items through
+    the front end and Griffin-Lim) in the fixed feature space and, with ``classifier_dir``, in the
+    classifier's embedding; pitch-conditioned runs also get pitch accuracy. See :mod:`.judge`.
+    """
     gen = Generator.from_run(run_dir, griffin_lim_iters=griffin_lim_iters, level="none")
-    clf, clf_record = load_classifier(classifier_dir)
     info = gen.info
     store = FeatureStore.open(features_path or info["store"])
-    label_key = info.get("label_key")
-    groups = info.get("group_key")
-    val_groups = set(info.get("val_groups", []))
-    if groups:
-        g = np.array([str(v) for v in store.labels(groups)])
-        val_rows, train_rows = (
-            np.flatnonzero(np.isin(g, list(val_groups))),
-            np.flatnonzero(~np.isin(g, list(val_groups))),
-        )
-    else:
-        from ..training.data import split_store
-
-        t = info["train"]
-        sp = split_store(store, t["val_fraction"], t["seed"], None)
-        train_rows, val_rows = sp.train, sp.val
+    label_key, group_key = info.get("label_key"), info.get("group_key")
+    val_groups = sorted(info.get("val_groups", []))
+    train_rows, val_rows = split_rows(store, info)
     report: dict = {
         "run": str(Path(run_dir).resolve()),
         "model": gen.model.cfg.kind,
         "store": str(store.path),
-        "heldout_groups": sorted(val_groups),
+        "group_key": group_key,
+        "heldout_groups": val_groups,
     }
-    progress("eval: reconstruction", 0, 3)
+    steps = 2 + len(temperatures)
+    progress("eval: reconstruction", 0, steps)
     report["reconstruction"] = reconstruction_report(gen, store, train_rows, val_rows, label_key, griffin_lim_iters)
-    clf_labels = list(clf.cfg.labels)
-    if set(clf_record.get("val_groups", [])) != val_groups:
-        report["warning"] = "the classifier held out other groups than the model; its scores are optimistic"
-    scorer = _Scorer(clf, gen)
-    lab_of = {name: i for i, name in enumerate(clf_labels)}
-    y_all = np.array([lab_of.get(str(v), -1) for v in store.labels(label_key)]) if label_key else None
-    x_val = torch.from_numpy(store.normalized(val_rows))
-    probs_val, _ = scorer.features(x_val)
-    _, emb_train = scorer.features(torch.from_numpy(store.normalized(train_rows)))
-    # Reference: held-out recordings through the front end and phase reconstruction.
-    progress("eval: reference", 1, 3)
-    ref_probs, ref_emb = scorer.audio(_render(gen, x_val, griffin_lim_iters))
-    y_val = y_all[val_rows]
-    ref = {
-        "items": int(len(val_rows)),
-        "classifier_accuracy_real": float((probs_val.argmax(1) == y_val).mean()),
-        "classifier_accuracy_phase_reconstructed": float((ref_probs.argmax(1) == y_val).mean()),
-        "inception_score": M.inception_score(ref_probs),
-        "frechet_distance_to_train": M.frechet_distance(ref_emb, emb_train),
-    }
-    ref_div = _per_label(ref_emb, y_val, len(clf_labels))
-    ref["mean_pairwise_distance_per_label"] = ref_div
-    report["classifier"] = {
-        "dir": str(Path(classifier_dir).resolve()),
-        "heldout_accuracy": clf_record.get("heldout_accuracy"),
-        "heldout_groups": clf_record.get("val_groups"),
-    }
-    report["reference"] = ref
+    progress("eval: reference", 1, steps)
+    ref = build_reference(gen, store, val_rows, label_key, group_key, griffin_lim_iters, val_groups)
+    space = FixedFeatureSpace().fit(list(ref.clips), ref.sample_rate)
+    report["reference"] = reference_record(ref, space)
+    scorer = ref_scores = None
+    classes: list[str] = []
+    if classifier_dir is not None:
+        scorer, record, classes = classifier_scorer(classifier_dir, gen)
+        report["classifier"] = classifier_record(classifier_dir, record, val_groups)
+        ref_scores = scorer.audio(torch.from_numpy(ref.clips))
+        probs_real, _ = scorer.features(ref.features)
+        report["reference"]["classifier_accuracy_real"] = _accuracy(probs_real, ref.labels, classes)
+        report["reference"]["classifier_accuracy_phase_reconstructed"] = _accuracy(ref_scores[0], ref.labels, classes)
     report["generation"] = []
-    if gen.labels != clf_labels and gen.model.label_conditioned:
-        raise ParameterError(f"model labels {gen.labels} differ from the classifier's {clf_labels}")
-    counts = np.bincount(y_val, minlength=len(clf_labels))
     for ti, temp in enumerate(temperatures):
-        progress("eval: generation", ti, len(temperatures))
-        report["generation"].append(
-            _generation_at(
-                gen,
-                scorer,
-                temp,
-                prior,
-                counts,
-                n_per_label,
-                seed,
-                emb_train,
-                ref,
-                ref_div,
-                griffin_lim_iters,
-                clf_labels,
-            )
-        )
+        progress("eval: generation", 2 + ti, steps)
+        made = generate_like(gen, ref, n_per_label, temp, seed, prior)
+        result = judge(ref, made, space, scorer and scorer.audio, classes, ref_scores, seed)
+        report["generation"].append({"temperature": temp, "prior": prior, **result})
     if plots:
         out = Path(run_dir) / "eval"
         _plots(gen, store, train_rows, label_key, out, temperatures[0], prior, seed)
         report["plots"] = str(out)
-    progress("eval: done", 3, 3)
+    progress("eval: done", steps, steps)
     return report
 
 
-@torch.no_grad()
-def _generation_at(
-    gen: Generator,
-    scorer: _Scorer,
-    temp: float,
-    prior: str,
-    counts: np.ndarray,
-    n_per_label: int | None,
-    seed: int,
-    emb_train: np.ndarray,
-    ref: dict,
-    ref_div: list[float],
-    iters: int,
-    clf_labels: list[str],
-) -> dict:
-    conditioned = gen.model.label_conditioned
-    feats, ys = [], []
-    for c, name in enumerate(clf_labels):
-        n = int(n_per_label or max(2, counts[c]))
-        if not conditioned:
-            continue
-        z = torch.from_numpy(gen.draw_latents(n, name, temp, seed=seed + 1000 * c, prior=prior))
-        lab = torch.full((n,), c) if gen.model.cfg.labels else None
-        pit = torch.full((n,), 60) if gen.model.cfg.n_pitches else None
-        feats.append(gen.model.decode(z, lab, pit))
-        ys.append(np.full(n, c))
-    if not conditioned:
-        n = int(n_per_label * len(clf_labels) if n_per_label else counts.sum())
-        z = torch.from_numpy(gen.draw_latents(n, None, temp, seed=seed, prior=prior))
-        feats.append(gen.model.decode(z, None, None))
-    probs, emb = scorer.audio(_render(gen, torch.cat(feats), iters))
-    out = {
-        "temperature": temp,
-        "prior": prior,
-        "items": int(len(probs)),
-        "inception_score": M.inception_score(probs),
-        "frechet_distance_to_train": M.frechet_distance(emb, emb_train),
+def _accuracy(probs: np.ndarray, labels: list[str], classes: list[str]) -> float:
+    return float(np.mean([classes[i] == y for i, y in zip(probs.argmax(1), labels)]))
+
+
+def reference_record(ref: Reference, space: FixedFeatureSpace) -> dict:
+    """How the reference was made: items, classes, groups and the fixed space fitted on it."""
+    settings = {k: v for k, v in space.to_dict().items() if k not in ("mean", "std")}
+    return {
+        "items": int(len(ref.clips)),
+        "sample_rate": ref.sample_rate,
+        "classes": sorted(set(ref.labels)),
+        "group_key": ref.group_key,
+        "heldout_groups": ref.heldout_groups,
+        # Baselines split the reference by whole groups only when two or more are held out.
+        "baseline_split": "by group" if ref.groups is not None else "by item",
+        "pitched": ref.pitches is not None,
+        "fixed_space": settings,
     }
-    out["frechet_ratio_to_reference"] = out["frechet_distance_to_train"] / ref["frechet_distance_to_train"]
-    ndb, k = M.number_of_statistically_different_bins(emb_train, emb, k=20, seed=seed)
-    out["ndb"], out["ndb_bins"] = ndb, k
-    if conditioned:
-        y = np.concatenate(ys)
-        out["conditioned_accuracy"] = float((probs.argmax(1) == y).mean())
-        div = _per_label(emb, y, len(clf_labels))
-        ratios = [d / r if r > 0 else float("nan") for d, r in zip(div, ref_div)]
-        out["diversity_ratio_per_label"] = ratios
-        out["diversity_ratio_min"] = float(np.nanmin(ratios))
-        out["diversity_ratio_mean"] = float(np.nanmean(ratios))
-    else:
-        out["diversity"] = M.mean_pairwise_distance(emb)
-    return out
 
 
 @torch.no_grad()
@@ -314,3 +269,74 @@ def _plots(
         imgs.append(gen.model.decode(zz, lab, pit).numpy())
         titles += [f"{name if name is not None else 'sample'} #{i}" for i in range(4)]
     spectrogram_grid(np.concatenate(imgs), titles, out / "samples_grid.png", cols=8)
+
+
+def _class(w: dict | None, key: str = "value") -> str:
+    return "" if not w else f"; weakest {w['class']!r} {w[key]:.2f}"
+
+
+def describe(report: dict) -> list[str]:
+    """The report of :func:`evaluate_run` as lines of text, each saying what its numbers mean."""
+    r, ref = report["reconstruction"], report["reference"]
+    lines = [
+        f"reconstruction: MSE {r['mse']:.4f} vs {r['mse_dataset_mean_baseline']:.4f} for the dataset mean "
+        f"(ratio {r['mse_ratio_to_baseline']:.3f}, < 1 beats the mean), LSD {r['lsd_db']:.2f} dB, "
+        f"SC {r['spectral_convergence']:.3f} (held-out items through the model; lower is better)",
+        f"reference: {ref['items']} held-out real items rendered through the front end + Griffin-Lim"
+        + (f" ({ref['group_key']} held out: {', '.join(ref['heldout_groups'])})" if ref["heldout_groups"] else "")
+        + f"; fixed space fitted on them only; real-vs-real baselines split {ref['baseline_split']}",
+    ]
+    clf = report.get("classifier")
+    if clf:
+        groups = clf.get("heldout_groups") or []
+        lines.append(
+            f"classifier: trained without {clf.get('group_key') or 'held-out items'}"
+            + (f" {', '.join(groups)}" if groups else "")
+            + f", accuracy there {clf['heldout_accuracy']:.3f}; on the reference "
+            f"{ref['classifier_accuracy_real']:.3f} real, {ref['classifier_accuracy_phase_reconstructed']:.3f} "
+            "after resynthesis (the ceiling for generated sounds)"
+            + (f"  WARNING: {clf['warning']}" if clf.get("warning") else "")
+        )
+    for g in report["generation"]:
+        s = g["summary"]
+        f = g["fixed_space"]
+        base = f["precision_recall"]["baseline"]
+        lines.append(
+            f"T={g['temperature']} ({g['items']} sounds, {g['audio_s_per_cpu_s']:.1f} s of audio per CPU second):"
+        )
+        if s.get("accuracy") is not None:
+            lines.append(
+                f"  accuracy {s['accuracy']:.3f}: the classifier hears the asked class{_class(s['accuracy_weakest'])}"
+            )
+        lines += [
+            f"  fixed FD ratio {s['fixed_fd_ratio']:.2f}: FD(generated, real) / FD(real, real) at equal sizes "
+            "(1 = as close as unseen real data)",
+            f"  fixed precision {s['fixed_precision']:.2f} / recall {s['fixed_recall']:.2f} (real vs real "
+            f"{base['precision']:.2f} / {base['recall']:.2f}): generated inside real neighbourhoods / real covered "
+            f"by generated{_class(s['fixed_recall_weakest'], 'recall')}",
+            f"  fixed within-class diversity {s['fixed_diversity_within_class']:.2f}: generated / real spread per "
+            f"class (< 1 collapse, > 1 noise){_class(s['fixed_diversity_weakest'], 'ratio')}",
+            f"  NDB {f['ndb']['different']}/{f['ndb']['bins']} bins (real vs real "
+            f"{s['fixed_ndb_baseline_fraction']:.2f} of bins): k-means bins of real sounds "
+            "whose share differs (p < 0.05)",
+        ]
+        floor = s.get("spectral_floor_weakest")
+        if floor:
+            lines.append(
+                f"  spectral floor, worst class {floor['class']!r}: {floor['real_db']:.1f} dB real -> "
+                f"{floor['generated_db']:.1f} dB generated ({floor['delta_db']:+.1f} dB; > 0 = noise under the sound)"
+            )
+        if g["classifier_space"]:
+            lines.append(
+                f"  classifier space: FD ratio {s['classifier_fd_ratio']:.2f}, precision "
+                f"{s['classifier_precision']:.2f} / recall {s['classifier_recall']:.2f}, within-class diversity "
+                f"{s['classifier_diversity_within_class']:.2f} (same measures in the classifier's embedding)"
+            )
+        if g["pitch"]:
+            p = g["pitch"]
+            lines.append(
+                f"  pitch accuracy {p['accuracy']:.3f} (reference {p['reference_accuracy']:.3f}; {p['unvoiced']} "
+                f"unvoiced): pYIN median f0 within {p['tolerance_cents']:.0f} cents of the asked pitch"
+                f"{_class(p['weakest'])}"
+            )
+    return lines

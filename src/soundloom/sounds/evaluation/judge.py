@@ -1,0 +1,390 @@
+"""The independent judge of a run's generated sounds, shared by ``soundloom eval`` and ``compare``.
+
+A :class:`Reference` is real held-out audio passed through the run's front end and Griffin-Lim
+(the best the pipeline can render). :func:`generate_like` asks the run's
+:class:`~soundloom.sounds.generator.Generator` for sounds under the reference's conditions
+(labels, MIDI pitches), timing the calls in CPU seconds. :func:`judge` then scores them in two
+spaces side by side:
+
+- the fixed feature space (:class:`~.fixed_space.FixedFeatureSpace`, fitted on the reference
+  only): FD ratio to a real-vs-real baseline, precision / recall, NDB, within-class diversity and
+  the per-class spectral floor (:func:`~.fidelity.compare_sets`);
+- the evaluation classifier's embedding (optional): accuracy, IS and the same embedding measures;
+
+plus pitch accuracy (pYIN, within 50 cents) when the run is pitch-conditioned.
+
+    ref = build_reference(gen, store, rows, label_key, group_key, griffin_lim_iters=32)
+    space = FixedFeatureSpace().fit(ref.clips, ref.sample_rate)
+    made = generate_like(gen, ref, n_per_label=None, temperature=1.0, seed=0)
+    result = judge(ref, made, space, scorer)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ...core.errors import ParameterError
+from ...data.store import FeatureStore
+from ..decode import features_to_audio
+from ..generator import Generator
+from . import metrics as M
+from .fidelity import (
+    compare_sets,
+    diversity_by_class,
+    frechet_with_baseline,
+    ndb_with_baseline,
+    precision_recall,
+)
+from .fixed_space import FixedFeatureSpace
+from .pitch import pitch_accuracy
+
+# (N, samples) audio at the model rate -> (probabilities (N, classes), embeddings (N, D)).
+Scorer = Callable[[torch.Tensor], tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass
+class Reference:
+    """Real held-out items rendered through the front end and Griffin-Lim.
+
+    Attributes:
+        clips: ``(N, samples)`` float32 at ``sample_rate`` Hz.
+        labels: class per clip (``"all"`` when the data has no class label).
+        groups: group per clip (speaker, instrument) or None; None too when fewer than two
+            groups are held out, since a baseline split needs whole groups on both sides.
+        pitches: MIDI pitch per clip, or None for unpitched data.
+        features: the real items' normalised features ``(N, rows, frames)``.
+        group_key, heldout_groups: where the groups came from.
+    """
+
+    clips: np.ndarray
+    sample_rate: int
+    labels: list[str]
+    groups: list[str] | None
+    pitches: np.ndarray | None
+    features: torch.Tensor
+    group_key: str | None
+    heldout_groups: list[str]
+
+
+@dataclass
+class GeneratedSet:
+    """Generated clips ``(M, samples)`` with the condition asked for each, and what they cost."""
+
+    clips: np.ndarray
+    sample_rate: int
+    labels: list[str] | None  # None: the model takes no label
+    pitches: np.ndarray | None
+    cpu_s: float
+
+    @property
+    def audio_s(self) -> float:
+        return float(self.clips.shape[0] * self.clips.shape[1] / self.sample_rate)
+
+
+def render_features(gen: Generator, feat: torch.Tensor, iters: int, chunk: int = 128) -> torch.Tensor:
+    """Batched Griffin-Lim of normalised features ``(N, rows, frames)`` -> ``(N, samples)`` (no levelling)."""
+    return torch.cat(
+        [
+            features_to_audio(feat[i : i + chunk], gen.normalizer, gen.spec, gen.n_samples, iters)
+            for i in range(0, len(feat), chunk)
+        ]
+    )
+
+
+@torch.no_grad()
+def build_reference(
+    gen: Generator,
+    store: FeatureStore,
+    rows: np.ndarray,
+    label_key: str | None,
+    group_key: str | None,
+    griffin_lim_iters: int,
+    heldout_groups: Sequence[str] = (),
+) -> Reference:
+    """The reference of real store items ``rows`` rendered as the run renders its own output."""
+    rows = np.sort(np.asarray(rows))
+    if len(rows) < 4:
+        raise ParameterError(f"{store.path}: the reference needs at least 4 held-out items, got {len(rows)}")
+    feat = torch.from_numpy(store.normalized(rows))
+    clips = render_features(gen, feat, griffin_lim_iters).numpy().astype(np.float32)
+    labels = [str(v) for v in np.asarray(store.labels(label_key), dtype=object)[rows]] if label_key else None
+    groups = None
+    if group_key:
+        g = [str(v) for v in np.asarray(store.labels(group_key), dtype=object)[rows]]
+        groups = g if len(set(g)) >= 2 else None
+    pitches = None
+    if getattr(gen.model, "pitch_conditioned", False) and "pitch" in store.label_names():
+        pitches = np.array([int(p) for p in store.labels("pitch")])[rows]
+    return Reference(
+        clips,
+        gen.spec.sample_rate,
+        labels or ["all"] * len(rows),
+        groups,
+        pitches,
+        feat,
+        group_key,
+        sorted(heldout_groups),
+    )
+
+
+def _conditions(gen: Generator, ref: Reference, n_per_label: int | None) -> list[tuple[str | None, int | None, int]]:
+    """``(label, pitch, count)`` calls to the generator: the reference's label (and pitch) mix.
+
+    A label-conditioned model gets ``n_per_label`` (default: the reference's count) per label it
+    knows; pitches cycle through the reference's pitches of that label. A model without labels
+    gets as many sounds as the reference in one call (pitches still cycled when it takes one).
+    """
+    pitched = ref.pitches is not None
+    conditioned = bool(gen.labels) and gen.model.label_conditioned
+    labels = np.asarray(ref.labels)
+    calls: dict[tuple[str | None, int | None], int] = {}
+    targets: list[tuple[str | None, int]] = []
+    if conditioned:
+        for name in gen.labels:
+            count = int((labels == name).sum())
+            targets.append((name, int(n_per_label) if n_per_label else max(2, count)))
+    else:
+        per = int(n_per_label) * max(1, len(set(ref.labels))) if n_per_label else len(labels)
+        targets.append((None, per))
+    for name, n in targets:
+        if not pitched:
+            calls[(name, None)] = n
+            continue
+        pool = ref.pitches[labels == name] if name is not None and (labels == name).any() else ref.pitches
+        for i in range(n):
+            key = (name, int(pool[i % len(pool)]))
+            calls[key] = calls.get(key, 0) + 1
+    return [(name, pitch, n) for (name, pitch), n in calls.items()]
+
+
+def generate_like(
+    gen: Generator,
+    ref: Reference,
+    n_per_label: int | None,
+    temperature: float,
+    seed: int,
+    prior: str = "fitted",
+) -> GeneratedSet:
+    """Sounds from ``gen`` under the reference's conditions; ``cpu_s`` is process CPU time of the calls."""
+    clips, labels, pitches, cpu = [], [], [], 0.0
+    options = {} if prior == "fitted" else {"prior": prior}  # the default keeps to Generator.sample's core API
+    for i, (name, pitch, n) in enumerate(_conditions(gen, ref, n_per_label)):
+        start = time.process_time()
+        sounds = gen.sample(n, label=name, temperature=temperature, seed=seed + 1000 * i, pitch=pitch, **options)
+        cpu += time.process_time() - start
+        clips += [np.asarray(s.audio, dtype=np.float32) for s in sounds]
+        labels += [name] * n
+        pitches += [pitch] * n
+    n_samples = max(len(c) for c in clips)
+    clips = [np.pad(c, (0, n_samples - len(c))) for c in clips]
+    return GeneratedSet(
+        np.stack(clips),
+        gen.sample_rate,
+        None if labels[0] is None else [str(v) for v in labels],
+        None if pitches[0] is None else np.asarray(pitches),
+        cpu,
+    )
+
+
+def generation_speed(gen: Generator, n: int = 16, seed: int = 0) -> dict:
+    """Seconds of audio made per CPU second (``time.process_time``, all threads) by one
+    ``gen.sample(n)`` call, phase reconstruction included; 1.0 = real time on one core."""
+    gen.sample(1, seed=seed)  # warm-up: first calls allocate and load kernels
+    start = time.process_time()
+    sounds = gen.sample(n, seed=seed)
+    cpu = time.process_time() - start
+    audio_s = sum(len(s.audio) / s.sample_rate for s in sounds)
+    return {"items": n, "audio_s": audio_s, "cpu_s": cpu, "audio_s_per_cpu_s": audio_s / max(cpu, 1e-9)}
+
+
+def embedding_measures(
+    emb_r: np.ndarray,
+    emb_g: np.ndarray,
+    labels_r: Sequence[str],
+    labels_g: Sequence[str],
+    groups_r: Sequence[str] | None,
+    k: int = 3,
+    seed: int = 0,
+) -> dict:
+    """FD ratio to a real-vs-real baseline, precision / recall, NDB and within-class diversity of
+    embeddings ``(N, D)`` / ``(M, D)`` (the measures of :func:`~.fidelity.compare_sets` without audio)."""
+    frechet = frechet_with_baseline(emb_r, emb_g, groups_real=groups_r, seed=seed)
+    pr = precision_recall(emb_r, emb_g, k=k, seed=seed)
+    ndb = ndb_with_baseline(emb_r, emb_g, groups_real=groups_r, seed=seed)
+    div = diversity_by_class(emb_r, emb_g, labels_r, labels_g)
+    ratios = [v["ratio"] for v in div.values() if np.isfinite(v["ratio"])]
+    return {
+        "frechet": frechet,
+        "precision_recall": pr,
+        "ndb": ndb,
+        "diversity_per_class": div,
+        "summary": {
+            "fd_ratio": frechet["ratio"],
+            "precision": pr["precision"],
+            "recall": pr["recall"],
+            "ndb_fraction": ndb["fraction"],
+            "diversity_within_class": float(np.mean(ratios)) if ratios else float("nan"),
+        },
+    }
+
+
+def _weakest(per_class: dict[str, float]) -> dict | None:
+    """The class with the lowest value of ``per_class``, or None when empty."""
+    if not per_class:
+        return None
+    worst = min(per_class, key=per_class.get)
+    return {"class": worst, "value": per_class[worst]}
+
+
+def classifier_measures(
+    scorer: Scorer,
+    ref: Reference,
+    made: GeneratedSet,
+    classes: Sequence[str],
+    ref_scores: tuple[np.ndarray, np.ndarray],
+    seed: int = 0,
+) -> tuple[dict, list[str]]:
+    """Accuracy (label-conditioned runs), IS and the embedding measures in the classifier's space,
+    and the classifier's label for each generated clip.
+
+    A run without labels has its sounds labelled by the classifier's choice, so per-class
+    diversity compares what it made of each class with the real class.
+    """
+    ref_probs, ref_emb = ref_scores
+    probs, emb = scorer(torch.from_numpy(made.clips))
+    pred = [classes[i] for i in probs.argmax(1)]
+    labels_g = made.labels if made.labels is not None else pred
+    out = {
+        "inception_score": M.inception_score(probs),
+        "reference_inception_score": M.inception_score(ref_probs),
+        "reference_accuracy": float(np.mean([classes[i] == y for i, y in zip(ref_probs.argmax(1), ref.labels)])),
+        **embedding_measures(ref_emb, emb, ref.labels, labels_g, ref.groups, seed=seed),
+    }
+    if made.labels is not None:
+        hits = np.array([p == y for p, y in zip(pred, made.labels)])
+        per = {c: float(hits[np.asarray(made.labels) == c].mean()) for c in sorted(set(made.labels))}
+        out["accuracy"] = float(hits.mean())
+        out["accuracy_per_class"] = per
+        out["summary"]["accuracy"] = out["accuracy"]
+        out["summary"]["accuracy_weakest"] = _weakest(per)
+    return out, pred
+
+
+def pitch_measures(ref: Reference, made: GeneratedSet) -> dict:
+    """Pitch accuracy (pYIN median f0 within 50 cents of the asked MIDI pitch) of the generated
+    clips, per class, next to the same measure of the reference clips against their own pitches."""
+    gen = pitch_accuracy(list(made.clips), made.sample_rate, made.pitches)
+    real = pitch_accuracy(list(ref.clips), ref.sample_rate, ref.pitches)
+    labels = made.labels or ["all"] * len(made.clips)
+    hits = np.array([c["hit"] for c in gen["per_clip"]])
+    per = {c: float(hits[np.asarray(labels) == c].mean()) for c in sorted(set(labels))}
+    return {
+        "accuracy": gen["accuracy"],
+        "unvoiced": gen["unvoiced"],
+        "n": gen["n"],
+        "tolerance_cents": gen["tolerance_cents"],
+        "reference_accuracy": real["accuracy"],
+        "reference_unvoiced": real["unvoiced"],
+        "per_class": per,
+        "weakest": _weakest(per),
+    }
+
+
+def judge(
+    ref: Reference,
+    made: GeneratedSet,
+    space: FixedFeatureSpace,
+    scorer: Scorer | None = None,
+    classes: Sequence[str] = (),
+    ref_scores: tuple[np.ndarray, np.ndarray] | None = None,
+    seed: int = 0,
+) -> dict:
+    """Score ``made`` against ``ref`` in the fixed space (and the classifier's, given ``scorer``).
+
+    Returns:
+        ``{"items", "cpu_s", "audio_s_per_cpu_s", "fixed_space", "classifier_space" (or None),
+        "pitch" (or None), "summary"}``; ``summary`` gathers the headline numbers and the weakest
+        class of each per-class measure.
+    """
+    if not space.fitted:
+        raise ParameterError("the fixed space must be fitted on the reference before judging")
+    clf, pred = None, None
+    if scorer is not None:
+        scores = ref_scores or scorer(torch.from_numpy(ref.clips))
+        clf, pred = classifier_measures(scorer, ref, made, classes, scores, seed)
+    labels_g = made.labels or pred or ["all"] * len(made.clips)
+    labels_r = ref.labels if (made.labels is not None or clf is not None) else ["all"] * len(ref.clips)
+    fixed = compare_sets(
+        list(ref.clips),
+        list(made.clips),
+        labels_r,
+        labels_g,
+        space,
+        sample_rate=ref.sample_rate,
+        generated_rate=made.sample_rate,
+        groups_real=ref.groups,
+        seed=seed,
+    )
+    fixed.pop("space")  # the same for every set: reported once by the caller
+    pitch = pitch_measures(ref, made) if made.pitches is not None and ref.pitches is not None else None
+    s = fixed["summary"]
+    floor = s.get("spectral_floor_weakest")
+    summary = {
+        "fixed_fd_ratio": s["fd_ratio"],
+        "fixed_precision": s["precision"],
+        "fixed_recall": s["recall"],
+        "fixed_ndb_fraction": s["ndb_fraction"],
+        "fixed_ndb_baseline_fraction": fixed["ndb"]["baseline_fraction"],
+        "fixed_diversity_within_class": s["diversity_within_class"],
+        "fixed_diversity_weakest": s.get("diversity_weakest"),
+        "fixed_precision_weakest": s.get("precision_weakest"),
+        "fixed_recall_weakest": s.get("recall_weakest"),
+        "spectral_floor_weakest": floor,
+        "spectral_floor_gap_db": None if floor is None else floor["delta_db"],
+        "missing_classes": s["missing_classes"],
+    }
+    if clf is not None:
+        cs = clf["summary"]
+        summary.update(
+            {
+                "accuracy": clf.get("accuracy"),
+                "accuracy_weakest": cs.get("accuracy_weakest"),
+                "classifier_fd_ratio": cs["fd_ratio"],
+                "classifier_precision": cs["precision"],
+                "classifier_recall": cs["recall"],
+                "classifier_diversity_within_class": cs["diversity_within_class"],
+            }
+        )
+    if pitch is not None:
+        summary["pitch_accuracy"] = pitch["accuracy"]
+        summary["pitch_accuracy_reference"] = pitch["reference_accuracy"]
+        summary["pitch_weakest"] = pitch["weakest"]
+    return {
+        "items": int(len(made.clips)),
+        "cpu_s": made.cpu_s,
+        "audio_s_per_cpu_s": made.audio_s / max(made.cpu_s, 1e-9),
+        "labels_from": "asked" if made.labels is not None else ("classifier" if clf is not None else "none"),
+        "fixed_space": fixed,
+        "classifier_space": clf,
+        "pitch": pitch,
+        "summary": summary,
+    }
+
+
+__all__ = [
+    "GeneratedSet",
+    "Reference",
+    "build_reference",
+    "classifier_measures",
+    "embedding_measures",
+    "generate_like",
+    "generation_speed",
+    "judge",
+    "pitch_measures",
+    "render_features",
+]
