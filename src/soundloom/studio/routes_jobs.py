@@ -74,6 +74,8 @@ def router(state: StudioState) -> APIRouter:
     def start_train(req: TrainRequest) -> dict:
         """Start a training run in a worker process; follow it at ``/api/jobs/{id}/events``."""
         features, out = state.existing(req.features, "dir"), state.path(req.out)
+        if not (features / "config.json").is_file():
+            raise ParameterError(f"{req.features}: not a feature store (no config.json); prepare one first")
         if (out / "metrics.csv").exists():
             raise ParameterError(f"{req.out}: already holds a run; resume it or choose another folder")
         _no_running_job_on(state, out)
