@@ -11,7 +11,6 @@ bit for bit (see :meth:`Generator.from_sidecar`)::
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -27,8 +26,8 @@ from ..core.io import write_audio
 from ..core.spectral import SpectrogramConfig
 from ..data.stats import Normalizer
 from .decode import LEVELS, audio_to_features, features_to_audio, finish_audio
-from .models import VAE, ModelFileError, build_model, config_from_dict, load_safetensors, load_state
-from .runfiles import CONFIG_FILE, MODEL_FILE, STATS_FILE
+from .models import ModelFileError, build_model, config_from_dict, load_safetensors, load_state, protocol
+from .runfiles import CONFIG_FILE, MODEL_FILE, STATS_FILE, file_sha256, read_run_info
 
 PRIORS = ("fitted", "standard")
 
@@ -67,11 +66,39 @@ class Sound:
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return file_sha256(path)
+
+
+def load_run_model(run_dir: str | os.PathLike, sha256: str | None = None, _seen: tuple = ()) -> torch.nn.Module:
+    """The model of a finished run (weights without the fitted prior), with the runs it requires attached.
+
+    ``sha256``: the expected hash of its weights (a dependent run's reference); a mismatch raises
+    :class:`ModelFileError` (the run was retrained since).
+    """
+    model, _ = _load_model(Path(run_dir), sha256, _seen)
+    return model
+
+
+def _load_model(run_dir: Path, sha256: str | None, seen: tuple) -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:
+    info = read_run_info(run_dir)
+    weights = run_dir / MODEL_FILE
+    if run_dir.resolve() in seen:
+        raise ModelFileError(run_dir, "requires itself (a loop of run references)")
+    if sha256 is not None and weights.is_file() and _sha256(weights) != sha256:
+        raise ModelFileError(weights, "changed since the run that depends on it was trained (sha256 differs)")
+    try:
+        cfg = config_from_dict(info["model"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(run_dir / CONFIG_FILE, f"malformed model config ({exc})") from exc
+    tensors = load_safetensors(weights, kind=cfg.kind)
+    model = build_model(cfg)
+    load_state(model, {k: v for k, v in tensors.items() if not k.startswith("prior.")}, weights)
+    requires = cfg.requires() if hasattr(cfg, "requires") else {}
+    for name, ref in requires.items():
+        if not ref.get("run"):
+            raise ModelFileError(run_dir / CONFIG_FILE, f"names no {name} run")
+        model.attach(name, load_run_model(ref["run"], ref.get("sha256"), seen + (run_dir.resolve(),)))
+    return model.eval(), {k: v for k, v in tensors.items() if k.startswith("prior.")}
 
 
 def trim_prompt(wav: np.ndarray, sample_rate: int, seconds: float) -> np.ndarray:
@@ -86,7 +113,7 @@ class Generator:
 
     def __init__(
         self,
-        model: VAE,
+        model: torch.nn.Module,
         prior: dict[str, torch.Tensor],
         normalizer: Normalizer,
         spec: SpectrogramConfig,
@@ -113,7 +140,6 @@ class Generator:
         try:
             info = json.loads(cfg_path.read_text())
             stats = json.loads((run_dir / STATS_FILE).read_text())
-            model_cfg = config_from_dict(info["model"])  # any registered kind
             normalizer = Normalizer.from_dict(stats)
             spec = SpectrogramConfig.from_dict(info["spectrogram"])
             n_samples = int(info["n_samples"])
@@ -121,10 +147,7 @@ class Generator:
             raise ModelFileError(cfg_path, f"malformed run config ({exc})") from exc
         if info.get("format") != "soundloom":
             raise ModelFileError(cfg_path, "not a soundloom model config")
-        tensors = load_safetensors(run_dir / MODEL_FILE, kind=model_cfg.kind)
-        prior = {k: v for k, v in tensors.items() if k.startswith("prior.")}
-        model = build_model(model_cfg)
-        load_state(model, {k: v for k, v in tensors.items() if not k.startswith("prior.")}, run_dir / MODEL_FILE)
+        model, prior = _load_model(run_dir, None, ())  # any registered kind, with the runs it requires
         info = {**info, "run": str(run_dir.resolve()), "sha256": _sha256(run_dir / MODEL_FILE)}
         return cls(model, prior, normalizer, spec, n_samples, info, **options)
 
@@ -139,7 +162,27 @@ class Generator:
 
     @property
     def latent_dim(self) -> int:
-        return self.model.cfg.latent_dim
+        """Latent length of one training-length sound (a code model's latent grows with ``seconds``)."""
+        return protocol.latent_size(self.model)
+
+    def _needs(self, mode: str, what: str) -> None:
+        if not protocol.supports(self.model, mode):
+            raise ParameterError(f"a {self.model.cfg.kind} model cannot {what}")
+
+    def _latent_length(self, seconds: float | None) -> int | None:
+        """Latent frames for a sound of ``seconds`` (None: the training length)."""
+        if seconds is None:
+            return None
+        total = int(round(float(seconds) * self.spec.sample_rate))
+        if total == self.n_samples:
+            return None
+        self._needs("variable_length", f"make {seconds} s (only its training length, {self.seconds:.3f} s)")
+        return self.model.latent_frames(1 + total // int(self.spec.hop_length))
+
+    @property
+    def seconds(self) -> float:
+        """Length of one training item in seconds."""
+        return self.n_samples / self.spec.sample_rate
 
     def model_record(self) -> dict:
         return {"run": self.info["run"], "kind": self.model.cfg.kind, "sha256": self.info["sha256"]}
@@ -171,12 +214,21 @@ class Generator:
     # ---- the one rendering path --------------------------------------------------------------
     @torch.no_grad()
     def decode_features(self, latent: np.ndarray, label: str | None = None, pitch: int | None = None) -> torch.Tensor:
-        """Latent ``(latent_dim,)`` -> normalised features ``(rows, frames)``."""
+        """Latent ``(latent_dim,)`` -> normalised features ``(rows, frames)`` (waveform kinds: ``(samples,)``)."""
         z = torch.as_tensor(np.asarray(latent, dtype=np.float32)).view(1, -1)
-        if z.shape[1] != self.latent_dim:
+        if z.shape[1] != self.latent_dim and not (protocol.supports(self.model, "variable_length") and z.shape[1]):
             raise ParameterError(f"latent has {z.shape[1]} values, this model expects {self.latent_dim}")
         lab, pit = self.conditions(label, pitch)
-        return self.model.decode(z, lab, pit)[0]
+        return protocol.decode_latent(self.model, z, lab, pit)[0]
+
+    def _to_audio(self, decoded: torch.Tensor, length: int) -> np.ndarray:
+        """Decoded items ``(B, rows, frames)`` or ``(B, samples)`` -> waveforms ``(B, length)`` at the model's rate."""
+        if protocol.output(self.model) == "waveform":
+            return decoded.detach().float().cpu().numpy()[:, :length]
+        return features_to_audio(decoded, self.normalizer, self.spec, length, self.griffin_lim_iters).numpy()
+
+    def _length(self, seconds: float | None) -> int:
+        return self.n_samples if seconds is None else int(round(float(seconds) * self.spec.sample_rate))
 
     def render(
         self,
@@ -189,17 +241,21 @@ class Generator:
         """Audio ``(samples,)`` and its rate for one latent (with a continuation's prompt, if any)."""
         feat = self.decode_features(latent, label, pitch)
         if prompt is None:
-            wav = features_to_audio(feat[None], self.normalizer, self.spec, self.n_samples, self.griffin_lim_iters)[0]
-            return finish_audio(wav.numpy(), self.spec.sample_rate, self.out_rate, self.level), self.sample_rate
+            wav = self._to_audio(feat[None], self._length(seconds))[0]
+            return finish_audio(wav, self.spec.sample_rate, self.out_rate, self.level), self.sample_rate
         return self._render_continuation(feat, prompt, seconds)
 
     def render_many(
-        self, latents: list[np.ndarray], labels: list[str | None], pitch: int | None = None
+        self,
+        latents: list[np.ndarray],
+        labels: list[str | None],
+        pitch: int | None = None,
+        seconds: float | None = None,
     ) -> list[np.ndarray]:
         """:meth:`render` for several latents: each decoded alone (the decoder is not bitwise
         batch-invariant), phase-reconstructed together (Griffin-Lim is; the recall tests check it)."""
         feats = torch.stack([self.decode_features(z, lab, pitch) for z, lab in zip(latents, labels)])
-        wavs = features_to_audio(feats, self.normalizer, self.spec, self.n_samples, self.griffin_lim_iters).numpy()
+        wavs = self._to_audio(feats, self._length(seconds))
         return [finish_audio(w, self.spec.sample_rate, self.out_rate, self.level) for w in wavs]
 
     # ---- autonomous and conditioned sampling -------------------------------------------------
@@ -209,12 +265,31 @@ class Generator:
         return k - 1 if idx is None else idx
 
     def draw_latents(
-        self, n: int, label: str | None = None, temperature: float = 1.0, seed: int | None = None, prior: str = "fitted"
+        self,
+        n: int,
+        label: str | None = None,
+        temperature: float = 1.0,
+        seed: int | None = None,
+        prior: str = "fitted",
+        top_k: int = 0,
+        seconds: float | None = None,
+        pitch: int | None = None,
     ) -> np.ndarray:
-        """``(n, latent_dim)`` latents: ``mean + temperature * chol @ eps`` of the chosen prior."""
+        """``(n, latent_dim)`` latents: ``mean + temperature * chol @ eps`` of the chosen prior, or the model's
+        own draw (a code model: ``temperature`` and ``top_k`` shape each code's distribution)."""
         if prior not in PRIORS:
             raise ParameterError(f"prior must be one of {PRIORS}, got {prior!r}")
+        if top_k < 0:
+            raise ParameterError(f"top_k must be >= 0, got {top_k}")
         gen = torch.Generator().manual_seed(int(seed) if seed is not None else 0)
+        frames = self._latent_length(seconds)
+        if protocol.discrete(self.model):
+            lab, pit = self.conditions(label, pitch)
+            return self.model.draw_latents(
+                n, lab, pit, temperature, gen, self.prior, top_k=top_k, frames=frames
+            ).numpy()
+        if top_k:
+            raise ParameterError("top_k applies to code models (vqvae, prior), not a Gaussian latent")
         eps = torch.randn(n, self.latent_dim, generator=gen) * float(temperature)
         if prior == "standard" or "prior.mean" not in self.prior:
             return eps.numpy()
@@ -230,8 +305,13 @@ class Generator:
         seed: int | None = None,
         pitch: int | None = None,
         prior: str = "fitted",
+        top_k: int = 0,
+        seconds: float | None = None,
     ) -> list[Sound]:
-        """``n`` sounds from the prior; a cvae with ``label=None`` draws labels uniformly (seeded)."""
+        """``n`` sounds from the prior; a cvae with ``label=None`` draws labels uniformly (seeded).
+
+        ``seconds``: length of each sound (default: the training length; longer only for a kind that slides,
+        such as the prior). ``top_k``: keep only the k likeliest codes at each step (code models)."""
         seed = 0 if seed is None else int(seed)
         rng = np.random.default_rng(seed)
         if label is None and self.labels and self.model.label_conditioned:
@@ -240,9 +320,13 @@ class Generator:
             self._label_index(label)
             labels = [None if label is None else str(label)] * n
         latents = [
-            self.draw_latents(1, lab, temperature, seed=seed + i, prior=prior)[0] for i, lab in enumerate(labels)
+            self.draw_latents(1, lab, temperature, seed + i, prior, top_k, seconds, pitch)[0]
+            for i, lab in enumerate(labels)
         ]
-        wavs = self.render_many(latents, labels, pitch)
+        wavs = self.render_many(latents, labels, pitch, seconds)
+        extra = {"top_k": top_k} if top_k else {}
+        if seconds is not None:
+            extra["seconds"] = float(seconds)
         return [
             Sound(
                 wav,
@@ -252,7 +336,7 @@ class Generator:
                 self._pitch(pitch),
                 "sample",
                 seed + i,
-                self._params(temperature=temperature, prior=prior),
+                self._params(temperature=temperature, prior=prior, **extra),
             )
             for i, (wav, z, lab) in enumerate(zip(wavs, latents, labels))
         ]
@@ -270,11 +354,24 @@ class Generator:
     def encode(
         self, audio: np.ndarray, sample_rate: int, label: str | None = None, pitch: int | None = None
     ) -> np.ndarray:
-        """Posterior mean ``(latent_dim,)`` of a waveform ``(samples,)``."""
-        feat = audio_to_features(audio, sample_rate, self.normalizer, self.spec, self.n_samples)
+        """Posterior mean ``(latent_dim,)`` (a code model: its codes) of a waveform ``(samples,)``."""
         lab, pit = self.conditions(label, pitch)
-        mu, _ = self.model.encode(feat[None], lab, pit)
-        return mu[0].numpy()
+        return protocol.encode_latent(self.model, self.model_input(audio, sample_rate)[None], lab, pit)[0].numpy()
+
+    def model_input(self, audio: np.ndarray, sample_rate: int, n_samples: int | None = None) -> torch.Tensor:
+        """What the model encodes: normalised features ``(rows, frames)``, or for a waveform kind the audio
+        ``(n_samples,)`` at the model's rate (``n_samples`` defaults to the training length)."""
+        n = n_samples or self.n_samples
+        if protocol.output(self.model) != "waveform":
+            return audio_to_features(audio, sample_rate, self.normalizer, self.spec, n)
+        from ..core.convert import fit_length, resample
+
+        wav = np.asarray(audio, dtype=np.float32)
+        if wav.ndim != 1:
+            raise ParameterError(f"expected mono audio (samples,), got shape {wav.shape}")
+        if sample_rate != self.spec.sample_rate:
+            wav = resample(wav, sample_rate, self.spec.sample_rate)
+        return torch.from_numpy(fit_length(wav, n, fade_samples=min(64, n // 8)))
 
     def infer_label(
         self, label: str | None, audio: np.ndarray | None = None, sample_rate: int | None = None
@@ -283,13 +380,13 @@ class Generator:
         the model takes no label, else the label whose reconstruction of the audio fits best (least MSE)."""
         if label is not None or not (self.labels and self.model.label_conditioned):
             return label
-        feat = audio_to_features(audio, sample_rate, self.normalizer, self.spec, self.n_samples)
+        x = self.model_input(audio, sample_rate)[None]
         errors = []
         with torch.no_grad():
             for name in self.labels:
                 lab, pit = self.conditions(name, None)
-                rec, _, _ = self.model(feat[None], lab, pit, sample=False)
-                errors.append(float((rec - feat).pow(2).mean()))
+                rec = protocol.decode_latent(self.model, protocol.encode_latent(self.model, x, lab, pit), lab, pit)
+                errors.append(float((rec - x).pow(2).mean()))
         return self.labels[int(np.argmin(errors))]
 
     def reconstruct(
@@ -311,13 +408,19 @@ class Generator:
         label: str | None = None,
         pitch: int | None = None,
     ) -> list[Sound]:
-        """``n`` variations: posterior mean plus ``amount`` times seeded standard-normal noise."""
+        """``n`` variations: posterior mean plus ``amount`` times seeded standard-normal noise (a code model:
+        its own ``vary_latent``, e.g. a share ``amount`` of the codes drawn again)."""
         label = self.infer_label(label, audio, sample_rate)
         mu = self.encode(audio, sample_rate, label, pitch)
         seed = 0 if seed is None else int(seed)
         latents = []
         for i in range(n):
             gen = torch.Generator().manual_seed(seed + i)
+            if protocol.discrete(self.model):
+                lab, pit = self.conditions(label, pitch)
+                z = self.model.vary_latent(torch.from_numpy(mu), amount, gen, self.prior, labels=lab, pitches=pit)
+                latents.append(z.numpy().astype(np.float32))
+                continue
             latents.append(
                 (mu + float(amount) * torch.randn(self.latent_dim, generator=gen).numpy()).astype(np.float32)
             )
@@ -342,6 +445,7 @@ class Generator:
 
         With two labels, the first half keeps ``label`` and the second ``label_b``.
         """
+        self._needs("interpolable", "interpolate (its latent is discrete codes)")
         if steps < 2:
             raise ParameterError(f"steps must be >= 2, got {steps}")
         a, b = np.asarray(a, dtype=np.float32), np.asarray(b, dtype=np.float32)
@@ -364,10 +468,11 @@ class Generator:
         ]
 
     # ---- continuation ------------------------------------------------------------------------
-    def _prompt_frames(self, prompt_samples: int) -> int:
+    def _prompt_frames(self, prompt_samples: int, total_samples: int | None = None) -> int:
         """Frames fully covered by the prompt (centred frames need half a window of audio)."""
         hop, half = int(self.spec.hop_length), self.spec.n_fft // 2
-        return int(np.clip((prompt_samples - half) // hop + 1, 1, self.model.cfg.frames - 1))
+        frames = self.model.cfg.frames if total_samples is None else 1 + total_samples // hop
+        return int(np.clip((prompt_samples - half) // hop + 1, 1, frames - 1))
 
     def continue_(
         self,
@@ -381,6 +486,7 @@ class Generator:
         steps: int = 150,
         temperature: float = 0.5,
         prompt_seconds: float | None = None,
+        top_k: int = 0,
     ) -> list[Sound]:
         """Continue ``prompt`` to ``seconds`` in all (prompt included); output at the prompt's rate.
 
@@ -407,9 +513,19 @@ class Generator:
         if prompt_seconds is not None:
             prompt = trim_prompt(prompt, prompt_sample_rate, prompt_seconds)
         prompt = np.asarray(prompt, dtype=np.float32)
+        self._needs("continuable", "continue a prompt (train a prior on it: --model prior --vqvae RUN)")
         model_rate = self.spec.sample_rate
         p_model = int(round(len(prompt) * model_rate / prompt_sample_rate))
         total = int(round(seconds * model_rate))
+        if hasattr(self.model, "continue_latent"):
+            if p_model >= total:
+                raise ParameterError(
+                    f"prompt ({len(prompt) / prompt_sample_rate:.3f} s) must be shorter than seconds ({seconds})"
+                )
+            label = self.infer_label(label, prompt, prompt_sample_rate)
+            return self._continue_by_priming(
+                prompt, prompt_sample_rate, seconds, n, label, pitch, seed, temperature, top_k, sources
+            )
         if total > self.n_samples:
             raise ParameterError(f"this model makes at most {self.n_samples / model_rate:.3f} s; asked {seconds} s")
         if p_model >= total:
@@ -458,6 +574,60 @@ class Generator:
             )
         return sounds
 
+    def _continue_by_priming(
+        self,
+        prompt: np.ndarray,
+        prompt_sample_rate: int,
+        seconds: float,
+        n: int,
+        label: str | None,
+        pitch: int | None,
+        seed: int | None,
+        temperature: float,
+        top_k: int,
+        sources: dict,
+    ) -> list[Sound]:
+        """Continuation for a model that primes (a prior): the prompt's codes, then sampled ones, to ``seconds``."""
+        model_rate = self.spec.sample_rate
+        p_model = int(round(len(prompt) * model_rate / prompt_sample_rate))
+        total = int(round(seconds * model_rate))
+        hop = int(self.spec.hop_length)
+        pf = self._prompt_frames(p_model, total)
+        x = audio_to_features(prompt, prompt_sample_rate, self.normalizer, self.spec, max(p_model, self.n_samples))
+        lab, pit = self.conditions(label, pitch)
+        with torch.no_grad():
+            codes = protocol.encode_latent(self.model, x[None], lab, pit)[0]
+        # Code frames whose receptive field lies inside the prompt's frames (the last one also sees the edge).
+        keep = max(0, min(self.model.latent_frames(pf + 1) - 2, len(codes)))
+        n_codes = self.model.latent_frames(1 + total // hop)
+        seed = 0 if seed is None else int(seed)
+        sounds = []
+        for i in range(n):
+            gen = torch.Generator().manual_seed(seed + i)
+            latent = self.model.continue_latent(codes[: max(keep, 0)], n_codes, lab, pit, temperature, gen, top_k)
+            latent = latent.numpy().astype(np.float32)
+            wav, rate = self.render(latent, label, pitch, prompt=(prompt, prompt_sample_rate), seconds=seconds)
+            params = self._params(
+                seconds=seconds, temperature=temperature, sample_rate=rate, prompt_frames=pf, prompt_codes=keep
+            )
+            if top_k:
+                params["top_k"] = top_k
+            sounds.append(
+                Sound(
+                    wav,
+                    rate,
+                    latent,
+                    label,
+                    self._pitch(pitch),
+                    "continue",
+                    seed + i,
+                    params,
+                    dict(sources),
+                    None if sources else (prompt, prompt_sample_rate),
+                )
+            )
+        return sounds
+
     def _render_continuation(
         self, feat: torch.Tensor, prompt: tuple[np.ndarray, int], seconds: float | None
     ) -> tuple[np.ndarray, int]:
@@ -473,12 +643,11 @@ class Generator:
             else np.asarray(wav_in, dtype=np.float32)
         )
         total = int(round(float(seconds) * model_rate))
-        target = audio_to_features(wav_in, rate_in, self.normalizer, self.spec, self.n_samples)
-        pf = self._prompt_frames(len(p_model_wav))
+        length = max(total, self.n_samples)
+        target = audio_to_features(wav_in, rate_in, self.normalizer, self.spec, length)
+        pf = self._prompt_frames(len(p_model_wav), length if length > self.n_samples else None)
         mixed = torch.cat([target[:, :pf], feat[:, pf:]], dim=1)
-        wav = features_to_audio(mixed[None], self.normalizer, self.spec, self.n_samples, self.griffin_lim_iters)[
-            0
-        ].numpy()
+        wav = features_to_audio(mixed[None], self.normalizer, self.spec, length, self.griffin_lim_iters)[0].numpy()
         wav = wav[:total].copy()
         fade = min(2 * int(self.spec.hop_length), len(p_model_wav))
         keep = len(p_model_wav) - fade
@@ -548,7 +717,7 @@ class Generator:
                 audio, rate = self.render(latent, label, pitch, prompt=(wav, rate), seconds=params["seconds"])
             else:
                 self.out_rate = int(params.get("sample_rate", self.sample_rate))
-                audio, rate = self.render(latent, label, pitch)
+                audio, rate = self.render(latent, label, pitch, seconds=params.get("seconds"))
         finally:
             self.griffin_lim_iters, self.out_rate, self.level = old
         return Sound(

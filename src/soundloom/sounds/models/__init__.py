@@ -9,10 +9,15 @@ from __future__ import annotations
 
 from ...core.errors import ModelFileError
 from ...core.weights import load_safetensors, load_state, save_safetensors
+from . import protocol
 from .classifier import ClassifierConfig, SpectrogramClassifier
 from .cvae import CVAE  # registers "cvae"
+from .prior import PriorConfig, PriorModel  # registers "prior" (after vqvae)
 from .registry import KindOption, ModelKind, get_kind, kind_names, register
 from .vae import VAE, ModelConfig  # registers "vae"
+from .vaegan import build_vaegan  # registers "vaegan"
+from .vqvae import VQVAE, VQConfig  # registers "vqvae"
+from .wave_vae import WaveConfig, WaveVAE  # registers "wave-vae"
 
 
 def build_model(cfg):
@@ -28,6 +33,14 @@ def config_from_dict(d: dict):
 __all__ = [
     "VAE",
     "CVAE",
+    "VQVAE",
+    "VQConfig",
+    "PriorModel",
+    "PriorConfig",
+    "WaveVAE",
+    "WaveConfig",
+    "build_vaegan",
+    "protocol",
     "ModelConfig",
     "ClassifierConfig",
     "SpectrogramClassifier",

@@ -9,7 +9,19 @@ A kind declares, once:
   channels, **options)``; ``labels`` / ``n_pitches`` are empty / 0 unless ``conditional``;
 - ``training``: dotted path ``"package.module:callable"`` of ``callable(model_config: dict, train_config)
   -> LightningModule``, imported only when training, so inference never loads Lightning;
-- ``options``: its own ``soundloom train`` options (name, type, default, help).
+- ``options``: its own ``soundloom train`` options (name, type, default, help);
+- ``fit_prior``: dotted path of ``callable(model, dataset) -> {"prior.*": tensor}``, the sampling prior fitted
+  at export and saved with the weights (a Gaussian of posterior means for the VAE family, positional code
+  counts for a vqvae, nothing for a kind that samples on its own);
+- ``inputs``: what training feeds the model, "features" (normalised store rows) or "waveform" (the store's
+  audio files, loaded at the store's rate and length).
+
+The model side of generation (what :class:`~soundloom.sounds.generator.Generator` calls; see :mod:`.protocol`):
+every model has ``encode_latent``, ``decode_latent``, ``latent_size``, ``output`` ("features" | "waveform")
+and the flags ``continuable`` / ``interpolable`` / ``variable_length``; a model with a discrete latent also
+has ``draw_latents`` and ``vary_latent`` (else the Generator draws from the fitted Gaussian), and one that
+continues by priming has ``continue_latent``. A config may name other runs it needs (``requires()``: name ->
+``{"run", "sha256"}``); the Generator loads each and gives it to ``model.attach(name, model)``.
 
 This module is a leaf: it imports no model, no torch and no Lightning.
 """
@@ -24,6 +36,7 @@ from typing import Any
 from ...core.errors import ParameterError
 
 OPTION_TYPES = (int, float, str, bool)
+INPUTS = ("features", "waveform")
 
 
 @dataclass(frozen=True)
@@ -67,10 +80,16 @@ class ModelKind:
     conditional: bool = False
     options: tuple[KindOption, ...] = ()
     help: str = ""
+    fit_prior: str = "soundloom.sounds.training.export:fit_gaussian_prior"
+    inputs: str = "features"
 
     def __post_init__(self) -> None:
         if ":" not in self.training:
             raise ValueError(f"kind {self.name!r}: training must be 'package.module:callable', got {self.training!r}")
+        if ":" not in self.fit_prior:
+            raise ValueError(f"kind {self.name!r}: fit_prior must be 'package.module:callable', got {self.fit_prior!r}")
+        if self.inputs not in INPUTS:
+            raise ValueError(f"kind {self.name!r}: inputs must be one of {INPUTS}, got {self.inputs!r}")
         for opt in self.options:
             if opt.type not in OPTION_TYPES:
                 raise ValueError(f"kind {self.name!r}: option {opt.name!r} has type {opt.type}; use {OPTION_TYPES}")
@@ -94,8 +113,16 @@ class ModelKind:
 
     def training_hook(self) -> Callable[..., Any]:
         """The training callable (imports the training code, and so Lightning)."""
-        module, _, attr = self.training.partition(":")
-        return getattr(importlib.import_module(module), attr)
+        return _resolve(self.training)
+
+    def prior_hook(self) -> Callable[..., Any]:
+        """The export-time prior fit (training side)."""
+        return _resolve(self.fit_prior)
+
+
+def _resolve(dotted: str) -> Callable[..., Any]:
+    module, _, attr = dotted.partition(":")
+    return getattr(importlib.import_module(module), attr)
 
 
 _KINDS: dict[str, ModelKind] = {}

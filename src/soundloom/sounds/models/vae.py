@@ -18,13 +18,15 @@ from ...core.errors import ParameterError
 from .blocks import down_stage, padded_size, up_stage
 from .registry import ModelKind, register
 
+SPECTROGRAM_VAE_KINDS = ("vae", "cvae", "vaegan")
+
 
 @dataclass
 class ModelConfig:
     """Everything needed to rebuild a model (saved as JSON beside the weights).
 
     Attributes:
-        kind: "vae" or "cvae".
+        kind: "vae", "cvae" or "vaegan" (a vae/cvae sharpened adversarially; see :mod:`.vaegan`).
         rows, frames: feature shape (frequency rows, time frames).
         channels: output channels of each stride-2 stage, e.g. (16, 32, 64, 128, 256).
         res_from: stages whose channel count is >= this also get a residual block.
@@ -35,6 +37,7 @@ class ModelConfig:
         head: "direct" (the last transposed conv writes the single output channel) or "conv3x3"
             (an extra stage at full resolution and a 3x3 output conv: about twice the training
             cost for no measurable gain; runs saved before this option load as "conv3x3").
+        init_from: for a vaegan, the run it started from: ``{"run": path, "sha256": of its weights}``.
     """
 
     kind: str = "vae"
@@ -47,11 +50,12 @@ class ModelConfig:
     n_pitches: int = 0
     embed_dim: int = 16
     head: str = "direct"
+    init_from: dict | None = None
 
     def __post_init__(self) -> None:
         self.channels = tuple(int(c) for c in self.channels)
-        if self.kind not in ("vae", "cvae"):
-            raise ParameterError(f"kind must be 'vae' or 'cvae', got {self.kind!r}")
+        if self.kind not in SPECTROGRAM_VAE_KINDS:
+            raise ParameterError(f"kind must be one of {SPECTROGRAM_VAE_KINDS}, got {self.kind!r}")
         if self.head not in ("direct", "conv3x3"):
             raise ParameterError(f"head must be 'direct' or 'conv3x3', got {self.head!r}")
         if self.kind == "cvae" and not self.labels and not self.n_pitches:
@@ -61,6 +65,10 @@ class ModelConfig:
         d = asdict(self)
         d["channels"] = list(self.channels)
         return d
+
+    def requires(self) -> dict[str, dict]:
+        """Other runs this model needs at generation time (none: a vaegan's weights are its own)."""
+        return {}
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelConfig:
@@ -84,6 +92,11 @@ class ModelConfig:
 
 class VAE(nn.Module):
     """Spectrogram VAE; subclasses add conditions through :meth:`condition`."""
+
+    output = "features"  # decode_latent gives normalised spectrograms (phase reconstruction follows)
+    continuable = True  # continuation by optimising the latent to the prompt's frames
+    interpolable = True
+    variable_length = False
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
@@ -151,6 +164,22 @@ class VAE(nn.Module):
         h = self.from_latent(z).view(z.shape[0], *self.cfg.bottom_shape)
         y = self.out(self.decoder(h)).squeeze(1)
         return y[:, : self.cfg.rows, : self.cfg.frames]
+
+    @property
+    def latent_size(self) -> int:
+        return self.cfg.latent_dim
+
+    def encode_latent(
+        self, x: torch.Tensor, labels: torch.Tensor | None = None, pitches: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Posterior mean ``(B, latent_dim)``."""
+        return self.encode(x, labels, pitches)[0]
+
+    def decode_latent(
+        self, z: torch.Tensor, labels: torch.Tensor | None = None, pitches: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """:meth:`decode` (the generation protocol's name)."""
+        return self.decode(z, labels, pitches)
 
     def forward(
         self,

@@ -12,9 +12,10 @@ import torch
 
 from ...core.io import write_audio
 from ...core.levels import normalize_peak
-from ...core.spectral import SpectrogramConfig
+from ...core.spectral import SpectrogramConfig, features
 from ...data.stats import Normalizer
 from ..decode import features_to_audio
+from ..models import protocol
 from ..plots import loss_curves, spectrogram_grid
 
 COLUMNS = (
@@ -31,6 +32,11 @@ COLUMNS = (
     "val/kl",
     "val/mse",
     "val/elbo",
+    "train/perplexity",
+    "train/usage",
+    "train/adv",
+    "train/fm",
+    "train/disc",
 )
 
 
@@ -54,8 +60,12 @@ class MetricsCSV(L.Callback):
         for key in COLUMNS[4:]:
             row[key] = m.get(key, m.get(f"{key}_epoch", ""))
         new = not self.path.exists()
+        fields = COLUMNS
+        if not new:  # a resumed run keeps the columns its file was started with
+            with open(self.path, newline="") as f:
+                fields = tuple(next(csv.reader(f), COLUMNS))
         with open(self.path, "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=COLUMNS)
+            writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
             if new:
                 writer.writeheader()
             writer.writerow(row)
@@ -118,19 +128,41 @@ class SampleWriter(L.Callback):
         dev = module.device
         x = self.examples.to(dev)
         lab, pit = module.conditions(self.labels.to(dev), self.pitches.to(dev))
-        recon, _, _ = model(x, lab, pit, sample=False)
+        recon = protocol.decode_latent(model, protocol.encode_latent(model, x, lab, pit), lab, pit)
         gen = torch.Generator().manual_seed(self.seed)
-        z = torch.randn(self.n_prior, model.cfg.latent_dim, generator=gen).to(dev)
         plab = (torch.arange(self.n_prior, device=dev) % len(model.cfg.labels)) if lab is not None else None
         ppit = (
             pit[: self.n_prior]
             if pit is not None and len(pit) >= self.n_prior
             else (torch.full((self.n_prior,), 60, device=dev) if pit is not None else None)
         )
-        prior = model.decode(z, plab, ppit)
+        if protocol.discrete(model):
+            z = torch.cat(
+                [
+                    model.draw_latents(
+                        1,
+                        plab[i : i + 1] if plab is not None else None,
+                        ppit[i : i + 1] if ppit is not None else None,
+                        1.0,
+                        gen,
+                        {},
+                    )
+                    for i in range(self.n_prior)
+                ]
+            ).to(dev)
+        else:
+            z = torch.randn(self.n_prior, protocol.latent_size(model), generator=gen).to(dev)
+        prior = protocol.decode_latent(model, z, plab, ppit)
         model.train(was_training)
         out = self.dir / f"epoch_{trainer.current_epoch:03d}"
-        images = torch.cat([x, recon, prior]).cpu()
+        if protocol.output(model) == "waveform":
+            audio = torch.cat([recon, prior]).cpu().numpy()
+            images = self.normalizer.normalize(features(torch.cat([x, recon, prior]).cpu(), self.spec)).float()
+        else:
+            audio = features_to_audio(
+                torch.cat([recon, prior]).cpu(), self.normalizer, self.spec, self.n_samples, self.iters
+            ).numpy()
+            images = torch.cat([x, recon, prior]).cpu()
         titles = (
             [f"real {i}" for i in range(len(x))]
             + [f"recon {i}" for i in range(len(x))]
@@ -140,9 +172,6 @@ class SampleWriter(L.Callback):
             ]
         )
         spectrogram_grid(images.numpy(), titles, out / "spectrograms.png", cols=max(len(x), self.n_prior))
-        audio = features_to_audio(
-            torch.cat([recon, prior]).cpu(), self.normalizer, self.spec, self.n_samples, self.iters
-        ).numpy()
         names = [f"recon_{i}" for i in range(len(x))] + [f"prior_{i}" for i in range(self.n_prior)]
         for name, wav in zip(names, audio):
             write_audio(out / f"{name}.wav", normalize_peak(wav), self.spec.sample_rate)

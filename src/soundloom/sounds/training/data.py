@@ -126,11 +126,14 @@ class StoreDataModule(L.LightningDataModule):
         batch_size: int = 64,
         num_workers: int = 0,
         seed: int = 0,
+        dataset: type | None = None,
     ) -> None:
+        """``dataset``: the item class (default :class:`StoreDataset`; a waveform kind's loads audio)."""
         super().__init__()
         self.store, self.split = store, split
-        self.train_set = StoreDataset(store, split.train, label_key, labels, use_pitch)
-        self.val_set = StoreDataset(store, split.val, label_key, labels, use_pitch)
+        make = dataset or StoreDataset
+        self.train_set = make(store, split.train, label_key, labels, use_pitch)
+        self.val_set = make(store, split.val, label_key, labels, use_pitch)
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         if len(self.train_set) == 0:
             raise StoreError(f"{store.path}: no training items left after the split")

@@ -1,9 +1,10 @@
-"""Export a trained run: ``model.safetensors`` (weights + fitted latent prior), ``model.json``, ``stats.json``.
+"""Export a trained run: ``model.safetensors`` (weights + fitted sampling prior), ``model.json``, ``stats.json``.
 
-The fitted prior is a full-covariance Gaussian of the posterior means of the training items,
-one per class for a cvae (one in all for a vae). Sampling from it instead of N(0, I) avoids
-the "holes" between the aggregate posterior and the prior (Ghosh et al. 2020, ex-post density
-estimation); the generator still offers the standard prior.
+What "fitted sampling prior" means is the kind's (its registry ``fit_prior`` hook). For the VAE family it is
+a full-covariance Gaussian of the posterior means of the training items, one per class for a conditioned
+model (one in all otherwise). Sampling from it instead of N(0, I) avoids the "holes" between the aggregate
+posterior and the prior (Ghosh et al. 2020, ex-post density estimation); the generator still offers the
+standard prior.
 """
 
 from __future__ import annotations
@@ -12,18 +13,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
+from torch.utils.data import Dataset
 
 from ...core.atomic import write_json
-from ..models import VAE, save_safetensors
+from ..models import get_kind, save_safetensors
+from ..models.protocol import encode_latent
 from ..runfiles import CONFIG_FILE, MODEL_FILE, RUN_FORMAT_VERSION, STATS_FILE
-from .data import StoreDataset
 
 
 @torch.no_grad()
 def posterior_means(
-    model: VAE, dataset: StoreDataset, batch_size: int = 128
+    model: nn.Module, dataset: Dataset, batch_size: int = 128
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Posterior means ``(N, latent_dim)``, label indices ``(N,)`` and pitches ``(N,)`` of a dataset."""
+    """Latents ``(N, latent_size)`` (``encode_latent``), label indices ``(N,)`` and pitches ``(N,)`` of a dataset."""
     model.eval()
     zs, labs, pits = [], [], []
     for start in range(0, len(dataset), batch_size):
@@ -31,7 +34,7 @@ def posterior_means(
         x = torch.stack([b[0] for b in batch])
         lab = torch.tensor([b[1] for b in batch])
         pit = torch.tensor([b[2] for b in batch])
-        mu, _ = model.encode(x, lab if model.label_conditioned else None, pit if model.pitch_conditioned else None)
+        mu = encode_latent(model, x, lab if model.label_conditioned else None, pit if model.pitch_conditioned else None)
         zs.append(mu.numpy())
         labs.append(lab.numpy())
         pits.append(pit.numpy())
@@ -67,14 +70,20 @@ def fit_prior(z: np.ndarray, labels: np.ndarray, n_classes: int, ridge: float = 
     }
 
 
+def fit_gaussian_prior(model: nn.Module, dataset: Dataset) -> dict[str, torch.Tensor]:
+    """The VAE family's ``fit_prior`` hook: :func:`fit_prior` of the training set's posterior means."""
+    z, labels, _ = posterior_means(model, dataset)
+    n_classes = len(model.cfg.labels) if model.label_conditioned else 0
+    return fit_prior(z, labels, n_classes)
+
+
 def export_run(
-    run_dir: str | Path, model: VAE, train_set: StoreDataset, run_config: dict, normalizer_dict: dict
+    run_dir: str | Path, model: nn.Module, train_set: Dataset, run_config: dict, normalizer_dict: dict
 ) -> Path:
     """Write the three files that :class:`~soundloom.sounds.Generator` loads; returns the weights path."""
     run_dir = Path(run_dir)
-    z, labels, _ = posterior_means(model, train_set)
     tensors = {k: v for k, v in model.state_dict().items()}
-    tensors.update(fit_prior(z, labels, len(model.cfg.labels)))
+    tensors.update(get_kind(model.cfg.kind).prior_hook()(model, train_set))
     write_json(run_dir / STATS_FILE, normalizer_dict)
     write_json(
         run_dir / CONFIG_FILE,

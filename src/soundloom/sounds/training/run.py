@@ -1,4 +1,4 @@
-"""Train a spectrogram VAE / CVAE on a feature store into a run directory.
+"""Train any registered model kind (vae, cvae, vqvae, prior, vaegan, wave-vae, ...) on a feature store.
 
 Usage (the CLI is a thin face over :func:`train`)::
 
@@ -130,6 +130,8 @@ def train(
     store = FeatureStore.open(cfg.features)
     split = split_store(store, cfg.val_fraction, cfg.seed, cfg.group_key)
     label_key, labels, use_pitch = _conditioning(store, cfg, kind)
+    # A waveform kind also learns the clip's length and rate (the store's), since it makes samples itself.
+    audio = {"n_samples": store.n_samples, "sample_rate": store.sample_rate} if kind.inputs == "waveform" else {}
     model_cfg = kind.new_config(
         rows=store.features.shape[1],
         frames=store.features.shape[2],
@@ -137,9 +139,15 @@ def train(
         n_pitches=128 if use_pitch else 0,
         latent_dim=cfg.latent_dim,
         channels=tuple(cfg.channels),
+        **audio,
         **options,
     )
-    data = StoreDataModule(store, split, label_key, labels, use_pitch, cfg.batch_size, cfg.num_workers, cfg.seed)
+    dataset = None
+    if kind.inputs == "waveform":
+        from .wave import WaveDataset as dataset
+    data = StoreDataModule(
+        store, split, label_key, labels, use_pitch, cfg.batch_size, cfg.num_workers, cfg.seed, dataset=dataset
+    )
     module = kind.training_hook()(model_cfg.to_dict(), cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     run_info = {

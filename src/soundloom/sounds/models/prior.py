@@ -1,0 +1,283 @@
+"""A small causal transformer over a trained vqvae's codes: the learned prior (as Jukebox's, much smaller).
+
+The sequence starts with a condition token (a learned start vector plus the label and pitch embeddings)
+and predicts each code from the ones before it. Attention has no position embeddings but ALiBi biases
+(Press et al. 2022: a penalty linear in the distance), so a model trained on one-item windows slides past
+them: :meth:`PriorModel.continue_latent` keeps the last ``code_frames - 1`` codes as context and makes a
+sound of any length, the vqvae's convolutional decoder turning the whole code sequence into one
+spectrogram (no seams between windows).
+
+The run stores a reference to its vqvae (path + SHA-256 of its weights); the Generator loads both
+(:meth:`PriorConfig.requires`, :meth:`PriorModel.attach`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ...core.errors import ModelFileError, ParameterError
+from ..runfiles import read_run_info, run_reference
+from .registry import KindOption, ModelKind, register
+from .vqvae import VQVAE, _top_k
+
+
+@dataclass
+class PriorConfig:
+    """Everything needed to rebuild a prior (JSON beside the weights).
+
+    Attributes:
+        vqvae: the vqvae run ``{"run": path, "sha256": of its weights}``.
+        codebook_size, code_frames: the vqvae's codes and one item's latent frames (the attention window).
+        rows, frames: the vqvae's feature shape.
+        labels, n_pitches: conditions (class names; MIDI pitch classes, 0 = none).
+        width, layers, heads: transformer size.
+    """
+
+    kind: str = "prior"
+    vqvae: dict = field(default_factory=dict)
+    codebook_size: int = 256
+    code_frames: int = 32
+    rows: int = 64
+    frames: int = 128
+    labels: list[str] = field(default_factory=list)
+    n_pitches: int = 0
+    width: int = 128
+    layers: int = 3
+    heads: int = 4
+
+    def __post_init__(self) -> None:
+        if self.width % self.heads:
+            raise ParameterError(f"prior width ({self.width}) must be a multiple of heads ({self.heads})")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> PriorConfig:
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+    def requires(self) -> dict[str, dict]:
+        return {"vqvae": dict(self.vqvae)}
+
+
+def alibi_bias(n: int, heads: int) -> torch.Tensor:
+    """Causal ALiBi attention bias ``(heads, n, n)``: ``-slope_h * (i - j)`` for ``j <= i``, ``-inf`` after."""
+    slopes = torch.tensor([2.0 ** (-8.0 * (h + 1) / heads) for h in range(heads)])
+    pos = torch.arange(n)
+    dist = (pos[:, None] - pos[None, :]).float()
+    bias = -slopes[:, None, None] * dist[None]
+    return bias.masked_fill(dist[None] < 0, float("-inf"))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block ``(B, T, width) -> (B, T, width)`` with a given attention bias."""
+
+    def __init__(self, width: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.norm1, self.norm2 = nn.LayerNorm(width), nn.LayerNorm(width)
+        self.qkv, self.proj = nn.Linear(width, 3 * width), nn.Linear(width, width)
+        self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width))
+
+    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        b, t, w = x.shape
+        q, k, v = self.qkv(self.norm1(x)).view(b, t, 3, self.heads, w // self.heads).permute(2, 0, 3, 1, 4)
+        att = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        x = x + self.proj(att.transpose(1, 2).reshape(b, t, w))
+        return x + self.mlp(self.norm2(x))
+
+
+class PriorModel(nn.Module):
+    """Autoregressive code model; the latent of a sound is its code sequence (as floats), of any length."""
+
+    output = "features"
+    continuable = True  # by priming with the prompt's codes
+    interpolable = False
+    variable_length = True
+
+    def __init__(self, cfg: PriorConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.tokens = nn.Embedding(cfg.codebook_size, cfg.width)
+        self.start = nn.Parameter(torch.zeros(cfg.width))
+        self.label_embed = nn.Embedding(len(cfg.labels), cfg.width) if cfg.labels else None
+        self.pitch_embed = nn.Embedding(cfg.n_pitches, cfg.width) if cfg.n_pitches else None
+        self.blocks = nn.ModuleList(Block(cfg.width, cfg.heads) for _ in range(cfg.layers))
+        self.norm = nn.LayerNorm(cfg.width)
+        self.head = nn.Linear(cfg.width, cfg.codebook_size)
+        nn.init.normal_(self.start, std=0.02)
+        self._vqvae: VQVAE | None = None
+
+    # ---- the vqvae it stands on (not part of its own weights) ----------------------------------
+    def attach(self, name: str, model: nn.Module) -> None:
+        """Give the prior its vqvae (kept outside ``state_dict``: it has its own run)."""
+        if name != "vqvae" or not isinstance(model, VQVAE):
+            raise ModelFileError(self.cfg.vqvae.get("run", "?"), f"a prior needs a vqvae, got {name!r}")
+        if model.cfg.codebook_size != self.cfg.codebook_size or model.cfg.code_frames != self.cfg.code_frames:
+            raise ModelFileError(self.cfg.vqvae.get("run", "?"), "this vqvae's codes differ from the prior's")
+        object.__setattr__(self, "_vqvae", model.eval())
+
+    @property
+    def vqvae(self) -> VQVAE:
+        if self._vqvae is None:
+            raise ParameterError("this prior has no vqvae attached (load it with Generator.from_run)")
+        return self._vqvae
+
+    @property
+    def label_conditioned(self) -> bool:
+        return self.label_embed is not None
+
+    @property
+    def pitch_conditioned(self) -> bool:
+        return self.pitch_embed is not None
+
+    @property
+    def latent_size(self) -> int:
+        return self.cfg.code_frames
+
+    def latent_frames(self, frames: int) -> int:
+        """Code frames that decode to at least ``frames`` feature frames."""
+        return -(-int(frames) // self.vqvae.cfg.factor)
+
+    # ---- the network ---------------------------------------------------------------------------
+    def condition(self, labels: torch.Tensor | None, pitches: torch.Tensor | None, batch: int) -> torch.Tensor:
+        """The first token ``(B, width)``: start vector plus the condition embeddings."""
+        c = self.start.expand(batch, -1)
+        if self.label_embed is not None:
+            if labels is None:
+                raise ParameterError(f"this prior needs a label, one of {self.cfg.labels}")
+            c = c + self.label_embed(labels.long().view(batch).clamp_min(0))
+        if self.pitch_embed is not None:
+            if pitches is None:
+                raise ParameterError("this prior needs a MIDI pitch")
+            c = c + self.pitch_embed(pitches.long().view(batch).clamp(0, self.cfg.n_pitches - 1))
+        return c
+
+    def logits(self, codes: torch.Tensor, labels=None, pitches=None) -> torch.Tensor:
+        """Next-code logits ``(B, T + 1, codebook)`` after the condition token and each of ``codes (B, T)``."""
+        b = codes.shape[0]
+        x = torch.cat([self.condition(labels, pitches, b)[:, None], self.tokens(codes.long())], dim=1)
+        bias = alibi_bias(x.shape[1], self.cfg.heads).to(x.dtype)
+        for block in self.blocks:
+            x = block(x, bias)
+        return self.head(self.norm(x))
+
+    def forward(self, codes: torch.Tensor, labels=None, pitches=None) -> torch.Tensor:
+        """Mean cross-entropy ``()`` (nats per code) of ``codes (B, T)`` given the conditions."""
+        logits = self.logits(codes[:, :-1], labels, pitches)
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), codes.reshape(-1).long())
+
+    # ---- the generation protocol ---------------------------------------------------------------
+    def encode_latent(self, x: torch.Tensor, labels=None, pitches=None) -> torch.Tensor:
+        """The vqvae's codes of ``x (B, rows, frames)``: ``(B, code_frames)`` float."""
+        return self.vqvae.encode_latent(x)
+
+    def decode_latent(self, codes: torch.Tensor, labels=None, pitches=None) -> torch.Tensor:
+        """The vqvae's decoding of ``codes (B, T)``: ``(B, rows, T * factor)`` (``frames`` for one item)."""
+        return self.vqvae.decode_latent(codes)
+
+    @torch.no_grad()
+    def continue_latent(
+        self,
+        prefix: torch.Tensor,
+        total: int,
+        labels: torch.Tensor | None,
+        pitches: torch.Tensor | None,
+        temperature: float,
+        generator: torch.Generator,
+        top_k: int = 0,
+    ) -> torch.Tensor:
+        """Codes ``(total,)`` that begin with ``prefix (P,)``; each new code sampled from the last
+        ``code_frames - 1`` codes (a sliding window past one item's length)."""
+        codes = [int(c) for c in prefix.round().long().tolist()]
+        if len(codes) > total:
+            raise ParameterError(f"prompt has {len(codes)} code frames, more than the {total} asked")
+        window = self.cfg.code_frames - 1
+        while len(codes) < total:
+            ctx = torch.tensor([codes[-window:] if window > 0 else []], dtype=torch.long)
+            logits = self.logits(ctx, labels, pitches)[0, -1] / max(float(temperature), 1e-4)
+            probs = torch.softmax(_top_k(logits, top_k), dim=-1)
+            codes.append(int(torch.multinomial(probs, 1, generator=generator)))
+        return torch.tensor(codes, dtype=torch.float32)
+
+    def draw_latents(
+        self,
+        n: int,
+        labels: torch.Tensor | None,
+        pitches: torch.Tensor | None,
+        temperature: float,
+        generator: torch.Generator,
+        prior: dict[str, torch.Tensor],
+        top_k: int = 0,
+        frames: int | None = None,
+    ) -> torch.Tensor:
+        """``(n, frames)`` code sequences (``frames`` defaults to one item's ``code_frames``)."""
+        total = frames or self.cfg.code_frames
+        empty = torch.zeros(0)
+        return torch.stack(
+            [self.continue_latent(empty, total, labels, pitches, temperature, generator, top_k) for _ in range(n)]
+        )
+
+    def vary_latent(
+        self,
+        codes: torch.Tensor,
+        amount: float,
+        generator: torch.Generator,
+        prior: dict[str, torch.Tensor],
+        labels: torch.Tensor | None = None,
+        pitches: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Keep the first ``1 - amount`` of ``codes (T,)`` and sample the rest again."""
+        keep = int(math.floor((1.0 - min(max(float(amount), 0.0), 1.0)) * codes.shape[-1]))
+        return self.continue_latent(codes[:keep], codes.shape[-1], labels, pitches, 1.0, generator)
+
+
+def _new_prior_config(rows, frames, labels, n_pitches, latent_dim, channels, vqvae, width, layers, heads):
+    if not vqvae:
+        raise ParameterError("a prior needs a trained vqvae run: --vqvae RUN")
+    ref = run_reference(vqvae)
+    vq = read_run_info(vqvae)["model"]
+    if vq.get("kind") != "vqvae":
+        raise ModelFileError(vqvae, f"is a {vq.get('kind')!r} run, not a vqvae")
+    if (vq["rows"], vq["frames"]) != (rows, frames):
+        raise ParameterError(
+            f"the vqvae was trained on features ({vq['rows']}, {vq['frames']}), this store has ({rows}, {frames})"
+        )
+    factor = 2 ** len(vq["channels"])
+    return PriorConfig(
+        vqvae=ref,
+        codebook_size=int(vq["codebook_size"]),
+        code_frames=-(-int(vq["frames"]) // factor),
+        rows=rows,
+        frames=frames,
+        labels=list(labels),
+        n_pitches=n_pitches,
+        width=width,
+        layers=layers,
+        heads=heads,
+    )
+
+
+register(
+    ModelKind(
+        name="prior",
+        config=PriorConfig,
+        build=PriorModel,
+        new_config=_new_prior_config,
+        training="soundloom.sounds.training.vq:prior_module",
+        fit_prior="soundloom.sounds.training.vq:fit_no_prior",
+        conditional=True,
+        options=(
+            KindOption("vqvae", str, "", "The trained vqvae run whose codes this prior models (required)."),
+            KindOption("width", int, 128, "Transformer width."),
+            KindOption("layers", int, 3, "Transformer blocks."),
+            KindOption("heads", int, 4, "Attention heads."),
+        ),
+        help="Causal transformer over a vqvae's codes (--vqvae RUN), label/pitch-conditioned; any length.",
+    )
+)
