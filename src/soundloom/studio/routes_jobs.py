@@ -141,6 +141,8 @@ def _public(state: StudioState, job: dict) -> dict:
     keep = ("id", "kind", "title", "status", "started", "ended", "error", "progress", "result")
     out = {k: job.get(k) for k in keep}
     out["params"] = params
+    if out["error"]:  # the page names paths relative to the root
+        out["error"] = out["error"].replace(f"{state.root}/", "").replace(str(state.root), ".")
     if isinstance(out["result"], dict):
         out["result"] = {k: (state.rel(v) if k in ("run", "out") else v) for k, v in out["result"].items()}
     return out

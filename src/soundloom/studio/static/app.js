@@ -59,7 +59,7 @@ const loadDir = guard(async (path) => {
   d.dirs.forEach((x) => ul.appendChild(li(x.name, "&#9656;", () => loadDir(x.path), "dir")));
   d.files.forEach((x) => ul.appendChild(li(x.name, "&#9834;", () => play(x.path), "file")));
   if (!d.dirs.length && !d.files.length) ul.innerHTML = `<li class="muted">empty folder</li>`;
-  const grid = $("#filegrid"); grid.innerHTML = "";
+  const grid = $("#filegrid"); grid.innerHTML = ""; $("#filegrid-head").hidden = !d.files.length;
   d.files.slice(0, 48).forEach((f) => grid.appendChild(card(f)));
   if (d.files.length > 48) grid.insertAdjacentHTML("beforeend", `<div class="muted">${d.files.length - 48} more files</div>`);
 });
