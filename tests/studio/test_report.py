@@ -57,23 +57,26 @@ def fake_demo(root: Path, stream_bytes: int = 0) -> Path:
                     "lsd_db": 7.5,
                     "spectral_convergence": 0.3,
                 },
-                "reference": {
-                    "classifier_accuracy_real": 0.97,
-                    "classifier_accuracy_phase_reconstructed": 0.93,
-                    "frechet_distance_to_train": 4.25,
-                    "inception_score": 7.1,
-                },
+                "reference": {"classifier_accuracy_real": 0.97, "classifier_accuracy_phase_reconstructed": 0.93},
                 "generation": [
                     {
                         "temperature": 0.8,
                         "prior": "fitted",
-                        "conditioned_accuracy": 0.876,
-                        "diversity_ratio_mean": 0.61,
-                        "diversity_ratio_min": 0.33,
-                        "frechet_distance_to_train": 9.5,
-                        "inception_score": 6.2,
-                        "ndb": 4,
-                        "ndb_bins": 20,
+                        "items": 27,
+                        "summary": {
+                            "accuracy": 0.876,
+                            "fixed_fd_ratio": 2.24,
+                            "fixed_diversity_within_class": 0.61,
+                            "fixed_precision": 0.8,
+                            "fixed_recall": 0.5,
+                            "fixed_ndb_baseline_fraction": 0.05,
+                        },
+                        "fixed_space": {
+                            "frechet": {"fd": 9.5, "baseline": 4.25, "ratio": 2.24},
+                            "ndb": {"bins": 20, "different": 4},
+                            "precision_recall": {"baseline": {"precision": 0.9, "recall": 0.85}},
+                        },
+                        "classifier_space": {"inception_score": 6.2, "reference_inception_score": 7.1},
                     }
                 ],
             }
@@ -152,7 +155,8 @@ def test_report_is_self_contained_with_players_and_tables(tmp_path):
     assert len(imgs) >= 5 + 2 + 1 and all(i["src"].startswith("data:image/png;base64,") for i in imgs)
     assert len(page.of("table")) >= 4  # steps, generation, reconstruction, transitions, loop
     words = " ".join(page.text)
-    assert "0.876" in words and "0.93" in words  # generated accuracy beside the real-data reference
+    assert "0.876" in words and "0.930" in words  # generated accuracy beside the real-data reference
+    assert "9.50" in words and "4.25" in words and "0.61" in words  # FD beside real-vs-real, diversity
     assert "0.90" in words and "0.72" in words  # stream seams beside random in-song positions
     assert "Frechet distance" in words and "no `soundloom soundscape` yet" in words
     assert "<script>" not in text and "&lt;script&gt;" in text  # sidecar text escaped

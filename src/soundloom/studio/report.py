@@ -37,11 +37,15 @@ AUDIO_SUFFIXES = {".wav": "audio/wav", ".ogg": "audio/ogg", ".mp3": "audio/mpeg"
 MEANINGS = {
     "accuracy": "share of sounds a classifier trained on real clips assigns to the asked-for class (higher: "
     "the label is heard)",
-    "diversity": "spread of generated sounds within a class over the spread of real held-out ones (1 = as "
-    "varied as real; near 0 = the same sound again)",
-    "fd": "Frechet distance of classifier embeddings to the training clips (lower: closer to real data)",
+    "diversity": "within-class spread of generated sounds over that of real held-out ones (1 = as varied as real; "
+    "near 0 = the same sound again, above 1 = noise)",
+    "fd": "Frechet distance to held-out real clips in a fixed MFCC / log-mel space no model shaped (lower: closer "
+    "to real; the reference row is real against real)",
+    "fd_ratio": "FD of generated sounds over FD of real against real at equal sizes (1 = as close as unseen real data)",
+    "precision": "share of generated sounds inside real neighbourhoods / share of real sounds covered by "
+    "generated ones (the reference row: real against real)",
     "is": "inception score of the classifier's predictions (higher: confident and varied classes)",
-    "ndb": "statistically different bins of 20 clusters of real embeddings (lower: the same coverage as real)",
+    "ndb": "k-means bins of real sounds whose share among generated sounds differs (p < 0.05; lower is better)",
     "mse": "held-out reconstruction error over the mean-spectrogram baseline (below 1: better than predicting "
     "the mean)",
     "lsd": "log-spectral distance of held-out reconstructions (dB, lower is better)",
@@ -59,11 +63,13 @@ h1{font-size:26px;margin:8px 0 4px}h2{font-size:20px;margin:28px 0 8px;border-bo
 h3{font-size:16px;margin:16px 0 6px}
 table{border-collapse:collapse;margin:6px 0 10px}td,th{border:1px solid #d5d5d5;padding:3px 8px;text-align:left}
 th{background:#eef1f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
-.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(260px,1fr));gap:12px}
-.card{background:#fff;border:1px solid #ddd;border-radius:6px;padding:8px}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(200px,1fr));gap:12px}
+.card{background:#fff;border:1px solid #ddd;border-radius:6px;padding:8px;overflow-wrap:anywhere}
 .card img{width:100%;display:block}.card audio{width:100%;margin-top:4px}
 .small{font-size:12.5px;color:#555}.ok{color:#18794e}.skipped{color:#946200}.failed{color:#b42318}
-img.plot{max-width:100%;border:1px solid #ddd;background:#fff}ul.meaning li{margin:2px 0}
+img.plot{max-width:100%;border:1px solid #ddd;background:#fff}
+.plots{display:grid;grid-template-columns:1fr 1fr;gap:12px;align-items:start}.plots img{width:100%}
+ul.meaning li{margin:2px 0}
 """
 
 
@@ -120,7 +126,7 @@ def spectrogram_thumbnail(path: Path, n_fft: int = 512) -> str:
     frames = np.lib.stride_tricks.sliding_window_view(wav, n_fft)[::hop] * np.hanning(n_fft)
     db = 20 * np.log10(np.abs(np.fft.rfft(frames, axis=1)).T + 1e-5)
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(3.2, 1.5))
+    fig, ax = plt.subplots(figsize=(3.0, 1.1))
     ax.imshow(db, origin="lower", aspect="auto", cmap="magma", vmin=db.max() - 80, vmax=db.max(),
               extent=(0, len(wav) / rate, 0, rate / 2000))  # fmt: skip
     ax.set_xlabel("s", fontsize=7, labelpad=1)
@@ -146,7 +152,7 @@ def loop_figure(path: Path, start_s: float, end_s: float) -> str:
 
 
 def _audio_tag(src: str, loop: bool = False) -> str:
-    return f'<audio controls preload="none"{" loop" if loop else ""} src="{_esc(src)}"></audio>'
+    return f'<audio controls preload="metadata"{" loop" if loop else ""} src="{_esc(src)}"></audio>'
 
 
 def _num(x: object, fmt: str = ".3f") -> str:
@@ -201,13 +207,14 @@ def _sound_card(path: Path) -> str:
     if side.get("seed") is not None:
         bits.append(f"seed {side['seed']}")
     params = side.get("params") or {}
-    bits += [f"{k} {v}" for k, v in params.items() if isinstance(v, (int, float, str)) and len(str(v)) < 24][:3]
+    skip = {"sample_rate", "griffin_lim_iters", "level"}
+    bits += [f"{k} {v}" for k, v in params.items() if k not in skip and isinstance(v, (int, float, str))][:3]
     audio = side.get("audio") or {}
     if audio.get("sample_rate"):
         bits.append(f"{audio['sample_rate']} Hz")
     summary = ", ".join(b for b in bits if b) or "no sidecar"
     return (
-        f'<div class="card"><b>{_esc(path.parent.name)}/{_esc(path.name)}</b>'
+        f'<div class="card"><b>{_esc(path.name)}</b>'
         f'<img alt="spectrogram of {_esc(path.name)}" src="{spectrogram_thumbnail(path)}">'
         f'{_audio_tag(data_uri(path))}<div class="small">{_esc(summary)}</div></div>'
     )
@@ -225,10 +232,21 @@ def _sounds_section(folder: Path) -> str:
 
 def _plots_section(folder: Path) -> str:
     pngs = sorted(folder.glob("*.png")) if folder.is_dir() else []
-    return (
-        "".join(f"<h3>{_esc(p.stem)}</h3><img class='plot' alt='{_esc(p.stem)}' src='{data_uri(p)}'>" for p in pngs)
-        or "<p>No plots.</p>"
+    cells = "".join(
+        f"<div><h3>{_esc(p.stem)}</h3><img class='plot' alt='{_esc(p.stem)}' src='{data_uri(p)}'></div>" for p in pngs
     )
+    return f"<div class='plots'>{cells}</div>" if cells else "<p>No plots.</p>"
+
+
+def _dig(d: dict, *paths: str) -> object:
+    """The first value found at one of the dotted ``paths`` (reports change shape; old keys still read)."""
+    for path in paths:
+        cur: object = d
+        for key in path.split("."):
+            cur = cur.get(key) if isinstance(cur, dict) else None
+        if cur is not None:
+            return cur
+    return None
 
 
 def _sound_eval_section(report: dict | None) -> str:
@@ -236,28 +254,41 @@ def _sound_eval_section(report: dict | None) -> str:
         return "<p>The model was not evaluated (no eval/sounds.json).</p>"
     ref = report.get("reference", {})
     rec = report.get("reconstruction", {})
+    gens = report.get("generation", [])
+    first = gens[0] if gens else {}
+    base_pr = _dig(first, "fixed_space.precision_recall.baseline") or {}
+    ndb_bins = _dig(first, "fixed_space.ndb.bins", "ndb_bins")
+    ndb_base = _dig(first, "summary.fixed_ndb_baseline_fraction", "fixed_space.ndb.baseline_fraction")
     rows = [
         [
             "real held-out clips (reference)",
             _num(ref.get("classifier_accuracy_phase_reconstructed")),
+            _num(
+                _dig(first, "fixed_space.frechet.baseline", "reference_fd") or ref.get("frechet_distance_to_train"),
+                ".2f",
+            ),
             "1.00",
-            _num(ref.get("frechet_distance_to_train"), ".2f"),
-            _num(ref.get("inception_score"), ".2f"),
-            "-",
+            "1.00",
+            f"{_num(base_pr.get('precision'), '.2f')} / {_num(base_pr.get('recall'), '.2f')}",
+            f"{_num(ndb_base * ndb_bins, '.0f')}/{ndb_bins}" if ndb_base is not None and ndb_bins else "-",
+            _num(_dig(first, "classifier_space.reference_inception_score") or ref.get("inception_score"), ".2f"),
         ]
     ]
-    for g in report.get("generation", []):
+    for g in gens:
         rows.append(
             [
-                f"generated, T={g.get('temperature')} ({g.get('prior', '')} prior)",
-                _num(g.get("conditioned_accuracy")),
-                _num(g.get("diversity_ratio_mean"), ".2f") + " (min " + _num(g.get("diversity_ratio_min"), ".2f") + ")",
-                _num(g.get("frechet_distance_to_train"), ".2f"),
-                _num(g.get("inception_score"), ".2f"),
-                f"{g.get('ndb', '-')}/{g.get('ndb_bins', '-')}",
+                f"generated, T={g.get('temperature')} ({g.get('prior', '')} prior, {g.get('items', '?')} sounds)",
+                _num(_dig(g, "summary.accuracy", "conditioned_accuracy")),
+                _num(_dig(g, "fixed_space.frechet.fd", "frechet_distance_to_train"), ".2f"),
+                _num(_dig(g, "summary.fixed_fd_ratio", "frechet_ratio_to_reference"), ".2f"),
+                _num(_dig(g, "summary.fixed_diversity_within_class", "diversity_ratio_mean"), ".2f"),
+                f"{_num(_dig(g, 'summary.fixed_precision'), '.2f')} / {_num(_dig(g, 'summary.fixed_recall'), '.2f')}",
+                f"{_dig(g, 'fixed_space.ndb.different', 'ndb')}/{_dig(g, 'fixed_space.ndb.bins', 'ndb_bins')}",
+                _num(_dig(g, "classifier_space.inception_score", "inception_score"), ".2f"),
             ]
         )
-    gen_table = _table(["sounds", "accuracy", "diversity", "FD", "IS", "NDB"], rows)
+    head = ["sounds", "accuracy", "FD", "FD ratio", "diversity", "precision / recall", "NDB", "IS"]
+    gen_table = _table(head, rows)
     rec_table = _table(
         ["held-out reconstruction", "MSE ratio to mean baseline", "LSD dB", "spectral convergence"],
         [
@@ -272,10 +303,12 @@ def _sound_eval_section(report: dict | None) -> str:
     real = _num(ref.get("classifier_accuracy_real"))
     note = (
         f"<p class='small'>The classifier scores real held-out clips {_esc(real)} straight from their features; the "
-        "reference row passes the same clips through the front end and Griffin-Lim, as generated sounds are.</p>"
+        "reference row passes the same clips through the front end and Griffin-Lim, as generated sounds are, and "
+        "compares real with real at the same sizes.</p>"
     )
     warn = f"<p class='failed'>{_esc(report['warning'])}</p>" if report.get("warning") else ""
-    return gen_table + note + warn + rec_table + _meanings(["accuracy", "diversity", "fd", "is", "ndb", "mse", "lsd"])
+    keys = ["accuracy", "fd", "fd_ratio", "diversity", "precision", "ndb", "is", "mse", "lsd"]
+    return gen_table + note + warn + rec_table + _meanings(keys)
 
 
 def _transitions_section(report: dict | None) -> str:
@@ -395,11 +428,11 @@ def build_report(demo: str | os.PathLike, out: str | os.PathLike | None = None) 
         ("What the demo did", _steps_section(manifest)),
         ("Generated sounds", _sounds_section(demo / "sounds")),
         ("Sound model: evaluation", _sound_eval_section(_read_json(demo / "eval" / "sounds.json"))),
-        ("Plots", _plots_section(demo / "plots")),
         ("Stream", _stream_section(demo / "stream", out.parent, transitions)),
         ("Transition models: evaluation", _transitions_section(transitions)),
         ("Loop", _loop_section(demo / "loop")),
         ("Soundscape", _soundscape_section(demo / "soundscape", scape_note)),
+        ("Plots", _plots_section(demo / "plots")),
     ]
     body = "".join(f"<h2>{_esc(title)}</h2>{content}" for title, content in sections)
     page = (
