@@ -23,7 +23,7 @@ from pathlib import Path
 
 import typer
 
-from ..core.errors import SoundloomError
+from ..core.errors import ParameterError, SoundloomError
 from .app import app
 
 #: Lines of a failed step's log shown on the terminal.
@@ -36,7 +36,7 @@ class Step:
 
     name: str
     title: str
-    commands: list[list[str]] = field(default_factory=list)
+    commands: list[list] = field(default_factory=list)  # arguments: str, or a _Glob resolved when run
     expected_s: float = 10.0  # for the progress bar only
     stdout_to: Path | None = None  # the commands' stdout (e.g. a --json report) goes here, not to the log
     action: Callable[[], None] | None = None
@@ -235,19 +235,19 @@ def demo_steps(out: Path, train_minutes: float, quick: bool) -> list[Step]:
     return steps
 
 
-def _glob(root: Path, patterns: tuple[str, ...]) -> _LazyGlob:
-    return _LazyGlob(root, patterns)
+@dataclass(frozen=True)
+class _Glob:
+    """Files matched when the step runs (they do not exist yet when the steps are planned)."""
 
-
-class _LazyGlob(list):
-    """Paths matched when the step runs (the files do not exist when the steps are planned)."""
-
-    def __init__(self, root: Path, patterns: tuple[str, ...]) -> None:
-        super().__init__()
-        self.root, self.patterns = root, patterns
+    root: Path
+    patterns: tuple[str, ...]
 
     def resolve(self) -> list[str]:
         return [str(p) for pat in self.patterns for p in sorted(self.root.glob(pat))]
+
+
+def _glob(root: Path, patterns: tuple[str, ...]) -> _Glob:
+    return _Glob(root, patterns)
 
 
 def _copy_eval_plots(src: Path, dst: Path) -> None:
@@ -257,9 +257,10 @@ def _copy_eval_plots(src: Path, dst: Path) -> None:
 
 
 def _expand(cmd: list) -> list[str]:
+    """A command line with its globs resolved."""
     out: list[str] = []
     for part in cmd:
-        out.extend(part.resolve() if isinstance(part, _LazyGlob) else [part])
+        out.extend(part.resolve() if isinstance(part, _Glob) else [part])
     return out
 
 
@@ -304,6 +305,8 @@ def demo(
 
     from ..studio.report import build_report
 
+    if train_minutes <= 0:
+        raise ParameterError(f"--train-minutes must be > 0, got {train_minutes:g}")
     out.mkdir(parents=True, exist_ok=True)
     logs = out / "logs"
     logs.mkdir(exist_ok=True)
