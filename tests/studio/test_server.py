@@ -41,7 +41,7 @@ def test_page_info_and_bounded_stream(served):
     body = resp.content
     assert body[:4] == b"RIFF" and body[8:12] == b"WAVE"
     pcm = np.frombuffer(body[44:], dtype="<i2").astype(np.float32) / 32767
-    assert 3 * 22050 <= pcm.size < 5 * 22050  # stops at a block boundary after 3 s
+    assert pcm.size == 3 * 22050  # exactly 3 s (it used to overshoot to the next block boundary)
     assert np.sqrt(np.mean(pcm**2)) > 0.01  # real audio, not silence
     again = client.get("/stream.wav", params={"seconds": 3, "seed": 2}).content
     assert again == body  # same seed, same stream

@@ -12,6 +12,10 @@ from ..core.errors import ParameterError
 from ..streams.config import RenderConfig
 from .app import app
 
+#: Kernel send buffer per connection (bytes, ~3 s of 22.05 kHz 16-bit mono): bounds what a client that
+#: stopped reading holds, and lets the server notice it within seconds (loopback autotuning grows to MBs).
+SEND_BUFFER_BYTES = 128 * 1024
+
 #: Option defaults come from the configs, so ``serve`` and ``stream`` cannot drift apart.
 _RENDER = RenderConfig()
 
@@ -33,6 +37,7 @@ def listen_socket(host: str, port: int) -> socket.socket:
         raise ParameterError(f"cannot listen on {host}:{port} ({exc})") from exc
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)  # accepted sockets inherit it
         sock.bind((host, port))
         sock.listen(128)
     except OSError as exc:

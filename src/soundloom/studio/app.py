@@ -53,6 +53,8 @@ log = logging.getLogger("soundloom.studio")
 QUEUE_BLOCKS = 16
 #: Longest block handed to the response (s): the grain of pacing and of the idle check.
 BLOCK_S = 0.25
+#: Fade-out at the end of a bounded (``?seconds=``) stream (s).
+FADE_S = 0.01
 #: Largest seed accepted (NumPy seeds are unsigned; 32 bits is plenty).
 MAX_SEED = 2**32 - 1
 #: WAV header length in bytes (RIFF + fmt + data chunk heads), as :func:`wav_stream_header` writes it.
@@ -153,6 +155,7 @@ class Listener:
         self.total = None if seconds is None else max(1, round(seconds * sample_rate))  # samples
         self.sent = 0  # PCM samples handed over
         self.header_sent = False
+        self.held = np.zeros(0, "<i2")  # samples held back for the fade-out of a bounded stream
         self.t0 = time.monotonic()
         self.worker = threading.Thread(
             target=self._work, args=(pool, emb, scfg, rcfg), name="soundloom-stream", daemon=True
@@ -177,19 +180,28 @@ class Listener:
             self._push(exact_header(self.rate, self.total) if self.total is not None else bytes(data))
             return len(data)
         pcm = np.frombuffer(data, dtype="<i2")
+        if self.total is None:
+            self._send(pcm)
+            return len(data)
+        # The last FADE_S of a bounded stream is faded out, so a few samples are held back until
+        # the end is known (the end may fall in the next block).
+        self.held = np.concatenate([self.held, pcm[: self.total - self.sent - len(self.held)]])
+        if self.sent + len(self.held) >= self.total:
+            self._send(_fade_out(self.held, self.rate))
+            raise _Stopped("the requested length was reached")
+        keep = min(len(self.held), int(FADE_S * self.rate))
+        self._send(self.held[: len(self.held) - keep])
+        self.held = self.held[len(self.held) - keep :]
+        return len(data)
+
+    def _send(self, pcm: np.ndarray) -> None:
+        """Hand ``pcm`` over in blocks of at most :data:`BLOCK_S`, paced."""
         step = max(1, int(BLOCK_S * self.rate))
         for i in range(0, len(pcm), step):
             piece = pcm[i : i + step]
-            if self.total is not None and self.sent + len(piece) >= self.total:
-                piece = _fade_out(piece[: self.total - self.sent], self.rate)
-                self._pace()
-                self._push(piece.tobytes())
-                self.sent += len(piece)
-                raise _Stopped("the requested length was reached")
             self._pace()
             self._push(piece.tobytes())
             self.sent += len(piece)
-        return len(data)
 
     def flush(self) -> None:
         pass
@@ -246,9 +258,9 @@ class Listener:
         self.stop.set()
 
 
-def _fade_out(pcm: np.ndarray, rate: int, fade_s: float = 0.01) -> np.ndarray:
-    """The last ``fade_s`` of 16-bit ``pcm`` faded to zero, so a trimmed stream ends without a click."""
-    n = min(len(pcm), int(fade_s * rate))
+def _fade_out(pcm: np.ndarray, rate: int) -> np.ndarray:
+    """The last :data:`FADE_S` of 16-bit ``pcm`` faded to zero, so a trimmed stream ends without a click."""
+    n = min(len(pcm), int(FADE_S * rate))
     out = pcm.copy()
     if n:
         out[-n:] = (out[-n:].astype(np.float32) * np.linspace(1, 0, n, dtype=np.float32)).astype("<i2")
