@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from soundloom.core.errors import DataError
 from soundloom.core.spectral import SpectrogramConfig, features
 from soundloom.data.prepare import (
     PrepareConfig,
@@ -207,7 +208,7 @@ def test_nsynth_and_songs_labels_reach_the_index(nsynth_dir, songs_dir, tmp_path
 
 
 def test_no_usable_file_is_a_clear_error(bad_dir, tmp_path):
-    with pytest.raises(ValueError, match="no usable audio files"):
+    with pytest.raises(DataError, match="no usable audio files"):
         prepare(bad_dir, tmp_path / "feat", workers=1)
     assert not (tmp_path / "feat").exists()
 
@@ -284,7 +285,7 @@ def test_refuses_to_replace_a_folder_that_is_not_a_store(plain_dir, tmp_path):
     precious = tmp_path / "mine"
     precious.mkdir()
     (precious / "notes.txt").write_text("keep me")
-    with pytest.raises(ValueError, match="not a feature store"):
+    with pytest.raises(DataError, match="not a feature store"):
         prepare(plain_dir, precious, workers=1)
     assert (precious / "notes.txt").read_text() == "keep me"
     (tmp_path / "empty").mkdir()

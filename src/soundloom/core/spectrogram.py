@@ -17,6 +17,8 @@ from functools import lru_cache
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from .errors import ParameterError
+
 WINDOWS = ("hann", "blackman", "hamming")
 KINDS = ("magnitude", "power", "db", "mel", "mfcc")
 #: ``10 log10(x) == _DB_PER_LN * ln(x)``; NumPy's float32 ``log`` is SIMD, its ``log10`` is not (4x).
@@ -55,16 +57,16 @@ class SpectrogramConfig:
 
     def __post_init__(self) -> None:
         if self.window not in WINDOWS:
-            raise ValueError(f"window must be one of {WINDOWS}, got {self.window!r}")
+            raise ParameterError(f"window must be one of {WINDOWS}, got {self.window!r}")
         if self.kind not in KINDS:
-            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+            raise ParameterError(f"kind must be one of {KINDS}, got {self.kind!r}")
         if self.win_length is None:
             self.win_length = self.n_fft
         if self.win_length > self.n_fft:
-            raise ValueError(f"win_length {self.win_length} > n_fft {self.n_fft}")
+            raise ParameterError(f"win_length {self.win_length} > n_fft {self.n_fft}")
         if self.hop_length is None:
             if not 0.0 <= self.overlap < 1.0:
-                raise ValueError(f"overlap must be in [0, 1), got {self.overlap}")
+                raise ParameterError(f"overlap must be in [0, 1), got {self.overlap}")
             self.hop_length = max(1, int(round(self.win_length * (1.0 - self.overlap))))
 
     @property
@@ -102,7 +104,7 @@ def window_array(name: str, win_length: int, n_fft: int | None = None) -> np.nda
     elif name == "blackman":
         win = 0.42 - 0.5 * np.cos(n) + 0.08 * np.cos(2.0 * n)
     else:
-        raise ValueError(f"window must be one of {WINDOWS}, got {name!r}")
+        raise ParameterError(f"window must be one of {WINDOWS}, got {name!r}")
     if n_fft is not None and n_fft > win_length:
         left = (n_fft - win_length) // 2
         win = np.pad(win, (left, n_fft - win_length - left))

@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.convert import fit_length, resample, to_mono
+from ..core.errors import DataError, ParameterError
 from ..core.io import AudioError, audio_info, os_reason, read_head, validate_audio
 from ..core.progress import ProgressCallback, null_progress
 from ..core.spectrogram import SpectrogramConfig, features_numpy
@@ -92,11 +93,11 @@ class PrepareConfig:
 
     def __post_init__(self) -> None:
         if self.kind not in ("db", "mel"):
-            raise ValueError(f"kind must be 'db' or 'mel', got {self.kind!r}")
+            raise ParameterError(f"kind must be 'db' or 'mel', got {self.kind!r}")
         if self.normalization not in ("meanstd", "range"):
-            raise ValueError(f"normalization must be 'meanstd' or 'range', got {self.normalization!r}")
+            raise ParameterError(f"normalization must be 'meanstd' or 'range', got {self.normalization!r}")
         if self.seconds <= 0:
-            raise ValueError(f"seconds must be > 0, got {self.seconds}")
+            raise ParameterError(f"seconds must be > 0, got {self.seconds}")
         self.spectrogram()  # validates window, overlap and sizes (the rate does not enter)
 
     @property
@@ -564,7 +565,7 @@ def prepare(
         :class:`PrepareResult`; the store holds ``(items, rows, frames)`` float32 features with
         ``rows = n_fft // 2 + 1`` (db) or ``n_mels`` (mel) and ``frames = 1 + n_samples // hop``.
     Raises:
-        LayoutError: no data set at ``source``. ValueError: no file was usable, or ``out``
+        LayoutError: no data set at ``source``. DataError: no file was usable, or ``out``
         exists and is not a feature store (it would be replaced).
     """
     t0 = time.perf_counter()
@@ -572,7 +573,7 @@ def prepare(
     out = Path(out)
     if out.exists() and (not out.is_dir() or (not (out / "config.json").exists() and any(out.iterdir()))):
         # The store replaces whatever is at `out`; never let a typo replace someone's folder.
-        raise ValueError(f"{out}: exists and is not a feature store; choose another --out")
+        raise DataError(out, "exists and is not a feature store; choose another --out")
     dataset = source if isinstance(source, Dataset) else discover(source, layout, with_info=False)
     # A run killed while writing the store left it beside `out`: finish or undo that first, so
     # its finished features are found (and its temp folders do not pile up).
@@ -651,7 +652,7 @@ def prepare(
     items, skipped, ok = _index(dataset, keys, asm)
     skipped = dataset.skipped + missing + skipped
     if not items:
-        raise ValueError(f"{dataset.root}: no usable audio files ({len(skipped)} skipped)")
+        raise DataError(dataset.root, f"no usable audio files ({len(skipped)} skipped)")
     store_config = {
         "sample_rate": cfg.sample_rate,
         "n_samples": cfg.n_samples,
@@ -833,6 +834,6 @@ def fit_normalizer(
     if mode == "range":
         return Normalizer(mode="range", min_db=min_db, max_db=max_db, clip_sigma=clip_sigma)
     if len(feats) == 0:
-        raise ValueError("no features to fit normalisation statistics on")
+        raise DataError("no features to fit normalisation statistics on")
     part = _sums(feats)
     return _from_sums(np.asarray(part["sum"]), np.asarray(part["sumsq"]), part["count"], clip_sigma)
