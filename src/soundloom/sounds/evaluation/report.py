@@ -25,7 +25,7 @@ from ...core.spectral import features, features_to_magnitude
 from ...data.store import FeatureStore
 from ..generator import Generator
 from ..losses import mr_stft_distance
-from ..models import ClassifierConfig, ModelFileError, SpectrogramClassifier, load_safetensors, load_state
+from ..models import ClassifierConfig, ModelFileError, SpectrogramClassifier, load_safetensors, load_state, protocol
 from ..plots import latent_scatter, spectrogram_grid
 from ..training.classifier import CLASSIFIER_CONFIG, CLASSIFIER_FILE, predict
 from ..training.data import StoreDataset
@@ -62,6 +62,39 @@ class _Scorer:
         return probs.numpy(), emb.numpy()
 
 
+def _originals(store: FeatureStore, rows: np.ndarray) -> list[np.ndarray] | None:
+    """The recordings of store ``rows`` at the store's rate and length, or None when any is unreadable."""
+    out = []
+    for row in rows:
+        try:
+            wav, _ = load_audio(store.items[int(row)]["path"], store.sample_rate)
+        except (AudioError, KeyError, OSError):
+            return None
+        out.append(fit_length(wav, store.n_samples))
+    return out
+
+
+def _reconstruct(
+    gen: Generator, x: torch.Tensor, originals: list[np.ndarray] | None, lab: torch.Tensor, pit: torch.Tensor
+) -> torch.Tensor:
+    """The model's reconstruction of items as normalised features ``(N, rows, frames)``, through its latent
+    (:mod:`..models.protocol`, so any kind); a waveform kind encodes the recordings and its output is analysed."""
+    model = gen.model
+    waveform = protocol.output(model) == "waveform"
+    inputs = torch.stack([gen.model_input(w, gen.spec.sample_rate) for w in originals]) if waveform else x
+    use_lab = lab if model.label_conditioned else None
+    use_pit = pit if model.pitch_conditioned else None
+    parts = []
+    for i in range(0, len(inputs), 256):
+        cut = slice(i, i + 256)
+        cond = (None if use_lab is None else use_lab[cut], None if use_pit is None else use_pit[cut])
+        parts.append(protocol.decode_latent(model, protocol.encode_latent(model, inputs[cut], *cond), *cond))
+    out = torch.cat(parts)
+    if waveform:
+        out = gen.normalizer.normalize(features(out[:, : gen.n_samples].float(), gen.spec)).float()
+    return out
+
+
 @torch.no_grad()
 def reconstruction_report(
     gen: Generator,
@@ -72,26 +105,25 @@ def reconstruction_report(
     iters: int,
     max_items: int = 300,
 ) -> dict:
-    """Held-out reconstruction: MSE vs the dataset-mean baseline, LSD (dB), SC, MR-STFT."""
+    """Held-out reconstruction: MSE vs the dataset-mean baseline, LSD (dB), SC, MR-STFT.
+
+    A waveform kind is measured on the first ``max_items`` held-out recordings (it encodes audio,
+    so unreadable recordings leave nothing to measure: then ``{"items": 0, "skipped": reason}``).
+    """
     model = gen.model
-    labels = gen.labels
-    x_val = torch.from_numpy(store.normalized(np.sort(val_rows)))
-    ds = StoreDataset(store, np.sort(val_rows), label_key, labels, use_pitch=bool(model.cfg.n_pitches))
+    rows = np.sort(val_rows)
+    # MR-STFT against the original recordings (when their files are readable), for a subset.
+    pick = rows[:max_items]
+    originals = _originals(store, pick)
+    if protocol.output(model) == "waveform":
+        if originals is None:
+            return {"items": 0, "skipped": "a waveform model needs the held-out recordings, and some are unreadable"}
+        rows = pick
+    x_val = torch.from_numpy(store.normalized(rows))
+    ds = StoreDataset(store, rows, label_key, gen.labels, use_pitch=bool(model.cfg.n_pitches))
     lab = torch.tensor([ds[i][1] for i in range(len(ds))])
     pit = torch.tensor([ds[i][2] for i in range(len(ds))])
-    use_lab = lab if model.label_conditioned else None
-    use_pit = pit if model.pitch_conditioned else None
-    recon = torch.cat(
-        [
-            model(
-                x_val[i : i + 256],
-                None if use_lab is None else use_lab[i : i + 256],
-                None if use_pit is None else use_pit[i : i + 256],
-                sample=False,
-            )[0]
-            for i in range(0, len(x_val), 256)
-        ]
-    )
+    recon = _reconstruct(gen, x_val, originals, lab, pit)
     mean_spec = torch.from_numpy(store.normalized(np.sort(train_rows)).mean(axis=0))
     mse = float(M.mse(recon, x_val).mean())
     baseline = float(M.mse(mean_spec.expand_as(x_val), x_val).mean())
@@ -99,18 +131,8 @@ def reconstruction_report(
     lsd = float(M.log_spectral_distance(db_ref, db_rec).mean())
     mag_ref, mag_rec = features_to_magnitude(db_ref, gen.spec), features_to_magnitude(db_rec, gen.spec)
     sc = float(M.spectral_convergence(mag_ref, mag_rec).mean())
-    # MR-STFT against the original recordings (when their files are readable), for a subset.
-    pick = np.sort(val_rows)[:max_items]
-    originals = []
-    for row in pick:
-        try:
-            wav, _ = load_audio(store.items[int(row)]["path"], store.sample_rate)
-            originals.append(fit_length(wav, store.n_samples))
-        except (AudioError, KeyError, OSError):
-            originals = []
-            break
     out = {
-        "items": int(len(val_rows)),
+        "items": int(len(rows)),
         "mse": mse,
         "mse_dataset_mean_baseline": baseline,
         "mse_ratio_to_baseline": mse / baseline,
@@ -118,7 +140,7 @@ def reconstruction_report(
         "spectral_convergence": sc,
     }
     if originals:
-        orig = torch.from_numpy(np.stack(originals))
+        orig = torch.from_numpy(np.stack(originals))  # waveform kinds: their reconstruction is rendered again
         wav_rec = render_features(gen, recon[: len(pick)], iters)
         wav_ref = render_features(gen, x_val[: len(pick)], iters)
         out["mr_stft"] = float(mr_stft_distance(orig, wav_rec, store.sample_rate).mean())
@@ -255,18 +277,20 @@ def _plots(
     prior: str,
     seed: int,
 ) -> None:
-    rows = np.sort(train_rows)[:: max(1, len(train_rows) // 1000)]
-    ds = StoreDataset(store, rows, label_key, gen.labels, use_pitch=bool(gen.model.cfg.n_pitches))
-    z, _, _ = posterior_means(gen.model, ds)
-    names = [str(v) for v in (store.labels(label_key) if label_key else ["all"] * len(store))]
-    latent_scatter(z, [names[int(r)] for r in rows], out / "latent_pca.png")
+    """``latent_pca.png`` (Gaussian feature kinds: their latents of training items) and ``samples_grid.png``
+    (4 sounds per label from :meth:`Generator.sample`, shown as normalised features)."""
+    if protocol.output(gen.model) == "features" and not protocol.discrete(gen.model):
+        rows = np.sort(train_rows)[:: max(1, len(train_rows) // 1000)]
+        ds = StoreDataset(store, rows, label_key, gen.labels, use_pitch=bool(gen.model.cfg.n_pitches))
+        z, _, _ = posterior_means(gen.model, ds)
+        names = [str(v) for v in (store.labels(label_key) if label_key else ["all"] * len(store))]
+        latent_scatter(z, [names[int(r)] for r in rows], out / "latent_pca.png")
     imgs, titles = [], []
-    for name in gen.labels or [None]:
-        zz = torch.from_numpy(gen.draw_latents(4, name, temp, seed=seed, prior=prior))
-        lab, pit = gen.conditions(name, None)
-        lab = lab.expand(4) if lab is not None else None
-        pit = pit.expand(4) if pit is not None else None
-        imgs.append(gen.model.decode(zz, lab, pit).numpy())
+    options = {} if prior == "fitted" else {"prior": prior}
+    for name in (gen.labels if gen.model.label_conditioned else None) or [None]:
+        sounds = gen.sample(4, label=name, temperature=temp, seed=seed, **options)
+        wav = torch.from_numpy(np.stack([fit_length(s.audio, gen.n_samples) for s in sounds]))
+        imgs.append(gen.normalizer.normalize(features(wav, gen.spec)).float().numpy())
         titles += [f"{name if name is not None else 'sample'} #{i}" for i in range(4)]
     spectrogram_grid(np.concatenate(imgs), titles, out / "samples_grid.png", cols=8)
 
