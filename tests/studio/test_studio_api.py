@@ -81,6 +81,8 @@ def test_train_job_streams_progress_then_done(studio):
     assert [j["kind"] for j in jobs] == ["train", "prepare"] and all(j["status"] == "done" for j in jobs)
     again = client.post("/api/jobs/train", json={"features": "features/sounds", "out": "runs/tiny", **TINY})
     assert again.status_code == 422 and "already holds a run" in again.json()["detail"]
+    nothing = client.post("/api/jobs/resume", json={"run": "sounds"})
+    assert nothing.status_code == 422 and "no checkpoint" in nothing.json()["detail"]
 
 
 def test_browse_play_and_thumbnails(studio):

@@ -231,8 +231,11 @@ class JobManager:
     def list(self) -> list[dict]:
         """Every job, newest first, its status brought up to date."""
         with self.lock:
-            jobs = [self._refresh(j) for j in self._load()]
-            self._save(jobs)
+            before = self._load()
+            text = json.dumps(before)
+            jobs = [self._refresh(j) for j in before]
+            if json.dumps(jobs) != text:  # written only when a status changed
+                self._save(jobs)
         return sorted(jobs, key=lambda j: j["started"], reverse=True)
 
     def get(self, job_id: str) -> dict:
