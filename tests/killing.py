@@ -17,11 +17,14 @@ import random
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 #: Names that only a writer in progress leaves behind (atomic temp files, partial folders).
 TEMP_MARKERS = (".tmp", ".partial", ".old-", "tmp", ".~")
+#: Endings of SQLite's side files: present after a clean close only if a writer died mid-transaction.
+SQLITE_SIDE_FILES = ("-journal", "-wal", "-shm")
 
 
 def descendants(pid: int) -> list[int]:
@@ -68,13 +71,19 @@ def processes_with_marker(marker: str) -> list[int]:
 
 
 def temp_leftovers(folder: Path) -> list[str]:
-    """Relative paths under ``folder`` whose names look like a writer's temp files."""
+    """Relative paths under ``folder`` whose names look like a writer's temp files.
+
+    That is: names holding a :data:`TEMP_MARKERS` entry, hidden names (``core.atomic`` writes
+    ``.<name>.<random><suffix>`` beside its target), and SQLite journals (:data:`SQLITE_SIDE_FILES`).
+    """
     if not folder.exists():
         return []
     return sorted(
         str(p.relative_to(folder))
         for p in folder.rglob("*")
-        if any(m in p.name for m in TEMP_MARKERS) and not p.name.endswith(".py")
+        if (any(m in p.name for m in TEMP_MARKERS) and not p.name.endswith(".py"))
+        or p.name.startswith(".")
+        or p.name.endswith(SQLITE_SIDE_FILES)
     )
 
 
@@ -109,18 +118,20 @@ def kill_and_rerun(
     env: dict[str, str] | None = None,
     settle_s: float = 5.0,
     final_timeout_s: float = 240.0,
+    after_kill: Callable[[int], None] | None = None,
 ) -> KillResult:
     """Run ``cmd`` ``kills`` times, each SIGKILLed after a seeded random delay, then once to the end.
 
     After each kill, waits (bounded by ``settle_s``) for every process carrying this run's marker
     to exit; any still alive are recorded in ``children_left`` (and then killed, so a failing test
-    leaves no debris). ``temp_files`` lists temp names under ``out`` after the final run.
+    leaves no debris). ``after_kill(i)``, when given, is called then (to inspect what kill ``i``
+    left). ``temp_files`` lists temp names under ``out`` after the final run.
     """
     rng = random.Random(seed)
     marker = f"{os.getpid()}-{seed}-{rng.random():.12f}"
     run_env = {**os.environ, **(env or {}), "SOUNDLOOM_KILLTEST": marker}
     result = KillResult()
-    for _ in range(kills):
+    for i in range(kills):
         proc = subprocess.Popen(cmd, env=run_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             proc.wait(timeout=rng.uniform(min_delay_s, max_delay_s))
@@ -139,6 +150,8 @@ def kill_and_rerun(
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        if after_kill is not None:
+            after_kill(i)
     final = subprocess.run(cmd, env=run_env, capture_output=True, text=True, timeout=final_timeout_s)
     result.final_returncode, result.final_stderr = final.returncode, final.stderr
     result.temp_files = temp_leftovers(out)
