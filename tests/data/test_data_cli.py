@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 
 from soundloom.cli import app
 from soundloom.data.store import FeatureStore
+from tests.cli import run_cli
 
 runner = CliRunner()
 
@@ -67,8 +68,8 @@ def test_synth_data_then_plot(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
 
 
-def test_bad_input_exits_with_a_message(tmp_path):
-    res = runner.invoke(app, ["scan", str(tmp_path / "nowhere")])
-    assert res.exit_code == 2 and "not a folder" in res.output
-    res = runner.invoke(app, ["prepare", str(tmp_path), "--out", str(tmp_path / "f"), "--kind", "cqt"])
-    assert res.exit_code == 2 and "kind must be" in res.output
+def test_bad_input_exits_with_one_error_line(tmp_path):
+    code, out = run_cli("scan", tmp_path / "nowhere")
+    assert code == 2 and out.strip().splitlines() == [f"error: {tmp_path / 'nowhere'}: not a folder"]
+    code, out = run_cli("prepare", tmp_path, "--out", tmp_path / "f", "--kind", "cqt")
+    assert code == 2 and len(out.strip().splitlines()) == 1 and "kind must be" in out and "Traceback" not in out

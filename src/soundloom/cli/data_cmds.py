@@ -14,7 +14,7 @@ from typing import Optional
 
 import typer
 
-from .app import app, fail
+from .app import app
 
 LAYOUT_HELP = "fsdd | classes | nsynth | maestro | songs | plain | auto (detect)"
 
@@ -30,17 +30,13 @@ def scan(
 ) -> None:
     """Pre-flight report: files per label, durations, sample rates, and every bad file with its reason."""
     from ..core.progress import rich_progress
-    from ..data.layouts import LayoutError
     from ..data.scan import scan as run_scan
 
-    try:
-        if as_json:
-            report = run_scan(data, layout, min_seconds, silence_db, workers)
-        else:
-            with rich_progress(transient=True) as progress:
-                report = run_scan(data, layout, min_seconds, silence_db, workers, progress=progress)
-    except LayoutError as exc:
-        fail(str(exc))
+    if as_json:
+        report = run_scan(data, layout, min_seconds, silence_db, workers)
+    else:
+        with rich_progress(transient=True) as progress:
+            report = run_scan(data, layout, min_seconds, silence_db, workers, progress=progress)
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=1))
     else:
@@ -127,36 +123,32 @@ def prepare(
     Re-running reuses finished work: a killed run resumes, an unchanged data set is not redone.
     """
     from ..core.progress import rich_progress
-    from ..data.layouts import LayoutError
     from ..data.prepare import PrepareConfig
     from ..data.prepare import prepare as run_prepare
 
-    try:
-        cfg = PrepareConfig(
-            sample_rate=sample_rate,
-            seconds=seconds,
-            kind=kind,
-            n_fft=n_fft,
-            win_length=win_length,
-            hop_length=hop,
-            overlap=overlap,
-            window=window,
-            n_mels=n_mels,
-            floor_db=min(min_db, -100.0),
-            normalization=norm,
-            clip_sigma=clip_sigma,
-            min_db=min_db,
-            max_db=max_db,
-            fade_ms=fade_ms,
-            min_seconds=min_seconds,
-        )
-        if as_json:
-            result = run_prepare(data, out, cfg, layout, workers, batch_size)
-        else:
-            with rich_progress(transient=True) as progress:
-                result = run_prepare(data, out, cfg, layout, workers, batch_size, progress=progress)
-    except (LayoutError, ValueError, OSError) as exc:  # OSError: e.g. a full disk
-        fail(str(exc))
+    cfg = PrepareConfig(
+        sample_rate=sample_rate,
+        seconds=seconds,
+        kind=kind,
+        n_fft=n_fft,
+        win_length=win_length,
+        hop_length=hop,
+        overlap=overlap,
+        window=window,
+        n_mels=n_mels,
+        floor_db=min(min_db, -100.0),
+        normalization=norm,
+        clip_sigma=clip_sigma,
+        min_db=min_db,
+        max_db=max_db,
+        fade_ms=fade_ms,
+        min_seconds=min_seconds,
+    )
+    if as_json:
+        result = run_prepare(data, out, cfg, layout, workers, batch_size)
+    else:
+        with rich_progress(transient=True) as progress:
+            result = run_prepare(data, out, cfg, layout, workers, batch_size, progress=progress)
     summary = {
         "store": str(result.store),
         "layout": result.layout,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import soxr
 
+from .errors import ParameterError
+
 
 def to_mono(wav: np.ndarray) -> np.ndarray:
     """Average channels: ``(channels, samples)`` or ``(samples,)`` -> ``(samples,)``."""
@@ -41,7 +43,7 @@ def convert_audio(wav: np.ndarray, from_hz: int, to_hz: int, to_channels: int) -
         elif wav.shape[0] == 1:
             wav = np.repeat(wav, to_channels, axis=0)
         else:
-            raise ValueError(f"cannot map {wav.shape[0]} channels to {to_channels}")
+            raise ParameterError(f"cannot map {wav.shape[0]} channels to {to_channels}")
     return resample(wav, from_hz, to_hz)
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pyloudnorm
 
 from .convert import resample
+from .errors import ParameterError
 
 #: pyloudnorm's gating block: 400 ms.
 LOUDNESS_BLOCK_S = 0.4
@@ -115,4 +116,4 @@ def normalize(wav: np.ndarray, sample_rate: int, strategy: str = "peak", **kwarg
         return normalize_loudness(wav, sample_rate, **kwargs)
     if strategy == "none":
         return np.asarray(wav, dtype=np.float32)
-    raise ValueError(f"unknown normalisation {strategy!r}; use peak, rms, loudness or none")
+    raise ParameterError(f"unknown normalisation {strategy!r}; use peak, rms, loudness or none")

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_path
+from .errors import ParameterError
 
 
 def plot_grid(
@@ -34,7 +35,7 @@ def plot_grid(
     from .spectral import SpectrogramConfig, amplitude_to_db, magnitude
 
     if not sounds:
-        raise ValueError("nothing to plot")
+        raise ParameterError("nothing to plot")
     fig, axes = plt.subplots(
         len(sounds), 2, figsize=(12, 2.2 * len(sounds)), squeeze=False, gridspec_kw={"width_ratios": [1, 1.3]}
     )

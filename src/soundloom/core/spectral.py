@@ -16,6 +16,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from .errors import ParameterError
 from .spectrogram import KINDS, WINDOWS, SpectrogramConfig, dct_matrix, mel_basis  # noqa: F401  (re-exported)
 
 
@@ -23,7 +24,7 @@ def get_window(name: str, win_length: int, device=None, dtype=torch.float32) -> 
     """Periodic window of ``win_length`` samples (the STFT convention)."""
     fns = {"hann": torch.hann_window, "blackman": torch.blackman_window, "hamming": torch.hamming_window}
     if name not in fns:
-        raise ValueError(f"window must be one of {WINDOWS}, got {name!r}")
+        raise ParameterError(f"window must be one of {WINDOWS}, got {name!r}")
     return fns[name](win_length, periodic=True, device=device, dtype=dtype)
 
 
@@ -141,7 +142,7 @@ def features_to_magnitude(feat: torch.Tensor, cfg: SpectrogramConfig, mel_iters:
         return db_to_amplitude(feat)
     if cfg.kind == "mel":
         return mel_to_magnitude(torch.pow(10.0, feat / 10.0), cfg, iters=mel_iters)
-    raise ValueError("MFCC features cannot be inverted to audio")
+    raise ParameterError("MFCC features cannot be inverted to audio")
 
 
 @lru_cache(maxsize=8)
@@ -226,7 +227,7 @@ def griffin_lim(
     elif init == "vocoder":
         phase = vocoder_phase(mag, cfg)
     else:
-        raise ValueError(f"init must be 'vocoder', 'random' or 'zeros', got {init!r}")
+        raise ParameterError(f"init must be 'vocoder', 'random' or 'zeros', got {init!r}")
     hop, frames = int(cfg.hop_length), mag.shape[-1]
     out_len = (frames - 1) * hop if length is None else int(length)
     # Iterate at a length whose STFT has exactly `frames` frames; trim or pad to `length` after.

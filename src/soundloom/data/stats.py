@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..core.errors import ParameterError
+
 MODES = ("meanstd", "range")
 
 
@@ -33,7 +35,7 @@ class Normalizer:
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
-            raise ValueError(f"normalisation mode must be one of {MODES}, got {self.mode!r}")
+            raise ParameterError(f"normalisation mode must be one of {MODES}, got {self.mode!r}")
 
     @classmethod
     def fit(

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from scipy.signal import lfilter
 
+from ..core.errors import ParameterError
 from ..core.io import write_audio
 
 ONESHOT_CLASSES = ("pluck", "bell", "kick", "snare", "hihat", "sweep_up", "sweep_down", "vowel", "noise_burst")
@@ -153,7 +154,7 @@ def make_oneshot(
 ) -> np.ndarray:
     """One sound of class ``kind``: float32 ``(samples,)`` peaking at 0.5-0.9 (random)."""
     if kind not in _GENERATORS:
-        raise ValueError(f"unknown one-shot class {kind!r}; choose from {ONESHOT_CLASSES}")
+        raise ParameterError(f"unknown one-shot class {kind!r}; choose from {ONESHOT_CLASSES}")
     rng = np.random.default_rng([seed, ONESHOT_CLASSES.index(kind), index])
     n = int(round(seconds * sample_rate))
     wav = np.asarray(_GENERATORS[kind](rng, sample_rate, n), dtype=np.float64)
