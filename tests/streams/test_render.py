@@ -77,7 +77,7 @@ def test_cue_matches_audio(rendered):
     assert segs[-1]["output_end_s"] == pytest.approx(len(wav) / RATE)
     for a, b in zip(segs[:-1], segs[1:]):
         assert b["output_start_s"] == pytest.approx(a["output_end_s"])
-        assert abs(b["shift_ms"]) <= 5.0 + 1e-6
+        assert abs(b["shift_ms"]) <= 5.0 + 30.0 + 0.1  # alignment and the slide to a quiet point
     assert {"song", "chunk_id", "source_start_s", "source_end_s", "output_start_s", "score"} <= set(segs[0])
     assert len(wav) / RATE == pytest.approx(18.0, abs=1.0)
 

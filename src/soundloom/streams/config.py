@@ -18,6 +18,8 @@ class RenderConfig:
     Attributes:
         crossfade_ms: equal-power crossfade centred on each cut.
         align_ms: B is shifted by up to +- this much to line its waveform up with A's.
+        slide_ms: each cut may move by up to +- this much (A's end and B's start together) to the
+            point where the two songs have the least onset strength.
         match_loudness: bring each chunk to the pool's median chunk loudness.
         max_gain_db: the most that loudness matching may change a chunk.
         target_lufs: loudness of the finished stream.
@@ -26,6 +28,7 @@ class RenderConfig:
 
     crossfade_ms: float = 120.0
     align_ms: float = 5.0
+    slide_ms: float = 30.0
     match_loudness: bool = True
     max_gain_db: float = 12.0
     target_lufs: float = -14.0

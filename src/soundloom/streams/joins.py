@@ -13,6 +13,7 @@ from ..core.convert import resample, to_mono
 from ..core.io import read_audio
 from .catalog import Song
 from .config import RenderConfig
+from .onsets import onset_envelope
 
 #: Chunks at or below this loudness (LUFS) are treated as silent: no gain, not in the reference.
 SILENT_LUFS = -70.0
@@ -83,13 +84,16 @@ def equal_power(n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.cos(0.5 * np.pi * t), np.sin(0.5 * np.pi * t)
 
 
-def crossfade(a_over: np.ndarray, b_span: np.ndarray, max_lag: int) -> tuple[np.ndarray, np.ndarray, int]:
+def crossfade(
+    a_over: np.ndarray, b_span: np.ndarray, max_lag: int, edge_fade: int = 64
+) -> tuple[np.ndarray, np.ndarray, int]:
     """Align B to A and crossfade them over ``n = len(a_over)`` samples (any ``n``, 0 included).
 
     Args:
         a_over: A's last ``n`` samples (the stretch that fades out).
         b_span: B from ``max_lag`` samples before the stretch that fades in; should hold at least
-            ``n + 2 * max_lag`` samples (a shorter one is zero-padded rather than failing).
+            ``n + 2 * max_lag`` samples (a shorter one, a song that ends inside the crossfade, is
+            faded out over its last ``edge_fade`` samples and zero-padded).
         max_lag: the alignment range (samples); B moves by the :func:`best_lag` within it.
 
     Returns:
@@ -97,6 +101,9 @@ def crossfade(a_over: np.ndarray, b_span: np.ndarray, max_lag: int) -> tuple[np.
     """
     n = len(a_over)
     if len(b_span) < n + 2 * max_lag:
+        k = min(edge_fade, len(b_span))
+        b_span = b_span.astype(np.float32).copy()
+        b_span[len(b_span) - k :] *= np.linspace(1, 0, k, dtype=np.float32)
         b_span = np.concatenate([b_span, np.zeros(n + 2 * max_lag - len(b_span), np.float32)])
     shift = best_lag(a_over, b_span[: n + 2 * max_lag], max_lag) if n else 0
     b = b_span[max_lag + shift :]
@@ -138,13 +145,15 @@ class JoinPlan:
         return self.length - self.a_after - self.b_before
 
 
-def plan_join(half: int, max_lag: int, a_held: int, a_room: int, b_room: int, b_len: int) -> JoinPlan:
+def plan_join(half: int, max_lag: int, a_held: int, a_room: int, b_room: int) -> JoinPlan:
     """Place a ``2 * half`` crossfade on real audio only, never on padding before or after a song.
 
     The ideal is centred on the cut: A plays on ``half`` samples past its end (its song continues there)
     and B starts ``half`` before its start. A song's last chunk has no audio after it and a first chunk
     none before it: the crossfade then moves to the side that has audio, and when neither has enough,
-    A's end and B's start overlap. Chunks shorter than the crossfade shorten it.
+    A's end and B's start overlap. What A holds before the crossfade limits it; a B shorter than the
+    crossfade fades in, ends (with a short fade, see :func:`crossfade`) and leaves A's fade-out to
+    run on to the next join.
 
     Args:
         half: half the crossfade (samples).
@@ -152,7 +161,6 @@ def plan_join(half: int, max_lag: int, a_held: int, a_room: int, b_room: int, b_
         a_held: A's samples available up to its end (its chunk and what came before it in the output).
         a_room: A's song's audio after A's end (samples, already read).
         b_room: B's song's audio before B's start.
-        b_len: B's samples from its start on (its chunk and what follows it that was read).
     """
     lag = max(0, min(max_lag, b_room))
     n = 2 * half
@@ -160,29 +168,67 @@ def plan_join(half: int, max_lag: int, a_held: int, a_room: int, b_room: int, b_
     y = min(b_room - lag, half)
     x = min(a_room, max(x, n - y))
     y = min(b_room - lag, max(y, n - x))
-    n = max(0, min(n, a_held + x, y + b_len - lag))
+    n = max(0, min(n, a_held + x))
     x = min(x, n)
     y = min(y, n - x)
     return JoinPlan(int(x), int(y), int(n), int(lag))
 
 
+def quiet_offset(a: np.ndarray, a_end: int, b: np.ndarray, b_start: int, slide: int, sample_rate: int) -> int:
+    """Offset (samples, within +-``slide``) moving both A's end and B's start to where the two songs
+    together have the least onset strength, so that a cut does not land on (and cut into) a note or hit;
+    0 when that is where they are already quietest."""
+    lo, hi = max(-slide, -a_end, -b_start), min(slide, len(a) - a_end, len(b) - b_start)
+    if slide <= 0 or hi <= lo:
+        return 0
+    pad = 512 * max(1, int(round(sample_rate / 22050)))
+
+    def strength(x: np.ndarray, at: int) -> tuple[np.ndarray, int, int]:
+        s0 = max(0, at + lo - pad)
+        env, hop = onset_envelope(x[s0 : at + hi + pad], sample_rate)
+        return env, hop, at - s0
+
+    env_a, hop, ca = strength(a, a_end)
+    env_b, _, cb = strength(b, b_start)
+    offsets = np.arange(lo, hi + 1, hop)
+    near = (
+        lambda env, c: np.array(  # noqa: E731  (strongest onset within a frame of each offset)
+            [env[max(0, (c + d) // hop - 1) : (c + d) // hop + 2].max(initial=0.0) for d in offsets]
+        )
+    )
+    cost = near(env_a, ca) + near(env_b, cb)
+    cost = cost + 1e-3 * np.abs(offsets) / max(1, slide)  # ties: the nearest to the planned cut
+    return int(offsets[int(np.argmin(cost))])
+
+
 def join_audio(
-    a: np.ndarray, a_end: int, b: np.ndarray, b_start: int, half: int, max_lag: int
+    a: np.ndarray,
+    a_end: int,
+    b: np.ndarray,
+    b_start: int,
+    half: int,
+    max_lag: int,
+    slide: int = 0,
+    sample_rate: int = 0,
 ) -> tuple[np.ndarray, int, int, JoinPlan]:
-    """Join A's audio to B's as the stream does (:func:`plan_join`, :func:`crossfade`).
+    """Join A's audio to B's as the stream does (:func:`quiet_offset`, :func:`plan_join`, :func:`crossfade`).
 
     Args:
         a: A's audio ``(samples,)``; A's end at index ``a_end``, ``a[a_end:]`` is its song's audio after it.
         b: B's audio; B's start at index ``b_start``, ``b[:b_start]`` is its song's audio before it.
         half: half the crossfade (samples); max_lag: alignment range (samples).
+        slide: both A's end and B's start may move by up to this many samples to the quietest onset
+            point (needs ``sample_rate``); 0 keeps the planned cut.
 
     Returns:
         ``joined`` (A up to the crossfade, the crossfade, B after it), the cut's index in ``joined``
-        (B's start), B's alignment shift (samples) and the plan.
+        (B's start), how far B's start moved in its song (slide and alignment, samples) and the plan.
     """
-    plan = plan_join(half, max_lag, a_end, len(a) - a_end, b_start, len(b) - b_start)
+    moved = quiet_offset(a, a_end, b, b_start, slide, sample_rate) if slide > 0 and sample_rate else 0
+    a_end, b_start = a_end + moved, b_start + moved
+    plan = plan_join(half, max_lag, a_end, len(a) - a_end, b_start)
     x, y, n, lag = plan.a_after, plan.b_before, plan.length, plan.lag
     lo = b_start - y - lag
     mixed, b_after, shift = crossfade(a[a_end + x - n : a_end + x], b[lo:], lag)
     head = a[: a_end + x - n]
-    return np.concatenate([head, mixed, b_after]).astype(np.float32), len(head) + y, shift, plan
+    return np.concatenate([head, mixed, b_after]).astype(np.float32), len(head) + y, moved + shift, plan

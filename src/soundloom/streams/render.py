@@ -86,6 +86,7 @@ def iter_render(
     """
     half = int(cfg.crossfade_ms * sample_rate / 2000)
     lag = int(cfg.align_ms * sample_rate / 1000)
+    slide = int(cfg.slide_ms * sample_rate / 1000)
     pending: np.ndarray | None = None  # current body, with `ext` samples of its song after its end
     ext = 0
     pending_cue: dict | None = None
@@ -94,12 +95,12 @@ def iter_render(
         r = seg.song.sample_rate
         if pending is None:
             shift = 0
-            body, _, ext = read_chunk(seg, sample_rate, 0, 2 * half)
+            body, _, ext = read_chunk(seg, sample_rate, 0, 2 * half + slide)
             n_fade = min(int(0.005 * sample_rate), len(body))
             body[:n_fade] *= np.linspace(0, 1, n_fade, dtype=np.float32)
         else:
-            span, pre, post = read_chunk(seg, sample_rate, 2 * half + lag, 2 * half)
-            joined, cut, shift, _ = join_audio(pending, len(pending) - ext, span, pre, half, lag)
+            span, pre, post = read_chunk(seg, sample_rate, 2 * half + lag + slide, 2 * half + slide)
+            joined, cut, shift, _ = join_audio(pending, len(pending) - ext, span, pre, half, lag, slide, sample_rate)
             block = joined[:cut]
             yield block, pending_cue
             out_pos += len(block)

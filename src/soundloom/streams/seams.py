@@ -18,13 +18,12 @@ Per position ``p`` (samples) of a mono signal:
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 
 from ..core.levels import db_to_gain
 from .config import RenderConfig
 from .joins import chunk_gain_db, join_audio, read_within_song, reference_lufs
+from .onsets import onset_envelope
 
 LEVEL_GATE_DB = 4.0
 COSINE_GATE = 0.75
@@ -35,37 +34,6 @@ ONSET_GATE = 1.0
 ONSET_CONTEXT_S = 0.5
 #: Smallest spread of onset strength a z-score divides by: music spreads 0.25-0.6, a steady tone ~0.
 ONSET_SCALE_FLOOR = 0.1
-#: Onset strength frame hop and FFT size at 22050 Hz (scaled with the rate).
-_ONSET_HOP, _ONSET_FFT = 128, 512
-
-
-@functools.lru_cache(maxsize=8)
-def _onset_filters(sample_rate: int, n_fft: int) -> tuple[np.ndarray, np.ndarray]:
-    import librosa
-
-    window = np.hanning(n_fft + 1)[:-1].astype(np.float32)
-    return window, librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=64).T.astype(np.float32)
-
-
-def onset_envelope(wav: np.ndarray, sample_rate: int) -> tuple[np.ndarray, int]:
-    """Onset strength ``(frames,)``: the mean over 64 mel bands of the rise (dB, floor 80 dB under the
-    loudest frame) from each frame to the next, as librosa's ``onset_strength``; frame k is centred on
-    sample ``k * hop``. Returns it and the hop (samples)."""
-    scale = max(1, int(round(sample_rate / 22050)))
-    hop, n_fft = _ONSET_HOP * scale, _ONSET_FFT * scale
-    window, mel = _onset_filters(sample_rate, n_fft)
-    x = np.pad(np.asarray(wav, dtype=np.float32), (n_fft // 2, n_fft // 2))
-    if len(x) < n_fft:
-        x = np.pad(x, (0, n_fft - len(x)))
-    frames = np.lib.stride_tricks.sliding_window_view(x, n_fft)[::hop]
-    from scipy.fft import rfft
-
-    power = np.abs(rfft(frames * window, axis=1, workers=1)) ** 2  # float32 in, complex64 out
-    # einsum's own loop: BLAS threads spin on busy cores and are slower for matrices this small
-    db = 10 * np.log10(np.maximum(np.einsum("fb,bm->fm", power, mel), 1e-10))
-    db = np.maximum(db, db.max() - 80.0)
-    flux = np.maximum(0.0, np.diff(db, axis=0)).mean(axis=1)
-    return np.concatenate([[0.0], flux]).astype(np.float64), hop
 
 
 def onset_anomaly(
@@ -200,8 +168,9 @@ class SeamVerifier:
         self.onset_gate = onset_gate
         self.half = int(cfg.crossfade_ms * self.rate / 2000)
         self.lag = int(cfg.align_ms * self.rate / 1000)
+        self.slide = int(cfg.slide_ms * self.rate / 1000)
         # a second around the cut plus room for the crossfade and the onset frames' own width
-        self.ctx = int((ONSET_CONTEXT_S + 0.05) * self.rate) + 2 * self.half + self.lag
+        self.ctx = int((ONSET_CONTEXT_S + 0.05) * self.rate) + 2 * self.half + self.lag + self.slide
         self.ref = reference_lufs(self.table.loudness_lufs)
         self._a: tuple[int, tuple[np.ndarray, int, float]] | None = None
 
@@ -223,7 +192,7 @@ class SeamVerifier:
         a_wav, a_end, onset_a = self._a[1]
         b_wav, b_start = self._read(b, int(self.table.start[b]), self.ctx, self.ctx)
         onset_b = float(onset_anomaly(b_wav, np.array([b_start]), self.rate)[0])
-        joined, cut, _, _ = join_audio(a_wav, a_end, b_wav, b_start, h, lag)
+        joined, cut, _, _ = join_audio(a_wav, a_end, b_wav, b_start, h, lag, self.slide, self.rate)
         m = seam_metrics(joined, np.array([cut]), self.rate)
         if not len(m["positions"]):  # a song shorter than the seam windows: nothing to judge by
             return {"pass": False, "onset_a": onset_a, "onset_b": onset_b}
