@@ -6,7 +6,7 @@ preference** per chunk and then verifies seams itself, best first:
 
     combined = z(join score among the candidates) + steer x preference(chunk, mood)
     preference = -( |loudness - target| / 6 LU + |log2 onset density ratio| + |log2 centroid ratio|
-                    + 0.5 |tempo - target| / 30 BPM )
+                    + 0.25 |tempo - target| / 30 BPM )
 
 Loudness is relative to the pool's median chunk (calm prefers chunks 4 LU under it, energetic 4 LU
 over), targets come from :meth:`Mood.bed_weights`. Chunk features (loudness and centroid from the
@@ -46,7 +46,7 @@ from ..streams.search import NextChunkChooser
 from .mood import NAMED_MOODS, Mood
 
 FEATURES_FILE = "scape_features.json"
-FEATURES_VERSION = 1
+FEATURES_VERSION = 2
 #: The bed's level moves towards the mood's at most this fast (dB per second): no pumping, no lag.
 GAIN_SLEW_DB_PER_S = 20.0
 #: Samples per block handed to the mixer (the gain ramp's resolution).
@@ -57,6 +57,10 @@ _SEAM_SIDE_S = 0.1
 _STEREO_LU = 3.0103
 _NEUTRAL_LUFS = Mood.of(NAMED_MOODS["neutral"]).bed_loudness_lufs
 VERIFY_MODES = ("gates", "full", "off")
+#: Onset threshold on librosa's onset strength (dB of mean positive mel flux) for chunk onset density.
+ONSET_DELTA = 1.0
+#: Weight of the tempo term: beat trackers guess a tempo even for a drone, so it counts for less.
+TEMPO_WEIGHT = 0.25
 
 
 @dataclass
@@ -108,8 +112,13 @@ def _onset_density(table, songs: dict, rate: int) -> np.ndarray:
     for s in dict.fromkeys(table.song_id.tolist()):
         song = songs[int(s)]
         wav = load_song(song, rate)
-        wait = max(1, int(np.ceil(0.1 * rate / 512)))  # at most one onset per 100 ms, as measure.py counts
-        onsets = librosa.onset.onset_detect(y=wav, sr=rate, units="samples", hop_length=512, wait=wait)
+        # An absolute threshold on librosa's onset strength (mean positive log-mel flux, dB): peak picking on
+        # the normalised envelope would find as many "onsets" in a still drone as in rain.
+        env = librosa.onset.onset_strength(y=wav, sr=rate, hop_length=512)
+        wait = max(1, int(np.ceil(0.1 * rate / 512)))  # at most one onset per 100 ms
+        onsets = librosa.onset.onset_detect(
+            onset_envelope=env, sr=rate, hop_length=512, units="samples", normalize=False, delta=ONSET_DELTA, wait=wait
+        )
         rows = np.flatnonzero(table.song_id == s)
         scale = rate / song.sample_rate  # chunk offsets are at the song's own rate
         starts, ends = table.start[rows] * scale, table.end[rows] * scale
@@ -125,7 +134,7 @@ def mood_preference(features: ChunkFeatures, mood: Mood, ref_lufs: float) -> np.
     onsets = np.abs(np.log2((features.onsets_per_min + 5.0) / (w["onsets_per_min"] + 5.0)))
     centroid = np.abs(np.log2(np.maximum(features.centroid_hz, 20.0) / w["centroid_hz"]))
     tempo = np.nan_to_num(np.abs(features.tempo_bpm - w["tempo_bpm"]) / 30.0, nan=0.0)
-    return -(np.nan_to_num(loud) + onsets + centroid + 0.5 * tempo)
+    return -(np.nan_to_num(loud) + onsets + centroid + TEMPO_WEIGHT * tempo)
 
 
 def _gates(wav: np.ndarray, at: int, rate: int) -> dict[str, np.ndarray]:
