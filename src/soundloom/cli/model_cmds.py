@@ -5,6 +5,7 @@ soundloom train FEATURES --model KIND --out RUN [--KIND-OPTION VALUE ...]   (sou
 soundloom models
 soundloom generate RUN --out DIR [--n 8] [--label 7] [--temperature 0.8] [--seed 0] [--format wav]
 soundloom generate RUN --out DIR --continue prompt.wav --seconds 1.0
+soundloom generate PRIOR_RUN --out DIR --label 7 --seconds 4 --top-k 32   (a prior slides past its training length)
 soundloom generate RUN --out DIR --interpolate a.wav b.json --steps 8
 soundloom generate RUN --out DIR --variation x.wav [--amount 0.3]
 soundloom generate RUN --out DIR --from-sidecar out/sample_000.json
@@ -64,7 +65,9 @@ def train(
     features: Path = typer.Argument(..., help="Feature store (from `soundloom prepare`)."),
     out: Path = typer.Option(..., "--out", help="Run directory."),
     model: str = typer.Option(
-        "cvae", help="Model kind: vae | cvae | ... (`soundloom models` lists every kind and its own options)."
+        "cvae",
+        help="Model kind: vae | cvae | vqvae | prior | vaegan | wave-vae (`soundloom models` lists every kind "
+        "and its own options).",
     ),
     epochs: int = typer.Option(100, help="Maximum epochs (on --resume: the run's own unless given)."),
     max_minutes: Optional[float] = typer.Option(
@@ -191,7 +194,12 @@ def generate(
     temperature: float = typer.Option(1.0, help="Scale of the latent noise."),
     prior: str = typer.Option("fitted", help="fitted (Gaussian of training latents per class) | standard (N(0, I))."),
     cont: Optional[Path] = typer.Option(None, "--continue", help="Prompt audio file to continue."),
-    seconds: float = typer.Option(1.0, help="Length of a continuation in all (prompt included)."),
+    seconds: Optional[float] = typer.Option(
+        None,
+        help="Length in seconds: of a continuation in all, prompt included (default 1.0); of each sample "
+        "(default: the model's training length; longer from a prior, which slides its window).",
+    ),
+    top_k: int = typer.Option(0, "--top-k", help="Code models (vqvae, prior): sample only the k likeliest codes."),
     prompt_seconds: Optional[float] = typer.Option(
         None, help="Use only the first S seconds of the --continue file as the prompt (default: all of it)."
     ),
@@ -223,7 +231,15 @@ def generate(
         sounds, prefix = [gen.from_sidecar(from_sidecar)], "recalled"
     elif cont is not None:
         sounds = gen.continue_(
-            cont, None, seconds, n=n, label=label, pitch=pitch, seed=seed, prompt_seconds=prompt_seconds
+            cont,
+            None,
+            1.0 if seconds is None else seconds,
+            n=n,
+            label=label,
+            pitch=pitch,
+            seed=seed,
+            prompt_seconds=prompt_seconds,
+            top_k=top_k,
         )
         prefix = "continue"
     elif interpolate:
@@ -240,7 +256,9 @@ def generate(
             s.sources["input"] = str(variation.resolve())
         prefix = "variation"
     else:
-        sounds = gen.sample(n, label=label, temperature=temperature, seed=seed, pitch=pitch, prior=prior)
+        sounds = gen.sample(
+            n, label=label, temperature=temperature, seed=seed, pitch=pitch, prior=prior, top_k=top_k, seconds=seconds
+        )
         prefix = "sample"
     paths = gen.save(sounds, out, format=format, prefix=prefix)
     secs = sum(len(s.audio) / s.sample_rate for s in sounds)

@@ -1,0 +1,121 @@
+"""Benchmark the model family: each member trained on one store with the same CPU-time budget, then
+generation speed per CPU core (in-process, phase reconstruction or vocoding included) and, with
+``--judge``, the independent judge's table (``soundloom compare``'s :func:`compare_runs`).
+
+    soundloom synth-data /tmp/fam/data --n-per-class 40 --songs 0
+    soundloom prepare /tmp/fam/data/oneshots --out /tmp/fam/features --sample-rate 16000 --seconds 1.016 \\
+        --kind mel --n-fft 512 --hop 128 --n-mels 64
+    python benchmarks/bench_family.py /tmp/fam/features --out /tmp/fam/runs --minutes 3 --judge
+    python benchmarks/bench_family.py /tmp/fam/features --out /tmp/fam/runs --speed-only   # reuse the runs
+
+Budgets: a member with two stages splits its minutes between them (vqvae then prior; cvae then vaegan),
+so every member costs the same training time. Training runs one process with ``--threads`` torch threads.
+Speed: ``Generator.sample(n)`` timed with ``time.process_time`` (all threads), after a warm-up call;
+reported as seconds of audio per CPU second (1.0 = real time on one core).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from soundloom.sounds import Generator
+from soundloom.sounds.training import TrainConfig, train
+
+# member -> stages: (run name, kind, share of the budget, options; "{name}" is a run path of this member)
+MEMBERS = {
+    "cvae": [("cvae", "cvae", 1.0, {})],
+    "vqvae+prior": [
+        ("vqvae", "vqvae", 0.5, {"codebook_size": 256}),
+        ("prior", "prior", 0.5, {"vqvae": "{vqvae}"}),
+    ],
+    "vaegan": [("cvae_half", "cvae", 0.5, {}), ("vaegan", "vaegan", 0.5, {"init_from": "{cvae_half}"})],
+    "wave-vae": [("wave", "wave-vae", 1.0, {})],
+}
+
+
+def train_member(features: str, out: Path, member: str, minutes: float, threads: int, seed: int) -> Path:
+    """Train every stage of a member; returns the run that generates."""
+    run = None
+    for name, kind, share, options in MEMBERS[member]:
+        run = out / name
+        if (run / "model.safetensors").exists():
+            continue
+        paths = {n: str(out / n) for n, *_ in MEMBERS[member]}
+        opts = {k: v.format(**paths) if isinstance(v, str) else v for k, v in options.items()}
+        cfg = TrainConfig(
+            features=features,
+            model=kind,
+            epochs=10_000,
+            max_minutes=minutes * share,
+            threads=threads,
+            seed=seed,
+            sample_items=0,
+            model_options=opts,
+            latent_dim=64,
+        )
+        start = time.monotonic()
+        train(cfg, run, progress_bar=False)
+        print(f"  trained {name} ({kind}) in {time.monotonic() - start:.0f} s")
+    return run
+
+
+def speed(run: Path, n: int, seconds: float | None) -> dict:
+    """Seconds of audio per CPU second of ``Generator.sample(n)`` (Griffin-Lim 32 where the kind needs it)."""
+    gen = Generator.from_run(run, griffin_lim_iters=32)
+    label = gen.labels[0] if gen.labels and gen.model.label_conditioned else None
+    gen.sample(1, label=label, seed=0, seconds=seconds)
+    start = time.process_time()
+    sounds = gen.sample(n, label=label, seed=1, seconds=seconds)
+    cpu = time.process_time() - start
+    audio = sum(len(s.audio) / s.sample_rate for s in sounds)
+    return {"kind": gen.model.cfg.kind, "audio_s": audio, "cpu_s": cpu, "x_realtime_per_core": audio / cpu}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("features")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--minutes", type=float, default=3.0, help="Training budget per member (all its stages).")
+    p.add_argument("--members", default=",".join(MEMBERS))
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--n", type=int, default=20, help="Sounds per speed measurement.")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--speed-only", action="store_true", help="Only time generation of existing runs.")
+    p.add_argument("--judge", action="store_true", help="Also run the independent judge (compare_runs).")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    members = args.members.split(",")
+    runs = {}
+    for m in members:
+        if args.speed_only:
+            runs[m] = args.out / MEMBERS[m][-1][0]
+        else:
+            print(f"{m}: {args.minutes} min")
+            runs[m] = train_member(args.features, args.out, m, args.minutes, args.threads, args.seed)
+    rows = {m: speed(r, args.n, None) for m, r in runs.items()}
+    if "vqvae+prior" in runs:
+        rows["prior 4x length"] = speed(
+            runs["vqvae+prior"], max(2, args.n // 4), 4 * Generator.from_run(runs["vqvae+prior"]).seconds
+        )
+    print(f"{'member':18s} {'kind':9s} {'audio s':>8s} {'CPU s':>7s} {'x real time / core':>19s}")
+    for m, r in rows.items():
+        print(f"{m:18s} {r['kind']:9s} {r['audio_s']:8.2f} {r['cpu_s']:7.2f} {r['x_realtime_per_core']:19.1f}")
+    result = {"speed": rows}
+    if args.judge:
+        from soundloom.sounds.evaluation.compare import compare_runs, table_lines
+
+        judged = compare_runs([str(runs[m]) for m in members], speed_items=args.n, seed=args.seed)
+        print("\n".join(table_lines(judged)))
+        result["judge"] = judged
+    if args.json:
+        print(json.dumps(result, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
