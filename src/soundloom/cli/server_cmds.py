@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import sys
 from pathlib import Path
 
 import typer
@@ -72,6 +73,9 @@ def serve(
         limits=ServeLimits(max_listeners=max_listeners, idle_timeout_s=idle_timeout_s, pace=pace),
     )
     sock = listen_socket(host, port)
+    # Render threads hold the GIL in NumPy-free stretches; a shorter switch interval lets the event
+    # loop (pages, block hand-over) take it back sooner under load.
+    sys.setswitchinterval(0.001)
     logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
     logging.getLogger("soundloom.studio").setLevel(logging.WARNING)
     typer.echo(f"soundloom: http://{host}:{port}/  (Ctrl-C to stop)")

@@ -29,6 +29,7 @@ import dataclasses
 import html
 import logging
 import math
+import os
 import struct
 import threading
 import time
@@ -53,6 +54,8 @@ log = logging.getLogger("soundloom.studio")
 QUEUE_BLOCKS = 16
 #: Longest block handed to the response (s): the grain of pacing and of the idle check.
 BLOCK_S = 0.25
+#: Nice value of render threads (see :func:`_lower_priority`).
+RENDER_NICE = 10
 #: Fade-out at the end of a bounded (``?seconds=``) stream (s).
 FADE_S = 0.01
 #: Largest seed accepted (NumPy seeds are unsigned; 32 bits is plenty).
@@ -164,6 +167,7 @@ class Listener:
 
     # -- worker side ---------------------------------------------------------------------------
     def _work(self, pool: Path, emb, scfg: SearchConfig, rcfg: RenderConfig) -> None:
+        _lower_priority()
         try:
             with ChunkCatalog(pool, create=False) as catalog:  # sqlite connections stay in their thread
                 write_endless(self, catalog, emb, scfg, rcfg)
@@ -256,6 +260,15 @@ class Listener:
 
     def close(self) -> None:
         self.stop.set()
+
+
+def _lower_priority(nice: int = RENDER_NICE) -> None:
+    """Lower this thread's CPU priority (Linux threads have their own nice value), so the event loop
+    that answers pages and hands blocks over gets the CPU first when renders compete for it."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+    except (AttributeError, OSError):  # not Linux, or not allowed: keep the default priority
+        pass
 
 
 def _fade_out(pcm: np.ndarray, rate: int) -> np.ndarray:

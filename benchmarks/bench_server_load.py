@@ -1,0 +1,216 @@
+"""Load on the stream server: paced, greedy and stalled listeners at once, on loopback only.
+
+    python benchmarks/bench_server_load.py                      # 60 s, 20 paced, 5 greedy, 20 stalled
+    python benchmarks/bench_server_load.py --seconds 20 --paced 5 --greedy 2 --stalled 5
+
+Starts ``soundloom serve`` (a subprocess, so its RSS is its own) on 127.0.0.1 over a small synthetic
+pool, then runs the listeners for ``--seconds``:
+
+- paced: read at real time (the rate of a player); each one's received audio rate must be >= 1.0x,
+- greedy: read as fast as they can (the server paces them to ``--pace`` x real time),
+- stalled: read 10 KB, then stop reading (the server drops them after ``--idle-timeout-s``),
+
+while the page (``GET /``) is timed once a second (must stay < 200 ms), and the server's RSS is
+sampled at start (after one warm-up stream), its peak, and after every client left (must be back
+within 10 % of start). Every loop is bounded in count and time; the server is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+RATE = 22050
+BYTES_PER_S = 2 * RATE
+
+
+def rss_mb(pid: int) -> float:
+    """Resident set size of ``pid`` in MB (``/proc``)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def make_pool(root: Path) -> Path:
+    from soundloom.data.synth import write_songs
+    from soundloom.streams.catalog import ChunkCatalog, find_songs
+    from soundloom.streams.chunking import ChunkConfig
+
+    write_songs(root / "songs", n_songs=6, seconds=20.0, seed=1)
+    with ChunkCatalog(root / "pool") as catalog:
+        catalog.add_songs(find_songs(root / "songs"), ChunkConfig(method="fixed", seconds=2.0))
+    return root / "pool"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def request(port: int, path: str, timeout: float = 10.0) -> socket.socket:
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+    return s
+
+
+def listener(port: int, kind: str, seed: int, stop_at: float, out: dict) -> None:
+    """One client; ``out`` gets bytes received and seconds it listened (audio rate = bytes / 2 / RATE / s)."""
+    got, t0 = 0, time.monotonic()
+    try:
+        s = request(port, f"/stream.wav?seed={seed}")
+        s.settimeout(5.0)
+        head = s.recv(65536)
+        out["status"] = head.split(b" ", 2)[1].decode() if head.startswith(b"HTTP/") else "?"
+        body_start = head.find(b"\r\n\r\n")
+        got = len(head) - body_start - 4 - 44 if body_start >= 0 else 0
+        t0 = time.monotonic()
+        if kind == "stalled":
+            while got < 10_000 and time.monotonic() < stop_at:
+                got += len(s.recv(4096))
+            # stop reading; keep the connection open until the end of the run
+            while time.monotonic() < stop_at:
+                time.sleep(0.5)
+        else:
+            while time.monotonic() < stop_at:
+                data = s.recv(65536)
+                if not data:
+                    break
+                got += len(data)
+                if kind == "paced":  # a player: never ahead of real time (after a 2 s buffer)
+                    ahead = got / BYTES_PER_S - (time.monotonic() - t0) - 2.0
+                    if ahead > 0:
+                        time.sleep(min(ahead, stop_at - time.monotonic()) if stop_at > time.monotonic() else 0)
+        s.close()
+    except OSError as exc:
+        out["error"] = str(exc)
+    out["bytes"], out["seconds"] = max(got, 0), time.monotonic() - t0
+
+
+def page_ms(port: int) -> float:
+    t0 = time.monotonic()
+    s = request(port, "/", timeout=5.0)
+    data = b""
+    while chunk := s.recv(65536):
+        data += chunk
+    s.close()
+    assert b"soundloom" in data
+    return 1000 * (time.monotonic() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--paced", type=int, default=20)
+    ap.add_argument("--greedy", type=int, default=5)
+    ap.add_argument("--stalled", type=int, default=20)
+    ap.add_argument("--idle-timeout-s", type=float, default=10.0)
+    ap.add_argument("--pace", type=float, default=2.0)
+    args = ap.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench_server_"))
+    pool = make_pool(tmp)
+    port = free_port()
+    n = args.paced + args.greedy + args.stalled
+    cmd = [sys.executable, "-c", "from soundloom.cli import main; main()", "serve", str(pool)]
+    cmd += ["--port", str(port), "--max-listeners", str(n + 2), "--idle-timeout-s", str(args.idle_timeout_s)]
+    cmd += ["--pace", str(args.pace)]
+    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:  # readiness: bounded polling of the port
+            try:
+                page_ms(port)
+                break
+            except (OSError, AssertionError):
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise SystemExit(f"server did not start: {server.stderr.read() if server.poll() else ''}") from None
+                time.sleep(0.2)
+        warm: dict = {}
+        listener(port, "greedy", 0, time.monotonic() + 3, warm)  # imports and first render, not load
+        time.sleep(1.0)
+        rss_start = rss_mb(server.pid)
+
+        stop_at = time.monotonic() + args.seconds
+        kinds = ["paced"] * args.paced + ["greedy"] * args.greedy + ["stalled"] * args.stalled
+        results = [dict(kind=k) for k in kinds]
+        threads = [
+            threading.Thread(target=listener, args=(port, k, i, stop_at, r), daemon=True)
+            for i, (k, r) in enumerate(zip(kinds, results))
+        ]
+        for t in threads:
+            t.start()
+        pages, rss_peak = [], rss_start
+        while time.monotonic() < stop_at:  # once a second: the page's response time and the RSS
+            t_next = time.monotonic() + 1.0
+            try:
+                pages.append(page_ms(port))
+            except (OSError, AssertionError):
+                pages.append(float("inf"))
+            rss_peak = max(rss_peak, rss_mb(server.pid))
+            time.sleep(max(0.0, t_next - time.monotonic()))
+        for t in threads:
+            t.join(timeout=15)
+        # after every client left: wait (bounded) for the server to release the streams
+        settle = time.monotonic() + 30
+        rss_end = rss_mb(server.pid)
+        while time.monotonic() < settle and abs(rss_end - rss_start) > 0.1 * rss_start:
+            time.sleep(1.0)
+            rss_end = rss_mb(server.pid)
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        err = server.stderr.read() if server.stderr else ""
+
+    def rate(r: dict) -> float:
+        return r.get("bytes", 0) / BYTES_PER_S / max(r.get("seconds", 1e-9), 1e-9)
+
+    paced = [rate(r) for r in results if r["kind"] == "paced"]
+    greedy = [rate(r) for r in results if r["kind"] == "greedy"]
+    stalled_kb = [r.get("bytes", 0) / 1000 for r in results if r["kind"] == "stalled"]
+    errors = [r.get("error") for r in results if r.get("error")]
+    finite_pages = sorted(p for p in pages if p != float("inf"))
+    ok = {
+        "paced >= 1.0x": min(paced) >= 1.0,
+        "page < 200 ms": bool(pages) and max(pages) < 200,
+        "RSS back within 10%": abs(rss_end - rss_start) <= 0.1 * rss_start,
+    }
+    print(
+        f"{args.seconds:g} s, {args.paced} paced + {args.greedy} greedy + {args.stalled} stalled listeners, "
+        f"pace {args.pace:g}x, idle timeout {args.idle_timeout_s:g} s, {os.cpu_count()} CPUs"
+    )
+    print(f"{'measure':34s} {'min':>9s} {'median':>9s} {'max':>9s}")
+    rows = [
+        ("paced audio rate (x real time)", paced),
+        ("greedy audio rate (x real time)", greedy),
+        ("stalled KB received", stalled_kb),
+        ("page response (ms)", finite_pages or [float("nan")]),
+    ]
+    for name, vals in rows:
+        print(f"{name:34s} {min(vals):9.2f} {statistics.median(vals):9.2f} {max(vals):9.2f}")
+    print(f"page requests: {len(pages)}, failed: {sum(p == float('inf') for p in pages)}")
+    print(f"server RSS (MB): start {rss_start:.1f}, peak {rss_peak:.1f}, after clients left {rss_end:.1f}")
+    print(f"client errors: {len(errors)}{' ' + repr(errors[:3]) if errors else ''}")
+    print(f"server stderr lines: {len(err.splitlines())}; tracebacks: {err.count('Traceback')}")
+    for line in sorted(set(err.splitlines()))[:5]:
+        print(f"  | {line[:150]}")
+    for k, v in ok.items():
+        print(f"{'PASS' if v else 'FAIL'}  {k}")
+
+
+if __name__ == "__main__":
+    main()
