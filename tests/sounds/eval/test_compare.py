@@ -18,7 +18,7 @@ from soundloom.core.io import write_audio
 from soundloom.core.spectral import SpectrogramConfig, features
 from soundloom.data.stats import Normalizer
 from soundloom.data.store import write_store
-from soundloom.sounds.evaluation.compare import compare_runs, table_lines, training_seconds
+from soundloom.sounds.evaluation.compare import compare_runs, table_lines, training_progress
 from soundloom.sounds.evaluation.judge import _conditions
 from soundloom.sounds.training import TrainConfig, train
 from soundloom.sounds.training.classifier import train_classifier
@@ -61,7 +61,8 @@ def test_compare_has_a_row_per_run_and_ranks_the_broken_run_below(runs):
     assert good["fixed_fd_ratio"] < bad["fixed_fd_ratio"]
     assert good["fixed_precision"] >= bad["fixed_precision"]
     assert good["parameters"] == bad["parameters"] > 0
-    assert good["train_seconds"] > 0 and bad["train_seconds"] is None  # 0 epochs wrote no metrics row
+    assert good["train_seconds"] > 0 and good["train_steps"] > 0
+    assert bad["train_seconds"] is None and bad["train_steps"] is None  # 0 epochs wrote no metrics row
     assert all(r["audio_s_per_cpu_s"] > 0 and 0 <= r["accuracy"] <= 1 for r in rows)
     assert all(r["classifier_fd_ratio"] is not None and r["pitch_accuracy"] is None for r in rows)
     assert good["items"] == 18  # as many per label as held-out real (2 speakers x 3 takes)
@@ -102,6 +103,7 @@ def test_eval_reports_both_spaces_weakest_classes_and_meanings(runs):
     assert np.isfinite(s["fixed_fd_ratio"]) and np.isfinite(s["classifier_fd_ratio"]) and g["pitch"] is None
     text = "\n".join(describe(report))
     assert "fixed FD ratio" in text and "classifier space" in text and "spectral floor" in text
+    assert "np.str_" not in text
     assert all(grp in text for grp in report["heldout_groups"])  # says which groups were held out
     res = CliRunner().invoke(app, ["eval", str(runs.trained), "--griffin-lim-iters", "2", "--n-per-label", "3"])
     assert res.exit_code == 0, res.output
@@ -171,10 +173,10 @@ def test_conditions_follow_the_reference_labels_and_pitches():
     assert _conditions(plain, SimpleNamespace(labels=["a", "b", "b"], pitches=None), None) == [(None, None, 3)]
 
 
-def test_training_seconds_reads_the_last_metrics_row(tmp_path):
-    assert training_seconds(tmp_path) is None
+def test_training_progress_reads_the_last_metrics_row(tmp_path):
+    assert training_progress(tmp_path) == (None, None)
     (tmp_path / "metrics.csv").write_text("epoch,step,elapsed_s\n0,3,1.5\n1,6,2.75\n")
-    assert training_seconds(tmp_path) == 2.75
+    assert training_progress(tmp_path) == (2.75, 6)
 
 
 SR, N = 8000, 2048

@@ -29,17 +29,18 @@ from .judge import build_reference, generate_like, generation_speed, judge
 from .report import classifier_record, classifier_scorer, reference_record, split_rows
 
 
-def training_seconds(run_dir: str | os.PathLike) -> float | None:
-    """Wall seconds of training from the last row of ``metrics.csv`` (None when absent or empty)."""
+def training_progress(run_dir: str | os.PathLike) -> tuple[float | None, int | None]:
+    """Wall seconds and optimizer steps of training from the last row of ``metrics.csv`` (None when
+    absent). Steps matter beside seconds: on a shared machine a wall-clock budget buys fewer of them."""
     path = Path(run_dir) / "metrics.csv"
     if not path.is_file():
-        return None
+        return None, None
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     try:
-        return float(rows[-1]["elapsed_s"]) if rows else None
+        return (float(rows[-1]["elapsed_s"]), int(rows[-1]["step"])) if rows else (None, None)
     except (KeyError, ValueError):
-        return None
+        return None, None
 
 
 def compare_runs(
@@ -101,12 +102,14 @@ def compare_runs(
 
 def _row(run: str | os.PathLike, gen: Generator, result: dict, speed: dict, store: FeatureStore) -> dict:
     s = result["summary"]
+    seconds, steps = training_progress(run)
     row = {
         "run": str(Path(run).resolve()),
         "name": Path(run).name,
         "model": gen.model.cfg.kind,
         "parameters": int(sum(p.numel() for p in gen.model.parameters())),
-        "train_seconds": training_seconds(run),
+        "train_seconds": seconds,
+        "train_steps": steps,
         "train_max_minutes": gen.info.get("train", {}).get("max_minutes"),
         "audio_s_per_cpu_s": speed["audio_s_per_cpu_s"],
         "items": result["items"],
@@ -134,6 +137,7 @@ COLUMNS = (
     ("model", "kind", "{}"),
     ("parameters", "params", "{:,}"),
     ("train_seconds", "train s", "{:.0f}"),
+    ("train_steps", "steps", "{}"),
     ("audio_s_per_cpu_s", "audio s/CPU s", "{:.1f}"),
     ("accuracy", "acc", "{:.3f}"),
     ("fixed_fd_ratio", "FD ratio", "{:.2f}"),

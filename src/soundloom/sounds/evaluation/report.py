@@ -296,7 +296,7 @@ def _plots(
 
 
 def _class(w: dict | None, key: str = "value") -> str:
-    return "" if not w else f"; weakest {w['class']!r} {w[key]:.2f}"
+    return "" if not w else f"; weakest {str(w['class'])!r} {w[key]:.2f}"
 
 
 def describe(report: dict) -> list[str]:
@@ -314,7 +314,7 @@ def describe(report: dict) -> list[str]:
     if clf:
         groups = clf.get("heldout_groups") or []
         lines.append(
-            f"classifier: trained without {clf.get('group_key') or 'held-out items'}"
+            f"classifier: trained without {clf.get('group_key') or 'the held-out items (a random item split)'}"
             + (f" {', '.join(groups)}" if groups else "")
             + f", accuracy there {clf['heldout_accuracy']:.3f}; on the reference "
             f"{ref['classifier_accuracy_real']:.3f} real, {ref['classifier_accuracy_phase_reconstructed']:.3f} "
@@ -347,7 +347,7 @@ def describe(report: dict) -> list[str]:
         floor = s.get("spectral_floor_weakest")
         if floor:
             lines.append(
-                f"  spectral floor, worst class {floor['class']!r}: {floor['real_db']:.1f} dB real -> "
+                f"  spectral floor, worst class {str(floor['class'])!r}: {floor['real_db']:.1f} dB real -> "
                 f"{floor['generated_db']:.1f} dB generated ({floor['delta_db']:+.1f} dB; > 0 = noise under the sound)"
             )
         if g["classifier_space"]:
