@@ -221,3 +221,11 @@ def test_pitched_run_reports_pitch_accuracy(tmp_path):
     assert p["n"] == g["items"] == 8 and 0 <= p["accuracy"] <= 1
     assert p["reference_accuracy"] >= 0.9  # resynthesised real notes keep their pitch: the judge can tell
     assert g["summary"]["pitch_accuracy"] == p["accuracy"] and p["weakest"]["class"] in {"x", "y"}
+
+
+def test_classifier_record_warns_when_the_classifier_heard_the_reference_groups(tmp_path):
+    from soundloom.sounds.evaluation.report import classifier_record
+
+    record = {"heldout_accuracy": 0.9, "group_key": "speaker", "val_groups": ["s-1", "s-2"]}
+    assert "warning" not in classifier_record(tmp_path, record, ["s-2", "s-1"])
+    assert "optimistic" in classifier_record(tmp_path, record, ["s-1", "s-3"])["warning"]
