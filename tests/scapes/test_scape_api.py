@@ -206,3 +206,20 @@ def test_chunk_features_are_cached_in_the_pool_by_fingerprint(ambient_pool):
         path.write_text(json.dumps(record))
         again = chunk_features(catalog)  # a stale cache is recomputed
         np.testing.assert_allclose(again.onsets_per_min, first.onsets_per_min, atol=1e-3)
+
+
+def test_gate_verifier_agrees_with_the_rendered_bed(ambient_pool):
+    """The bed's seam check mirrors the stream renderer's join: what it verified is what the render measures."""
+    bed = Bed.open(ambient_pool, "features", mood="energetic", sample_rate=SR, verify="gates")
+    try:
+        n = 0
+        for block in bed.blocks():
+            n += block.shape[1]
+            if n >= 40 * SR:
+                break
+    finally:
+        bed.close()
+    assert len(bed.joins) >= 20
+    assert [j["pass"] for j in bed.joins] == [bool(j["verified"]) for j in bed.joins]
+    with pytest.raises(ParameterError):
+        Bed.open(ambient_pool, "features", verify="sometimes")

@@ -57,6 +57,8 @@ _SEAM_SIDE_S = 0.1
 _STEREO_LU = 3.0103
 _NEUTRAL_LUFS = Mood.of(NAMED_MOODS["neutral"]).bed_loudness_lufs
 VERIFY_MODES = ("gates", "full", "off")
+#: The bed checks up to this many times the stream's ``verify_top`` candidates for a passing join.
+VERIFY_DEPTH = 4
 #: Onset threshold on librosa's onset strength (dB of mean positive mel flux) for chunk onset density.
 ONSET_DELTA = 1.0
 #: Weight of the tempo term: beat trackers guess a tempo even for a drone, so it counts for less.
@@ -143,13 +145,15 @@ def _gates(wav: np.ndarray, at: int, rate: int) -> dict[str, np.ndarray]:
 
 
 class GateVerifier:
-    """Checks a candidate join as the renderer will make it (the stream engine's join functions) against
-    the three seam gates only: :class:`SeamVerifier` without its onset anomaly (the dear part)."""
+    """Checks a candidate join as the renderer makes it (the same reads and :func:`join_audio` call as
+    ``streams.render.iter_render``) against the three seam gates only: :class:`SeamVerifier` without its
+    onset anomaly, the dear part. ``test_gate_verifier_agrees_with_the_rendered_bed`` guards the mirror."""
 
     def __init__(self, catalog, cfg: RenderConfig):
         self.table, self.songs, self.rate, self.cfg = catalog.chunks(), catalog.song_map(), catalog.sample_rate, cfg
         self.half = int(cfg.crossfade_ms * self.rate / 2000)
         self.lag = int(cfg.align_ms * self.rate / 1000)
+        self.slide = int(getattr(cfg, "slide_ms", 0.0) * self.rate / 1000)
         self.side = int(_SEAM_SIDE_S * self.rate)
         self.ref = reference_lufs(self.table.loudness_lufs)
         self._a: tuple[int, np.ndarray, int] | None = None
@@ -158,16 +162,16 @@ class GateVerifier:
         song = self.songs[int(self.table.song_id[row])]
         gain = db_to_gain(chunk_gain_db(float(self.table.loudness_lufs[row]), self.ref, self.cfg))
         wav, pre, _ = read_within_song(song, at, at, before, after, self.rate)
-        return wav * np.float32(gain), pre
+        return wav * gain, pre
 
     def passes(self, a: int, b: int) -> bool:
         """True when the rendered join of chunk rows ``a`` -> ``b`` passes the three seam gates."""
-        h = self.half
-        if self._a is None or self._a[0] != a:
-            self._a = (a, *self._read(a, int(self.table.end[a]), self.side + 2 * h, 2 * h))
+        h, lag, slide = self.half, self.lag, self.slide
+        if self._a is None or self._a[0] != a:  # the renderer holds A's chunk plus 2h + slide of its song
+            self._a = (a, *self._read(a, int(self.table.end[a]), self.side + 2 * h + slide + 2048, 2 * h + slide))
         _, a_wav, a_end = self._a
-        b_wav, b_start = self._read(b, int(self.table.start[b]), 2 * h + self.lag, self.side + 2 * h)
-        joined, cut, _, _ = join_audio(a_wav, a_end, b_wav, b_start, h, self.lag)
+        b_wav, b_start = self._read(b, int(self.table.start[b]), 2 * h + lag + slide, self.side + 2 * h + slide)
+        joined, cut, _, _ = join_audio(a_wav, a_end, b_wav, b_start, h, lag, slide, self.rate)
         m = _gates(joined, cut, self.rate)
         return bool(len(m["positions"]) and m["pass"][0])
 
@@ -278,7 +282,8 @@ class Bed:
             pick, verified = 0, None
             if verifier is not None:
                 verified = False
-                for i in range(min(cfg.verify_top, len(cands))):
+                # the mood narrows the choice: look further down the re-ranked list than the stream does
+                for i in range(min(VERIFY_DEPTH * cfg.verify_top, len(cands))):
                     if verifier.passes(state.rows[-1], int(cands[i])):
                         pick, verified = i, True
                         break
