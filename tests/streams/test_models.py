@@ -115,7 +115,9 @@ def test_cut_batches_shifted_heads_belong_to_their_owner():
     from soundloom.streams.transitions.training import CutBatches, infonce
 
     frames = torch.arange(400, dtype=torch.float32)[None, :].repeat(4, 1)  # value = frame index
-    data = CutBatches([frames, frames + 1000.0], frames=8, gap=4, songs=2, per_song=8, hard=6, seed=0)
+    data = CutBatches(
+        [frames, frames + 1000.0], frames=8, gap=4, songs=2, per_song=8, hard=6, seed=0, augment=False
+    )  # the slice geometry, unaugmented (test_generalise covers the augmentation)
     tails, heads, shifted, owner = next(iter(data))
     assert tails.shape == (16, 4, 8) and len(shifted) == len(owner) > 0
     # n_fft = 4 hops: the tail's last frame (k - 4) ends where the head's first frame (k) starts

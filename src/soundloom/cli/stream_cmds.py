@@ -98,9 +98,13 @@ def train_transitions_cmd(
     seed: int = typer.Option(0, help="Seed of the song split and of training."),
     width: Optional[int] = typer.Option(None, help="Encoder width (contrastive) - smaller trains faster."),
     side_s: Optional[float] = typer.Option(None, help="cnn-lstm: seconds of A's end and B's start (seed-like: 1.0)."),
+    holdout_package: Optional[str] = typer.Option(
+        None, help="Test on this package's songs (index.csv beside the songs), train on the others."
+    ),
+    fallback: bool = typer.Option(True, help="Fall back to `features` when the model does not beat it on val songs."),
     threads: int = typer.Option(1, help=THREADS_HELP),
 ) -> None:
-    """Train a transition model on the pool's training songs (split by song)."""
+    """Train a transition model on the pool's training songs (split by song, or leave one package out)."""
     set_threads(threads)
     from ..core.progress import rich_progress
     from ..streams.transitions import model_kwargs
@@ -118,13 +122,23 @@ def train_transitions_cmd(
             lr=lr,
             model_kwargs=kwargs,
             progress=progress,
+            holdout_package=holdout_package,
+            fallback=fallback,
         )
     m = cfg["metrics"]
     extra = f", fusion weight {m['fusion_weight']}" if "fusion_weight" in m else ""
+    held = f" (test: package {cfg['holdout_package']})" if cfg.get("holdout_package") else ""
     typer.echo(
         f"trained {model} in {m['train_seconds']:.0f} s{extra}; split {len(cfg['split']['train'])}/"
-        f"{len(cfg['split']['val'])}/{len(cfg['split']['test'])} songs; run {out}"
+        f"{len(cfg['split']['val'])}/{len(cfg['split']['test'])} songs{held}; run {out}"
     )
+    if "val_mrr" in m:
+        verdict = (
+            "it does not beat features there: the run falls back to `features` (config.json: fallback)"
+            if cfg.get("fallback")
+            else "it beats features there"
+        )
+        typer.echo(f"validation MRR {m['val_mrr']:.3f} vs features {m['val_mrr_features']:.3f}: {verdict}")
 
 
 @app.command()
@@ -213,6 +227,14 @@ def stream(
         f"{int(plan.natural.sum())} natural joins; search {t1 - t0:.2f} s, render {t2 - t1:.1f} s, "
         f"write {t3 - t2:.1f} s -> {', '.join(str(p) for p in written.values())}"
     )
+    sm, joins = cue["summary"], cue["summary"]["joins"]
+    if joins.get("n"):
+        typer.echo(
+            f"joins: {joins['n']} judged, {joins['pass_all']:.2f} pass the seam gates, clicks "
+            f"{joins['click_rate']:.1%}, onset anomaly median {joins['median_onset_anomaly']:.2f}; "
+            f"{sm['repeated_runs_3']} repeated runs of 3 chunks; {sm['distinct_chunks']} distinct chunks of "
+            f"{sm['pool_chunks']} ({sm['coverage']:.1%} of the pool)"
+        )
 
 
 @app.command("eval-transitions")
@@ -225,6 +247,9 @@ def eval_transitions_cmd(
         10.0, help="Render a stream of test songs per model and judge its seams (0 = skip)."
     ),
     seed: int = typer.Option(0, help="Seed of candidate sampling (the split comes from the runs)."),
+    holdout_package: Optional[str] = typer.Option(
+        None, help="Test on this package's songs (default: the runs' own --holdout-package, if any)."
+    ),
     out: Optional[Path] = typer.Option(None, help="Also write the JSON report here."),
     threads: int = typer.Option(1, help=THREADS_HELP),
 ) -> None:
@@ -235,7 +260,13 @@ def eval_transitions_cmd(
 
     with rich_progress(transient=True) as progress:
         report = evaluate_runs(
-            pool, list(model), seed=seed, max_anchors=anchors, stream_minutes=stream_minutes, progress=progress
+            pool,
+            list(model),
+            seed=seed,
+            max_anchors=anchors,
+            stream_minutes=stream_minutes,
+            progress=progress,
+            holdout_package=holdout_package,
         )
     if out is not None:
         from ..core.atomic import write_json
@@ -247,11 +278,16 @@ def eval_transitions_cmd(
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title=f"{report['test_songs']} test songs, {report['test_chunks']} chunks")
-    for col in ("model", "run", "AUC other", "AUC same", "AUC hard", "top-1", "MRR", "seams pass", "random pass"):
+    held = f" of package {report['holdout_package']}" if report.get("holdout_package") else ""
+    t = Table(title=f"{report['test_songs']} test songs{held}, {report['test_chunks']} chunks")
+    cols = ["model", "run", "AUC other", "AUC same", "AUC hard", "top-1", "MRR"]
+    cols += ["seams pass", "random pass", "clicks", "random clicks", "onset", "random onset", "rep. 3-runs"]
+    for col in cols:
         t.add_column(col)
     for r in report["models"]:
         seams = r.get("seams", {})
+        st, rnd = seams.get("stream", {}), seams.get("random_in_song", {})
+        fig = lambda d, k, f: format(d[k], f) if k in d else "-"  # noqa: E731
         t.add_row(
             r["model"],
             Path(r["run"]).name,
@@ -260,7 +296,14 @@ def eval_transitions_cmd(
             f"{r['auc_hard']:.3f}",
             f"{r['top1']:.3f}",
             f"{r['mrr']:.3f}",
-            f"{seams['stream']['pass_all']:.2f}" if seams else "-",
-            f"{seams['random_in_song']['pass_all']:.2f}" if seams else "-",
+            fig(st, "pass_all", ".2f"),
+            fig(rnd, "pass_all", ".2f"),
+            fig(st, "click_rate", ".1%"),
+            fig(rnd, "click_rate", ".1%"),
+            fig(st, "median_onset_anomaly", ".2f"),
+            fig(rnd, "median_onset_anomaly", ".2f"),
+            fig(seams.get("repetition", {}), "repeated_runs_3", "d"),
         )
     Console(width=200).print(t)
+    if any(r.get("fallback") for r in report["models"]):
+        typer.echo("runs marked fallback did not beat `features` on their validation songs and use it instead")

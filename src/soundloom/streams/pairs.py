@@ -12,11 +12,14 @@ at ``b_start`` of song ``b_song``" (pool-rate samples), with a label and a kind:
 
 from __future__ import annotations
 
+import csv
 import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from ..core.errors import DataError
 from .catalog import ChunkCatalog, ChunkTable, Song, load_song
 from .edges import edge_windows
 
@@ -152,6 +155,57 @@ def chunk_windows(audio: SongAudio, table: ChunkTable, rows: np.ndarray, width: 
     return tails, heads
 
 
-def open_split(catalog: ChunkCatalog, seed: int = 0, val: float = 0.15, test: float = 0.15) -> dict[str, list[int]]:
-    """The pool's song split for ``seed`` (see :func:`split_songs`)."""
+def song_packages(songs: list[Song]) -> dict[int, str]:
+    """Package of each song from an ``index.csv`` (columns ``file``, ``package``) beside it or in a
+    folder above it, matched by file name; songs not listed are left out."""
+    tables: dict[Path, dict[str, str]] = {}
+    out: dict[int, str] = {}
+    for s in songs:
+        for folder in Path(s.path).parents:
+            index = folder / "index.csv"
+            if folder not in tables:
+                tables[folder] = _read_packages(index) if index.is_file() else {}
+            if Path(s.path).name in tables[folder]:
+                out[s.id] = tables[folder][Path(s.path).name]
+                break
+    return out
+
+
+def _read_packages(index: Path) -> dict[str, str]:
+    with open(index, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or "file" not in rows[0] or "package" not in rows[0]:
+        return {}
+    return {Path(r["file"]).name: r["package"] for r in rows}
+
+
+def package_split(songs: list[Song], holdout: str, val: float = 0.15, seed: int = 0) -> dict[str, list[int]]:
+    """Leave one package out: the songs of package ``holdout`` (or of the one package whose name starts
+    with it, e.g. "wesnoth" for "wesnoth-1.16-music") are the test songs, the others train and val.
+
+    Raises:
+        DataError: no ``index.csv`` with a package column, or ``holdout`` names no single package.
+    """
+    packages = song_packages(songs)
+    if not packages:
+        raise DataError(Path(songs[0].path).parent if songs else ".", "no index.csv with file and package columns")
+    names = sorted(set(packages.values()))
+    match = [p for p in names if p == holdout] or [p for p in names if p.startswith(holdout)]
+    if len(match) != 1:
+        raise DataError(
+            Path(songs[0].path).parent, f"--holdout-package {holdout!r} matches {len(match)} of {', '.join(names)}"
+        )
+    test = sorted(s.id for s in songs if packages.get(s.id) == match[0])
+    rest = [s for s in songs if s.id in packages and packages[s.id] != match[0]]
+    inner = split_songs(rest, val=val, test=0.0, seed=seed)
+    return {"test": test, "val": inner["val"], "train": inner["train"], "package": match[0]}
+
+
+def open_split(
+    catalog: ChunkCatalog, seed: int = 0, val: float = 0.15, test: float = 0.15, holdout: str | None = None
+) -> dict[str, list[int]]:
+    """The pool's song split for ``seed`` (see :func:`split_songs`), or leave-package-``holdout``-out
+    (see :func:`package_split`)."""
+    if holdout:
+        return package_split(catalog.songs(), holdout, val=val, seed=seed)
     return split_songs(catalog.songs(), val=val, test=test, seed=seed)

@@ -3,8 +3,9 @@
 * ROC AUC of true next pairs against other-song, same-song and hard (reversed, shifted) negatives.
 * Ranking: for each test chunk A with a successor, the true next chunk among 100 candidates (up to
   49 other chunks of A's song, the rest from other test songs); top-1 accuracy and MRR.
-* Seams of a rendered stream over the test songs (see :mod:`soundloom.streams.seams`), with the
-  same figures at random positions inside the same songs and at natural chunk boundaries.
+* Seams of a rendered stream over the test songs (see :mod:`soundloom.streams.seams`: the three
+  gates, click rate, onset anomaly), with the same figures at random positions inside the same songs
+  and at natural chunk boundaries, and how much the stream repeats itself.
 
     soundloom eval-transitions POOL --model features --model runs/tr-contrastive --json
 """
@@ -138,17 +139,22 @@ def evaluate_runs(
     max_anchors: int | None = None,
     stream_minutes: float = 0.0,
     progress: ProgressCallback = null_progress,
+    holdout_package: str | None = None,
 ) -> dict:
     """Evaluate each run (or "features") on the pool's test songs; optionally render and judge a stream per run.
 
-    The split comes from the first trained run's config (``split_seed``), else from ``seed``.
+    The split comes from the first trained run's config (``split_seed``, ``holdout_package``), else
+    from ``seed``; ``holdout_package`` tests on that package's songs (leave one package out).
     """
     rows = []
     with ChunkCatalog(pool, create=False) as catalog:
         split_seed = next(
             (run_info(r).get("split_seed") for r in runs if run_info(r).get("split_seed") is not None), seed
         )
-        split = open_split(catalog, seed=split_seed)
+        holdout = holdout_package or next(
+            (run_info(r)["holdout_package"] for r in runs if run_info(r).get("holdout_package")), None
+        )
+        split = open_split(catalog, seed=split_seed, holdout=holdout)
         test_ids = split["test"]
         if not test_ids:
             raise PoolError(pool, "no test songs (need at least 3 songs)")
@@ -156,6 +162,8 @@ def evaluate_runs(
             progress("evaluating", i, len(runs))
             scorer = load_scorer(run, sample_rate=catalog.sample_rate)
             row = {"run": str(run), **evaluate_scorer(scorer, catalog, test_ids, seed=seed, max_anchors=max_anchors)}
+            if run_info(run).get("fallback"):
+                row["fallback"] = run_info(run)["fallback"]
             if stream_minutes > 0 and scorer.embeds:
                 row["seams"] = stream_seam_report(catalog, run, test_ids, minutes=stream_minutes, seed=seed)
             rows.append(row)
@@ -163,6 +171,7 @@ def evaluate_runs(
         return {
             "pool": str(pool),
             "split_seed": split_seed,
+            "holdout_package": split.get("package"),
             "test_songs": len(test_ids),
             "test_chunks": int(np.isin(catalog.chunks().song_id, test_ids).sum()),
             "models": rows,
@@ -200,6 +209,7 @@ def stream_seam_report(
     natural_joins = sum(1 for s in cue["segments"][1:] if s.get("natural"))
     return {
         "stream": stream,
+        "repetition": {k: v for k, v in cue["summary"].items() if k != "joins"},
         **ref,
         "joins": len(joins),
         "natural_joins": natural_joins,

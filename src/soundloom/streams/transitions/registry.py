@@ -147,6 +147,9 @@ def model_kwargs(name: str, **options: Any) -> dict:
 def load_scorer(run: str | Path, sample_rate: int = 22050) -> TransitionScorer:
     """Load a trained run folder, or build a model usable untrained by its name (``features``).
 
+    A run whose ``config.json`` records a ``fallback`` (training found the learned model no better
+    than ``features`` on the pool's validation songs) loads the fallback saved in its sub-folder.
+
     Raises:
         ModelFileError: no run at ``run``; weights missing, foreign or not fitting the config.
     """
@@ -160,6 +163,8 @@ def load_scorer(run: str | Path, sample_rate: int = 22050) -> TransitionScorer:
     if not cfg_path.exists():
         raise ModelFileError(run, "not a transition run (no config.json); train one with train-transitions")
     cfg = json.loads(cfg_path.read_text())
+    if cfg.get("fallback"):  # training found the learned model no better than this one on validation songs
+        return load_scorer(run / cfg["fallback"], sample_rate=sample_rate)
     if cfg.get("model") not in _KINDS:
         raise ModelFileError(cfg_path, f"unknown transition model {cfg.get('model')!r}; known: {', '.join(_KINDS)}")
     model = scorer_from_config(cfg["model"], cfg["config"])

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
@@ -53,12 +54,58 @@ def _trainer(max_minutes: float, **kwargs) -> L.Trainer:
 # ---------------------------------------------------------------------------------------------
 # contrastive
 # ---------------------------------------------------------------------------------------------
+@dataclass
+class MelAugmentation:
+    """A corpus-level change of sound applied to log-mel dB frames ``(n_mels, frames)``: EQ tilt (dB from
+    the lowest to the highest band), pitch shift (mel bands), tempo (frames per output frame) and a noise
+    floor (dB below the window's peak band level). Gain is drawn per pair by :class:`CutBatches`.
+    """
+
+    tilt_db: float
+    shift_bands: float
+    tempo: float
+    noise_below_db: float
+
+    def span(self, frames: int) -> int:
+        """Source frames that :meth:`apply` stretches to ``frames``."""
+        return max(2, int(round(frames * self.tempo)))
+
+    def apply(self, mel_db: torch.Tensor, frames: int | None = None) -> torch.Tensor:
+        """Augmented ``(n_mels, frames)``; ``frames`` defaults to ``round(span / tempo)``."""
+        n_mels, span = mel_db.shape
+        frames = frames or max(2, int(round(span / self.tempo)))
+        x = mel_db
+        if span != frames:  # tempo: resample the frame axis
+            x = nn.functional.interpolate(x[None], size=frames, mode="linear", align_corners=True)[0]
+        if self.shift_bands:  # pitch: move the spectrum along the mel axis, edge bands repeated
+            pos = (torch.arange(n_mels, dtype=x.dtype) - self.shift_bands).clamp(0, n_mels - 1)
+            i0 = pos.floor().long()
+            i1 = (i0 + 1).clamp(max=n_mels - 1)
+            w = (pos - i0)[:, None]
+            x = x[i0] * (1 - w) + x[i1] * w
+        x = x + torch.linspace(-0.5, 0.5, n_mels, dtype=x.dtype)[:, None] * self.tilt_db
+        floor = x.max() - self.noise_below_db  # a stationary noise floor, added in power
+        return 10 * torch.log10(10 ** (x / 10) + 10 ** (floor / 10))
+
+
+def song_augmentation(rng: np.random.Generator, n_mels: int) -> MelAugmentation:
+    """A random :class:`MelAugmentation`: tilt +-6 dB, pitch +-1 band, tempo 0.92-1.08, noise 25-60 dB down."""
+    return MelAugmentation(
+        tilt_db=float(rng.uniform(-6, 6)),
+        shift_bands=float(rng.uniform(-1, 1)),
+        tempo=float(rng.uniform(0.92, 1.08)),
+        noise_below_db=float(rng.uniform(25, 60)),
+    )
+
+
 class CutBatches(IterableDataset):
     """Endless batches of (tail mel, head mel, shifted head mel) cut at random frames of songs.
 
     Yields ``tails (B, n_mels, T)``, ``heads (B, n_mels, T)``, ``shifted (H, n_mels, T)`` and
     ``owner (H,)``: ``shifted[j]`` is the head of tail ``owner[j]`` with its cut moved 4-40 frames
-    (about 0.05-0.46 s), a hard negative for that tail only.
+    (about 0.05-0.46 s), a hard negative for that tail only. With ``augment``, each song of a batch
+    gets one :class:`MelAugmentation` (EQ tilt, pitch, tempo, noise) so that the encoders learn what
+    makes a join rather than the sound of the training corpus.
     """
 
     def __init__(
@@ -72,6 +119,7 @@ class CutBatches(IterableDataset):
         seed: int = 0,
         n_batches: int | None = None,
         gain_db: float = 6.0,
+        augment: bool = True,
     ):
         self.mels, self.T, self.gap = mels, frames, gap
         self.songs, self.per_song, self.hard, self.seed, self.n_batches, self.gain_db = (
@@ -82,6 +130,7 @@ class CutBatches(IterableDataset):
             n_batches,
             gain_db,
         )
+        self.augment = augment
         lengths = np.array([m.shape[1] for m in mels], dtype=np.float64)
         self.p = lengths / lengths.sum()
 
@@ -94,16 +143,20 @@ class CutBatches(IterableDataset):
             tails, heads, shifted, owner = [], [], [], []
             for s in song_idx:
                 m = self.mels[s]
-                lo, hi = g + T + 45, m.shape[1] - T - 45  # room for shifted heads
+                # one augmentation per song and batch, so that it never tells a song's chunks apart
+                aug = song_augmentation(rng, m.shape[0]) if self.augment else None
+                span = T if aug is None else aug.span(T)
+                lo, hi = g + span + 45, m.shape[1] - span - 45  # room for shifted heads
                 if hi <= lo:
                     continue
+                fit = (lambda x: x) if aug is None else (lambda x, aug=aug: aug.apply(x, T))  # noqa: E731
                 for k in rng.integers(lo, hi, size=self.per_song):
                     off = float(rng.uniform(-self.gain_db, self.gain_db))  # same gain both sides
-                    tails.append(m[:, k - g - T + 1 : k - g + 1] + off)
-                    heads.append(m[:, k : k + T] + off)
+                    tails.append(fit(m[:, k - g - span + 1 : k - g + 1]) + off)
+                    heads.append(fit(m[:, k : k + span]) + off)
                     if len(shifted) < self.hard and rng.random() < 0.5:
                         d = int(rng.integers(4, 40)) * int(rng.choice([-1, 1]))
-                        shifted.append(m[:, k + d : k + d + T] + off)
+                        shifted.append(fit(m[:, k + d : k + d + span]) + off)
                         owner.append(len(tails) - 1)
             if not tails:
                 raise PoolError("songs too short for contrastive training")
@@ -213,7 +266,7 @@ def train_contrastive(
     scorer.mel_std.copy_(allf.std(1, keepdim=True).clamp_min(1.0))
     gap = scorer.n_fft // scorer.hop  # frame k - gap spans [(k - gap) * hop, k * hop): ends at the cut
     data = CutBatches(train, scorer.frames, gap, seed=seed)
-    vdata = CutBatches(val, scorer.frames, gap, seed=10_000 + seed, n_batches=8, hard=0)
+    vdata = CutBatches(val, scorer.frames, gap, seed=10_000 + seed, n_batches=8, hard=0, augment=False)
     module = ContrastiveModule(scorer, lr=lr, steps=steps, budget_min=max_minutes)
 
     class _Progress(L.Callback):
@@ -338,6 +391,33 @@ def fit_fusion_weight(fusion, catalog: ChunkCatalog, audio: SongAudio, song_ids:
     return {"fusion_weight": best, "val_mrr_by_weight": {str(k): v for k, v in results.items()}}
 
 
+def validation_mrr(scorer, catalog: ChunkCatalog, audio: SongAudio, song_ids: list[int], seed: int) -> float:
+    """MRR of the true next chunk among 100 candidates on the songs ``song_ids`` (an embedding scorer)."""
+    from ..index import embed_chunks
+    from .evaluation import rank_metrics
+
+    table = catalog.chunks()
+    sub = table.subset(np.flatnonzero(np.isin(table.song_id, song_ids)))
+    tails, heads = embed_chunks(scorer, audio, sub)
+    return float(rank_metrics(tails @ heads.T, sub, seed=seed)["mrr"])
+
+
+def features_check(scorer, ctx: TrainContext) -> dict:
+    """Compare a trained embedding scorer with ``features`` (fitted on the same training songs) on the
+    pool's own validation songs; ``fallback`` is True when the learned model does not beat it."""
+    val = ctx.split["val"] or ctx.split["train"]
+    features = build_scorer("features", sample_rate=ctx.audio.sample_rate)
+    fit_features(features, ctx.catalog, ctx.audio, ctx.split["train"], ctx.seed)
+    learned = validation_mrr(scorer.eval(), ctx.catalog, ctx.audio, val, ctx.seed)
+    baseline = validation_mrr(features.eval(), ctx.catalog, ctx.audio, val, ctx.seed)
+    return {
+        "val_mrr": learned,
+        "val_mrr_features": baseline,
+        "fallback": bool(learned <= baseline),
+        "features_scorer": features,
+    }
+
+
 def train_transitions(
     pool: str | Path,
     model: str,
@@ -348,13 +428,21 @@ def train_transitions(
     lr: float = 1e-3,
     model_kwargs: dict | None = None,
     progress: ProgressCallback = null_progress,
+    holdout_package: str | None = None,
+    fallback: bool = True,
 ) -> dict:
-    """Train ``model`` on the pool's training songs and write the run to ``out``; returns its config.json content."""
+    """Train ``model`` on the pool's training songs and write the run to ``out``; returns its config.json content.
+
+    With ``holdout_package``, the test songs are that package's (from the songs' ``index.csv``) and
+    training uses the others. With ``fallback``, a learned model that does not beat ``features`` on the
+    validation songs is recorded as falling back to it (``config.json``: ``"fallback": "features"``,
+    the fitted features scorer in ``out/features``), and :func:`load_scorer` returns that scorer.
+    """
     L.seed_everything(seed, verbose=False)
     out = Path(out)
     kind = get_kind(model)
     with ChunkCatalog(pool, create=False) as catalog:
-        split = open_split(catalog, seed=seed)
+        split = open_split(catalog, seed=seed, holdout=holdout_package)
         if not split["train"]:
             raise PoolError(pool, "no training songs (need at least 3 songs for a train/val/test split)")
         rate = catalog.sample_rate
@@ -364,9 +452,18 @@ def train_transitions(
         t0 = time.time()
         metrics = dict(kind.train(scorer, ctx) or {})
         metrics["train_seconds"] = time.time() - t0
+        check = features_check(scorer, ctx) if fallback and scorer.embeds and model != "features" else None
+        features = check.pop("features_scorer") if check else None
+        if check:
+            metrics.update(check)
         extra = {"split": split, "split_seed": seed, "pool": str(Path(pool).resolve()), "metrics": metrics}
+        if holdout_package:
+            extra["holdout_package"] = split["package"]
+        if check and check["fallback"]:
+            extra["fallback"] = "features"
+            features.eval().save(out / "features", extra={k: v for k, v in extra.items() if k != "fallback"})
         scorer.eval().save(out, extra=extra)
         for sub, part in scorer.parts().items():
-            part.save(out / sub, extra=extra)
+            part.save(out / sub, extra={k: v for k, v in extra.items() if k != "fallback"})
         write_json(out / "metrics.json", metrics, indent=2)
         return json.loads((out / "config.json").read_text())

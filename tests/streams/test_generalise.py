@@ -1,0 +1,99 @@
+"""Models that generalise: leave one package out, augmentation, the fallback to ``features``."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from soundloom.core.errors import DataError
+from soundloom.streams.catalog import ChunkCatalog, find_songs
+from soundloom.streams.chunking import ChunkConfig
+from soundloom.streams.pairs import open_split, song_packages
+from soundloom.streams.transitions import load_scorer
+from soundloom.streams.transitions.features import FeatureScorer
+from soundloom.streams.transitions.training import MelAugmentation, song_augmentation, train_transitions
+
+from .conftest import RATE, make_song
+
+TINY = {"contrastive": {"width": 8, "dim": 4, "frames": 8}}
+
+
+@pytest.fixture(scope="module")
+def package_pool(tmp_path_factory):
+    """Six 4 s songs in three packages, listed in an index.csv beside them."""
+    d = tmp_path_factory.mktemp("pkg")
+    songs = d / "songs"
+    songs.mkdir()
+    rows = []
+    for i in range(6):
+        name = f"s{i}.wav"
+        sf.write(songs / name, make_song(4.0, 90 + 9 * i, (200.0 + 40 * i, 300.0, 410.0), seed=10 + i), RATE)
+        rows.append({"file": name, "package": ["alpha-music", "beta-music", "gamma"][i % 3], "title": name})
+    with open(songs / "index.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, ["file", "package", "title"])
+        w.writeheader()
+        w.writerows(rows)
+    with ChunkCatalog(d / "pool") as c:
+        c.add_songs(find_songs(songs), ChunkConfig(method="fixed", seconds=1.0))
+    return d / "pool"
+
+
+def test_leave_one_package_out_split(package_pool):
+    with ChunkCatalog(package_pool, create=False) as c:
+        packages = song_packages(c.songs())
+        split = open_split(c, holdout="beta")
+        assert split["package"] == "beta-music"
+        assert sorted(packages[s] for s in split["test"]) == ["beta-music", "beta-music"]
+        assert not set(split["test"]) & set(split["train"] + split["val"])
+        assert {packages[s] for s in split["train"] + split["val"]} == {"alpha-music", "gamma"}
+        with pytest.raises(DataError, match="matches 0 of"):
+            open_split(c, holdout="delta")
+
+
+def test_augmentation_keeps_shape_and_neutral_is_identity():
+    mel = torch.randn(64, 40) * 10 - 40
+    neutral = MelAugmentation(tilt_db=0.0, shift_bands=0.0, tempo=1.0, noise_below_db=300.0)
+    assert torch.allclose(neutral.apply(mel[:, :24], 24), mel[:, :24], atol=1e-3)
+    aug = song_augmentation(np.random.default_rng(0), 64)
+    out = aug.apply(mel[:, : aug.span(24)], 24)
+    assert out.shape == (64, 24) and torch.isfinite(out).all()
+    assert not torch.allclose(out, mel[:, :24], atol=0.5)
+
+
+def test_fallback_to_features_is_recorded_and_loaded(package_pool, tmp_path):
+    """A 1-step model: the run records whether it beat features on the validation songs, and loads accordingly."""
+    cfg = train_transitions(package_pool, "contrastive", tmp_path / "run", steps=1, model_kwargs=TINY["contrastive"])
+    m = cfg["metrics"]
+    assert {"val_mrr", "val_mrr_features"} <= set(m)
+    fell_back = m["val_mrr"] <= m["val_mrr_features"]
+    assert (cfg.get("fallback") == "features") == fell_back
+    assert isinstance(load_scorer(tmp_path / "run"), FeatureScorer) == fell_back
+    off = train_transitions(
+        package_pool, "contrastive", tmp_path / "off", steps=1, model_kwargs=TINY["contrastive"], fallback=False
+    )
+    assert "fallback" not in off and not isinstance(load_scorer(tmp_path / "off"), FeatureScorer)
+
+
+def test_fallback_run_loads_the_saved_features(package_pool, tmp_path):
+    cfg = train_transitions(package_pool, "contrastive", tmp_path / "run", steps=1, model_kwargs=TINY["contrastive"])
+    cfg["fallback"] = "features"  # as training writes it when the learned model loses
+    (tmp_path / "run" / "config.json").write_text(json.dumps(cfg))
+    if not (tmp_path / "run" / "features").exists():
+        from soundloom.streams.transitions import build_scorer
+
+        build_scorer("features", sample_rate=RATE).save(tmp_path / "run" / "features")
+    assert isinstance(load_scorer(tmp_path / "run"), FeatureScorer)
+
+
+def test_holdout_run_and_eval_use_the_package(package_pool, tmp_path):
+    from soundloom.streams.transitions.evaluation import evaluate_runs
+
+    cfg = train_transitions(
+        package_pool, "features", tmp_path / "f", holdout_package="gamma", model_kwargs={}, fallback=True
+    )
+    assert cfg["holdout_package"] == "gamma"
+    report = evaluate_runs(package_pool, ["features", str(tmp_path / "f")], stream_minutes=0.0)
+    assert report["holdout_package"] == "gamma" and report["test_songs"] == 2
