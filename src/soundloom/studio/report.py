@@ -362,7 +362,8 @@ def _stream_section(folder: Path, page_dir: Path, transitions: dict | None) -> s
         seams = m.get("seams")
         if seams:
             out += (
-                f"<p>Seam pass rate of a stream of test songs with <b>{_esc(m.get('model'))}</b>: "
+                f"<p>Seam pass rate of a stream of test songs with <b>{_esc(m.get('model'))}</b> "
+                f"(run {_esc(Path(str(m.get('run', ''))).name)}): "
                 f"{_esc(_num(seams.get('stream', {}).get('pass_all'), '.2f'))} of {_esc(seams.get('joins', '?'))} "
                 f"joins, against {_esc(_num(seams.get('random_in_song', {}).get('pass_all'), '.2f'))} at random "
                 "positions inside songs.</p>"
@@ -413,7 +414,14 @@ def _soundscape_section(folder: Path, note: str | None) -> str:
     out = []
     for p in files:
         src = data_uri(p) if p.stat().st_size <= EMBED_LIMIT_BYTES else os.path.relpath(p, folder.parent)
-        out.append(f"<h3>{_esc(p.name)}</h3>{_audio_tag(src)}")
+        score = _read_json(p.with_name(p.name + ".score.json")) or {}
+        facts = (
+            f"{_num(score.get('duration_s', 0) / 60, '.1f')} min, {len(score.get('events', []))} events placed, "
+            f"layout {score.get('layout', '?')}"
+            if score
+            else "no score file"
+        )
+        out.append(f"<h3>{_esc(p.name)}</h3><p class='small'>{_esc(facts)}</p>{_audio_tag(src)}")
     return "".join(out)
 
 

@@ -1,0 +1,59 @@
+"""`soundloom demo --quick`: the whole main job end to end at tiny budgets, ending in a self-contained report.html.
+
+Slow by nature (every engine runs once: about 50 CPU-seconds); it is the one test of the README's command.
+"""
+
+import json
+import subprocess
+import sys
+from html.parser import HTMLParser
+
+import soundfile as sf
+
+from soundloom.core.loopfiles import read_smpl_loops
+
+
+class Tags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict]] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+
+def test_quick_demo_makes_report_with_players(tmp_path):
+    out = tmp_path / "demo"
+    done = subprocess.run(
+        [sys.executable, "-m", "soundloom", "demo", "--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    # quiet: the steps' output went to logs; the terminal has the bars and the last line only
+    assert "done in" in done.stdout and f"{out / 'report.html'}" in done.stdout
+    noisy = [
+        w for w in ("Warning", "GPU available", "LOCAL_RANK", "Epoch ", "Traceback") if w in done.stdout + done.stderr
+    ]
+    assert not noisy, noisy
+    record = json.loads((out / "demo.json").read_text())
+    status = {s["name"]: s["status"] for s in record["steps"]}
+    assert all(v == "ok" for k, v in status.items() if k != "soundscape"), status
+    assert status["soundscape"] in ("ok", "skipped")
+    assert (out / "logs" / "train.log").read_text().startswith("$ soundloom train")
+    # the loop step wrote engine-ready files
+    (loop,) = read_smpl_loops(out / "loop" / "stream-loop.wav")
+    assert loop.stop > loop.start
+    assert sf.info(str(out / "loop" / "stream-loop.ogg")).frames > 0
+    # the report: a player for every generated sound, the stream and the loop; nothing from the web
+    page = Tags()
+    page.feed((out / "report.html").read_text())
+    audios = [a for t, a in page.tags if t == "audio"]
+    sounds = [p for p in (out / "sounds").rglob("*") if p.suffix in (".wav", ".ogg")]
+    assert len(sounds) >= 12 and len(audios) >= len(sounds) + 2
+    for a in audios:
+        assert a["src"].startswith("data:audio/") or (out / a["src"]).is_file()
+    assert not any(str(a.get(k, "")).startswith(("http:", "https:")) for _, a in page.tags for k in ("src", "href"))
+    tables = [t for t, _ in page.tags if t == "table"]
+    assert len(tables) >= 4
