@@ -50,3 +50,18 @@ def test_beats_joins_fall_on_clicks():
 def test_bad_method_is_named():
     with pytest.raises(ValueError, match="chunk method"):
         ChunkConfig(method="bars")
+
+
+@pytest.mark.parametrize("method", ["fixed", "silence"])
+@pytest.mark.parametrize("n", [1, 100, int(0.09 * RATE)])
+def test_no_chunk_shorter_than_the_floor(method, n):
+    # a 1-sample song used to become one 1-sample chunk, which no renderer can crossfade
+    wav = make_song(1.0, 120, (220.0,), seed=0)[:n]
+    assert chunk_song(wav, RATE, ChunkConfig(method=method, seconds=1.0, min_chunk_s=0.0))[1] == []
+
+
+def test_non_finite_chunk_options_are_refused():
+    with pytest.raises(ValueError, match="min_chunk_s"):
+        ChunkConfig(min_chunk_s=float("nan"))
+    with pytest.raises(ValueError, match="finite"):
+        ChunkConfig(seconds=float("inf"))

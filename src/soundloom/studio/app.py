@@ -176,6 +176,8 @@ class Listener:
             self._hand(self._DONE)
         except BaseException as exc:  # handed to the response, which ends the stream and logs it
             self._hand(exc)
+        finally:
+            _release_memory()
 
     def write(self, data: bytes) -> int:
         """File-like ``write`` for :func:`write_endless`: the header, then 16-bit PCM blocks."""
@@ -260,6 +262,17 @@ class Listener:
 
     def close(self) -> None:
         self.stop.set()
+
+
+def _release_memory() -> None:
+    """Give freed heap back to the system (glibc keeps a worker thread's arena otherwise), so the
+    server's RSS returns to its idle size after listeners leave."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 def _lower_priority(nice: int = RENDER_NICE) -> None:
