@@ -63,6 +63,14 @@ def _redirected(log: Path, stdout_to: Path | None = None):
         err.close()
 
 
+def cpu_seconds() -> float:
+    """CPU time (user + system, s) of this process and its finished children (prepare's workers)."""
+    import resource
+
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def _has_command(name: str) -> bool:
     """Whether ``soundloom NAME`` is registered now (other rooms add commands)."""
     import typer.main
@@ -320,14 +328,15 @@ def demo(
         with Progress(*columns, console=console) as bars:
             for i, step in enumerate(steps):
                 task = bars.add_task(f"{i + 1:2d}/{len(steps)} {step.title}", total=step.expected_s)
-                t0 = time.time()
+                t0, cpu0 = time.time(), cpu_seconds()
                 status, note = _run_with_bar(step, logs, bars, task, t0)
-                secs = time.time() - t0
+                secs, cpu = time.time() - t0, cpu_seconds() - cpu0
                 bars.update(
                     task, completed=step.expected_s, description=f"{i + 1:2d}/{len(steps)} {step.title} [{status}]"
                 )
                 record["steps"].append(
-                    {"name": step.name, "title": step.title, "status": status, "seconds": secs, "note": note}
+                    {"name": step.name, "title": step.title, "status": status, "seconds": secs, "cpu_seconds": cpu}
+                    | {"note": note}
                 )
                 if status == "failed" and step.required:
                     bars.stop()

@@ -189,14 +189,22 @@ def _steps_section(manifest: dict | None) -> str:
     rows = []
     for s in manifest.get("steps", []):
         status = str(s.get("status", "?"))
-        secs = s.get("seconds")
+        secs, cpu = s.get("seconds"), s.get("cpu_seconds")
         rows.append(
             f'<tr><td>{_esc(s.get("title", s.get("name", "")))}</td><td class="{_esc(status)}">{_esc(status)}</td>'
-            f'<td class="num">{_esc(_num(secs, ".0f"))}</td><td class="small">{_esc(s.get("note", ""))}</td></tr>'
+            f'<td class="num">{_esc(_num(secs, ".0f"))}</td><td class="num">{_esc(_num(cpu, ".0f"))}</td>'
+            f'<td class="small">{_esc(s.get("note", ""))}</td></tr>'
         )
     total = manifest.get("total_seconds")
-    tail = f"<p>Total {_esc(_num(total, '.0f'))} s.</p>" if total is not None else ""
-    return "<table><tr><th>step</th><th>status</th><th>s</th><th>note</th></tr>" + "".join(rows) + "</table>" + tail
+    cpu = sum(s.get("cpu_seconds") or 0.0 for s in manifest.get("steps", []))
+    tail = (
+        f"<p>Total {_esc(_num(total, '.0f'))} s wall clock, {_esc(_num(cpu, '.0f'))} CPU-seconds (training budgets "
+        "are wall clock; on a shared machine the other steps take longer than their CPU time).</p>"
+        if total is not None
+        else ""
+    )
+    head = "<tr><th>step</th><th>status</th><th>wall s</th><th>CPU s</th><th>note</th></tr>"
+    return f"<table>{head}" + "".join(rows) + "</table>" + tail
 
 
 def _sound_card(path: Path) -> str:
