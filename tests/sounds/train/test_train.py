@@ -139,7 +139,7 @@ def test_cli_train_resume_and_classifier(tiny_store, tmp_path):
     record = json.loads((tmp_path / "clf" / "classifier.json").read_text())
     n_val, groups = record["n_val"], record["val_groups"]
     assert f"on {n_val} held-out items" in res.output and n_val > 0
-    assert (f"from {len(groups)} held-out" in res.output) == bool(record["group_key"])
+    assert (f"of {len(groups)} held-out" in res.output) == bool(record["group_key"])
 
 
 def test_resume_keeps_the_runs_budgets_unless_given(tiny_store, tmp_path, monkeypatch):
