@@ -164,7 +164,13 @@ def test_stream_mounted_and_schema_documents_the_api(studio):
     client, _, _ = studio
     assert client.get("/health").json() == {"status": "ok"}
     assert client.get("/api/streams").json() == [
-        {"name": "demo", "url": "/streams/demo/stream.wav", "info": "/streams/demo/info"}
+        {
+            "name": "demo",
+            "url": "/streams/demo/stream.wav",
+            "info": "/streams/demo/info",
+            "live": "/api/streams/demo/live.wav",
+            "now": "/api/streams/demo/now",
+        }
     ]
     resp = client.get("/streams/demo/stream.wav", params={"seconds": 2, "seed": 3})
     wav, rate = sf.read(io.BytesIO(resp.content))
@@ -212,3 +218,21 @@ def test_a_job_error_reaches_the_page(studio):
     assert final["status"] == "failed" and "empty" in final["error"] and "\n" not in final["error"]
     listed = next(j for j in client.get("/api/jobs").json() if j["id"] == job["id"])
     assert listed["error"] == final["error"]
+
+
+def test_shared_stream_now_playing_and_skip(studio):
+    client, _, _ = studio
+    got = bytearray()
+    with client.stream("GET", "/api/streams/demo/live.wav") as resp:
+        assert resp.status_code == 200 and resp.headers["content-type"] == "audio/wav"
+        for chunk in resp.iter_bytes():
+            got += chunk
+            if len(got) >= 44 + 2 * 22050 * 2:  # the first 2 s (the burst), then hang up
+                break
+    assert got[:4] == b"RIFF" and got[36:40] == b"data"
+    pcm = np.frombuffer(bytes(got[44 : 44 + 2 * 22050 * 2]), dtype="<i2") / 32767
+    assert 0.01 < np.abs(pcm).max() <= 0.95
+    now = client.get("/api/streams/demo/now").json()
+    assert now["playing"] and now["song"].startswith("song_") and isinstance(now["chunk_index"], int)
+    assert client.post("/api/streams/demo/skip").json() == {"name": "demo", "skipped": True}
+    assert client.get("/api/streams/nope/now").status_code == 404

@@ -130,6 +130,8 @@ def create_studio(
     @asynccontextmanager
     async def lifespan(_: FastAPI):
         yield
+        for radio in app.state.radios.values():
+            radio.close()
         state.jobs.stop_all()  # no orphan workers once the server is gone
 
     app = FastAPI(
@@ -167,14 +169,30 @@ def create_studio(
     app.include_router(routes_generate.router(state))
     app.include_router(routes_latent.router(state))
 
+    from .routes_stream import Radio
+    from .routes_stream import router as radio_router
+
+    radios: dict[str, Radio] = {}
     for name, (pool, model) in (pools or {}).items():
+        if not name.replace("-", "").replace("_", "").isalnum():
+            raise ParameterError(f"stream name {name!r}: letters, digits, - and _ only")
         stream = create_app(pool, model, limits=limits)
         app.mount(f"/streams/{name}", stream)
-        state.streams[name] = {"name": name, "url": f"/streams/{name}/stream.wav", "info": f"/streams/{name}/info"}
+        radios[name] = Radio(name, Path(pool), model, max_listeners=(limits or ServeLimits()).max_listeners)
+        state.streams[name] = {
+            "name": name,
+            "url": f"/streams/{name}/stream.wav",
+            "info": f"/streams/{name}/info",
+            "live": f"/api/streams/{name}/live.wav",
+            "now": f"/api/streams/{name}/now",
+        }
+    app.include_router(radio_router(state, radios))
+    app.state.radios = radios
 
     @app.get("/api/streams", tags=["stream"])
     async def streams() -> list[dict]:
-        """The live streams: name, audio URL (WAV over chunked HTTP) and info URL."""
+        """The streams: ``live`` (one shared stream, WAV over chunked HTTP), ``now`` (now playing), and ``url``
+        (a listener's own stream from its ``?seed=``) with its ``info``."""
         return [state.streams[k] for k in sorted(state.streams)]
 
     @app.get("/", include_in_schema=False)

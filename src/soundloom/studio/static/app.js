@@ -250,28 +250,39 @@ $("#map").onclick = guard(async (ev) => {
   if (mapPicked.length === 2) { showTab("generate"); $("#gen-run").value = $("#map-run").value; await interpolate(mapPicked[0].path, mapPicked[1].path, $("#map-run").value); }
 });
 
-// ---- stream --------------------------------------------------------------------------------
+// ---- stream ---------------------------------------------------------------------------------
 let streams = [];
+const current = () => streams.find((x) => x.name === $("#stream-name").value);
 const loadStreams = guard(async () => {
   streams = await api("GET", "/api/streams");
   $("#stream-name").innerHTML = streams.map((s) => `<option value="${esc(s.name)}">${esc(s.name)}</option>`).join("");
   $("#stream-btn").disabled = $("#skip-btn").disabled = !streams.length;
-  if (streams.length) streamInfo();
+  if (streams.length) { streamInfo(); $("#stream-url").textContent = `${location.origin}${current().live}`; }
 });
-function streamUrl(seed) { const s = streams.find((x) => x.name === $("#stream-name").value); return s ? `${s.url}?seed=${seed}` : null; }
 function startStream() {
-  const seed = Math.floor(Math.random() * 1e6), url = streamUrl(seed); if (!url) return;
-  const a = $("#stream-audio"); a.src = url; a.play().catch((e) => toast(`cannot play: ${e.message}`));
-  $("#stream-url").textContent = `${location.origin}${url}`;
-  streamInfo();
+  const s = current(); if (!s) return;
+  const a = $("#stream-audio"); a.src = `${s.live}?t=${Date.now()}`;
+  a.play().catch((e) => toast(`cannot play: ${e.message}`));
+  $("#stream-url").textContent = `${location.origin}${s.live}`;
+  setTimeout(nowPlaying, 500);
 }
-setInterval(() => { if (!$("#stream-audio").paused) streamInfo(); }, 5000);
-$("#stream-btn").onclick = startStream; $("#skip-btn").onclick = startStream;
+$("#stream-btn").onclick = startStream;
+$("#skip-btn").onclick = guard(async () => { const s = current(); if (s) { await api("POST", `/api/streams/${q(s.name)}/skip`); setTimeout(nowPlaying, 1500); } });
 const streamInfo = guard(async () => {
-  const s = streams.find((x) => x.name === $("#stream-name").value); if (!s) return;
+  const s = current(); if (!s) return;
   const i = await api("GET", s.info);
-  $("#stream-info").textContent = `${i.songs} songs, ${i.chunks} chunks at ${i.sample_rate} Hz; model ${i.model}; ${i.target_lufs} LUFS, ${i.crossfade_ms} ms crossfades; ${i.listeners} listening`;
+  $("#stream-info").textContent = `${i.songs} songs, ${i.chunks} chunks at ${i.sample_rate} Hz; model ${i.model}; ${i.target_lufs} LUFS, ${i.crossfade_ms} ms crossfades`;
 });
+const nowPlaying = guard(async () => {
+  const s = current(); if (!s) return;
+  const n = await api("GET", s.now);
+  $("#now").innerHTML = n.playing
+    ? `<div class="stat"><b>${esc(n.song)}</b><span>song</span></div><div class="stat"><b>${n.chunk_index}</b><span>chunk</span></div>
+       <div class="stat"><b>${n.score == null ? "-" : (+n.score).toFixed(3)}</b><span>transition score${n.natural ? " (natural)" : ""}</span></div>
+       <div class="stat"><b>${n.listeners}</b><span>listening</span></div>`
+    : `<span class="muted">${n.error ? esc(n.error) : "not playing"}</span>`;
+});
+setInterval(() => { if (!$("#stream-audio").paused) nowPlaying(); }, 2000);
 
 // ---- jobs ----------------------------------------------------------------------------------
 const loadJobs = guard(async () => {
