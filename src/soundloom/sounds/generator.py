@@ -297,6 +297,26 @@ class Generator:
         mean, chol = self.prior["prior.mean"][row], self.prior["prior.chol"][row]
         return (mean + eps @ chol.T).numpy()
 
+    def _draw_codes(
+        self,
+        labels: list[str | None],
+        pitch: int | None,
+        temperature: float,
+        seed: int,
+        top_k: int,
+        seconds: float | None,
+    ) -> np.ndarray:
+        """A code model's latents ``(n, frames)`` for all items in one batched draw, item ``i`` seeded ``seed + i``."""
+        if top_k < 0:
+            raise ParameterError(f"top_k must be >= 0, got {top_k}")
+        n = len(labels)
+        conds = [self.conditions(lab, pitch) for lab in labels]
+        lab = torch.cat([c[0] for c in conds]) if conds[0][0] is not None else None
+        pit = torch.cat([c[1] for c in conds]) if conds[0][1] is not None else None
+        gens = [torch.Generator().manual_seed(seed + i) for i in range(n)]
+        frames = self._latent_length(seconds)
+        return self.model.draw_latents(n, lab, pit, temperature, gens, self.prior, top_k=top_k, frames=frames).numpy()
+
     def sample(
         self,
         n: int = 1,
@@ -319,10 +339,13 @@ class Generator:
         else:
             self._label_index(label)
             labels = [None if label is None else str(label)] * n
-        latents = [
-            self.draw_latents(1, lab, temperature, seed + i, prior, top_k, seconds, pitch)[0]
-            for i, lab in enumerate(labels)
-        ]
+        if protocol.discrete(self.model):
+            latents = list(self._draw_codes(labels, pitch, temperature, seed, top_k, seconds))
+        else:
+            latents = [
+                self.draw_latents(1, lab, temperature, seed + i, prior, top_k, seconds, pitch)[0]
+                for i, lab in enumerate(labels)
+            ]
         wavs = self.render_many(latents, labels, pitch, seconds)
         extra = {"top_k": top_k} if top_k else {}
         if seconds is not None:

@@ -182,6 +182,32 @@ class PriorModel(nn.Module):
         return self.vqvae.decode_latent(codes)
 
     @torch.no_grad()
+    def sample_codes(
+        self,
+        prefix: torch.Tensor,
+        total: int,
+        labels: torch.Tensor | None,
+        pitches: torch.Tensor | None,
+        temperature: float,
+        generators: list[torch.Generator],
+        top_k: int = 0,
+    ) -> torch.Tensor:
+        """Codes ``(B, total)`` that begin with ``prefix (B, P)``; each new code sampled (item ``b`` with
+        ``generators[b]``) from the last ``code_frames - 1`` codes: a sliding window past one item's length.
+        The batch is one forward per step, so ``n`` sounds cost little more than one."""
+        b = len(generators)
+        codes = prefix.round().long().view(b, -1)
+        if codes.shape[1] > total:
+            raise ParameterError(f"prompt has {codes.shape[1]} code frames, more than the {total} asked")
+        window = self.cfg.code_frames - 1
+        while codes.shape[1] < total:
+            ctx = codes[:, -window:] if window > 0 else codes[:, :0]
+            logits = self.logits(ctx, labels, pitches)[:, -1] / max(float(temperature), 1e-4)
+            probs = torch.softmax(_top_k(logits, top_k), dim=-1)
+            nxt = torch.stack([torch.multinomial(probs[i], 1, generator=g) for i, g in enumerate(generators)])
+            codes = torch.cat([codes, nxt], dim=1)
+        return codes.float()
+
     def continue_latent(
         self,
         prefix: torch.Tensor,
@@ -192,18 +218,8 @@ class PriorModel(nn.Module):
         generator: torch.Generator,
         top_k: int = 0,
     ) -> torch.Tensor:
-        """Codes ``(total,)`` that begin with ``prefix (P,)``; each new code sampled from the last
-        ``code_frames - 1`` codes (a sliding window past one item's length)."""
-        codes = [int(c) for c in prefix.round().long().tolist()]
-        if len(codes) > total:
-            raise ParameterError(f"prompt has {len(codes)} code frames, more than the {total} asked")
-        window = self.cfg.code_frames - 1
-        while len(codes) < total:
-            ctx = torch.tensor([codes[-window:] if window > 0 else []], dtype=torch.long)
-            logits = self.logits(ctx, labels, pitches)[0, -1] / max(float(temperature), 1e-4)
-            probs = torch.softmax(_top_k(logits, top_k), dim=-1)
-            codes.append(int(torch.multinomial(probs, 1, generator=generator)))
-        return torch.tensor(codes, dtype=torch.float32)
+        """Codes ``(total,)`` that begin with ``prefix (P,)`` (:meth:`sample_codes` of one item)."""
+        return self.sample_codes(prefix[None], total, labels, pitches, temperature, [generator], top_k)[0]
 
     def draw_latents(
         self,
@@ -211,17 +227,18 @@ class PriorModel(nn.Module):
         labels: torch.Tensor | None,
         pitches: torch.Tensor | None,
         temperature: float,
-        generator: torch.Generator,
+        generator: torch.Generator | list[torch.Generator],
         prior: dict[str, torch.Tensor],
         top_k: int = 0,
         frames: int | None = None,
     ) -> torch.Tensor:
-        """``(n, frames)`` code sequences (``frames`` defaults to one item's ``code_frames``)."""
-        total = frames or self.cfg.code_frames
-        empty = torch.zeros(0)
-        return torch.stack(
-            [self.continue_latent(empty, total, labels, pitches, temperature, generator, top_k) for _ in range(n)]
-        )
+        """``(n, frames)`` code sequences (``frames`` defaults to one item's ``code_frames``); ``labels`` /
+        ``pitches`` ``(n,)`` or ``(1,)``; ``generator``: one, or one per item."""
+        gens = generator if isinstance(generator, list) else [generator] * n
+        labels = labels.expand(n) if labels is not None and labels.numel() == 1 else labels
+        pitches = pitches.expand(n) if pitches is not None and pitches.numel() == 1 else pitches
+        empty = torch.zeros(n, 0)
+        return self.sample_codes(empty, frames or self.cfg.code_frames, labels, pitches, temperature, gens, top_k)
 
     def vary_latent(
         self,

@@ -220,7 +220,7 @@ class VQVAE(nn.Module):
         labels: torch.Tensor | None,
         pitches: torch.Tensor | None,
         temperature: float,
-        generator: torch.Generator,
+        generator: torch.Generator | list[torch.Generator],
         prior: dict[str, torch.Tensor],
         top_k: int = 0,
         frames: int | None = None,
@@ -233,7 +233,8 @@ class VQVAE(nn.Module):
         counts = prior.get("prior.codes", torch.ones(self.cfg.code_frames, self.cfg.codebook_size))
         logits = torch.log(counts + 1e-3) / max(float(temperature), 1e-4)
         probs = torch.softmax(_top_k(logits, top_k), dim=-1)
-        draws = [torch.multinomial(probs, 1, generator=generator)[:, 0] for _ in range(n)]
+        gens = generator if isinstance(generator, list) else [generator] * n
+        draws = [torch.multinomial(probs, 1, generator=g)[:, 0] for g in gens]
         return torch.stack(draws).float()
 
     def vary_latent(
