@@ -71,6 +71,7 @@ def test_onnx_matches_pytorch_for_other_batch_sizes(tiny_run, tmp_path):
     assert np.abs(a - b).max() > 1e-3
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
 def test_torchscript_matches_pytorch(tiny_run, tmp_path):
     paths = export_run(tiny_run, tmp_path / "ts", fmt="torchscript")
     loaded = torch.jit.load(str(paths["model"]))
