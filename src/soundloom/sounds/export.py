@@ -100,6 +100,10 @@ def _dtype(t: torch.Tensor) -> str:
 
 
 def _export_onnx(graph: DecoderGraph, inputs: tuple[torch.Tensor, ...], names: list[str], path: Path) -> None:
+    try:
+        import onnx  # noqa: F401  (torch's exporter needs it)
+    except ImportError as exc:
+        raise ParameterError("ONNX export needs the onnx package: pip install 'soundloom[export]'") from exc
     axes = {n: {0: "batch"} for n in names + ["features", "db"]}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
