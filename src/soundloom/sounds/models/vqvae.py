@@ -90,10 +90,11 @@ class VectorQuantizer(nn.Module):
     def __init__(self, size: int, dim: int, decay: float = 0.99, restart_below: float = 0.05) -> None:
         super().__init__()
         self.size, self.dim, self.decay, self.restart_below = size, dim, decay, restart_below
-        init = torch.randn(size, dim) * 0.1
-        self.register_buffer("codebook", init.clone())
-        self.register_buffer("ema_count", torch.ones(size))
-        self.register_buffer("ema_sum", init.clone())
+        # Counts start at zero, so the first training step restarts every code on an encoder output (a
+        # data-dependent initialisation); afterwards only codes used less than restart_below per batch are.
+        self.register_buffer("codebook", torch.randn(size, dim) * 0.1)
+        self.register_buffer("ema_count", torch.zeros(size))
+        self.register_buffer("ema_sum", torch.zeros(size, dim))
 
     def indices(self, z: torch.Tensor) -> torch.Tensor:
         """Nearest code of each latent frame: ``z (B, dim, T)`` -> ``(B, T)`` int64."""
@@ -127,9 +128,11 @@ class VectorQuantizer(nn.Module):
         if dead.any():
             # Deterministic under the global seed: torch.randint draws from it.
             picks = flat[torch.randint(0, flat.shape[0], (int(dead.sum()),), device=flat.device)]
+            # A restarted code counts as used twice the threshold: unchosen, it is restarted again in ~70 steps.
+            fresh = 2.0 * self.restart_below
             self.codebook[dead] = picks
-            self.ema_sum[dead] = picks
-            self.ema_count[dead] = 1.0
+            self.ema_sum[dead] = picks * fresh
+            self.ema_count[dead] = fresh
 
     @staticmethod
     def usage(codes: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
