@@ -192,7 +192,7 @@ def _note(midi: int, speaker: int, take: int) -> np.ndarray:
 
 
 def test_pitched_run_reports_pitch_accuracy(tmp_path):
-    from soundloom.sounds.evaluation.report import evaluate_run
+    from soundloom.sounds.evaluation.report import describe, evaluate_run
 
     cfg = SpectrogramConfig(sample_rate=SR, n_fft=256, hop_length=64, kind="db")
     wavs, items = [], []
@@ -214,13 +214,18 @@ def test_pitched_run_reports_pitch_accuracy(tmp_path):
         Normalizer.fit(feats),
     )
     run = _train(store, tmp_path / "run", epochs=1)
-    report = evaluate_run(run, None, griffin_lim_iters=16, n_per_label=4, plots=False)
+    report = evaluate_run(run, None, griffin_lim_iters=16, n_per_label=4, plots=False, continuation_items=3)
     assert report["reference"]["pitched"] and "classifier" not in report
     g = report["generation"][0]
     p = g["pitch"]
     assert p["n"] == g["items"] == 8 and 0 <= p["accuracy"] <= 1
     assert p["reference_accuracy"] >= 0.9  # resynthesised real notes keep their pitch: the judge can tell
     assert g["summary"]["pitch_accuracy"] == p["accuracy"] and p["weakest"]["class"] in {"x", "y"}
+    cont = report["continuation"]
+    assert cont["items"] == 3 and len(cont["per_pair"]) == 3 and 0 <= cont["no_overlap"] <= 3
+    assert cont["median_cents"] is None or cont["median_cents"] >= 0
+    text = "\n".join(describe(report))
+    assert "pitch accuracy" in text and "continuation f0 error" in text
 
 
 def test_classifier_record_warns_when_the_classifier_heard_the_reference_groups(tmp_path):

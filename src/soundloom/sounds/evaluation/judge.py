@@ -32,6 +32,7 @@ from ...core.errors import ParameterError
 from ...data.store import FeatureStore
 from ..decode import features_to_audio
 from ..generator import Generator
+from ..models import protocol
 from . import metrics as M
 from .fidelity import (
     compare_sets,
@@ -41,7 +42,7 @@ from .fidelity import (
     precision_recall,
 )
 from .fixed_space import FixedFeatureSpace
-from .pitch import pitch_accuracy
+from .pitch import contour_error_cents, pitch_accuracy
 
 # (N, samples) audio at the model rate -> (probabilities (N, classes), embeddings (N, D)).
 Scorer = Callable[[torch.Tensor], tuple[np.ndarray, np.ndarray]]
@@ -295,6 +296,48 @@ def pitch_measures(ref: Reference, made: GeneratedSet) -> dict:
     }
 
 
+def continuation_contour(
+    gen: Generator,
+    recordings: Sequence[np.ndarray],
+    sample_rate: int,
+    labels: Sequence[str | None],
+    pitches: Sequence[int],
+    prompt_fraction: float = 0.4,
+    seed: int = 0,
+) -> dict:
+    """f0 contour error of continuations: the first ``prompt_fraction`` of each real recording
+    ``(samples,)`` at ``sample_rate`` Hz is the prompt, the run continues it to the recording's
+    length, and the continued part's pYIN contour is compared with the recording's own (cents).
+
+    Returns:
+        ``{"items", "prompt_fraction", "median_cents", "no_overlap", "per_pair"}`` (see
+        :func:`.pitch.contour_error_cents`), or ``{"skipped": reason}`` for a kind that cannot continue.
+    """
+    if not protocol.supports(gen.model, "continuable"):
+        return {"skipped": f"a {gen.model.cfg.kind} model cannot continue a prompt"}
+    if not 0 < prompt_fraction < 1:
+        raise ParameterError(f"prompt_fraction must be in (0, 1), got {prompt_fraction}")
+    conditioned = bool(gen.labels) and gen.model.label_conditioned
+    made, truth = [], []
+    for i, (wav, label, pitch) in enumerate(zip(recordings, labels, pitches)):
+        wav = np.asarray(wav, dtype=np.float32)
+        cut = int(round(prompt_fraction * len(wav)))
+        sound = gen.continue_(
+            wav[:cut],
+            sample_rate,
+            len(wav) / sample_rate,
+            label=label if conditioned else None,
+            pitch=int(pitch),
+            seed=seed + i,
+        )[0]
+        out = np.asarray(sound.audio, dtype=np.float32)[cut : len(wav)]
+        made.append(np.pad(out, (0, len(wav) - cut - len(out))))
+        truth.append(wav[cut:])
+    hz = 440.0 * 2.0 ** ((np.asarray(pitches, dtype=np.float64) - 69.0) / 12.0)
+    result = contour_error_cents(made, truth, sample_rate, fmin_hz=float(hz.min()) / 2, fmax_hz=float(hz.max()) * 2)
+    return {"items": len(made), "prompt_fraction": prompt_fraction, **result}
+
+
 def judge(
     ref: Reference,
     made: GeneratedSet,
@@ -381,6 +424,7 @@ __all__ = [
     "Reference",
     "build_reference",
     "classifier_measures",
+    "continuation_contour",
     "embedding_measures",
     "generate_like",
     "generation_speed",

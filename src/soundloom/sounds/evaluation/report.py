@@ -32,7 +32,7 @@ from ..training.data import StoreDataset
 from ..training.export import posterior_means
 from . import metrics as M
 from .fixed_space import FixedFeatureSpace
-from .judge import Reference, build_reference, generate_like, judge, render_features
+from .judge import Reference, build_reference, continuation_contour, generate_like, judge, render_features
 
 
 def load_classifier(path: str | os.PathLike) -> tuple[SpectrogramClassifier, dict]:
@@ -196,12 +196,14 @@ def evaluate_run(
     seed: int = 0,
     plots: bool = True,
     progress: ProgressCallback = null_progress,
+    continuation_items: int = 8,
 ) -> dict:
     """The full report as a dict (what ``soundloom eval --json`` prints).
 
     Per temperature, generated sounds are judged against the reference (held-out real items through
     the front end and Griffin-Lim) in the fixed feature space and, with ``classifier_dir``, in the
-    classifier's embedding; pitch-conditioned runs also get pitch accuracy. See :mod:`.judge`.
+    classifier's embedding; pitch-conditioned runs also get pitch accuracy, and the f0 contour error of
+    continuations of ``continuation_items`` held-out recordings (``report["continuation"]``). See :mod:`.judge`.
     """
     gen = Generator.from_run(run_dir, griffin_lim_iters=griffin_lim_iters, level="none")
     info = gen.info
@@ -234,6 +236,14 @@ def evaluate_run(
         probs_real, _ = scorer.features(ref.features)
         report["reference"]["classifier_accuracy_real"] = _accuracy(probs_real, ref.labels, classes)
         report["reference"]["classifier_accuracy_phase_reconstructed"] = _accuracy(ref_scores[0], ref.labels, classes)
+    if ref.pitches is not None:
+        # Continuations of the first few held-out recordings: does the model keep the prompt's pitch going?
+        picks = np.sort(val_rows)[:continuation_items]
+        recordings = _originals(store, picks)
+        if recordings is not None and len(recordings):
+            report["continuation"] = continuation_contour(
+                gen, recordings, store.sample_rate, ref.labels[: len(picks)], ref.pitches[: len(picks)], seed=seed
+            )
     report["generation"] = []
     for ti, temp in enumerate(temperatures):
         progress("eval: generation", 2 + ti, steps)
@@ -322,6 +332,14 @@ def describe(report: dict) -> list[str]:
             f"{ref['classifier_accuracy_real']:.3f} real, {ref['classifier_accuracy_phase_reconstructed']:.3f} "
             "after resynthesis (the ceiling for generated sounds)"
             + (f"  WARNING: {clf['warning']}" if clf.get("warning") else "")
+        )
+    cont = report.get("continuation")
+    if cont and "skipped" not in cont:
+        median = "-" if cont["median_cents"] is None else f"{cont['median_cents']:.0f}"
+        lines.append(
+            f"continuation f0 error {median} cents (median over {cont['items'] - cont['no_overlap']} of "
+            f"{cont['items']} continuations voiced with their truth): the first {cont['prompt_fraction']:.0%} of a "
+            "held-out recording prompts the model; pYIN compares what it adds with the rest of the recording"
         )
     for g in report["generation"]:
         s = g["summary"]
