@@ -67,11 +67,10 @@ def soundscape(
     if not endless and out is None:
         raise ParameterError("soundscape: --minutes needs --out FILE")
     set_threads(threads)
-    from ..scapes.bed import Bed
+    from ..scapes.bed import Bed, bed_search
     from ..scapes.events import EventSpec, GeneratedEvents, unique_names
     from ..scapes.mood import Mood
     from ..scapes.soundscape import Soundscape
-    from ..streams.config import SearchConfig
 
     the_mood = Mood.of(mood)
     specs = [EventSpec.parse(e) for e in events]
@@ -82,7 +81,7 @@ def soundscape(
         bed_model,
         mood=the_mood,
         sample_rate=sample_rate,
-        search=SearchConfig(seed=seed, candidates=128),
+        search=bed_search(seed),
         steer=steer,
     )
     try:

@@ -7,7 +7,7 @@
   * ``drone``: root, fifth and octave beating slowly over breathy low noise, the calmest;
   * ``texture``: a slow cloud of short high grains whose density drifts;
   * ``water``: babbling band-passed noise with droplets, bright and busy (many onsets);
-  * ``pulse``: soft mallet notes on a steady beat over a pad, the most energetic.
+  * ``pulse``: soft mallet notes and bright shaker ticks on a steady beat over a pad, the most energetic.
 
   Each song drifts between calmer and busier stretches, so a mood-steered bed has a choice inside
   every song, not only between them.
@@ -151,19 +151,22 @@ def _pulse(rng: np.random.Generator, n: int, sr: int, root: int) -> tuple[np.nda
     out = np.zeros(n + sr)
     m = int(0.6 * sr)
     t = np.arange(m) / sr
+    shaker = _noise(rng, int(0.05 * sr), sr, 4000.0, 10000.0) * np.exp(-60.0 * t[: int(0.05 * sr)])
     busy = _slow_curve(rng, n, sr, 20.0, 0.3, 1.0)  # chance that a beat (or off-beat) plays
     for s in range(0, n, beat // 2):
         on_beat = (s // (beat // 2)) % 2 == 0
+        if rng.uniform() < busy[s]:  # a bright shaker tick on the eighths: the busiest, brightest kind
+            out[s : s + shaker.size] += rng.uniform(0.5, 1.0) * shaker / (np.abs(shaker).max() + 1e-9) * 0.3
         if rng.uniform() > busy[s] * (1.0 if on_beat else 0.6):
             continue
-        note = root + _PENTATONIC[int(rng.integers(5))] + 12 * int(rng.integers(2))
+        note = root + 12 + _PENTATONIC[int(rng.integers(5))] + 12 * int(rng.integers(2))
         f = float(_midi_hz(note))
         mallet = np.exp(-7.0 * t) * (
             np.sin(2 * np.pi * f * t) + 0.3 * np.sin(2 * np.pi * 4.0 * f * t) * np.exp(-20 * t)
         )
         out[s : s + m] += rng.uniform(0.4, 0.8) * mallet * np.minimum(1.0, t / 0.002)
     pad, _ = _pad(rng, n, sr, root - 12)
-    return out[:n] + 0.25 * pad / (np.abs(pad).max() + 1e-9), tempo
+    return out[:n] + 0.15 * pad / (np.abs(pad).max() + 1e-9), tempo
 
 
 _SONGS = {"pad": _pad, "drone": _drone, "texture": _texture, "water": _water, "pulse": _pulse}

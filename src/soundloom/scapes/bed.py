@@ -139,6 +139,12 @@ def mood_preference(features: ChunkFeatures, mood: Mood, ref_lufs: float) -> np.
     return -(np.nan_to_num(loud) + onsets + centroid + TEMPO_WEIGHT * tempo)
 
 
+def bed_search(seed: int = 0, **options) -> SearchConfig:
+    """The bed's search options: the stream's, with more candidates for the mood to choose among and a
+    shorter reuse window (40 chunks), so a mood can keep the bed in the part of the pool that suits it."""
+    return SearchConfig(**{"seed": seed, "candidates": 128, "reuse_window": 40, **options})
+
+
 def _gates(wav: np.ndarray, at: int, rate: int) -> dict[str, np.ndarray]:
     """The seam gates (level jump, spectral cosine, click ratio) at sample ``at`` of ``wav``; no onset anomaly."""
     return seam_metrics(wav, np.array([at]), rate, onsets=False)
@@ -208,7 +214,7 @@ class Bed:
         self.table, self.songs = catalog.chunks(), catalog.song_map()
         if len(emb) != len(self.table):
             raise PoolError(f"embeddings cover {len(emb)} chunks but the pool has {len(self.table)}; re-embed")
-        self.search = search or SearchConfig(candidates=128)
+        self.search = search or bed_search()
         self.rcfg = render or RenderConfig()
         self.sample_rate, self.pool_rate = sample_rate, catalog.sample_rate
         if verify not in VERIFY_MODES:
