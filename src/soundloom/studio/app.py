@@ -9,12 +9,19 @@ Routes:
     GET /stream.wav       16-bit mono WAV, endless; ``?seed=N`` picks the start, ``?seconds=S`` bounds it
                           (exactly: ``round(S * rate)`` samples, the header giving that size)
 
-Each listener gets its own search and renderer in a worker thread. The renderer hands the
+Each listener gets its own search and renderer in a worker thread, built cheaply from what every
+listener shares read-only (:class:`SharedPool`: the chunk table, songs, embeddings, the search
+index, and the seam verdicts of joins already rendered for real, which are most of a live stream's
+CPU). At most ``start_slots`` listeners render their first burst at once, so a crowd arriving
+together does not starve the ones already playing. The renderer hands the
 response small blocks through a bounded queue (:data:`QUEUE_BLOCKS` blocks of at most
 :data:`BLOCK_S`), paced to at most ``pace`` x real time after a first ``burst_s`` of audio, so a
 greedy client cannot make the server render flat out. A client that stops reading leaves the queue
 full: after ``idle_timeout_s`` of that it is dropped and its renderer stopped. Beyond
 ``max_listeners`` a new listener gets 503. A hang-up stops the worker at once.
+
+``GET /info`` also reports the renderers' CPU use (``render``: audio seconds per CPU second, start-up
+CPU ms per listener, seam verdicts computed and reused), figures that do not depend on the machine's load.
 
 Errors: bad query parameters answer 422 ``{"error": "ParameterError", "detail": reason}``; a
 :class:`SoundloomError` raised while handling a request answers with a 4xx JSON error (see
@@ -25,6 +32,7 @@ cleanly and is logged as one line.
 from __future__ import annotations
 
 import asyncio
+import copy
 import dataclasses
 import html
 import logging
@@ -33,7 +41,8 @@ import os
 import struct
 import threading
 import time
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
@@ -43,10 +52,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 
 from ..core.errors import ParameterError, PoolError, SoundloomError
+from ..core.levels import db_to_gain
 from ..streams.catalog import ChunkCatalog
 from ..streams.config import RenderConfig, SearchConfig
-from ..streams.endless import write_endless
-from ..streams.index import load_pool_embeddings
+from ..streams.endless import wav_stream_header
+from ..streams.index import PoolEmbeddings, load_pool_embeddings
+from ..streams.joins import reference_lufs
+from ..streams.render import iter_render, limit_peaks, segment
+from ..streams.seams import SeamVerifier
+from ..streams.search import NextChunkChooser, iter_greedy
 
 log = logging.getLogger("soundloom.studio")
 
@@ -63,6 +77,15 @@ MAX_SEED = 2**32 - 1
 #: WAV header length in bytes (RIFF + fmt + data chunk heads), as :func:`wav_stream_header` writes it.
 WAV_HEADER_BYTES = 44
 
+#: Seam verdicts kept per app (a bool per join ``(a, b)``; ~150 bytes each): forgotten all at once beyond it.
+MAX_VERDICTS = 200_000
+#: Listeners' start-up CPU figures kept for ``/info`` (the latest ones).
+STATS_KEPT = 256
+#: glibc ``mallopt`` parameter number of M_ARENA_MAX (see :func:`_limit_arenas`).
+_M_ARENA_MAX = -8
+#: Heap arenas the server's threads share (glibc gives each new thread its own otherwise, and keeps them).
+MALLOC_ARENAS = 2
+
 #: HTTP status of an error kind (the first kind in this order that the error is); other kinds: 400.
 ERROR_STATUS: tuple[tuple[type[SoundloomError], int], ...] = ((ParameterError, 422), (PoolError, 409))
 
@@ -77,6 +100,8 @@ class ServeLimits:
         pace: after the burst, audio is rendered at most this many times faster than real time.
         burst_s: audio sent at once at the start, so a player starts without waiting (s).
         max_seconds: longest ``?seconds=`` accepted (s).
+        start_slots: listeners rendering their first burst at once (default: the CPU count); the others
+            wait their turn, so a crowd arriving together cannot starve the listeners already playing.
     """
 
     max_listeners: int = 32
@@ -84,10 +109,13 @@ class ServeLimits:
     pace: float = 2.0
     burst_s: float = 4.0
     max_seconds: float = 24 * 3600.0
+    start_slots: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
 
     def __post_init__(self) -> None:
         if self.max_listeners < 1:
             raise ParameterError(f"max_listeners must be >= 1, got {self.max_listeners}")
+        if self.start_slots < 1:
+            raise ParameterError(f"start_slots must be >= 1, got {self.start_slots}")
         for name in ("idle_timeout_s", "pace", "max_seconds"):
             v = getattr(self, name)
             if not (math.isfinite(v) and v > 0):
@@ -125,6 +153,158 @@ def exact_header(sample_rate: int, n_samples: int) -> bytes:
     )
 
 
+class JoinVerdicts:
+    """Seam verdicts (does the rendered join ``a -> b`` pass the gates?) shared by every listener.
+
+    A verdict depends only on the pool and the render options, so one computed for one listener
+    holds for all: with it, a live stream's joins cost a lookup instead of a few real renders and
+    onset envelopes (about 90 % of a listener's CPU without it). Thread-safe; at most
+    :data:`MAX_VERDICTS` are kept (then all are forgotten at once, so memory stays bounded).
+    """
+
+    def __init__(self, verifier: SeamVerifier, max_entries: int = MAX_VERDICTS):
+        self._base, self._max = verifier, max_entries
+        self._known: dict[tuple[int, int], bool] = {}
+        self._lock = threading.Lock()
+        self.computed = 0
+        self.reused = 0
+
+    def for_listener(self) -> _ListenerVerifier:
+        """A verifier for one listener's search: its own copy of the verifier's per-call state (the
+        last A side it read), the verdicts shared."""
+        return _ListenerVerifier(self, copy.copy(self._base))
+
+    def lookup(self, key: tuple[int, int]) -> bool | None:
+        with self._lock:
+            got = self._known.get(key)
+            self.reused += got is not None
+            return got
+
+    def remember(self, key: tuple[int, int], verdict: bool) -> None:
+        with self._lock:
+            if len(self._known) >= self._max:
+                self._known.clear()
+            self._known[key] = verdict
+            self.computed += 1
+
+
+class _ListenerVerifier:
+    """What :class:`~soundloom.streams.search.NextChunkChooser` calls (``passes``), backed by the shared verdicts."""
+
+    def __init__(self, verdicts: JoinVerdicts, own: SeamVerifier):
+        self.verdicts, self.own = verdicts, own
+
+    def passes(self, a: int, b: int) -> bool:
+        key = (int(a), int(b))
+        got = self.verdicts.lookup(key)
+        if got is None:
+            got = self.own.passes(*key)
+            self.verdicts.remember(key, got)
+        return got
+
+
+#: The fields :class:`NextChunkChooser` has (as of this module): :func:`fork_chooser` copies a template
+#: that has exactly these and builds a fresh chooser otherwise, so a change there cannot leak state.
+_CHOOSER_FIELDS = frozenset(
+    "cfg verifier table rows reuse_window tails index succ song rel_tail_db rel_head_db tail_spec head_spec "
+    "uses made step rng".split()
+)
+#: Options a chooser's read-only parts (index, reuse window) depend on: a template serves configs equal in these.
+_CHOOSER_BUILD_OPTIONS = ("index", "reuse_window")
+
+
+def fork_chooser(template: NextChunkChooser, emb: PoolEmbeddings, cfg: SearchConfig, verifier) -> NextChunkChooser:
+    """A chooser for one listener that shares ``template``'s read-only parts (table, search index,
+    successor and seam arrays) and has its own search state (uses, joins made, step, seeded RNG).
+
+    Equivalent to ``NextChunkChooser(template.table, emb, cfg, verifier=verifier)`` (tested), at the cost
+    of a zeroed array of per-chunk use counts instead of rebuilding the index. ``emb``: the embeddings
+    the template was built from (a fresh chooser is built from them when the template cannot be forked).
+    """
+    same_build = all(getattr(cfg, k) == getattr(template.cfg, k) for k in _CHOOSER_BUILD_OPTIONS)
+    if set(vars(template)) != _CHOOSER_FIELDS or not same_build:
+        return NextChunkChooser(template.table, emb, cfg, verifier=verifier)
+    chooser = copy.copy(template)
+    chooser.cfg, chooser.verifier = cfg, verifier
+    chooser.uses = np.zeros_like(template.uses)
+    chooser.made, chooser.step = {}, 0
+    chooser.rng = np.random.default_rng(cfg.seed + 1)
+    return chooser
+
+
+class RenderStats:
+    """CPU the listeners' renderers used (thread CPU time, so independent of the machine's load)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.listeners = 0
+        self.audio_s = 0.0
+        self.cpu_s = 0.0
+        self.setup_cpu_ms: deque[float] = deque(maxlen=STATS_KEPT)
+        self.first_block_cpu_ms: deque[float] = deque(maxlen=STATS_KEPT)
+
+    def add(self, setup_ms: float, first_ms: float | None, audio_s: float, cpu_s: float) -> None:
+        with self._lock:
+            self.listeners += 1
+            self.audio_s += audio_s
+            self.cpu_s += cpu_s
+            self.setup_cpu_ms.append(setup_ms)
+            if first_ms is not None:
+                self.first_block_cpu_ms.append(first_ms)
+
+    def summary(self) -> dict:
+        """Finished listeners, audio seconds rendered per CPU second, median start-up CPU (ms)."""
+        with self._lock:
+            med = lambda xs: float(np.median(xs)) if xs else None  # noqa: E731
+            return {
+                "finished_listeners": self.listeners,
+                "audio_s": round(self.audio_s, 3),
+                "cpu_s": round(self.cpu_s, 3),
+                "audio_s_per_cpu_s": round(self.audio_s / self.cpu_s, 1) if self.cpu_s > 0 else None,
+                "setup_cpu_ms_median": med(self.setup_cpu_ms),
+                "first_block_cpu_ms_median": med(self.first_block_cpu_ms),
+            }
+
+
+class SharedPool:
+    """Everything the listeners of one app read and never change, loaded once: the chunk table, the
+    songs, the embeddings, the loudness reference and stream gain, a template search (its index
+    built once), the seam verdicts, and the start-up gate (``start_slots``).
+    """
+
+    def __init__(self, catalog: ChunkCatalog, emb: PoolEmbeddings, search: SearchConfig, render: RenderConfig, limits):
+        self.table, self.songs = catalog.chunks(), catalog.song_map()
+        self.sample_rate = catalog.sample_rate
+        self.emb, self.render_cfg = emb, render
+        self.ref_lufs = reference_lufs(self.table.loudness_lufs)
+        self.gain = db_to_gain(render.target_lufs - self.ref_lufs)
+        self.template: NextChunkChooser | None = None
+        if len(emb) >= 2:
+            self.template = NextChunkChooser(self.table, emb, search)
+        self.verdicts = JoinVerdicts(SeamVerifier(catalog, render))
+        self.start_gate = threading.BoundedSemaphore(limits.start_slots)
+        self.stats = RenderStats()
+
+    def chooser(self, cfg: SearchConfig) -> NextChunkChooser:
+        """A fresh search for one listener (see :func:`fork_chooser`)."""
+        return fork_chooser(self.template, self.emb, cfg, self.verdicts.for_listener())
+
+    def write_stream(self, out, cfg: SearchConfig) -> None:
+        """Write the live stream of seed ``cfg.seed`` to ``out`` (a WAV header, then 16-bit blocks) until
+        ``out.write`` raises :class:`BrokenPipeError`: the same audio as
+        :func:`soundloom.streams.endless.write_endless` with seam verification (tested)."""
+        rcfg, rate, table, songs = self.render_cfg, self.sample_rate, self.table, self.songs
+        chooser = self.chooser(cfg)
+        out.write(wav_stream_header(rate))
+        segments = (
+            segment(table, songs, row, score, nat, self.ref_lufs, rcfg)
+            for row, score, nat in iter_greedy(chooser, cfg.seed)
+        )
+        for block, _ in iter_render(segments, rate, rcfg):
+            block = limit_peaks(block * self.gain, rate, rcfg.true_peak_db - 0.5)
+            out.write((np.clip(block, -1, 1) * 32767).astype("<i2").tobytes())
+
+
 class _Stopped(BrokenPipeError):
     """Raised in the renderer to end it (write_endless returns on a broken pipe)."""
 
@@ -134,57 +314,72 @@ class Listener:
 
     The worker blocks on a semaphore of :data:`QUEUE_BLOCKS` slots; the response frees a slot per
     block it takes. Pacing and the idle check happen in the worker, so the event loop never waits
-    on it (and no thread-pool thread is held per listener).
+    on it (and no thread-pool thread is held per listener). Before its first block the worker takes
+    one of the pool's start slots, and gives it back once its burst is handed over (or the client
+    stops taking blocks), so only ``start_slots`` listeners render a burst at once.
     """
 
     _DONE = object()
 
-    def __init__(
-        self,
-        pool: Path,
-        emb,
-        scfg: SearchConfig,
-        rcfg: RenderConfig,
-        sample_rate: int,
-        limits: ServeLimits,
-        seconds: float | None,
-    ):
+    def __init__(self, shared: SharedPool, scfg: SearchConfig, limits: ServeLimits, seconds: float | None):
         self.loop = asyncio.get_running_loop()
         self.q: asyncio.Queue[object] = asyncio.Queue()
         self.slots = threading.Semaphore(QUEUE_BLOCKS)
         self.stop = threading.Event()
         self.dropped = asyncio.Event()  # set (in the loop) when the worker gave up on an idle client
-        self.rate, self.limits = sample_rate, limits
-        self.total = None if seconds is None else max(1, round(seconds * sample_rate))  # samples
+        self.shared, self.rate, self.limits = shared, shared.sample_rate, limits
+        self.total = None if seconds is None else max(1, round(seconds * self.rate))  # samples
         self.sent = 0  # PCM samples handed over
         self.header_sent = False
         self.held = np.zeros(0, "<i2")  # samples held back for the fade-out of a bounded stream
         self.t0 = time.monotonic()
-        self.worker = threading.Thread(
-            target=self._work, args=(pool, emb, scfg, rcfg), name="soundloom-stream", daemon=True
-        )
+        self.starting = False  # holds a start slot
+        self.cpu0 = 0.0  # thread CPU time at the worker's start (s)
+        self.setup_cpu_ms = 0.0  # thread CPU (ms) before the header: this listener's own search state
+        self.first_block_cpu_ms: float | None = None  # ... and before its first audio block
+        self.worker = threading.Thread(target=self._work, args=(scfg,), name="soundloom-stream", daemon=True)
         self.worker.start()
 
     # -- worker side ---------------------------------------------------------------------------
-    def _work(self, pool: Path, emb, scfg: SearchConfig, rcfg: RenderConfig) -> None:
+    def _work(self, scfg: SearchConfig) -> None:
         _lower_priority()
         try:
-            with ChunkCatalog(pool, create=False) as catalog:  # sqlite connections stay in their thread
-                write_endless(self, catalog, emb, scfg, rcfg)
+            self._admit()
+            self.cpu0 = time.thread_time()
+            self.shared.write_stream(self, scfg)
             self._hand(self._DONE)
         except _Stopped:
             self._hand(self._DONE)
         except BaseException as exc:  # handed to the response, which ends the stream and logs it
             self._hand(exc)
         finally:
+            self._started()
+            cpu = time.thread_time() - self.cpu0
+            self.shared.stats.add(self.setup_cpu_ms, self.first_block_cpu_ms, self.sent / self.rate, cpu)
             _release_memory()
+
+    def _admit(self) -> None:
+        """Wait (checking for a hang-up) for one of the pool's start slots."""
+        while not self.shared.start_gate.acquire(timeout=0.25):
+            if self.stop.is_set():
+                raise _Stopped("listener went away")
+        self.starting = True
+
+    def _started(self) -> None:
+        """Give the start slot back (once): the burst is out, or the client stopped taking it."""
+        if self.starting:
+            self.starting = False
+            self.shared.start_gate.release()
 
     def write(self, data: bytes) -> int:
         """File-like ``write`` for :func:`write_endless`: the header, then 16-bit PCM blocks."""
         if not self.header_sent:
             self.header_sent = True
+            self.setup_cpu_ms = 1000 * (time.thread_time() - self.cpu0)
             self._push(exact_header(self.rate, self.total) if self.total is not None else bytes(data))
             return len(data)
+        if self.first_block_cpu_ms is None:
+            self.first_block_cpu_ms = 1000 * (time.thread_time() - self.cpu0)
         pcm = np.frombuffer(data, dtype="<i2")
         if self.total is None:
             self._send(pcm)
@@ -215,6 +410,8 @@ class Listener:
     def _pace(self) -> None:
         """Wait until sending more keeps within ``burst_s + pace x elapsed`` of audio."""
         ahead_s = self.sent / self.rate - self.limits.burst_s
+        if ahead_s >= 0:
+            self._started()
         if ahead_s > 0:
             wait = self.t0 + ahead_s / self.limits.pace - time.monotonic()
             if wait > 0 and self.stop.wait(wait):
@@ -223,13 +420,15 @@ class Listener:
     def _push(self, block: bytes) -> None:
         """Take a queue slot (giving up after ``idle_timeout_s`` of a full queue), then hand ``block`` over."""
         deadline = time.monotonic() + self.limits.idle_timeout_s
-        while not self.slots.acquire(timeout=min(0.25, max(0.0, deadline - time.monotonic()))):
-            if self.stop.is_set():
-                raise _Stopped("listener went away")
-            if time.monotonic() >= deadline:
-                self.stop.set()
-                self._call(self.dropped.set)
-                raise _Stopped("listener stopped reading")
+        if not self.slots.acquire(blocking=False):
+            self._started()  # the client is not taking its burst: let another listener start meanwhile
+            while not self.slots.acquire(timeout=min(0.25, max(0.0, deadline - time.monotonic()))):
+                if self.stop.is_set():
+                    raise _Stopped("listener went away")
+                if time.monotonic() >= deadline:
+                    self.stop.set()
+                    self._call(self.dropped.set)
+                    raise _Stopped("listener stopped reading")
         if self.stop.is_set():
             raise _Stopped("listener went away")
         self._call(self.q.put_nowait, block)
@@ -271,6 +470,18 @@ def _release_memory() -> None:
         import ctypes
 
         ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
+def _limit_arenas(arenas: int = MALLOC_ARENAS) -> None:
+    """Let the server's threads share ``arenas`` glibc heap arenas: each listener's worker thread would
+    otherwise get one of its own (up to 8 per core), whose freed pages glibc keeps, so the RSS would
+    stay up after listeners leave. Process-wide; a no-op off glibc."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").mallopt(_M_ARENA_MAX, arenas)
     except (OSError, AttributeError):  # not glibc
         pass
 
@@ -365,6 +576,7 @@ def create_app(
             raise PoolError(changed[0]["path"], changed[0]["reason"] + more)
         emb = load_pool_embeddings(catalog, model)
         sample_rate = catalog.sample_rate
+        shared = SharedPool(catalog, emb, search, render, limits)
         info = {
             "pool": str(pool),
             "model": str(model),
@@ -376,8 +588,10 @@ def create_app(
             "max_listeners": limits.max_listeners,
         }
 
+    _limit_arenas()
     app = FastAPI(title="soundloom stream", version="0.1")
     app.state.listeners = 0
+    app.state.shared = shared
     app.state.idle_timeout_s = limits.idle_timeout_s
 
     @app.exception_handler(SoundloomError)
@@ -394,7 +608,8 @@ def create_app(
 
     @app.get("/info")
     async def get_info() -> dict:
-        return {**info, "listeners": app.state.listeners}
+        verdicts = {"seam_verdicts_computed": shared.verdicts.computed, "seam_verdicts_reused": shared.verdicts.reused}
+        return {**info, "listeners": app.state.listeners, "render": {**shared.stats.summary(), **verdicts}}
 
     @app.get("/stream.wav")
     async def get_stream(
@@ -415,7 +630,7 @@ def create_app(
         app.state.listeners += 1  # given back by ListenerResponse when the stream ends
         return ListenerResponse(
             app,
-            lambda: Listener(pool, emb, scfg, render, sample_rate, limits, seconds),
+            lambda: Listener(shared, scfg, limits, seconds),
             headers={"Cache-Control": "no-store"},
         )
 
