@@ -197,6 +197,7 @@ def test_cli_warns_when_not_on_loopback(tmp_path, monkeypatch, capsys):
     assert parse_pool("main=pools/wes:runs/trans")[::2] == ("main", "runs/trans")
     served = []
     monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: served.append(sockets))
+    monkeypatch.setattr("sys.setswitchinterval", lambda s: None)  # the command's, not this test process's
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

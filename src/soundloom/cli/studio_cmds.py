@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import sys
 from pathlib import Path
 
 import typer
@@ -62,6 +63,7 @@ def studio(
     web = create_studio(root, pools, limits=ServeLimits(max_listeners=max_listeners))
     sock = listen_socket(host, port)
     logging.getLogger("soundloom.studio").setLevel(logging.WARNING)
+    sys.setswitchinterval(0.001)  # as `serve`: the event loop gets the GIL back quickly from render threads
     if not is_loopback(host):
         typer.echo(
             f"soundloom: warning: listening on {host}, not loopback: anyone who can reach this address can read, "

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import os
 import threading
 import time
 from pathlib import Path
@@ -38,6 +39,8 @@ RING_S = 12.0
 BURST_S = 3.0
 #: The renderer stops this long after the last listener left (s).
 LINGER_S = 5.0
+#: Nice value of the renderer thread.
+RENDER_NICE = 10
 
 
 class Radio:
@@ -82,6 +85,10 @@ class Radio:
         from ..streams.joins import reference_lufs
         from ..streams.render import iter_render, limit_peaks
 
+        try:  # below the event loop's priority, so pages stay quick while the radio renders (Linux: per thread)
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), RENDER_NICE)
+        except (OSError, AttributeError):
+            pass
         rcfg = RenderConfig()
         t0, sent = time.monotonic(), 0  # samples appended since t0
         try:
