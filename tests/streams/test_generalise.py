@@ -64,28 +64,22 @@ def test_augmentation_keeps_shape_and_neutral_is_identity():
 
 
 def test_fallback_to_features_is_recorded_and_loaded(package_pool, tmp_path):
-    """A 1-step model: the run records whether it beat features on the validation songs, and loads accordingly."""
-    cfg = train_transitions(package_pool, "contrastive", tmp_path / "run", steps=1, model_kwargs=TINY["contrastive"])
+    """A 1-step model: the run records whether it beat features on the validation songs and loads accordingly;
+    a run marked as falling back loads the saved features scorer. (One training run: about 10 s, most of
+    it Lightning's start-up; --no-fallback is covered by test_registry's toy run.)"""
+    run = tmp_path / "run"
+    cfg = train_transitions(package_pool, "contrastive", run, steps=1, model_kwargs=TINY["contrastive"])
     m = cfg["metrics"]
     assert {"val_mrr", "val_mrr_features"} <= set(m)
     fell_back = m["val_mrr"] <= m["val_mrr_features"]
-    assert (cfg.get("fallback") == "features") == fell_back
-    assert isinstance(load_scorer(tmp_path / "run"), FeatureScorer) == fell_back
-    off = train_transitions(
-        package_pool, "contrastive", tmp_path / "off", steps=1, model_kwargs=TINY["contrastive"], fallback=False
-    )
-    assert "fallback" not in off and not isinstance(load_scorer(tmp_path / "off"), FeatureScorer)
-
-
-def test_fallback_run_loads_the_saved_features(package_pool, tmp_path):
-    cfg = train_transitions(package_pool, "contrastive", tmp_path / "run", steps=1, model_kwargs=TINY["contrastive"])
-    cfg["fallback"] = "features"  # as training writes it when the learned model loses
-    (tmp_path / "run" / "config.json").write_text(json.dumps(cfg))
-    if not (tmp_path / "run" / "features").exists():
+    assert (cfg.get("fallback") == "features") == fell_back == (run / "features" / "config.json").exists()
+    assert isinstance(load_scorer(run), FeatureScorer) == fell_back
+    if not fell_back:  # mark it as training does when the learned model loses
         from soundloom.streams.transitions import build_scorer
 
-        build_scorer("features", sample_rate=RATE).save(tmp_path / "run" / "features")
-    assert isinstance(load_scorer(tmp_path / "run"), FeatureScorer)
+        build_scorer("features", sample_rate=RATE).save(run / "features")
+        (run / "config.json").write_text(json.dumps({**cfg, "fallback": "features"}))
+        assert isinstance(load_scorer(run), FeatureScorer)
 
 
 def test_holdout_run_and_eval_use_the_package(package_pool, tmp_path):

@@ -52,7 +52,7 @@ def test_crossfade_length(tmp_path):
     # B starts 0.5 s into its song, so its song has audio before its start: the crossfade is centred on the cut
     b = Segment(song_b, 2, 0, RATE // 2, RATE + RATE // 2, 0.0, 1.0, False)
     segs = [Segment(song_a, 1, 0, 0, RATE, 0.0, float("nan"), False), b]
-    cfg = RenderConfig(crossfade_ms=100.0, align_ms=0.0, match_loudness=False)
+    cfg = RenderConfig(crossfade_ms=100.0, align_ms=0.0, slide_ms=0.0, match_loudness=False)
     blocks = [b for b, _ in iter_render(segs, RATE, cfg)]
     wav = np.concatenate(blocks)
     assert len(blocks[0]) == RATE and len(wav) == 2 * RATE  # the cut sits at 1 s

@@ -136,15 +136,27 @@ class NextChunkChooser:
 
     def _verified_first(self, a: int, cands: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Move one of the best ``pick_among`` candidates whose real joins pass the gates (chosen at
-        random) to the front."""
+        random) to the front; when none of the verified ones passes, the one that misses the least
+        (the seam gates first, then the onset it creates)."""
         passing: list[int] = []
+        misses: list[tuple[float, int]] = []
+        measure = getattr(self.verifier, "measure", None)
         for i in range(min(self.cfg.verify_top, len(cands))):
-            if self.verifier.passes(a, int(cands[i])):
+            if measure is None:
+                ok, miss = self.verifier.passes(a, int(cands[i])), 0.0
+            else:
+                m = measure(a, int(cands[i]))
+                ok = m["pass"]
+                created = m.get("onset_anomaly", np.inf) - max(m["onset_a"], m["onset_b"])
+                miss = (0.0 if m.get("pass_gates") else 1e6) + float(np.nan_to_num(created, nan=1e3, posinf=1e3))
+            if ok:
                 passing.append(i)
                 if len(passing) >= max(1, self.cfg.pick_among):
                     break
-        if passing:
-            i = passing[int(self.rng.integers(len(passing)))]
+            else:
+                misses.append((miss, i))
+        if passing or misses:
+            i = passing[int(self.rng.integers(len(passing)))] if passing else min(misses)[1]
             if i:
                 order = np.r_[i, np.delete(np.arange(len(cands)), i)]
                 cands, scores = cands[order], scores[order]
