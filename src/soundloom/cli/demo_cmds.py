@@ -5,7 +5,8 @@ soundloom demo [--out demo] [--train-minutes 3] [--quick]
 Sounds: synth one-shots -> scan -> feature store -> class-conditional VAE -> generate (conditioned,
 interpolation, variation, continuation) -> classifier -> eval -> plots. Streams: synth songs -> chunk on
 beats -> contrastive transition model -> 3-minute stream -> eval against the features baseline -> a loop
-of the stream for game engines. A soundscape when ``soundloom soundscape`` is installed. Each step runs a
+of the stream for game engines. Ambient songs -> a pool -> a calm soundscape with the sound model's bells and
+plucks as events. Each step runs a
 ``soundloom`` command in this process through :func:`run_app` with its output (and any library noise) sent
 to ``OUT/logs/<step>.log``; the terminal shows one progress bar per step, and a failed step's log tail.
 """
@@ -69,13 +70,6 @@ def cpu_seconds() -> float:
 
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
-
-
-def _has_command(name: str) -> bool:
-    """Whether ``soundloom NAME`` is registered now (other rooms add commands)."""
-    import typer.main
-
-    return name in typer.main.get_command(app).commands  # type: ignore[attr-defined]
 
 
 def demo_steps(out: Path, train_minutes: float, quick: bool) -> list[Step]:
@@ -218,28 +212,22 @@ def demo_steps(out: Path, train_minutes: float, quick: bool) -> list[Step]:
             10 if q else 30,
         ),
     ]
-    if _has_command("soundscape"):
-        steps.append(
-            Step(
-                "soundscape",
-                "a calm soundscape: the stream pool as bed, bells and plucks from the sound model as events",
-                [
-                    ["soundscape", "--bed", d["pool"], "--bed-model", trans, "--events", f"{run}:bell,pluck"]
-                    + [
-                        "--mood",
-                        "calm",
-                        "--minutes",
-                        "0.2" if q else "1",
-                        "--out",
-                        str(out / "soundscape" / "soundscape.mp3"),
-                    ]
-                ],
-                20 if q else 60,
-                required=False,
-            )
+    ambient = str(out / "data" / "ambient")
+    steps.append(
+        Step(
+            "soundscape",
+            "a calm soundscape: a bed of built-in ambient songs, bells and plucks from the sound model as events",
+            [
+                ["synth-ambient", ambient, "--songs", "3" if q else "5", "--song-seconds", "30" if q else "90"]
+                + ["--per-class", "2"],
+                ["chunk", f"{ambient}/songs", "--out", str(out / "pool-ambient"), "--seconds", "2"],
+                ["soundscape", "--bed", str(out / "pool-ambient"), "--bed-model", "features"]
+                + ["--events", f"{run}:bell,pluck", "--mood", "calm", "--minutes", "0.2" if q else "2"]
+                + ["--out", str(out / "soundscape" / "soundscape.mp3")],
+            ],
+            30 if q else 90,
         )
-    else:
-        steps.append(Step("soundscape", "soundscape", required=False))
+    )
     return steps
 
 
@@ -284,8 +272,6 @@ def run_step(step: Step, logs: Path) -> tuple[str, str]:
     from .app import run_app
 
     log = logs / f"{step.name}.log"
-    if not step.commands and step.action is None:
-        return "skipped", "`soundloom soundscape` is not installed in this version; skipped"
     for cmd in step.commands:
         argv = _expand(cmd)
         with open(log, "a") as f:
