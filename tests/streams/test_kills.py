@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -53,9 +54,14 @@ def pool_rows(pool: Path) -> dict[str, list[tuple]]:
 def test_killed_chunk_reruns_to_the_same_pool(kill_songs, tmp_path):
     ref, pool = tmp_path / "ref", tmp_path / "pool"
     chunk = SOUNDLOOM + ["chunk", str(kill_songs), "--seconds", "1", "--out"]
+    started = time.monotonic()
     done = subprocess.run(chunk + [str(ref)], capture_output=True, text=True, timeout=240)
+    took = time.monotonic() - started
     assert done.returncode == 0, done.stderr
-    result = kill_and_rerun(chunk + [str(pool)], pool, kills=3, seed=1, min_delay_s=2.0, max_delay_s=15.0)
+    # kill points spread over the uninterrupted run's own duration, so they land on a fast or a slow machine
+    result = kill_and_rerun(
+        chunk + [str(pool)], pool, kills=3, seed=1, min_delay_s=0.15 * took, max_delay_s=0.85 * took
+    )
     assert result.final_returncode == 0, result.final_stderr
     assert "Traceback" not in result.final_stderr and any(result.killed_running)
     assert result.children_left == [] and result.temp_files == []
@@ -83,7 +89,9 @@ def test_killed_stream_leaves_no_file_or_the_whole_one(kill_songs, tmp_path):
             ]
         )
 
+    started = time.monotonic()
     done = subprocess.run(stream(ref_dir), capture_output=True, text=True, timeout=240)
+    took = time.monotonic() - started
     assert done.returncode == 0, done.stderr
     reference = sf.read(ref_dir / "x.wav", dtype="int16")[0]
     # after each kill: either no x.wav or a complete one equal to the reference
@@ -100,7 +108,7 @@ def test_killed_stream_leaves_no_file_or_the_whole_one(kill_songs, tmp_path):
         out.unlink()  # so that the next kill is judged on its own
 
     result = kill_and_rerun(
-        stream(out_dir), out_dir, kills=3, seed=2, min_delay_s=1.0, max_delay_s=25.0, after_kill=check
+        stream(out_dir), out_dir, kills=3, seed=2, min_delay_s=0.15 * took, max_delay_s=0.85 * took, after_kill=check
     )
     assert result.children_left == [] and result.temp_files == [], result
     assert result.final_returncode == 0 and "Traceback" not in result.final_stderr, result.final_stderr
