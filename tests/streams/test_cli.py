@@ -108,3 +108,17 @@ def test_cli_endless_stdout_is_pure_wav(pool, features_run):
     proc.kill()
     proc.wait()
     assert data[:4] == b"RIFF" and data[8:12] == b"WAVE" and len(data) == 200_000
+
+
+def test_train_transitions_prints_no_lightning_chatter(pool, tmp_path):
+    """Lightning's banners and tips go to the real stderr through its loggers: only a subprocess sees them."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "soundloom", "train-transitions", str(pool), "--model", "contrastive"]
+    cmd += ["--out", str(tmp_path / "run"), "--steps", "3", "--width", "16", "--no-fallback"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr
+    said = done.stdout + done.stderr
+    for noise in ("GPU available", "TPU available", "Tip:", "LeafSpec", "weights_only", "Warning", "warn("):
+        assert noise not in said, said

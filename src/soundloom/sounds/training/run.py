@@ -36,7 +36,7 @@ from ..models import ModelKind, get_kind
 from .callbacks import LastCheckpoint, MetricsCSV, SampleWriter
 from .data import StoreDataModule, default_label_key, sorted_labels, split_store
 from .export import export_run
-from .quiet import quiet_lightning
+from ...core.quiet import quiet_lightning
 
 
 @dataclass

@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader, IterableDataset
 from ...core.atomic import write_json
 from ...core.errors import PoolError
 from ...core.progress import ProgressCallback, null_progress
+from ...core.quiet import quiet_lightning
 from ..catalog import ChunkCatalog
 from ..pairs import SongAudio, chunk_windows, make_pairs, open_split, pair_windows
 from .registry import TrainContext, build_scorer, get_kind
@@ -38,17 +39,18 @@ from .registry import TrainContext, build_scorer, get_kind
 
 def _trainer(max_minutes: float, **kwargs) -> L.Trainer:
     """A CPU Trainer within ``max_minutes`` of wall clock; no loggers, checkpoints or bars (ours report progress)."""
-    return L.Trainer(
-        max_time={"minutes": max_minutes},
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        accelerator="cpu",
-        devices=1,
-        num_sanity_val_steps=0,
-        **kwargs,
-    )
+    with quiet_lightning():  # the "GPU available" / tip banners are printed while the Trainer is built
+        return L.Trainer(
+            max_time={"minutes": max_minutes},
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            accelerator="cpu",
+            devices=1,
+            num_sanity_val_steps=0,
+            **kwargs,
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -283,9 +285,10 @@ def train_contrastive(
         callbacks=[_Progress()],
     )
     t0 = time.time()
-    trainer.fit(module, DataLoader(data, batch_size=None), DataLoader(vdata, batch_size=None))
-    # one final validation so the last weights compete with the best earlier ones
-    trainer.validate(module, DataLoader(vdata, batch_size=None), verbose=False)
+    with quiet_lightning():
+        trainer.fit(module, DataLoader(data, batch_size=None), DataLoader(vdata, batch_size=None))
+        # one final validation so the last weights compete with the best earlier ones
+        trainer.validate(module, DataLoader(vdata, batch_size=None), verbose=False)
     if module.best is not None:
         scorer.load_state_dict(module.best[1])
     progress("training", steps, steps)
@@ -348,7 +351,8 @@ def train_cnnlstm(
     vl = DataLoader(torch.utils.data.TensorDataset(xv[:512], yv[:512]), batch_size=64)
     trainer = _trainer(max_minutes, max_epochs=epochs)
     t0 = time.time()
-    trainer.fit(module, tl, vl)
+    with quiet_lightning():
+        trainer.fit(module, tl, vl)
     return {
         "steps": int(trainer.global_step),
         "seconds": time.time() - t0,
