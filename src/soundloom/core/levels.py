@@ -16,6 +16,22 @@ from .errors import ParameterError
 LOUDNESS_BLOCK_S = 0.4
 
 
+#: ITU-R BS.1770 K-weighting: (gain dB, Q, corner Hz, kind) of its two biquads (shelf, then RLB high-pass).
+K_WEIGHTING = ((4.0, 1 / np.sqrt(2), 1500.0, "high_shelf"), (0.0, 0.5, 38.0, "high_pass"))
+
+
+def k_weight(wav: np.ndarray, sample_rate: int) -> np.ndarray:
+    """BS.1770 K-weighted signal, float64, same shape as ``wav`` (filtered along the last axis).
+
+    For measures that need the weighted signal itself (chunk loudness, short-term loudness), which
+    pyloudnorm's ``Meter`` keeps to itself; built from pyloudnorm's public filter class.
+    """
+    out = np.asarray(wav, dtype=np.float64)
+    for gain_db, q, fc, kind in K_WEIGHTING:
+        out = pyloudnorm.IIRfilter(gain_db, q, fc, sample_rate, kind).apply_filter(out)
+    return out
+
+
 def db_to_gain(db: float) -> float:
     return float(10.0 ** (db / 20.0))
 

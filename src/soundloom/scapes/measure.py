@@ -17,12 +17,10 @@ from pathlib import Path
 
 import librosa
 import numpy as np
-import pyloudnorm
-from scipy import signal
 
 from ..core.errors import DataError
 from ..core.io import load_audio
-from ..core.levels import loudness_lufs, peak_db, true_peak_db
+from ..core.levels import k_weight, loudness_lufs, peak_db, true_peak_db
 
 SHORT_TERM_S = 3.0
 SHORT_TERM_HOP_S = 0.1
@@ -52,16 +50,6 @@ class SoundscapeMeasurement:
 
     def to_dict(self) -> dict:
         return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in asdict(self).items()}
-
-
-def k_weight(wav: np.ndarray, sample_rate: int) -> np.ndarray:
-    """BS.1770 K-weighting of ``(channels, samples)`` via pyloudnorm's public IIRfilter."""
-    shelf = pyloudnorm.IIRfilter(4.0, 1 / np.sqrt(2), 1500.0, sample_rate, "high_shelf")
-    high_pass = pyloudnorm.IIRfilter(0.0, 0.5, 38.0, sample_rate, "high_pass")
-    out = np.asarray(wav, dtype=np.float64)
-    for f in (shelf, high_pass):
-        out = f.passband_gain * signal.lfilter(f.b, f.a, out, axis=-1)
-    return out
 
 
 def short_term_loudness(wav: np.ndarray, sample_rate: int) -> np.ndarray:

@@ -8,7 +8,8 @@ starting at ``s`` is ``[s, s + W)``; nothing on the far side of a cut leaks in.
 from __future__ import annotations
 
 import numpy as np
-import pyloudnorm
+
+from ..core.levels import k_weight
 
 #: Seam windows (the gate metrics use 50 ms either side of a join).
 SEAM_MS = 50.0
@@ -37,20 +38,6 @@ def edge_windows(wav: np.ndarray, starts: np.ndarray, ends: np.ndarray, width: i
 
 #: BS.1770 K-weighting as pyloudnorm's ``Meter`` builds it: a +4 dB high shelf at 1500 Hz, then a
 #: 38 Hz high-pass (gain dB, Q, corner Hz, kind of :class:`pyloudnorm.IIRfilter`).
-K_WEIGHTING = ((4.0, 1 / np.sqrt(2), 1500.0, "high_shelf"), (0.0, 0.5, 38.0, "high_pass"))
-
-
-def k_weight(wav: np.ndarray, sample_rate: int) -> np.ndarray:
-    """BS.1770 K-weighted signal, float64 ``(samples,)`` (pyloudnorm's public filter class).
-
-    Chunk loudness needs the weighted signal itself, which ``Meter`` keeps to itself.
-    """
-    out = wav.astype(np.float64)
-    for gain_db, q, fc, kind in K_WEIGHTING:
-        out = pyloudnorm.IIRfilter(gain_db, q, fc, sample_rate, kind).apply_filter(out)
-    return out
-
-
 def chunk_loudness(kw: np.ndarray, starts: np.ndarray, ends: np.ndarray, sample_rate: int) -> np.ndarray:
     """Loudness (LUFS) of each chunk from a K-weighted song: 400 ms blocks gated at -70 LUFS.
 
