@@ -4,7 +4,7 @@ soundloom demo [--out demo] [--train-minutes 3] [--quick]
 
 Sounds: synth one-shots -> scan -> feature store -> class-conditional VAE -> generate (conditioned,
 interpolation, variation, continuation) -> classifier -> eval -> plots. Streams: synth songs -> chunk on
-beats -> contrastive transition model -> 3-minute stream -> eval against the features baseline -> a loop
+beats -> fusion transition model (contrastive + features) -> 3-minute stream -> eval against the features baseline -> a loop
 of the stream for game engines. Ambient songs -> a pool -> a calm soundscape with the sound model's bells and
 plucks as events. Each step runs a
 ``soundloom`` command in this process through :func:`run_app` with its output (and any library noise) sent
@@ -169,9 +169,9 @@ def demo_steps(out: Path, train_minutes: float, quick: bool) -> list[Step]:
         ),
         Step(
             "transitions",
-            f"train the contrastive transition model ({'tiny' if q else '2 min'})",
+            f"train the fusion transition model ({'tiny' if q else '2 min'}; falls back to features if it loses)",
             [
-                ["train-transitions", d["pool"], "--model", "contrastive", "--out", trans]
+                ["train-transitions", d["pool"], "--model", "fusion", "--out", trans]
                 + (
                     ["--steps", "20", "--max-minutes", "0.3", "--width", "8"]
                     if q
