@@ -4,9 +4,9 @@ soundloom demo [--out demo] [--train-minutes 3] [--quick]
 
 Sounds: synth one-shots -> scan -> feature store -> class-conditional VAE -> generate (conditioned,
 interpolation, variation, continuation) -> classifier -> eval -> plots. Streams: synth songs -> chunk on
-beats -> fusion transition model (contrastive + features) -> 3-minute stream -> eval against the features baseline -> a loop
-of the stream for game engines. Ambient songs -> a pool -> a calm soundscape with the sound model's bells and
-plucks as events. Each step runs a
+beats -> fusion transition model (contrastive + features) -> 3-minute stream -> eval against the features
+baseline -> a loop of the stream for game engines. Ambient songs -> a pool -> a calm soundscape with the sound
+model's bells and plucks as events. Each step runs a
 ``soundloom`` command in this process through :func:`run_app` with its output (and any library noise) sent
 to ``OUT/logs/<step>.log``; the terminal shows one progress bar per step, and a failed step's log tail.
 """
