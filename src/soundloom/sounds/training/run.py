@@ -31,12 +31,12 @@ import yaml
 from ...core.atomic import write_text
 from ...core.errors import ModelFileError, ParameterError
 from ...core.progress import ProgressCallback, null_progress
+from ...core.quiet import quiet_lightning
 from ...data.store import FeatureStore, StoreError
 from ..models import ModelKind, get_kind
 from .callbacks import LastCheckpoint, MetricsCSV, SampleWriter
 from .data import StoreDataModule, default_label_key, sorted_labels, split_store
 from .export import export_run
-from ...core.quiet import quiet_lightning
 
 
 @dataclass
