@@ -13,11 +13,16 @@ pool, then runs the listeners for ``--seconds``:
 while the page (``GET /``) is timed once a second (must stay < 200 ms), and the server's RSS is
 sampled at start (after one warm-up stream), its peak, and after every client left (must be back
 within 10 % of start). Every loop is bounded in count and time; the server is stopped at the end.
+
+It also prints the server's own CPU figures from ``GET /info`` (thread CPU time of the renderers, so
+they do not depend on how loaded the machine is): audio seconds rendered per CPU second, start-up CPU
+ms per listener, seam verdicts computed vs reused; and the machine's load average before and after.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import socket
@@ -108,6 +113,22 @@ def page_ms(port: int) -> float:
     return 1000 * (time.monotonic() - t0)
 
 
+def info(port: int) -> dict:
+    """The server's ``GET /info`` (JSON)."""
+    s = request(port, "/info", timeout=10.0)
+    data = b""
+    while chunk := s.recv(65536):
+        data += chunk
+    s.close()
+    return json.loads(data.split(b"\r\n\r\n", 1)[1])
+
+
+def server_cpu_s(pid: int) -> float:
+    """User + system CPU seconds the process ``pid`` has used (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, default=60.0)
@@ -118,6 +139,7 @@ def main() -> None:
     ap.add_argument("--pace", type=float, default=2.0)
     args = ap.parse_args()
 
+    load_before = os.getloadavg()
     tmp = Path(tempfile.mkdtemp(prefix="bench_server_"))
     pool = make_pool(tmp)
     port = free_port()
@@ -136,10 +158,15 @@ def main() -> None:
                 if time.monotonic() > deadline or server.poll() is not None:
                     raise SystemExit(f"server did not start: {server.stderr.read() if server.poll() else ''}") from None
                 time.sleep(0.2)
+        warm_by = time.monotonic() + 120  # the server checks likely joins at start (bounded wait)
+        while not info(port)["render"]["seam_verdicts_warm"] and time.monotonic() < warm_by:
+            time.sleep(0.5)
+        warm_s = 120 - (warm_by - time.monotonic())
         warm: dict = {}
         listener(port, "greedy", 0, time.monotonic() + 3, warm)  # imports and first render, not load
         time.sleep(1.0)
         rss_start = rss_mb(server.pid)
+        cpu_start = server_cpu_s(server.pid)
 
         stop_at = time.monotonic() + args.seconds
         kinds = ["paced"] * args.paced + ["greedy"] * args.greedy + ["stalled"] * args.stalled
@@ -150,9 +177,10 @@ def main() -> None:
         ]
         for t in threads:
             t.start()
-        pages, rss_peak = [], rss_start
+        pages, page_at, rss_peak = [], [], rss_start
         while time.monotonic() < stop_at:  # once a second: the page's response time and the RSS
             t_next = time.monotonic() + 1.0
+            page_at.append(t_next - 1.0 - (stop_at - args.seconds))
             try:
                 pages.append(page_ms(port))
             except (OSError, AssertionError):
@@ -161,12 +189,14 @@ def main() -> None:
             time.sleep(max(0.0, t_next - time.monotonic()))
         for t in threads:
             t.join(timeout=15)
+        cpu_load = server_cpu_s(server.pid) - cpu_start
         # after every client left: wait (bounded) for the server to release the streams
         settle = time.monotonic() + 30
         rss_end = rss_mb(server.pid)
         while time.monotonic() < settle and abs(rss_end - rss_start) > 0.1 * rss_start:
             time.sleep(1.0)
             rss_end = rss_mb(server.pid)
+        stats = info(port)["render"]
     finally:
         server.send_signal(signal.SIGINT)
         try:
@@ -193,6 +223,7 @@ def main() -> None:
         f"{args.seconds:g} s, {args.paced} paced + {args.greedy} greedy + {args.stalled} stalled listeners, "
         f"pace {args.pace:g}x, idle timeout {args.idle_timeout_s:g} s, {os.cpu_count()} CPUs"
     )
+    print(f"server ready and seam verdicts warm after {warm_s:.1f} s (wall)")
     print(f"{'measure':34s} {'min':>9s} {'median':>9s} {'max':>9s}")
     rows = [
         ("paced audio rate (x real time)", paced),
@@ -203,7 +234,22 @@ def main() -> None:
     for name, vals in rows:
         print(f"{name:34s} {min(vals):9.2f} {statistics.median(vals):9.2f} {max(vals):9.2f}")
     print(f"page requests: {len(pages)}, failed: {sum(p == float('inf') for p in pages)}")
+    slowest = sorted(zip(pages, page_at), reverse=True)[:3]
+    print("slowest pages (ms at s into the load): " + ", ".join(f"{p:.0f} at {t:.0f}" for p, t in slowest))
     print(f"server RSS (MB): start {rss_start:.1f}, peak {rss_peak:.1f}, after clients left {rss_end:.1f}")
+    audio = sum(r.get("bytes", 0) for r in results) / BYTES_PER_S
+    print(
+        f"server CPU during the load: {cpu_load:.1f} s for {audio:.0f} s of audio delivered "
+        f"({audio / max(cpu_load, 1e-9):.1f} audio s per server CPU s, all threads incl. HTTP)"
+    )
+    print(
+        f"renderers (thread CPU, /info): {stats['audio_s_per_cpu_s']} audio s per CPU s over "
+        f"{stats['finished_listeners']} listeners; start-up CPU per listener: setup "
+        f"{stats['setup_cpu_ms_median']:.2f} ms, to first audio block {stats['first_block_cpu_ms_median']:.1f} ms "
+        f"(medians); seam verdicts computed {stats['seam_verdicts_computed']}, reused {stats['seam_verdicts_reused']}"
+    )
+    load_after = os.getloadavg()
+    print(f"machine load average (1/5/15 min): before {load_before}, after {tuple(round(x, 2) for x in load_after)}")
     print(f"client errors: {len(errors)}{' ' + repr(errors[:3]) if errors else ''}")
     print(f"server stderr lines: {len(err.splitlines())}; tracebacks: {err.count('Traceback')}")
     for line in sorted(set(err.splitlines()))[:5]:

@@ -203,3 +203,30 @@ def served_pool(pool):
         with httpx.Client(timeout=30) as client:
             yield base, client
         wait_for(lambda: not stream_workers(), what="workers to end")
+
+
+def test_one_start_slot_is_not_held_by_a_listener_that_stopped_reading(pool):
+    # start_slots=1: a client that never reads takes the only slot first; it must give it back once its
+    # queue is full (not after the idle timeout), so the next listener gets audio well before that.
+    app = create_app(pool, "features", limits=ServeLimits(start_slots=1, idle_timeout_s=60, burst_s=30))
+    with served(app) as base:
+        port = int(base.rsplit(":", 1)[1])
+        stalled = socket.socket()
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stalled.connect(("127.0.0.1", port))
+        try:
+            stalled.sendall(b"GET /stream.wav HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert stalled.recv(12).startswith(b"HTTP/1.1 200")
+            body = httpx.get(f"{base}/stream.wav", params={"seconds": 2, "seed": 9}, timeout=30).content
+            assert len(body) == 44 + 2 * 2 * RATE
+            assert httpx.get(f"{base}/info").json()["listeners"] == 1  # the stalled one, still connected
+        finally:
+            stalled.close()
+        wait_for(lambda: not stream_workers(), what="workers to end")
+
+
+def test_start_slots_must_be_positive():
+    from soundloom.core.errors import ParameterError
+
+    with pytest.raises(ParameterError, match="start_slots"):
+        ServeLimits(start_slots=0)

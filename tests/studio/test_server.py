@@ -105,3 +105,109 @@ def test_endless_stream_over_a_real_socket_stops_when_listener_leaves(served):
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+# -- what listeners share (issue 9: 20 paced + 5 greedy + 20 stalled listeners on one server) ------------
+
+
+class _Sink:
+    """A file-like ``out`` that keeps the first ``limit`` bytes, then hangs up (BrokenPipeError)."""
+
+    def __init__(self, limit: int):
+        self.data, self.limit = bytearray(), limit
+
+    def write(self, b: bytes) -> int:
+        self.data += b
+        if len(self.data) >= self.limit:
+            raise BrokenPipeError
+        return len(b)
+
+    def flush(self) -> None:
+        pass
+
+
+def _shared(pool, **limits):
+    from soundloom.streams.config import RenderConfig, SearchConfig
+    from soundloom.streams.index import load_pool_embeddings
+    from soundloom.studio.app import ServeLimits, SharedPool
+
+    with ChunkCatalog(pool, create=False) as catalog:
+        emb = load_pool_embeddings(catalog, "features")
+        return SharedPool(catalog, emb, SearchConfig(), RenderConfig(), ServeLimits(**limits)), emb
+
+
+def _live(shared, seed: int, n_bytes: int) -> bytes:
+    from soundloom.streams.config import SearchConfig
+
+    sink = _Sink(n_bytes)
+    with pytest.raises(BrokenPipeError):
+        shared.write_stream(sink, SearchConfig(seed=seed))
+    return bytes(sink.data[:n_bytes])
+
+
+def test_listeners_share_seam_verdicts(served):
+    pool, _ = served
+    shared, _ = _shared(pool)
+    n = 44 + 2 * 22050 * 5  # 5 s: several joins, each verified
+    first = _live(shared, 4, n)
+    computed = shared.verdicts.computed
+    assert computed > 0 and np.abs(np.frombuffer(first[44:], "<i2")).max() > 1000
+    # the second listener of a seed gets the same audio, finding every verdict its search needs known
+    assert _live(shared, 4, n) == first
+    assert shared.verdicts.computed == computed and shared.verdicts.reused >= computed
+
+
+def test_a_forked_search_is_a_fresh_one_and_leaves_the_template_alone(served):
+    from soundloom.streams.config import SearchConfig
+    from soundloom.streams.search import NextChunkChooser, iter_greedy
+    from soundloom.studio.app import fork_chooser
+
+    pool, _ = served
+    shared, emb = _shared(pool)
+    template = shared.template
+    for seed in (0, 1, 7):
+        cfg = SearchConfig(seed=seed)
+        fresh = NextChunkChooser(shared.table, emb, cfg, verifier=shared.verdicts.for_listener())
+        # the same index object: a rebuilt one may order near-equal scores differently (float sums
+        # depend on array alignment), which is not what this test is about
+        fresh.index = template.index
+        forked = fork_chooser(template, emb, cfg, shared.verdicts.for_listener())
+        assert forked.index is template.index  # shared, not rebuilt
+        rows = [[row for (row, _, _), _ in zip(iter_greedy(ch, seed), range(40))] for ch in (forked, fresh)]
+        assert rows[0] == rows[1]
+    assert not template.uses.any() and not template.made and template.step == 0
+    # a search built with other index options is built afresh (the template's index would not fit)
+    other = fork_chooser(template, emb, SearchConfig(reuse_window=3), None)
+    assert other.index is not template.index and other.reuse_window == 3
+
+
+def test_verdicts_are_bounded():
+    from soundloom.studio.app import JoinVerdicts
+
+    verdicts = JoinVerdicts(verifier=None, max_entries=2)
+    for key in [(0, 1), (1, 2), (2, 3)]:
+        verdicts.remember(key, True)
+    assert verdicts.lookup((2, 3)) is True and verdicts.lookup((0, 1)) is None and verdicts.computed == 3
+
+
+def test_warming_prepares_every_first_join(served):
+    pool, _ = served
+    shared, _ = _shared(pool, warm=True)
+    assert shared.warm_verdicts() > 0 and shared.warmed.is_set()
+    computed = shared.verdicts.computed
+    # the first join of a stream from any start chunk is the one the warm-up checked
+    _live(shared, 11, 44 + 1)  # header, then up to the first audio block (rendered after the first join)
+    assert shared.verdicts.computed == computed
+
+
+def test_info_reports_render_cpu(served):
+    pool, run = served
+    client = TestClient(create_app(pool, str(run)))
+    assert client.get("/stream.wav", params={"seconds": 2, "seed": 1}).status_code == 200
+    deadline = time.monotonic() + 10
+    while client.get("/info").json()["render"]["finished_listeners"] < 1:  # the worker ends just after the body
+        assert time.monotonic() < deadline, "the finished stream never reached the stats"
+        time.sleep(0.02)
+    render = client.get("/info").json()["render"]
+    assert render["audio_s"] == 2.0 and render["audio_s_per_cpu_s"] > 0 and render["first_block_cpu_ms_median"] > 0
+    assert render["seam_verdicts_computed"] > 0 and render["seam_verdicts_warm"] is True

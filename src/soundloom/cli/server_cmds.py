@@ -60,6 +60,9 @@ def serve(
         30.0, min=0.1, max=86400.0, help="Drop a listener that stops reading for this long (s)."
     ),
     pace: float = typer.Option(2.0, min=1.0, max=1000.0, help="Render at most this many x real time per listener."),
+    warm: bool = typer.Option(
+        True, "--warm/--no-warm", help="Check likely joins in the background at start (GET /info says when done)."
+    ),
 ) -> None:
     """Serve an endless stream live: a player page at / and the audio at /stream.wav."""
     import uvicorn
@@ -70,7 +73,7 @@ def serve(
         pool,
         model,
         render=RenderConfig(crossfade_ms=crossfade_ms, target_lufs=target_lufs),
-        limits=ServeLimits(max_listeners=max_listeners, idle_timeout_s=idle_timeout_s, pace=pace),
+        limits=ServeLimits(max_listeners=max_listeners, idle_timeout_s=idle_timeout_s, pace=pace, warm=warm),
     )
     sock = listen_socket(host, port)
     # Render threads hold the GIL in NumPy-free stretches; a shorter switch interval lets the event

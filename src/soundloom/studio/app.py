@@ -38,6 +38,7 @@ import html
 import logging
 import math
 import os
+import queue
 import struct
 import threading
 import time
@@ -64,12 +65,14 @@ from ..streams.search import NextChunkChooser, iter_greedy
 
 log = logging.getLogger("soundloom.studio")
 
-#: Blocks buffered ahead of a listener; bounds memory per listener (16 x 0.25 s = 4 s of audio).
-QUEUE_BLOCKS = 16
-#: Longest block handed to the response (s): the grain of pacing and of the idle check.
-BLOCK_S = 0.25
-#: Nice value of render threads (see :func:`_lower_priority`).
-RENDER_NICE = 10
+#: Blocks buffered ahead of a listener; bounds memory per listener (4 x 1 s = 4 s of audio).
+QUEUE_BLOCKS = 4
+#: Longest block handed to the response (s): the grain of pacing and of the idle check (1 s: 4x fewer
+#: event-loop wake-ups than 0.25 s for the same audio).
+BLOCK_S = 1.0
+#: Nice value of render threads (see :func:`_lower_priority`). 0: on a shared machine, niced renderers
+#: lost the CPU to other processes and paced listeners fell behind; the start gate protects the loop now.
+RENDER_NICE = 0
 #: Fade-out at the end of a bounded (``?seconds=``) stream (s).
 FADE_S = 0.01
 #: Largest seed accepted (NumPy seeds are unsigned; 32 bits is plenty).
@@ -79,6 +82,10 @@ WAV_HEADER_BYTES = 44
 
 #: Seam verdicts kept per app (a bool per join ``(a, b)``; ~150 bytes each): forgotten all at once beyond it.
 MAX_VERDICTS = 200_000
+#: Most seam verdicts computed ahead at start (``ServeLimits.warm``): ~10 ms of CPU each.
+MAX_WARM_VERDICTS = 20_000
+#: Nice value of the thread warming seam verdicts: it yields to listeners and pages.
+WARM_NICE = 15
 #: Listeners' start-up CPU figures kept for ``/info`` (the latest ones).
 STATS_KEPT = 256
 #: glibc ``mallopt`` parameter number of M_ARENA_MAX (see :func:`_limit_arenas`).
@@ -102,6 +109,8 @@ class ServeLimits:
         max_seconds: longest ``?seconds=`` accepted (s).
         start_slots: listeners rendering their first burst at once (default: the CPU count); the others
             wait their turn, so a crowd arriving together cannot starve the listeners already playing.
+        warm: compute the seam verdicts of each chunk's first candidates in the background at start
+            (``/info`` says when done), so the first listeners do not pay for them.
     """
 
     max_listeners: int = 32
@@ -110,6 +119,7 @@ class ServeLimits:
     burst_s: float = 4.0
     max_seconds: float = 24 * 3600.0
     start_slots: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
+    warm: bool = False
 
     def __post_init__(self) -> None:
         if self.max_listeners < 1:
@@ -284,6 +294,53 @@ class SharedPool:
         self.verdicts = JoinVerdicts(SeamVerifier(catalog, render))
         self.start_gate = threading.BoundedSemaphore(limits.start_slots)
         self.stats = RenderStats()
+        self.warmed = threading.Event()  # set when warm_verdicts has finished (or was never asked for)
+        self.warmed.set()
+        self._to_start: queue.SimpleQueue[threading.Thread] = queue.SimpleQueue()
+        self._starter: threading.Thread | None = None
+        self._starter_lock = threading.Lock()
+
+    def spawn(self, worker: threading.Thread) -> None:
+        """Start ``worker`` from this pool's starter thread, without waiting: ``Thread.start`` waits until
+        the new thread runs, which under load (a crowd of listeners arriving, bursts rendering) costs the
+        event loop tens of ms per listener (measured: the page took 1.6 s while 45 listeners arrived)."""
+        with self._starter_lock:
+            if self._starter is None:
+                self._starter = threading.Thread(target=self._start_workers, name="soundloom-starter", daemon=True)
+                self._starter.start()
+        self._to_start.put(worker)
+
+    def _start_workers(self) -> None:
+        while True:
+            self._to_start.get().start()
+
+    def start_warming(self, max_verdicts: int = MAX_WARM_VERDICTS) -> None:
+        """Compute, in a low-priority background thread, the verdicts a stream starting at each chunk
+        checks first (see :meth:`warm_verdicts`); ``warmed`` is set when done."""
+        if self.template is None:
+            return
+        self.warmed.clear()
+        threading.Thread(target=self.warm_verdicts, args=(max_verdicts,), name="soundloom-warm", daemon=True).start()
+
+    def warm_verdicts(self, max_verdicts: int = MAX_WARM_VERDICTS) -> int:
+        """For each chunk (until ``max_verdicts`` are known), run one search step from it, which verifies
+        its first candidates for real: most joins a live stream checks are these, so listeners then
+        find their verdicts ready instead of rendering joins at start-up. Returns the verdicts computed."""
+        _lower_priority(WARM_NICE)
+        before = self.verdicts.computed
+        try:
+            for a in self.template.rows:
+                if self.verdicts.computed - before >= max_verdicts:
+                    break
+                cfg = dataclasses.replace(self.template.cfg, start=int(self.table.id[a]))
+                chooser = self.chooser(cfg)
+                chooser.candidates(chooser.start_state(np.random.default_rng(0)))
+        except SoundloomError as exc:  # a song file gone: listeners will meet it and say so
+            log.warning("seam verdicts not warmed: %s", exc)
+        finally:
+            self.warmed.set()
+            _release_memory()
+        return self.verdicts.computed - before
 
     def chooser(self, cfg: SearchConfig) -> NextChunkChooser:
         """A fresh search for one listener (see :func:`fork_chooser`)."""
@@ -291,8 +348,8 @@ class SharedPool:
 
     def write_stream(self, out, cfg: SearchConfig) -> None:
         """Write the live stream of seed ``cfg.seed`` to ``out`` (a WAV header, then 16-bit blocks) until
-        ``out.write`` raises :class:`BrokenPipeError`: the same audio as
-        :func:`soundloom.streams.endless.write_endless` with seam verification (tested)."""
+        ``out.write`` raises :class:`BrokenPipeError`: the loop of
+        :func:`soundloom.streams.endless.write_endless` with seam verification, over the shared state."""
         rcfg, rate, table, songs = self.render_cfg, self.sample_rate, self.table, self.songs
         chooser = self.chooser(cfg)
         out.write(wav_stream_header(rate))
@@ -338,7 +395,7 @@ class Listener:
         self.setup_cpu_ms = 0.0  # thread CPU (ms) before the header: this listener's own search state
         self.first_block_cpu_ms: float | None = None  # ... and before its first audio block
         self.worker = threading.Thread(target=self._work, args=(scfg,), name="soundloom-stream", daemon=True)
-        self.worker.start()
+        shared.spawn(self.worker)
 
     # -- worker side ---------------------------------------------------------------------------
     def _work(self, scfg: SearchConfig) -> None:
@@ -592,6 +649,8 @@ def create_app(
     app = FastAPI(title="soundloom stream", version="0.1")
     app.state.listeners = 0
     app.state.shared = shared
+    if limits.warm:
+        shared.start_warming()
     app.state.idle_timeout_s = limits.idle_timeout_s
 
     @app.exception_handler(SoundloomError)
@@ -608,7 +667,11 @@ def create_app(
 
     @app.get("/info")
     async def get_info() -> dict:
-        verdicts = {"seam_verdicts_computed": shared.verdicts.computed, "seam_verdicts_reused": shared.verdicts.reused}
+        verdicts = {
+            "seam_verdicts_computed": shared.verdicts.computed,
+            "seam_verdicts_reused": shared.verdicts.reused,
+            "seam_verdicts_warm": shared.warmed.is_set(),
+        }
         return {**info, "listeners": app.state.listeners, "render": {**shared.stats.summary(), **verdicts}}
 
     @app.get("/stream.wav")
