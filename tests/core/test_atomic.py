@@ -24,3 +24,23 @@ def test_temporary_name_keeps_the_suffix_writers_need(tmp_path):
         assert tmp.suffix == ".png" and tmp.parent == tmp_path and tmp.name.startswith(".plot.png.")
         tmp.write_bytes(b"x")
     assert (tmp_path / "plot.png").read_bytes() == b"x"
+
+
+def test_a_killed_writers_temp_file_is_cleared_by_the_next_write(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from soundloom.core.atomic import write_text
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    stale = tmp_path / f".run.json.tmp-{gone.pid}-x1"
+    stale.write_text("half a file")
+    live = tmp_path / f".run.json.tmp-{os.getpid()}-x2"  # a writer still running keeps its temp file
+    live.write_text("being written")
+    other = tmp_path / f".other.json.tmp-{gone.pid}-x3"  # another file's temp is not this write's business
+    other.write_text("x")
+    write_text(tmp_path / "run.json", "{}")
+    assert not stale.exists() and live.exists() and other.exists()
+    assert (tmp_path / "run.json").read_text() == "{}"
