@@ -2,6 +2,7 @@
 
     python benchmarks/bench_server_load.py                      # 60 s, 20 paced, 5 greedy, 20 stalled
     python benchmarks/bench_server_load.py --seconds 20 --paced 5 --greedy 2 --stalled 5
+    python benchmarks/bench_server_load.py --cpu-only                 # in-process CPU figures, no server
 
 Starts ``soundloom serve`` (a subprocess, so its RSS is its own) on 127.0.0.1 over a small synthetic
 pool, then runs the listeners for ``--seconds``:
@@ -129,6 +130,68 @@ def server_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_figures(pool: Path, n: int = 20, seconds: int = 30) -> None:
+    """Thread-CPU figures of rendering ``n`` live streams of ``seconds`` each (independent of machine load):
+    the old way (each listener its own catalog, search and seam verifier: ``write_endless``) against the
+    server's shared state, with cold, known and warmed-up seam verdicts."""
+    from soundloom.streams.catalog import ChunkCatalog
+    from soundloom.streams.config import RenderConfig, SearchConfig
+    from soundloom.streams.endless import write_endless
+    from soundloom.streams.index import load_pool_embeddings
+    from soundloom.studio.app import ServeLimits, SharedPool
+
+    class Sink:  # keeps nothing; hangs up after the header and `secs` of audio
+        def __init__(self, secs: int):
+            self.n, self.limit = 0, 44 + secs * BYTES_PER_S
+
+        def write(self, b: bytes) -> int:
+            self.n += len(b)
+            if self.n > self.limit:
+                raise BrokenPipeError
+            return len(b)
+
+        def flush(self) -> None:
+            pass
+
+    def cpu(fn) -> float:
+        t = time.thread_time()
+        fn()
+        return time.thread_time() - t
+
+    with ChunkCatalog(pool, create=False) as cat:
+        emb = load_pool_embeddings(cat, "features")
+
+    def old(secs: int) -> None:
+        for seed in range(n):
+            with ChunkCatalog(pool, create=False) as cat:
+                write_endless(Sink(secs), cat, emb, SearchConfig(seed=seed), RenderConfig())
+
+    def shared_pool() -> SharedPool:
+        with ChunkCatalog(pool, create=False) as cat:
+            return SharedPool(cat, emb, SearchConfig(), RenderConfig(), ServeLimits())
+
+    def new(sh: SharedPool, secs: int) -> None:
+        for seed in range(n):
+            try:
+                sh.write_stream(Sink(secs), SearchConfig(seed=seed))
+            except BrokenPipeError:
+                pass
+
+    audio = n * seconds
+    print(f"{n} listeners x {seconds} s, thread CPU time")
+    print(f"before, per-listener write_endless: {audio / cpu(lambda: old(seconds)):.1f} audio s per CPU s")
+    print(f"before, CPU to a listener's first audio block: {1000 * cpu(lambda: old(0)) / n:.1f} ms")
+    sh = shared_pool()
+    print(f"after, cold verdicts: {audio / cpu(lambda: new(sh, seconds)):.1f} audio s per CPU s")
+    print(f"after, verdicts known: {audio / cpu(lambda: new(sh, seconds)):.1f} audio s per CPU s")
+    sh = shared_pool()
+    print(f"after, warm-up at start: {cpu(sh.warm_verdicts):.2f} s CPU for {sh.verdicts.computed} verdicts")
+    print(f"after warm-up, new listeners: {audio / cpu(lambda: new(sh, seconds)):.1f} audio s per CPU s")
+    print(f"after, CPU to a listener's first audio block: {1000 * cpu(lambda: new(sh, 0)) / n:.1f} ms")
+    forks = cpu(lambda: [sh.chooser(SearchConfig(seed=s)) for s in range(200)])
+    print(f"after, a listener's own search (fork): {1000 * forks / 200:.2f} ms CPU")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, default=60.0)
@@ -137,7 +200,11 @@ def main() -> None:
     ap.add_argument("--stalled", type=int, default=20)
     ap.add_argument("--idle-timeout-s", type=float, default=10.0)
     ap.add_argument("--pace", type=float, default=2.0)
+    ap.add_argument("--cpu-only", action="store_true", help="print in-process CPU figures and stop")
     args = ap.parse_args()
+    if args.cpu_only:
+        cpu_figures(make_pool(Path(tempfile.mkdtemp(prefix="bench_server_"))))
+        return
 
     load_before = os.getloadavg()
     tmp = Path(tempfile.mkdtemp(prefix="bench_server_"))
