@@ -62,6 +62,15 @@ def remove_stale_temps(path: str | os.PathLike) -> list[Path]:
     return removed
 
 
+def sweep_stale_temps(folder: str | os.PathLike) -> list[Path]:
+    """:func:`remove_stale_temps` for every temp file under ``folder`` (a run or store being resumed)."""
+    removed = []
+    for tmp in Path(folder).rglob(".*.tmp-*"):
+        name = tmp.name[1:].rsplit(".tmp-", 1)[0]
+        removed += remove_stale_temps(tmp.parent / name)
+    return removed
+
+
 def pid_alive(pid: int) -> bool:
     """Whether a process with this pid exists (zombies count as gone)."""
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import os
 import time
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import lightning as L
 import torch
 
+from ...core.atomic import write_text
 from ...core.io import write_audio
 from ...core.levels import normalize_peak
 from ...core.spectral import SpectrogramConfig, features
@@ -49,6 +51,30 @@ class MetricsCSV(L.Callback):
         self.path, self.plot = Path(run_dir) / "metrics.csv", Path(run_dir) / "plots" / "loss.png"
         self.start = time.monotonic()
         self.plot_every_s, self.plotted = plot_every_s, None
+
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        """On resume, drop rows written after the checkpoint (their epochs run again)."""
+        if not trainer.is_global_zero or not self.path.exists():
+            return
+        with open(self.path, newline="") as f:
+            rows = list(csv.reader(f))
+        if not rows:
+            return
+        if "step" not in rows[0]:
+            return
+        col = rows[0].index("step")
+
+        def before_checkpoint(row: list[str]) -> bool:  # a row half-written by a kill is dropped too
+            try:
+                return len(row) == len(rows[0]) and int(float(row[col])) <= trainer.global_step
+            except ValueError:
+                return False
+
+        kept = [r for r in rows[1:] if before_checkpoint(r)]
+        if len(kept) < len(rows) - 1:
+            buf = io.StringIO()
+            csv.writer(buf, lineterminator="\n").writerows([rows[0], *kept])
+            write_text(self.path, buf.getvalue())
 
     def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         if trainer.is_global_zero and self.path.exists():

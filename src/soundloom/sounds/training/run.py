@@ -28,7 +28,7 @@ import lightning as L
 import torch
 import yaml
 
-from ...core.atomic import write_text
+from ...core.atomic import sweep_stale_temps, write_text
 from ...core.errors import ModelFileError, ParameterError
 from ...core.progress import ProgressCallback, null_progress
 from ...core.quiet import quiet_lightning
@@ -122,6 +122,8 @@ def train(
         raise ModelFileError(last, "not found: nothing to resume")
     if not resume and (run_dir / "metrics.csv").exists():
         raise ModelFileError(run_dir, "already holds a run; use --resume or another --out")
+    if resume:
+        sweep_stale_temps(run_dir)  # what a killed run was writing can never be renamed into place
     kind = get_kind(cfg.model)
     options = kind.parse_options(cfg.model_options)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
