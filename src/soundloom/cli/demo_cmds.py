@@ -333,7 +333,8 @@ def demo(
         record["total_seconds"] = time.time() - t_all
         _write_manifest(out, record)
         page = build_report(out)
-        console.print(f"done in {record['total_seconds']:.0f} s: open {page}")
+        # one unwrapped line, so the path can be copied (Rich would fold it at the terminal's width)
+        console.print(f"done in {record['total_seconds']:.0f} s: open {page}", soft_wrap=True)
     finally:
         terminal.flush()
         terminal.close()

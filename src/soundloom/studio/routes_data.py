@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from ..core.errors import AudioError, ParameterError
 from ..core.io import is_audio_file
-from .studio import StudioState
+from .state import StudioState
 
 #: Entries listed per folder at most (the page says when there were more).
 MAX_ENTRIES = 2000

@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 
 from ..core.errors import ParameterError
 from .jobs import STATE_DIR
-from .studio import NotFound, StudioState
+from .state import NotFound, StudioState
 
 #: Folders searched for runs below the root (depth).
 RUN_DEPTH = 4

@@ -13,7 +13,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from ..core.errors import ParameterError
-from .studio import StudioState
+from .state import StudioState
 
 #: Seconds between two looks at a job's files while an event stream is open.
 POLL_S = 0.5

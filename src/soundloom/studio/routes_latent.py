@@ -13,7 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from ..core.errors import DataError
 from .routes_generate import generator
-from .studio import StudioState
+from .state import StudioState
 
 #: Items mapped at most (an even spread over the store).
 MAX_POINTS = 2000

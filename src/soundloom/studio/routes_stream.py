@@ -29,7 +29,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from ..core.errors import PoolError
-from .studio import NotFound, StudioState
+from .state import NotFound, StudioState
 
 #: Audio per ring block (s).
 BLOCK_S = 0.25

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -32,42 +31,11 @@ from fastapi.staticfiles import StaticFiles
 from ..core.errors import ParameterError, SoundloomError
 from .app import ServeLimits, create_app, error_response, validation_response
 from .jobs import JobManager
-from .paths import relative_to_root, resolve_in_root
+from .state import NotFound, StudioState
 
 #: Largest request body accepted (bytes): the API takes small JSON, never uploads.
 MAX_BODY_BYTES = 64 * 1024
 STATIC = Path(__file__).parent / "static"
-
-
-@dataclass
-class StudioState:
-    """What the routes share: the root, the job manager, loaded generators and the mounted streams."""
-
-    root: Path
-    jobs: JobManager
-    streams: dict[str, dict] = field(default_factory=dict)
-    generators: dict = field(default_factory=dict)  # run path -> (mtime, Generator)
-    latents: dict = field(default_factory=dict)  # run path -> (mtime, points)
-
-    def path(self, user_path: str) -> Path:
-        """A user's path resolved inside the root (ParameterError otherwise)."""
-        return resolve_in_root(self.root, user_path)
-
-    def existing(self, user_path: str, kind: str = "any") -> Path:
-        """:meth:`path`, which must exist (and be a file or a folder when ``kind`` says so)."""
-        p = self.path(user_path)
-        if not p.exists() or (kind == "file" and not p.is_file()) or (kind == "dir" and not p.is_dir()):
-            what = {"file": "file", "dir": "folder"}.get(kind, "path")
-            raise NotFound(f"{user_path or '.'}: no such {what} under the root")
-        return p
-
-    def rel(self, path: str | os.PathLike) -> str | None:
-        """``path`` as the page names it, or None when it lies outside the root."""
-        return relative_to_root(self.root, path)
-
-
-class NotFound(ParameterError):
-    """A path (inside the root) that does not exist: answered 404."""
 
 
 class BodyLimit:
