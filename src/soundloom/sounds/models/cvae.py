@@ -8,11 +8,12 @@ import torch
 from torch import nn
 
 from ...core.errors import ParameterError
+from .protocol import EmbeddedConditions
 from .registry import KindOption, ModelKind, register
 from .vae import VAE, ModelConfig
 
 
-class CVAE(VAE):
+class CVAE(EmbeddedConditions, VAE):
     """VAE conditioned on a class index ``(B,)`` and, when ``n_pitches > 0``, a MIDI pitch ``(B,)``."""
 
     def __init__(self, cfg: ModelConfig) -> None:
@@ -24,14 +25,6 @@ class CVAE(VAE):
     @property
     def cond_dim(self) -> int:
         return self._cond
-
-    @property
-    def label_conditioned(self) -> bool:
-        return self.label_embed is not None
-
-    @property
-    def pitch_conditioned(self) -> bool:
-        return self.pitch_embed is not None
 
     def condition(self, labels: torch.Tensor | None, pitches: torch.Tensor | None, batch: int) -> torch.Tensor:
         parts = []

@@ -22,6 +22,7 @@ from torch import nn
 
 from ...core.errors import ModelFileError, ParameterError
 from ..runfiles import read_run_info, run_reference
+from .protocol import EmbeddedConditions
 from .registry import KindOption, ModelKind, register
 from .vqvae import VQVAE, _top_k
 
@@ -92,7 +93,7 @@ class Block(nn.Module):
         return x + self.mlp(self.norm2(x))
 
 
-class PriorModel(nn.Module):
+class PriorModel(EmbeddedConditions, nn.Module):
     """Autoregressive code model; the latent of a sound is its code sequence (as floats), of any length."""
 
     output = "features"
@@ -127,14 +128,6 @@ class PriorModel(nn.Module):
         if self._vqvae is None:
             raise ParameterError("this prior has no vqvae attached (load it with Generator.from_run)")
         return self._vqvae
-
-    @property
-    def label_conditioned(self) -> bool:
-        return self.label_embed is not None
-
-    @property
-    def pitch_conditioned(self) -> bool:
-        return self.pitch_embed is not None
 
     @property
     def latent_size(self) -> int:

@@ -23,6 +23,21 @@ from torch import nn
 MODES = ("continuable", "interpolable", "variable_length")
 
 
+class EmbeddedConditions:
+    """For models whose conditions are embedding layers: conditioned on labels (pitches) exactly when
+    ``label_embed`` (``pitch_embed``) exists. Mix in before ``nn.Module``."""
+
+    @property
+    def label_conditioned(self) -> bool:
+        """Whether encoding and decoding need a class index."""
+        return self.label_embed is not None
+
+    @property
+    def pitch_conditioned(self) -> bool:
+        """Whether encoding and decoding need a MIDI pitch."""
+        return self.pitch_embed is not None
+
+
 def encode_latent(model: nn.Module, x: torch.Tensor, labels=None, pitches=None) -> torch.Tensor:
     """The latent ``(B, latent_size)`` of model inputs ``x`` (posterior mean for a Gaussian kind)."""
     if hasattr(model, "encode_latent"):

@@ -18,6 +18,7 @@ from torch import nn
 
 from ...core.errors import ParameterError
 from .blocks import padded_size
+from .protocol import EmbeddedConditions
 from .registry import KindOption, ModelKind, register
 
 
@@ -73,7 +74,7 @@ class WaveConfig:
         return padded_size(self.n_samples, self.factor) // self.factor
 
 
-class WaveVAE(nn.Module):
+class WaveVAE(EmbeddedConditions, nn.Module):
     """VAE on raw waveforms ``(B, n_samples)`` in [-1, 1], conditioned like the cvae when it has labels/pitches."""
 
     output = "waveform"
@@ -101,14 +102,6 @@ class WaveVAE(nn.Module):
         flat = cfg.channels[-1] * cfg.bottom_frames
         self.to_stats = nn.Linear(flat + cond, 2 * cfg.latent_dim)
         self.from_latent = nn.Linear(cfg.latent_dim + cond, flat)
-
-    @property
-    def label_conditioned(self) -> bool:
-        return self.label_embed is not None
-
-    @property
-    def pitch_conditioned(self) -> bool:
-        return self.pitch_embed is not None
 
     @property
     def latent_size(self) -> int:
