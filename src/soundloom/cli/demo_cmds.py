@@ -6,9 +6,9 @@ Sounds: synth one-shots -> scan -> feature store -> class-conditional VAE -> gen
 interpolation, variation, continuation) -> classifier -> eval -> plots. Streams: synth songs -> chunk on
 beats -> fusion transition model (contrastive + features) -> 3-minute stream -> eval against the features
 baseline -> a loop of the stream for game engines. Ambient songs -> a pool -> a calm soundscape with the sound
-model's bells and plucks as events. Each step runs a
-``soundloom`` command in this process through :func:`run_app` with its output (and any library noise) sent
-to ``OUT/logs/<step>.log``; the terminal shows one progress bar per step, and a failed step's log tail.
+model's bells and plucks as events. Each step runs ``soundloom`` commands as child processes (which die
+with the demo) with their output (and any library noise) sent to ``OUT/logs/<step>.log``; the terminal
+shows one progress bar per step, and a failed step's log tail.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,26 +41,6 @@ class Step:
     stdout_to: Path | None = None  # the commands' stdout (e.g. a --json report) goes here, not to the log
     action: Callable[[], None] | None = None
     required: bool = True  # a failed optional step is noted, and the demo goes on
-
-
-@contextmanager
-def _redirected(log: Path, stdout_to: Path | None = None):
-    """Send fds 1 and 2 (Python, C libraries, worker processes) to ``log`` (stdout to ``stdout_to``)."""
-    sys.stdout.flush(), sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    err = open(log, "ab")
-    out = open(stdout_to, "wb") if stdout_to is not None else err
-    try:
-        os.dup2(out.fileno(), 1)
-        os.dup2(err.fileno(), 2)
-        yield
-    finally:
-        sys.stdout.flush(), sys.stderr.flush()
-        os.dup2(saved[0], 1), os.dup2(saved[1], 2)
-        os.close(saved[0]), os.close(saved[1])
-        if out is not err:
-            out.close()
-        err.close()
 
 
 def cpu_seconds() -> float:
@@ -268,8 +247,16 @@ def _tail(path: Path, n: int = LOG_TAIL_LINES) -> str:
 
 
 def run_step(step: Step, logs: Path) -> tuple[str, str]:
-    """Run one step's commands with their output in ``logs/<name>.log``; returns (status, note)."""
-    from .app import run_app
+    """Run one step's commands with their output in ``logs/<name>.log``; returns (status, note).
+
+    Each command runs as its own ``soundloom`` process (dying with the demo): a crash in a library
+    fails that step with its status instead of taking the demo down, and no step inherits another's
+    threads or state.
+    """
+    import functools
+    import subprocess
+
+    from ..data.workers import die_with_parent
 
     log = logs / f"{step.name}.log"
     for cmd in step.commands:
@@ -278,10 +265,17 @@ def run_step(step: Step, logs: Path) -> tuple[str, str]:
             f.write(f"$ soundloom {' '.join(argv)}\n")
         if step.stdout_to is not None:
             step.stdout_to.parent.mkdir(parents=True, exist_ok=True)
-        with _redirected(log, step.stdout_to):
-            code = run_app(argv)
+        with open(log, "ab") as err, open(step.stdout_to or os.devnull, "wb") as captured:
+            code = subprocess.run(
+                [sys.executable, "-m", "soundloom", *argv],
+                stdin=subprocess.DEVNULL,
+                stdout=captured if step.stdout_to is not None else err,
+                stderr=err,
+                preexec_fn=functools.partial(die_with_parent, os.getpid()),
+            ).returncode
         if code != 0:
-            return "failed", f"`soundloom {argv[0]}` exited with status {code}; see {log}"
+            how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
+            return "failed", f"`soundloom {argv[0]}` {how}; see {log}"
     if step.action is not None:
         step.action()
     return "ok", ""

@@ -123,7 +123,10 @@ class LastCheckpoint(L.Callback):
         trainer.strategy.barrier()
 
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
-        if self.every > 0 and trainer.global_step % self.every == 0:
+        # Not on an epoch's last batch: that state is saved at the epoch's end, after its metrics row, so a
+        # kill between the two resumes into the epoch (which then writes its row) instead of past it.
+        last_batch = batch_idx + 1 >= trainer.num_training_batches
+        if self.every > 0 and trainer.global_step % self.every == 0 and not last_batch:
             self._save(trainer)
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
