@@ -119,7 +119,11 @@ def train(
     run_dir = Path(run_dir)
     last = run_dir / "checkpoints" / "last.ckpt"
     if resume and not last.exists():
-        raise ModelFileError(last, "not found: nothing to resume")
+        if not (run_dir / "config.yaml").exists() or (run_dir / "model.safetensors").exists():
+            raise ModelFileError(last, "not found: nothing to resume")
+        # a run killed before its first checkpoint: nothing was kept, so --resume starts it over
+        resume = False
+        (run_dir / "metrics.csv").unlink(missing_ok=True)
     if not resume and (run_dir / "metrics.csv").exists():
         raise ModelFileError(run_dir, "already holds a run; use --resume or another --out")
     if resume:
