@@ -52,18 +52,22 @@ def write_endless(
     max_seconds: float | None = None,
     verify: bool = True,
 ) -> float:
-    """Write the stream to ``out`` until it is closed (or ``max_seconds``); returns seconds written."""
+    """Write the stream to ``out`` until it is closed, or exactly ``round(max_seconds * rate)`` samples
+    when ``max_seconds`` is given (the last block is cut there); returns the seconds written."""
     rate = catalog.sample_rate
     gain = db_to_gain(rcfg.target_lufs - reference_lufs(catalog.chunks().loudness_lufs))
+    total = None if max_seconds is None else max(0, round(max_seconds * rate))  # samples
     out.write(wav_stream_header(rate))
     written = 0
     try:
         for block, _ in iter_render(endless_segments(catalog, emb, cfg, rcfg, verify), rate, rcfg):
             block = limit_peaks(block * gain, rate, rcfg.true_peak_db - 0.5)
+            if total is not None:  # cut after the limiter, so the samples kept are the unbounded stream's
+                block = block[: total - written]
             out.write((np.clip(block, -1, 1) * 32767).astype("<i2").tobytes())
             out.flush()
             written += len(block)
-            if max_seconds is not None and written >= max_seconds * rate:
+            if total is not None and written >= total:
                 break
     except BrokenPipeError:
         pass
