@@ -1,6 +1,6 @@
 """CLI commands of the model side (registered on :data:`soundloom.cli.app.app`).
 
-soundloom train FEATURES --model cvae --out RUN [--epochs 100] [--max-minutes 15] [--resume] ...
+soundloom train FEATURES --model cvae --out RUN [--epochs 100] [--max-minutes 15 | --cpu-minutes 15] [--resume] ...
 soundloom train FEATURES --model KIND --out RUN [--KIND-OPTION VALUE ...]   (soundloom models lists them)
 soundloom models
 soundloom generate RUN --out DIR [--n 8] [--label 7] [--temperature 0.8] [--seed 0] [--format wav]
@@ -73,6 +73,12 @@ def train(
     max_minutes: Optional[float] = typer.Option(
         None, help="Time budget; training stops (and exports) when spent (on --resume: the run's own unless given)."
     ),
+    cpu_minutes: Optional[float] = typer.Option(
+        None,
+        help="CPU-time budget (this process, its data workers and, for a prior or vaegan, its first stage's "
+        "recorded CPU time); training stops (and exports) when spent. Unlike --max-minutes, the same on a busy "
+        "machine (on --resume: the run's own unless given).",
+    ),
     batch_size: int = typer.Option(64),
     lr: float = typer.Option(2e-3, help="Adam(W) learning rate."),
     latent: int = typer.Option(64, help="Latent size."),
@@ -108,6 +114,7 @@ def train(
         model=model,
         epochs=epochs,
         max_minutes=max_minutes,
+        cpu_minutes=cpu_minutes,
         batch_size=batch_size,
         lr=lr,
         latent_dim=latent,
@@ -135,7 +142,14 @@ def train(
         cfg = TrainConfig(**settings)
     start = time.monotonic()
     run_train(cfg, out, resume=resume, progress_bar=not quiet)
-    typer.echo(f"trained in {time.monotonic() - start:.0f} s -> {out / 'model.safetensors'}")
+    info = out / "model.json"
+    training = json.loads(info.read_text()).get("training", {}) if info.is_file() else {}
+    if training.get("stopped"):
+        typer.echo(training["stopped"])
+    typer.echo(
+        f"trained in {time.monotonic() - start:.0f} s ({training.get('cpu_s_total', 0):.0f} CPU-s, "
+        f"{training.get('steps', 0)} steps) -> {out / 'model.safetensors'}"
+    )
 
 
 def _typed(ctx: typer.Context, name: str) -> bool:

@@ -109,6 +109,7 @@ def _row(run: str | os.PathLike, gen: Generator, result: dict, speed: dict, stor
         "model": gen.model.cfg.kind,
         "parameters": int(sum(p.numel() for p in gen.model.parameters())),
         "train_seconds": seconds,
+        "train_cpu_seconds": gen.info.get("training", {}).get("cpu_s_total"),
         "train_steps": steps,
         "train_max_minutes": gen.info.get("train", {}).get("max_minutes"),
         "audio_s_per_cpu_s": speed["audio_s_per_cpu_s"],
@@ -137,6 +138,7 @@ COLUMNS = (
     ("model", "kind", "{}"),
     ("parameters", "params", "{:,}"),
     ("train_seconds", "train s", "{:.0f}"),
+    ("train_cpu_seconds", "CPU s", "{:.0f}"),
     ("train_steps", "steps", "{}"),
     ("audio_s_per_cpu_s", "audio s/CPU s", "{:.1f}"),
     ("accuracy", "acc", "{:.3f}"),
@@ -156,7 +158,8 @@ LEGEND = (
     "acc: classifier hears the asked class | FD ratio: FD(generated, real) / FD(real, real), 1 = like unseen real | "
     "div/cls: generated / real spread within a class (< 1 collapse) | prec / recall: generated inside real "
     "neighbourhoods / real covered | clf *: the same in the classifier's embedding | floor gap: worst class's "
-    "spectral floor, generated minus real (> 0 = noise) | audio s/CPU s: generation speed on one core"
+    "spectral floor, generated minus real (> 0 = noise) | audio s/CPU s: generation speed on one core | "
+    "CPU s: training CPU seconds, every stage included"
 )
 
 

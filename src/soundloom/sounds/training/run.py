@@ -4,6 +4,7 @@ Usage (the CLI is a thin face over :func:`train`)::
 
     soundloom train /work/feat/digits --model cvae --out runs/digits --max-minutes 15
     soundloom train /work/feat/digits --model cvae --out runs/digits --resume   # after a kill
+    soundloom train /work/feat/digits --model cvae --out runs/digits --cpu-minutes 15  # same work on a busy box
     soundloom train FEATURES --out RUN --accelerator gpu --devices 2            # DDP
 
 Run directory::
@@ -14,7 +15,9 @@ Run directory::
     checkpoints/best.ckpt  lowest held-out loss
     samples/epoch_NNN/     recon_*.wav, prior_*.wav, spectrograms.png
     plots/loss.png         loss curves
-    model.safetensors, model.json, stats.json   on completion (what the Generator loads)
+    model.safetensors, model.json, stats.json   on completion (what the Generator loads); model.json's
+                           "training" holds CPU seconds (own, inherited from a first stage, total), steps,
+                           epochs and why it stopped early
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from ...core.quiet import quiet_lightning
 from ...data.store import FeatureStore, StoreError
 from ..models import ModelKind, get_kind
 from .callbacks import LastCheckpoint, MetricsCSV, SampleWriter
+from .cpu_budget import CpuClock, recorded_cpu_seconds
 from .data import StoreDataModule, default_label_key, sorted_labels, split_store
 from .export import export_run
 
@@ -47,6 +51,7 @@ class TrainConfig:
     model: str = "cvae"
     epochs: int = 100
     max_minutes: float | None = None
+    cpu_minutes: float | None = None  # CPU-time budget (process + data workers + a first stage's recorded time)
     batch_size: int = 64
     lr: float = 2e-3
     latent_dim: int = 64
@@ -94,7 +99,16 @@ class TrainConfig:
         return cls(**{**known, **overrides})
 
 
-RESUME_OPTIONS = ("epochs", "max_minutes", "accelerator", "devices", "num_workers", "checkpoint_every", "threads")
+RESUME_OPTIONS = (
+    "epochs",
+    "max_minutes",
+    "cpu_minutes",
+    "accelerator",
+    "devices",
+    "num_workers",
+    "checkpoint_every",
+    "threads",
+)
 
 
 def _conditioning(store: FeatureStore, cfg: TrainConfig, kind: ModelKind) -> tuple[str | None, list[str], bool]:
@@ -130,6 +144,9 @@ def train(
         sweep_stale_temps(run_dir)  # what a killed run was writing can never be renamed into place
     kind = get_kind(cfg.model)
     options = kind.parse_options(cfg.model_options)
+    clock = CpuClock(
+        cfg.cpu_minutes * 60.0 if cfg.cpu_minutes else None, _first_stage_cpu_s(options), cfg.num_workers > 0
+    )
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -171,7 +188,7 @@ def train(
     if not resume:
         write_text(run_dir / "config.yaml", yaml.safe_dump(run_info, sort_keys=False))
     with quiet_lightning():
-        trainer = L.Trainer(**_trainer_args(cfg, run_dir, data, store, model_cfg, progress_bar))
+        trainer = L.Trainer(**_trainer_args(cfg, run_dir, data, store, model_cfg, progress_bar, clock))
         # Our checkpoints hold tensors, numbers and strings only: resume loads them without unpickling code.
         trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None, weights_only=True)
     if trainer.is_global_zero:
@@ -180,8 +197,20 @@ def train(
             state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
             module.load_state_dict(state)
         module.model.cpu()
+        run_info["training"] = clock.record(trainer)
+        if clock.reason:
+            progress(clock.reason, 1, 1)
         export_run(run_dir, module.model, data.train_set, run_info, store.normalizer.to_dict())
     return run_dir
+
+
+def _first_stage_cpu_s(options: dict) -> float:
+    """Recorded training CPU seconds of the run a second stage starts from (a prior's vqvae, a vaegan's
+    ``init_from``); 0 for a first stage."""
+    first = options.get("vqvae") or options.get("init_from")
+    if isinstance(first, dict):
+        first = first.get("run")
+    return recorded_cpu_seconds(first) if first else 0.0
 
 
 def _trainer_args(
@@ -191,6 +220,7 @@ def _trainer_args(
     store: FeatureStore,
     model_cfg,
     progress_bar: bool,
+    clock: CpuClock | None = None,
 ) -> dict:
     from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 
@@ -203,6 +233,8 @@ def _trainer_args(
         MetricsCSV(run_dir),
         LastCheckpoint(ckpt_dir / "last.ckpt", cfg.checkpoint_every),
     ]
+    if clock is not None:
+        callbacks.insert(0, clock)  # before the checkpoint writers, so a checkpoint holds its current count
     if cfg.sample_items > 0:
         source = data.val_set if len(data.val_set) else data.train_set
         picks = [source[i] for i in range(min(cfg.sample_items, len(source)))]
