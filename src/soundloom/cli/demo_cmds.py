@@ -9,6 +9,10 @@ baseline -> a loop of the stream for game engines. Ambient songs -> a pool -> a 
 model's bells and plucks as events. Each step runs ``soundloom`` commands as child processes (which die
 with the demo) with their output (and any library noise) sent to ``OUT/logs/<step>.log``; the terminal
 shows one progress bar per step, and a failed step's log tail.
+
+After the data step the sounds lane (prepare, train, generate, eval) and the streams lane (chunk,
+transitions, stream, loop, the classifier, the ambient pool) run side by side, one core each; the
+soundscape, which needs both, comes last.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,14 +46,8 @@ class Step:
     stdout_to: Path | None = None  # the commands' stdout (e.g. a --json report) goes here, not to the log
     action: Callable[[], None] | None = None
     required: bool = True  # a failed optional step is noted, and the demo goes on
-
-
-def cpu_seconds() -> float:
-    """CPU time (user + system, s) of this process and its finished children (prepare's workers)."""
-    import resource
-
-    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+    lane: str = "main"  # steps of one lane run in order; lanes run side by side
+    needs: tuple[str, ...] = ()  # steps (of any lane) that must have finished first
 
 
 def demo_steps(out: Path, train_minutes: float, quick: bool) -> list[Step]:
@@ -72,7 +71,7 @@ def demo_steps(out: Path, train_minutes: float, quick: bool) -> list[Step]:
             [["synth-data", d["data"], "--n-per-class", n_per_class, "--songs", n_songs, "--song-seconds", song_s]],
             5 if q else 25,
         ),
-        Step("scan", "pre-flight scan of the one-shots", [["scan", oneshots]], 5),
+        Step("scan", "pre-flight scan of the one-shots", [["scan", oneshots]], 5, lane="sounds"),
         Step(
             "prepare",
             "feature store: log-mel spectrograms, 128 frames, dataset statistics",
@@ -81,12 +80,14 @@ def demo_steps(out: Path, train_minutes: float, quick: bool) -> list[Step]:
                 + ["--kind", "mel", "--n-fft", "512", "--hop", "128", "--n-mels", "64"]
             ],
             5 if q else 20,
+            lane="sounds",
         ),
         Step(
             "train",
             f"train a class-conditional VAE ({'tiny' if q else f'{train_minutes:g} min'})",
             [["train", d["features"], "--model", "cvae", "--out", run, "--quiet"] + train_opts],
             30 if q else train_minutes * 60 + 30,
+            lane="sounds",
         ),
         Step(
             "generate",
@@ -105,6 +106,7 @@ def demo_steps(out: Path, train_minutes: float, quick: bool) -> list[Step]:
                 + gl,
             ],
             15 if q else 40,
+            lane="sounds",
         ),
         Step(
             "classifier",
@@ -114,6 +116,8 @@ def demo_steps(out: Path, train_minutes: float, quick: bool) -> list[Step]:
                 + (["--epochs", "2", "--max-minutes", "0.3"] if q else ["--max-minutes", "1"])
             ],
             15 if q else 70,
+            lane="streams",
+            needs=("prepare",),
         ),
         Step(
             "eval",
@@ -124,6 +128,8 @@ def demo_steps(out: Path, train_minutes: float, quick: bool) -> list[Step]:
             ],
             15 if q else 60,
             stdout_to=out / "eval" / "sounds.json",
+            lane="sounds",
+            needs=("classifier",),
         ),
         Step(
             "plot",
@@ -139,12 +145,14 @@ def demo_steps(out: Path, train_minutes: float, quick: bool) -> list[Step]:
             ],
             10,
             action=lambda: _copy_eval_plots(Path(run) / "eval", out / "plots"),
+            lane="sounds",
         ),
         Step(
             "chunk",
             "chunk the songs on beats (8 beats a chunk) into a pool",
             [["chunk", songs, "--out", d["pool"], "--method", "beats", "--beats", "8"]],
             10 if q else 40,
+            lane="streams",
         ),
         Step(
             "transitions",
@@ -158,12 +166,14 @@ def demo_steps(out: Path, train_minutes: float, quick: bool) -> list[Step]:
                 )
             ],
             20 if q else 150,
+            lane="streams",
         ),
         Step(
             "stream",
             f"render a {stream_min}-minute stream from the pool",
             [["stream", d["pool"], "--model", trans, "--minutes", stream_min, "--out", f"{d['stream']}/stream.mp3"]],
             15 if q else 60,
+            lane="streams",
         ),
         Step(
             "eval-transitions",
@@ -174,6 +184,7 @@ def demo_steps(out: Path, train_minutes: float, quick: bool) -> list[Step]:
                 + (["--anchors", "20"] if q else [])
             ],
             20 if q else 90,
+            lane="streams",
         ),
         Step(
             "loop",
@@ -189,24 +200,33 @@ def demo_steps(out: Path, train_minutes: float, quick: bool) -> list[Step]:
                 ]
             ],
             10 if q else 30,
+            lane="streams",
         ),
     ]
     ambient = str(out / "data" / "ambient")
-    steps.append(
+    steps += [
         Step(
-            "soundscape",
-            "a calm soundscape: a bed of built-in ambient songs, bells and plucks from the sound model as events",
+            "ambient",
+            "built-in ambient songs chunked into a pool (the soundscape's bed)",
             [
                 ["synth-ambient", ambient, "--songs", "3" if q else "5", "--song-seconds", "30" if q else "90"]
                 + ["--per-class", "2"],
                 ["chunk", f"{ambient}/songs", "--out", str(out / "pool-ambient"), "--seconds", "2"],
+            ],
+            10 if q else 20,
+            lane="streams",
+        ),
+        Step(
+            "soundscape",
+            "a calm soundscape: a bed of built-in ambient songs, bells and plucks from the sound model as events",
+            [
                 ["soundscape", "--bed", str(out / "pool-ambient"), "--bed-model", "features"]
                 + ["--events", f"{run}:bell,pluck", "--mood", "calm", "--minutes", "0.2" if q else "2"]
                 + ["--out", str(out / "soundscape" / "soundscape.mp3")],
             ],
-            30 if q else 90,
-        )
-    )
+            20 if q else 70,
+        ),
+    ]
     return steps
 
 
@@ -246,12 +266,13 @@ def _tail(path: Path, n: int = LOG_TAIL_LINES) -> str:
         return ""
 
 
-def run_step(step: Step, logs: Path) -> tuple[str, str]:
-    """Run one step's commands with their output in ``logs/<name>.log``; returns (status, note).
+def run_step(step: Step, logs: Path, abort: threading.Event | None = None) -> tuple[str, str, float]:
+    """Run one step's commands with their output in ``logs/<name>.log``; returns (status, note, CPU s).
 
     Each command runs as its own ``soundloom`` process (dying with the demo): a crash in a library
     fails that step with its status instead of taking the demo down, and no step inherits another's
-    threads or state.
+    threads or state. The CPU time is the commands' own (their workers included), so it stays right
+    while another lane runs beside them. ``abort`` set: the running command is killed.
     """
     import functools
     import subprocess
@@ -259,26 +280,57 @@ def run_step(step: Step, logs: Path) -> tuple[str, str]:
     from ..data.workers import die_with_parent
 
     log = logs / f"{step.name}.log"
+    cpu = 0.0
     for cmd in step.commands:
+        if abort is not None and abort.is_set():
+            return "stopped", "another step failed", cpu
         argv = _expand(cmd)
         with open(log, "a") as f:
             f.write(f"$ soundloom {' '.join(argv)}\n")
         if step.stdout_to is not None:
             step.stdout_to.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "ab") as err, open(step.stdout_to or os.devnull, "wb") as captured:
-            code = subprocess.run(
+            proc = subprocess.Popen(
                 [sys.executable, "-m", "soundloom", *argv],
                 stdin=subprocess.DEVNULL,
                 stdout=captured if step.stdout_to is not None else err,
                 stderr=err,
                 preexec_fn=functools.partial(die_with_parent, os.getpid()),
-            ).returncode
+            )
+            code, used = _wait(proc, abort)
+        cpu += used
         if code != 0:
+            if abort is not None and abort.is_set():
+                return "stopped", "another step failed", cpu
             how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
-            return "failed", f"`soundloom {argv[0]}` {how}; see {log}"
+            return "failed", f"`soundloom {argv[0]}` {how}; see {log}", cpu
     if step.action is not None:
         step.action()
-    return "ok", ""
+    return "ok", "", cpu
+
+
+def _wait(proc, abort: threading.Event | None) -> tuple[int, float]:
+    """Reap ``proc`` (killing it once ``abort`` is set); returns (status as Popen gives it, its CPU s)."""
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid == proc.pid:
+            proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, so Popen must not wait again
+            return proc.returncode, usage.ru_utime + usage.ru_stime
+        if abort is not None and abort.is_set():
+            proc.kill()
+        time.sleep(0.1)
+
+
+def sections(steps: list[Step]) -> list[list[Step]]:
+    """Consecutive steps grouped to run together: a "main" step runs alone; a run of lane steps runs
+    its lanes side by side (each lane in order, waiting for its ``needs``)."""
+    out: list[list[Step]] = []
+    for step in steps:
+        if step.lane != "main" and out and out[-1][0].lane != "main":
+            out[-1].append(step)
+        else:
+            out.append([step])
+    return out
 
 
 @app.command()
@@ -304,26 +356,27 @@ def demo(
     record: dict = {"quick": quick, "train_minutes": train_minutes, "steps": []}
     t_all = time.time()
     columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
+    rows: dict[str, dict] = {}
     try:
         with Progress(*columns, console=console) as bars:
-            for i, step in enumerate(steps):
-                task = bars.add_task(f"{i + 1:2d}/{len(steps)} {step.title}", total=step.expected_s)
-                t0, cpu0 = time.time(), cpu_seconds()
-                status, note = _run_with_bar(step, logs, bars, task, t0)
-                secs, cpu = time.time() - t0, cpu_seconds() - cpu0
-                bars.update(
-                    task, completed=step.expected_s, description=f"{i + 1:2d}/{len(steps)} {step.title} [{status}]"
-                )
-                record["steps"].append(
-                    {"name": step.name, "title": step.title, "status": status, "seconds": secs, "cpu_seconds": cpu}
-                    | {"note": note}
-                )
-                if status == "failed" and step.required:
+            tasks = {
+                step.name: bars.add_task(f"{i + 1:2d}/{len(steps)} {step.title}", total=step.expected_s, start=False)
+                for i, step in enumerate(steps)
+            }
+            for section in sections(steps):
+                _run_section(section, logs, bars, tasks, rows)
+                failed = [s for s in section if rows[s.name]["status"] == "failed" and s.required]
+                if failed:
                     bars.stop()
-                    console.print(_tail(logs / f"{step.name}.log"), markup=False, highlight=False)
+                    console.print(_tail(logs / f"{failed[0].name}.log"), markup=False, highlight=False)
+                    record["steps"] = [rows[s.name] for s in steps if s.name in rows]
                     record["total_seconds"] = time.time() - t_all
                     _write_manifest(out, record)
-                    raise SoundloomError(logs / f"{step.name}.log", f"demo step '{step.name}' failed ({note})")
+                    note = rows[failed[0].name]["note"]
+                    raise SoundloomError(
+                        logs / f"{failed[0].name}.log", f"demo step '{failed[0].name}' failed ({note})"
+                    )
+        record["steps"] = [rows[s.name] for s in steps]
         record["total_seconds"] = time.time() - t_all
         _write_manifest(out, record)
         page = build_report(out)
@@ -334,12 +387,47 @@ def demo(
         terminal.close()
 
 
-def _run_with_bar(step: Step, logs: Path, bars, task, t0: float) -> tuple[str, str]:
-    """Run a step on this thread (Lightning wants the main thread for its signal handlers) while a ticker
-    thread moves its bar with the elapsed time against the expected time."""
-    import threading
+def _run_section(section: list[Step], logs: Path, bars, tasks: dict, rows: dict) -> None:
+    """Run a section's lanes side by side (a thread per lane, each waiting on its child processes) and
+    fill ``rows`` with each step's record. A failed required step stops the other lanes."""
+    done = {s.name: threading.Event() for s in section}
+    abort = threading.Event()
+    lanes: dict[str, list[Step]] = {}
+    for step in section:
+        lanes.setdefault(step.lane, []).append(step)
 
+    def lane(steps: list[Step]) -> None:
+        for step in steps:
+            for need in step.needs:
+                if need in done:
+                    while not (done[need].wait(0.2) or abort.is_set()):
+                        pass
+            if abort.is_set():
+                rows[step.name] = _row(step, "stopped", "another step failed", 0.0, 0.0)
+            else:
+                rows[step.name] = _run_with_bar(step, logs, bars, tasks[step.name], abort)
+                if rows[step.name]["status"] == "failed" and step.required:
+                    abort.set()
+            done[step.name].set()
+
+    threads = [threading.Thread(target=lane, args=(steps,), name=f"demo-{name}") for name, steps in lanes.items()]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def _row(step: Step, status: str, note: str, seconds: float, cpu: float) -> dict:
+    return {"name": step.name, "title": step.title, "status": status, "seconds": seconds, "cpu_seconds": cpu} | {
+        "note": note
+    }
+
+
+def _run_with_bar(step: Step, logs: Path, bars, task, abort: threading.Event) -> dict:
+    """Run a step while a ticker thread moves its bar with the elapsed time against the expected time."""
     stop = threading.Event()
+    t0 = time.time()
+    bars.start_task(task)
 
     def tick() -> None:
         while not stop.wait(0.25):
@@ -348,10 +436,13 @@ def _run_with_bar(step: Step, logs: Path, bars, task, t0: float) -> tuple[str, s
     ticker = threading.Thread(target=tick, name=f"demo-bar-{step.name}", daemon=True)
     ticker.start()
     try:
-        return run_step(step, logs)
+        status, note, cpu = run_step(step, logs, abort)
     finally:
         stop.set()
         ticker.join()
+    desc = next(t.description for t in bars.tasks if t.id == task)
+    bars.update(task, completed=step.expected_s, description=f"{desc} [{status}]")
+    return _row(step, status, note, time.time() - t0, cpu)
 
 
 def _write_manifest(out: Path, record: dict) -> None:
@@ -360,4 +451,4 @@ def _write_manifest(out: Path, record: dict) -> None:
     write_json(out / "demo.json", record)
 
 
-__all__ = ["demo", "demo_steps", "Step"]
+__all__ = ["demo", "demo_steps", "sections", "Step"]
