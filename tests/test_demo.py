@@ -57,3 +57,24 @@ def test_quick_demo_makes_report_with_players(tmp_path):
     assert not any(str(a.get(k, "")).startswith(("http:", "https:")) for _, a in page.tags for k in ("src", "href"))
     tables = [t for t, _ in page.tags if t == "table"]
     assert len(tables) >= 4
+
+
+def test_lanes_run_side_by_side_and_a_failure_stops_the_rest(tmp_path):
+    from rich.progress import Progress
+
+    from soundloom.cli.demo_cmds import Step, _run_section, sections
+
+    bad = Step("bad", "scan a folder that is not there", [["scan", str(tmp_path / "missing")]], lane="a")
+    after_bad = Step("after", "never runs", [["scan", str(tmp_path)]], lane="a")
+    waits = Step("waits", "needs a step that never runs", [["scan", str(tmp_path)]], lane="b", needs=("after",))
+    first, last = Step("first", "alone"), Step("last", "alone")
+    groups = sections([first, bad, after_bad, waits, last])
+    assert [[s.name for s in g] for g in groups] == [["first"], ["bad", "after", "waits"], ["last"]]
+
+    rows: dict = {}
+    with Progress(disable=True) as bars:
+        tasks = {s.name: bars.add_task(s.name, start=False) for s in groups[1]}
+        _run_section(groups[1], tmp_path, bars, tasks, rows)
+    assert rows["bad"]["status"] == "failed" and "scan" in rows["bad"]["note"]
+    assert rows["after"]["status"] == "stopped" and rows["waits"]["status"] == "stopped"
+    assert rows["bad"]["cpu_seconds"] > 0

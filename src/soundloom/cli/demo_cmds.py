@@ -266,6 +266,17 @@ def _tail(path: Path, n: int = LOG_TAIL_LINES) -> str:
         return ""
 
 
+def numba_cache(lane: str) -> str:
+    """A numba cache folder of the lane's own.
+
+    librosa compiles its numba functions with ``cache=True``; two processes compiling the same
+    function into one cache folder at once can read each other's half-written files and crash
+    (SIGSEGV, seen in ``librosa.util.peak_pick`` on a fresh install), and the lanes run side by side.
+    """
+    base = os.environ.get("NUMBA_CACHE_DIR") or str(Path.home() / ".cache" / "soundloom" / "numba")
+    return str(Path(base) / f"demo-{lane}")
+
+
 def run_step(step: Step, logs: Path, abort: threading.Event | None = None) -> tuple[str, str, float]:
     """Run one step's commands with their output in ``logs/<name>.log``; returns (status, note, CPU s).
 
@@ -296,6 +307,7 @@ def run_step(step: Step, logs: Path, abort: threading.Event | None = None) -> tu
                 stdout=captured if step.stdout_to is not None else err,
                 stderr=err,
                 preexec_fn=functools.partial(die_with_parent, os.getpid()),
+                env=os.environ | {"NUMBA_CACHE_DIR": numba_cache(step.lane)},
             )
             code, used = _wait(proc, abort)
         cpu += used
