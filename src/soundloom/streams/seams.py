@@ -18,6 +18,8 @@ Per position ``p`` (samples) of a mono signal:
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import numpy as np
 
 from ..core.levels import db_to_gain
@@ -34,6 +36,8 @@ ONSET_GATE = 1.0
 ONSET_CONTEXT_S = 0.5
 #: Smallest spread of onset strength a z-score divides by: music spreads 0.25-0.6, a steady tone ~0.
 ONSET_SCALE_FLOOR = 0.1
+#: Chunks whose audio around their start a :class:`SeamVerifier` keeps (about 100 KB each at 22050 Hz).
+B_CACHE = 256
 
 
 def onset_anomaly(
@@ -158,7 +162,12 @@ class SeamVerifier:
     B's own (B's song arriving at B's start) by at most ``onset_gate``: a join may land on a beat
     where either song has one, but should not make an event where neither had one. Cost per
     candidate: two short file reads and three onset envelopes of a second (a few milliseconds),
-    independent of the pool size.
+    independent of the pool size; each chunk's own onset anomalies (at its start and past its end) are
+    measured once and kept, and B's audio around its start is kept for the last :data:`B_CACHE` chunks.
+
+    Those kept anomalies are the songs' own at chunk boundaries, i.e. at positions that know nothing of the
+    music: their median (:meth:`onset_reference`) calibrates what a quiet join is on this very pool, which
+    the search prefers (see ``search.NextChunkChooser``).
     """
 
     def __init__(self, catalog, cfg: RenderConfig, onset_gate: float = ONSET_GATE):
@@ -173,6 +182,15 @@ class SeamVerifier:
         self.ctx = int((ONSET_CONTEXT_S + 0.05) * self.rate) + 2 * self.half + self.lag + self.slide
         self.ref = reference_lufs(self.table.loudness_lufs)
         self._a: tuple[int, tuple[np.ndarray, int, float]] | None = None
+        self._own: dict[tuple[int, str], float] = {}  # (row, "a" past its end | "b" at its start) -> anomaly
+        self._b: OrderedDict[int, tuple[np.ndarray, int]] = OrderedDict()  # row -> B's audio, index of its start
+
+    def __copy__(self) -> SeamVerifier:
+        """A verifier sharing the pool's read-only parts, with caches of its own (one per thread)."""
+        other = object.__new__(SeamVerifier)
+        other.__dict__.update(self.__dict__)
+        other._a, other._own, other._b = None, {}, OrderedDict()
+        return other
 
     def _read(self, row: int, at: int, before: int, after: int) -> tuple[np.ndarray, int]:
         """Audio of chunk ``row``'s song around file sample ``at``, gain applied; index of ``at`` in it."""
@@ -181,17 +199,40 @@ class SeamVerifier:
         wav, pre, _ = read_within_song(song, at, at, before, after, self.rate)
         return wav * gain, pre
 
+    def _own_anomaly(self, row: int, side: str, wav: np.ndarray, at: int) -> float:
+        key = (int(row), side)
+        if key not in self._own:
+            self._own[key] = float(onset_anomaly(wav, np.array([at]), self.rate)[0])
+        return self._own[key]
+
+    def onset_reference(self, min_count: int = 16) -> float | None:
+        """Median of the songs' own onset anomalies at the chunk boundaries measured so far (what a
+        position inside these songs scores), or None before ``min_count`` are known."""
+        if len(self._own) < min_count:
+            return None
+        return float(np.median(np.fromiter(self._own.values(), float, len(self._own))))
+
+    def _b_side(self, b: int) -> tuple[np.ndarray, int]:
+        got = self._b.get(b)
+        if got is None:
+            got = self._read(b, int(self.table.start[b]), self.ctx, self.ctx)
+            self._b[b] = got
+            if len(self._b) > B_CACHE:
+                self._b.popitem(last=False)
+        else:
+            self._b.move_to_end(b)
+        return got
+
     def measure(self, a: int, b: int) -> dict[str, float]:
         """Seam figures of the rendered join of chunk rows ``a`` -> ``b``, the two songs' own onset
         anomalies at the cut (``onset_a``, ``onset_b``) and ``pass`` (bool)."""
         h, lag = self.half, self.lag
         if self._a is None or self._a[0] != a:
             a_wav, a_end = self._read(a, int(self.table.end[a]), self.ctx, self.ctx)
-            own = onset_anomaly(a_wav, np.array([a_end]), self.rate)[0]
-            self._a = (a, (a_wav, a_end, float(own)))
+            self._a = (a, (a_wav, a_end, self._own_anomaly(a, "a", a_wav, a_end)))
         a_wav, a_end, onset_a = self._a[1]
-        b_wav, b_start = self._read(b, int(self.table.start[b]), self.ctx, self.ctx)
-        onset_b = float(onset_anomaly(b_wav, np.array([b_start]), self.rate)[0])
+        b_wav, b_start = self._b_side(b)
+        onset_b = self._own_anomaly(b, "b", b_wav, b_start)
         joined, cut, _, _ = join_audio(a_wav, a_end, b_wav, b_start, h, lag, self.slide, self.rate)
         m = seam_metrics(joined, np.array([cut]), self.rate)
         if not len(m["positions"]):  # a song shorter than the seam windows: nothing to judge by

@@ -12,7 +12,8 @@ Constraints, checked on the top candidates the head index returns (widened when 
   the step's candidate scores), so long streams spread over the pool;
 * optional seam verification (``verifier``, see ``seams.SeamVerifier``): one of the best
   ``pick_among`` of the top ``verify_top`` candidates whose join, rendered for real, passes the seam
-  and onset gates goes first, chosen at random (randomness where it costs nothing).
+  and onset gates and is no more onset-like than the songs' own chunk boundaries goes first, chosen at
+  random (randomness where it costs nothing); failing that, the passing join with the least onset anomaly.
 
 Deterministic for a given ``seed`` (which also picks the start chunk when none is given).
 """
@@ -135,31 +136,45 @@ class NextChunkChooser:
                 raise PoolError("no allowed next chunk: the pool is too small for the reuse window")
 
     def _verified_first(self, a: int, cands: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Move one of the best ``pick_among`` candidates whose real joins pass the gates (chosen at
-        random) to the front; when none of the verified ones passes, the one that misses the least
-        (the seam gates first, then the onset it creates)."""
-        passing: list[int] = []
+        """Move one verified candidate to the front. Of the top ``verify_top``, the joins that pass the gates
+        and are quiet (onset anomaly no higher than the songs' own at chunk boundaries, the verifier's
+        ``onset_reference``): one of the best ``pick_among`` of those, chosen at random; when none is that
+        quiet, the passing one with the least onset anomaly; when none passes, the one that misses the least
+        (the seam gates first, then the onset it creates). A verifier with ``passes`` only: one of the best
+        ``pick_among`` passing ones."""
+        passing: list[tuple[float, int]] = []  # (onset anomaly of the join, position in cands)
+        quiet: list[int] = []
         misses: list[tuple[float, int]] = []
         measure = getattr(self.verifier, "measure", None)
+        reference = getattr(self.verifier, "onset_reference", None)
+        quiet_at = reference() if measure is not None and reference is not None else None
         for i in range(min(self.cfg.verify_top, len(cands))):
             if measure is None:
-                ok, miss = self.verifier.passes(a, int(cands[i])), 0.0
+                ok, miss, onset = self.verifier.passes(a, int(cands[i])), 0.0, 0.0
             else:
                 m = measure(a, int(cands[i]))
-                ok = m["pass"]
+                ok, onset = m["pass"], float(np.nan_to_num(m.get("onset_anomaly", np.inf), nan=np.inf))
                 created = m.get("onset_anomaly", np.inf) - max(m["onset_a"], m["onset_b"])
                 miss = (0.0 if m.get("pass_gates") else 1e6) + float(np.nan_to_num(created, nan=1e3, posinf=1e3))
             if ok:
-                passing.append(i)
-                if len(passing) >= max(1, self.cfg.pick_among):
-                    break
+                passing.append((onset, i))
+                if quiet_at is None or onset <= quiet_at:
+                    quiet.append(i)
+                    if len(quiet) >= max(1, self.cfg.pick_among):
+                        break
             else:
                 misses.append((miss, i))
-        if passing or misses:
-            i = passing[int(self.rng.integers(len(passing)))] if passing else min(misses)[1]
-            if i:
-                order = np.r_[i, np.delete(np.arange(len(cands)), i)]
-                cands, scores = cands[order], scores[order]
+        if quiet:
+            i = quiet[int(self.rng.integers(len(quiet)))]
+        elif passing:
+            i = min(passing)[1]
+        elif misses:
+            i = min(misses)[1]
+        else:
+            return cands, scores
+        if i:
+            order = np.r_[i, np.delete(np.arange(len(cands)), i)]
+            cands, scores = cands[order], scores[order]
         return cands, scores
 
     def seam_ok(self, a: int, cands: np.ndarray) -> np.ndarray:
