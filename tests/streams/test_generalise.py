@@ -91,3 +91,22 @@ def test_holdout_run_and_eval_use_the_package(package_pool, tmp_path):
     assert cfg["holdout_package"] == "gamma"
     report = evaluate_runs(package_pool, ["features", str(tmp_path / "f")], stream_minutes=0.0)
     assert report["holdout_package"] == "gamma" and report["test_songs"] == 2
+
+
+def test_cpu_budget_stops_training_and_is_recorded(package_pool, tmp_path):
+    """--cpu-minutes: a run with room for 100000 steps and an hour of wall clock stops once the process
+    has used its CPU budget (0.6 s), is saved, and records its steps and CPU seconds."""
+    cfg = train_transitions(
+        package_pool,
+        "contrastive",
+        tmp_path / "run",
+        steps=100_000,
+        max_minutes=60.0,
+        cpu_minutes=0.01,
+        model_kwargs=TINY["contrastive"],
+        fallback=False,
+    )
+    m = cfg["metrics"]
+    assert 1 <= m["steps"] < 100_000
+    assert 0.6 <= m["cpu_seconds"] < 30.0 and m["cpu_minutes_budget"] == 0.01
+    assert (tmp_path / "run" / "model.safetensors").exists()

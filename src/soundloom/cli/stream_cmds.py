@@ -94,6 +94,9 @@ def train_transitions_cmd(
     out: Path = typer.Option(..., "--out", help="Run folder (config.json, model.safetensors, metrics.json)."),
     steps: int = typer.Option(3000, help="Training steps (contrastive / fusion)."),
     max_minutes: float = typer.Option(15.0, help="Wall-clock training budget (min)."),
+    cpu_minutes: Optional[float] = typer.Option(
+        None, help="CPU-time training budget (min, this process and its children): fair on a shared machine."
+    ),
     lr: float = typer.Option(1e-3, help="Peak learning rate (contrastive)."),
     seed: int = typer.Option(0, help="Seed of the song split and of training."),
     width: Optional[int] = typer.Option(None, help="Encoder width (contrastive) - smaller trains faster."),
@@ -124,12 +127,14 @@ def train_transitions_cmd(
             progress=progress,
             holdout_package=holdout_package,
             fallback=fallback,
+            cpu_minutes=cpu_minutes,
         )
     m = cfg["metrics"]
     extra = f", fusion weight {m['fusion_weight']}" if "fusion_weight" in m else ""
     held = f" (test: package {cfg['holdout_package']})" if cfg.get("holdout_package") else ""
+    steps_cpu = f" ({m['steps']} steps, {m['cpu_seconds']:.0f} CPU-s)" if "cpu_seconds" in m and "steps" in m else ""
     typer.echo(
-        f"trained {model} in {m['train_seconds']:.0f} s{extra}; split {len(cfg['split']['train'])}/"
+        f"trained {model} in {m['train_seconds']:.0f} s{steps_cpu}{extra}; split {len(cfg['split']['train'])}/"
         f"{len(cfg['split']['val'])}/{len(cfg['split']['test'])} songs{held}; run {out}"
     )
     if "val_mrr" in m:

@@ -89,7 +89,16 @@ class CnnLstmScorer(TransitionScorer):
 def _train(scorer: CnnLstmScorer, ctx: TrainContext) -> dict:
     from .training import train_cnnlstm
 
-    return train_cnnlstm(scorer, ctx.catalog, ctx.audio, ctx.split, ctx.max_minutes, ctx.seed, progress=ctx.progress)
+    return train_cnnlstm(
+        scorer,
+        ctx.catalog,
+        ctx.audio,
+        ctx.split,
+        ctx.max_minutes,
+        ctx.seed,
+        progress=ctx.progress,
+        cpu_minutes=ctx.cpu_minutes,
+    )
 
 
 register(CnnLstmScorer, train=_train, cli_options={"side_s": "side_s"})

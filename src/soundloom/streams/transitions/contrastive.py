@@ -122,7 +122,9 @@ class ContrastiveScorer(TransitionScorer):
 def _train(scorer: ContrastiveScorer, ctx: TrainContext) -> dict:
     from .training import train_contrastive
 
-    return train_contrastive(scorer, ctx.audio, ctx.split, ctx.steps, ctx.max_minutes, ctx.seed, ctx.lr, ctx.progress)
+    return train_contrastive(
+        scorer, ctx.audio, ctx.split, ctx.steps, ctx.max_minutes, ctx.seed, ctx.lr, ctx.progress, ctx.cpu_minutes
+    )
 
 
 register(ContrastiveScorer, train=_train, cli_options={"width": "width"})

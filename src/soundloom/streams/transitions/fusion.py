@@ -60,7 +60,15 @@ def _train(scorer: FusionScorer, ctx: TrainContext) -> dict:
     from .training import fit_features, fit_fusion_weight, train_contrastive
 
     metrics = train_contrastive(
-        scorer.contrastive, ctx.audio, ctx.split, ctx.steps, ctx.max_minutes, ctx.seed, ctx.lr, ctx.progress
+        scorer.contrastive,
+        ctx.audio,
+        ctx.split,
+        ctx.steps,
+        ctx.max_minutes,
+        ctx.seed,
+        ctx.lr,
+        ctx.progress,
+        ctx.cpu_minutes,
     )
     fit_features(scorer.features, ctx.catalog, ctx.audio, ctx.split["train"], ctx.seed)
     metrics.update(fit_fusion_weight(scorer, ctx.catalog, ctx.audio, ctx.split["val"] or ctx.split["train"], ctx.seed))

@@ -38,6 +38,7 @@ class TrainContext:
         split: song ids ``{"train": [...], "val": [...], "test": [...]}``.
         seed, steps, max_minutes, lr: the run's options (steps and lr only where the model has them).
         progress: the progress callback.
+        cpu_minutes: process CPU budget (min), or None for none.
     """
 
     catalog: Any
@@ -48,6 +49,7 @@ class TrainContext:
     max_minutes: float = 15.0
     lr: float = 1e-3
     progress: ProgressCallback = null_progress
+    cpu_minutes: float | None = None
 
 
 #: A training hook fits the scorer in place and returns metrics (JSON).

@@ -18,6 +18,7 @@ A run directory holds ``config.json`` (model, config, split, metrics), ``model.s
 from __future__ import annotations
 
 import json
+import resource
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,10 +38,43 @@ from ..pairs import SongAudio, chunk_windows, make_pairs, open_split, pair_windo
 from .registry import TrainContext, build_scorer, get_kind
 
 
-def _trainer(max_minutes: float, **kwargs) -> L.Trainer:
-    """A CPU Trainer within ``max_minutes`` of wall clock; no loggers, checkpoints or bars (ours report progress)."""
+def process_cpu_seconds() -> float:
+    """CPU seconds (user + system) this process and its waited-for children (data-loader workers once
+    they exit) have used so far."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+class CpuBudget(L.Callback):
+    """Stops training (as ``max_time`` does: the fit ends and the run is saved) once the process has used
+    ``cpu_minutes`` of CPU since the fit started, so that a run on a shared, loaded machine gets the steps
+    it would get on an idle one. ``fraction()`` is how much of the budget is spent (0 without one)."""
+
+    def __init__(self, cpu_minutes: float | None):
+        self.limit_s = None if cpu_minutes is None else 60.0 * cpu_minutes
+        self.start = process_cpu_seconds()
+
+    def used_s(self) -> float:
+        return process_cpu_seconds() - self.start
+
+    def fraction(self) -> float:
+        return 0.0 if self.limit_s is None else self.used_s() / max(self.limit_s, 1e-9)
+
+    def on_train_start(self, trainer, *_):
+        self.start = process_cpu_seconds()
+
+    def on_train_batch_end(self, trainer, *_):
+        if self.limit_s is not None and self.used_s() >= self.limit_s:
+            trainer.should_stop = True
+
+
+def _trainer(max_minutes: float, cpu: CpuBudget | None = None, callbacks: list | None = None, **kwargs) -> L.Trainer:
+    """A CPU Trainer within ``max_minutes`` of wall clock (and ``cpu``'s CPU budget); no loggers,
+    checkpoints or bars (ours report progress)."""
+    callbacks = list(callbacks or []) + ([cpu] if cpu is not None else [])
     with quiet_lightning():  # the "GPU available" / tip banners are printed while the Trainer is built
         return L.Trainer(
+            callbacks=callbacks,
             max_time={"minutes": max_minutes},
             logger=False,
             enable_checkpointing=False,
@@ -194,9 +228,12 @@ def infonce(
 
 
 class ContrastiveModule(L.LightningModule):
-    def __init__(self, scorer, lr: float = 1e-3, steps: int = 3000, budget_min: float = 1e9):
+    def __init__(
+        self, scorer, lr: float = 1e-3, steps: int = 3000, budget_min: float = 1e9, cpu: CpuBudget | None = None
+    ):
         super().__init__()
         self.scorer, self.lr, self.steps, self.budget_min = scorer, lr, steps, budget_min
+        self.cpu_budget = cpu  # not `cpu`: that is the module's own .cpu()
         self.best: tuple[float, dict] | None = None
         self.val_losses: list[float] = []
         self.history: list[dict] = []
@@ -233,13 +270,14 @@ class ContrastiveModule(L.LightningModule):
         self.t0 = time.time()
 
     def _lr_factor(self, step: int) -> float:
-        """Warm-up then cosine decay over whichever runs out first: the steps or the time budget,
-        so a run cut short by ``max_minutes`` still ends at a small learning rate."""
+        """Warm-up then cosine decay over whichever runs out first: the steps, the time budget or the CPU
+        budget, so a run cut short by ``max_minutes`` or ``cpu_minutes`` still ends at a small learning rate."""
         warm = max(1, self.steps // 20)
         if step < warm:
             return (step + 1) / warm
         elapsed = time.time() - getattr(self, "t0", time.time())
-        p = min(1.0, max(step / self.steps, elapsed / (60.0 * self.budget_min * 0.97)))
+        cpu = self.cpu_budget.fraction() / 0.97 if self.cpu_budget is not None else 0.0
+        p = min(1.0, max(step / self.steps, elapsed / (60.0 * self.budget_min * 0.97), cpu))
         return 0.02 + 0.98 * 0.5 * (1 + np.cos(np.pi * p))
 
 
@@ -247,6 +285,12 @@ def song_mels(scorer, audio: SongAudio, song_ids: list[int]) -> list[torch.Tenso
     """Un-centred log-mel dB ``(n_mels, frames)`` of each song (frame k starts at sample k * hop)."""
     with torch.no_grad():
         return [scorer.log_mel(torch.from_numpy(audio[s])) for s in song_ids]
+
+
+#: Songs per contrastive batch and cut points per song: 8 x 32 gives each tail 31 heads of its own song
+#: as negatives (16 x 16 gave 15), the kind a stream's search and the ranking test must tell apart; other
+#: songs' heads (224) are easy negatives.
+BATCH_SONGS, CUTS_PER_SONG = 8, 32
 
 
 def train_contrastive(
@@ -258,8 +302,12 @@ def train_contrastive(
     seed: int,
     lr: float = 1e-3,
     progress: ProgressCallback = null_progress,
+    cpu_minutes: float | None = None,
+    batch_songs: int = BATCH_SONGS,
+    cuts_per_song: int = CUTS_PER_SONG,
 ) -> dict:
-    """Fit ``scorer`` (a ContrastiveScorer) in place; returns metrics (val history, steps, seconds)."""
+    """Fit ``scorer`` (a ContrastiveScorer) in place within ``steps``, ``max_minutes`` of wall clock and
+    ``cpu_minutes`` of process CPU; returns metrics (val history, steps, seconds, CPU seconds)."""
     torch.manual_seed(seed)
     train = song_mels(scorer, audio, split["train"])
     val = song_mels(scorer, audio, split["val"] or split["train"][:1])
@@ -267,9 +315,10 @@ def train_contrastive(
     scorer.mel_mean.copy_(allf.mean(1, keepdim=True))
     scorer.mel_std.copy_(allf.std(1, keepdim=True).clamp_min(1.0))
     gap = scorer.n_fft // scorer.hop  # frame k - gap spans [(k - gap) * hop, k * hop): ends at the cut
-    data = CutBatches(train, scorer.frames, gap, seed=seed)
+    data = CutBatches(train, scorer.frames, gap, songs=batch_songs, per_song=cuts_per_song, seed=seed)
     vdata = CutBatches(val, scorer.frames, gap, seed=10_000 + seed, n_batches=8, hard=0, augment=False)
-    module = ContrastiveModule(scorer, lr=lr, steps=steps, budget_min=max_minutes)
+    cpu = CpuBudget(cpu_minutes)
+    module = ContrastiveModule(scorer, lr=lr, steps=steps, budget_min=max_minutes, cpu=cpu)
 
     class _Progress(L.Callback):
         def on_train_batch_end(self, trainer, *a):
@@ -283,16 +332,25 @@ def train_contrastive(
         check_val_every_n_epoch=None,
         limit_val_batches=8,
         callbacks=[_Progress()],
+        cpu=cpu,
     )
     t0 = time.time()
     with quiet_lightning():
         trainer.fit(module, DataLoader(data, batch_size=None), DataLoader(vdata, batch_size=None))
+        cpu_s = cpu.used_s()
         # one final validation so the last weights compete with the best earlier ones
         trainer.validate(module, DataLoader(vdata, batch_size=None), verbose=False)
     if module.best is not None:
         scorer.load_state_dict(module.best[1])
     progress("training", steps, steps)
-    return {"steps": int(trainer.global_step), "seconds": time.time() - t0, "history": module.history}
+    return {
+        "steps": int(trainer.global_step),
+        "seconds": time.time() - t0,
+        "cpu_seconds": cpu_s,
+        "cpu_minutes_budget": cpu_minutes,
+        "batch": {"songs": batch_songs, "cuts_per_song": cuts_per_song},
+        "history": module.history,
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -338,6 +396,7 @@ def train_cnnlstm(
     batch: int = 32,
     epochs: int = 20,
     progress: ProgressCallback = null_progress,
+    cpu_minutes: float | None = None,
 ) -> dict:
     table, songs = catalog.chunks(), catalog.song_map()
     tr = make_pairs(table, songs, split["train"], audio.sample_rate, seed=seed)
@@ -349,13 +408,15 @@ def train_cnnlstm(
     g = torch.Generator().manual_seed(seed)
     tl = DataLoader(torch.utils.data.TensorDataset(xt, yt), batch_size=batch, shuffle=True, generator=g)
     vl = DataLoader(torch.utils.data.TensorDataset(xv[:512], yv[:512]), batch_size=64)
-    trainer = _trainer(max_minutes, max_epochs=epochs)
+    cpu = CpuBudget(cpu_minutes)
+    trainer = _trainer(max_minutes, cpu=cpu, max_epochs=epochs)
     t0 = time.time()
     with quiet_lightning():
         trainer.fit(module, tl, vl)
     return {
         "steps": int(trainer.global_step),
         "seconds": time.time() - t0,
+        "cpu_seconds": cpu.used_s(),
         "train_pairs": len(tr),
         "val_accuracy": float(np.mean(module.val_acc[-8:])) if module.val_acc else None,
     }
@@ -434,8 +495,12 @@ def train_transitions(
     progress: ProgressCallback = null_progress,
     holdout_package: str | None = None,
     fallback: bool = True,
+    cpu_minutes: float | None = None,
 ) -> dict:
     """Train ``model`` on the pool's training songs and write the run to ``out``; returns its config.json content.
+
+    Training stops at ``steps``, after ``max_minutes`` of wall clock or after ``cpu_minutes`` of process CPU
+    time (see :class:`CpuBudget`), whichever comes first; the run records its steps and CPU seconds.
 
     With ``holdout_package``, the test songs are that package's (from the songs' ``index.csv``) and
     training uses the others. With ``fallback``, a learned model that does not beat ``features`` on the
@@ -452,7 +517,7 @@ def train_transitions(
         rate = catalog.sample_rate
         audio = SongAudio(catalog.song_map(), rate)
         scorer = build_scorer(model, sample_rate=rate, **(model_kwargs or {}))
-        ctx = TrainContext(catalog, audio, split, seed, steps, max_minutes, lr, progress)
+        ctx = TrainContext(catalog, audio, split, seed, steps, max_minutes, lr, progress, cpu_minutes)
         t0 = time.time()
         metrics = dict(kind.train(scorer, ctx) or {})
         metrics["train_seconds"] = time.time() - t0
