@@ -1,17 +1,19 @@
-"""Benchmark the model family: each member trained on one store with the same CPU-time budget, then
-generation speed per CPU core (in-process, phase reconstruction or vocoding included) and, with
-``--judge``, the independent judge's table (``soundloom compare``'s :func:`compare_runs`).
+"""Benchmark the model family: each member trained on one store with the same CPU-time budget
+(``train --cpu-minutes``), then generation speed per CPU core (in-process, phase reconstruction or vocoding
+included) and, with ``--judge``, the independent judge's table (``soundloom compare``'s :func:`compare_runs`).
 
     soundloom synth-data /tmp/fam/data --n-per-class 40 --songs 0
     soundloom prepare /tmp/fam/data/oneshots --out /tmp/fam/features --sample-rate 16000 --seconds 1.016 \\
         --kind mel --n-fft 512 --hop 128 --n-mels 64
-    python benchmarks/bench_family.py /tmp/fam/features --out /tmp/fam/runs --minutes 3 --judge
+    python benchmarks/bench_family.py /tmp/fam/features --out /tmp/fam/runs --cpu-minutes 3 --judge
     python benchmarks/bench_family.py /tmp/fam/features --out /tmp/fam/runs --speed-only   # reuse the runs
 
-Budgets: a member with two stages splits its minutes between them (vqvae then prior; cvae then vaegan),
-so every member costs the same training time. Training runs one process with ``--threads`` torch threads.
-Speed: ``Generator.sample(n)`` timed with ``time.process_time`` (all threads), after a warm-up call;
-reported as seconds of audio per CPU second (1.0 = real time on one core).
+Budgets: CPU minutes, which a busy machine does not shrink. A member with two stages gives its first stage
+half and the second the rest (the second stage's budget counts the first's recorded CPU time: vqvae then
+prior; cvae then vaegan), so every member costs the same training CPU. Training runs one process with
+``--threads`` torch threads. Speed: ``Generator.sample(n)`` timed with ``time.process_time`` (one thread),
+after a warm-up call; reported as seconds of audio per CPU second (1.0 = real time on one core), with the
+Griffin-Lim iterations the generator uses by default (``--griffin-lim-iters`` to set them).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ MEMBERS = {
 
 
 def train_member(features: str, out: Path, member: str, minutes: float, threads: int, seed: int) -> Path:
-    """Train every stage of a member; returns the run that generates."""
+    """Train every stage of a member within ``minutes`` CPU minutes in all; returns the run that generates."""
     run = None
     for name, kind, share, options in MEMBERS[member]:
         run = out / name
@@ -51,7 +53,7 @@ def train_member(features: str, out: Path, member: str, minutes: float, threads:
             features=features,
             model=kind,
             epochs=10_000,
-            max_minutes=minutes * share,
+            cpu_minutes=minutes if name == MEMBERS[member][-1][0] else minutes * share,
             threads=threads,
             seed=seed,
             sample_items=0,
@@ -60,27 +62,38 @@ def train_member(features: str, out: Path, member: str, minutes: float, threads:
         )
         start = time.monotonic()
         train(cfg, run, progress_bar=False)
-        print(f"  trained {name} ({kind}) in {time.monotonic() - start:.0f} s")
+        rec = json.loads((run / "model.json").read_text())["training"]
+        print(
+            f"  trained {name} ({kind}) in {time.monotonic() - start:.0f} s: {rec['cpu_s_total']:.0f} CPU-s "
+            f"(every stage), {rec['steps']} steps"
+        )
     return run
 
 
-def speed(run: Path, n: int, seconds: float | None) -> dict:
-    """Seconds of audio per CPU second of ``Generator.sample(n)`` (Griffin-Lim 32 where the kind needs it)."""
-    gen = Generator.from_run(run, griffin_lim_iters=32)
+def speed(run: Path, n: int, seconds: float | None, griffin_lim_iters: int | None = None) -> dict:
+    """Seconds of audio per CPU second of ``Generator.sample(n)`` (with Griffin-Lim where the kind needs it)."""
+    gen = Generator.from_run(run, griffin_lim_iters=griffin_lim_iters)
     label = gen.labels[0] if gen.labels and gen.model.label_conditioned else None
     gen.sample(1, label=label, seed=0, seconds=seconds)
     start = time.process_time()
     sounds = gen.sample(n, label=label, seed=1, seconds=seconds)
     cpu = time.process_time() - start
     audio = sum(len(s.audio) / s.sample_rate for s in sounds)
-    return {"kind": gen.model.cfg.kind, "audio_s": audio, "cpu_s": cpu, "x_realtime_per_core": audio / cpu}
+    return {
+        "kind": gen.model.cfg.kind,
+        "griffin_lim_iters": None if gen.model.output == "waveform" else gen.griffin_lim_iters,
+        "audio_s": audio,
+        "cpu_s": cpu,
+        "x_realtime_per_core": audio / cpu,
+    }
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("features")
     p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--minutes", type=float, default=3.0, help="Training budget per member (all its stages).")
+    p.add_argument("--cpu-minutes", type=float, default=3.0, help="Training CPU budget per member (all stages).")
+    p.add_argument("--griffin-lim-iters", type=int, default=None, help="Default: the generator's (8 for mel).")
     p.add_argument("--members", default=",".join(MEMBERS))
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--n", type=int, default=20, help="Sounds per speed measurement.")
@@ -96,16 +109,20 @@ def main() -> None:
         if args.speed_only:
             runs[m] = args.out / MEMBERS[m][-1][0]
         else:
-            print(f"{m}: {args.minutes} min")
-            runs[m] = train_member(args.features, args.out, m, args.minutes, args.threads, args.seed)
-    rows = {m: speed(r, args.n, None) for m, r in runs.items()}
+            print(f"{m}: {args.cpu_minutes} CPU-min")
+            runs[m] = train_member(args.features, args.out, m, args.cpu_minutes, args.threads, args.seed)
+    rows = {m: speed(r, args.n, None, args.griffin_lim_iters) for m, r in runs.items()}
     if "vqvae+prior" in runs:
         rows["prior 4x length"] = speed(
-            runs["vqvae+prior"], max(2, args.n // 4), 4 * Generator.from_run(runs["vqvae+prior"]).seconds
+            runs["vqvae+prior"],
+            max(2, args.n // 4),
+            4 * Generator.from_run(runs["vqvae+prior"]).seconds,
+            args.griffin_lim_iters,
         )
-    print(f"{'member':18s} {'kind':9s} {'audio s':>8s} {'CPU s':>7s} {'x real time / core':>19s}")
+    print(f"{'member':18s} {'kind':9s} {'GL':>3s} {'audio s':>8s} {'CPU s':>7s} {'x real time / core':>19s}")
     for m, r in rows.items():
-        print(f"{m:18s} {r['kind']:9s} {r['audio_s']:8.2f} {r['cpu_s']:7.2f} {r['x_realtime_per_core']:19.1f}")
+        gl = "-" if r["griffin_lim_iters"] is None else str(r["griffin_lim_iters"])
+        print(f"{m:18s} {r['kind']:9s} {gl:>3s} {r['audio_s']:8.2f} {r['cpu_s']:7.2f} {r['x_realtime_per_core']:19.1f}")
     result = {"speed": rows}
     if args.judge:
         from soundloom.sounds.evaluation.compare import compare_runs, table_lines

@@ -5,6 +5,13 @@ per second of audio and the spectral convergence (SC) each reaches, with the rat
 
     python benchmarks/bench_griffin_lim.py                      # synthesised harmonic notes + noise
     python benchmarks/bench_griffin_lim.py --folder ../devdata/notes/audio --limit 32
+    python benchmarks/bench_griffin_lim.py --folder ../devdata/notes/audio --limit 48 --sweep 4,8,16,32 \
+        --mel-iters 0,8,16,32      # the generator's whole decode: mel -> magnitude (NNLS) -> Griffin-Lim
+
+``--sweep`` times soundloom alone (CPU seconds per second of audio, one thread) for each iteration count and
+reports SC against the true magnitude; with ``--mel-iters`` the magnitude first goes through a 64-band mel
+power spectrogram and back (``mel_to_magnitude``), as generated mel features do, so SC includes what the
+mel inversion loses.
 """
 
 from __future__ import annotations
@@ -18,7 +25,14 @@ import numpy as np
 import torch
 
 from soundloom.core import fit_length, load_audio
-from soundloom.core.spectral import SpectrogramConfig, griffin_lim, magnitude, spectral_convergence
+from soundloom.core.spectral import (
+    SpectrogramConfig,
+    griffin_lim,
+    magnitude,
+    mel_spectrogram,
+    mel_to_magnitude,
+    spectral_convergence,
+)
 
 
 def synth_notes(n: int, sr: int, seconds: float, seed: int = 0) -> np.ndarray:
@@ -95,6 +109,38 @@ def run(name: str, wavs: np.ndarray, cfg: SpectrogramConfig, n_iter: int, repeat
     )
 
 
+def sweep(wavs: np.ndarray, cfg: SpectrogramConfig, gl_iters: list[int], mel_iters: list[int], n_mels: int) -> None:
+    """SC and CPU time of the decode path for each (mel iterations, Griffin-Lim iterations)."""
+    x = torch.from_numpy(wavs)
+    mags, length = magnitude(x, cfg), wavs.shape[-1]
+    seconds_audio = wavs.size / cfg.sample_rate
+    mel_cfg = SpectrogramConfig(**{**cfg.to_dict(), "kind": "mel", "n_mels": n_mels})
+    mel_power = mel_spectrogram(x, mel_cfg)
+    print(
+        f"{'mel iters':>9s} {'GL iters':>8s} {'ms CPU / s audio':>16s} {'x real time':>11s} "
+        f"{'SC mean':>8s} {'SC max':>7s}"
+    )
+    for mi in mel_iters or [-1]:
+        for gi in gl_iters:
+
+            def decode(mi: int = mi, gi: int = gi) -> torch.Tensor:
+                mag = mags if mi < 0 else mel_to_magnitude(mel_power, mel_cfg, iters=mi)
+                return griffin_lim(mag, cfg, n_iter=gi, length=length)
+
+            decode()
+            best = float("inf")
+            for _ in range(3):
+                t0 = time.process_time()
+                y = decode()
+                best = min(best, time.process_time() - t0)
+            sc = spectral_convergence(mags, y, cfg)
+            label = "-" if mi < 0 else str(mi)
+            print(
+                f"{label:>9s} {gi:8d} {1000 * best / seconds_audio:16.2f} {seconds_audio / best:11.1f} "
+                f"{float(sc.mean()):8.4f} {float(sc.max()):7.4f}"
+            )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--folder", type=Path, help="audio folder (default: synthesised notes)")
@@ -104,6 +150,9 @@ def main() -> None:
     ap.add_argument("--n-fft", type=int, default=512)
     ap.add_argument("--iters", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--sweep", help="comma-separated Griffin-Lim iteration counts: time and SC of soundloom's alone")
+    ap.add_argument("--mel-iters", help="with --sweep: comma-separated mel inversion iterations (through --n-mels)")
+    ap.add_argument("--n-mels", type=int, default=64)
     ap.add_argument(
         "--threads",
         type=int,
@@ -113,6 +162,15 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cfg = SpectrogramConfig(sample_rate=args.sample_rate, n_fft=args.n_fft, overlap=0.75)
+    if args.sweep:
+        wavs = (
+            load_folder(args.folder, args.limit, args.sample_rate, args.seconds)
+            if args.folder
+            else synth_notes(args.limit, args.sample_rate, args.seconds)
+        )
+        mel = [int(v) for v in args.mel_iters.split(",")] if args.mel_iters else []
+        sweep(wavs, cfg, [int(v) for v in args.sweep.split(",")], mel, args.n_mels)
+        return
     if args.folder:
         run(
             str(args.folder),

@@ -227,14 +227,16 @@ def generate(
     seed: int = typer.Option(0),
     format: str = typer.Option("wav", help="wav | flac | ogg | mp3"),
     sample_rate: Optional[int] = typer.Option(None, help="Output sample rate (default: the model's)."),
-    griffin_lim_iters: int = typer.Option(32, help="Griffin-Lim iterations."),
+    griffin_lim_iters: Optional[int] = typer.Option(
+        None, help="Griffin-Lim iterations (default: 8 for mel features, 32 for linear ones)."
+    ),
     level: str = typer.Option("peak", help="peak | loudness | none"),
     threads: int = typer.Option(1, help=THREADS_HELP),
 ) -> None:
     """Sample, continue, interpolate or vary sounds; each file gets a JSON sidecar to recall it."""
     if n < 1:
         raise ParameterError(f"--n must be at least 1, got {n}")
-    if griffin_lim_iters < 0:
+    if griffin_lim_iters is not None and griffin_lim_iters < 0:
         raise ParameterError(f"--griffin-lim-iters must be >= 0, got {griffin_lim_iters}")
     from ..sounds import Generator
 
@@ -345,7 +347,9 @@ def eval_cmd(
     temperatures: str = typer.Option("1.0", help="Comma-separated sampling temperatures."),
     prior: str = typer.Option("fitted", help="fitted | standard"),
     n_per_label: Optional[int] = typer.Option(None, help="Generated per label (default: as many as held-out real)."),
-    griffin_lim_iters: int = typer.Option(32),
+    griffin_lim_iters: Optional[int] = typer.Option(
+        None, help="Griffin-Lim iterations (default: 8 for mel features, 32 for linear ones)."
+    ),
     seed: int = typer.Option(0),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     threads: int = typer.Option(1, help=THREADS_HELP),
@@ -382,7 +386,9 @@ def compare_cmd(
     ),
     n_per_label: Optional[int] = typer.Option(None, help="Generated per label (default: as many as held-out real)."),
     temperature: float = typer.Option(1.0, help="Sampling temperature for every run."),
-    griffin_lim_iters: int = typer.Option(32),
+    griffin_lim_iters: Optional[int] = typer.Option(
+        None, help="Griffin-Lim iterations (default: 8 for mel features, 32 for linear ones)."
+    ),
     speed_items: int = typer.Option(16, help="Sounds made (one call) to time generation speed."),
     seed: int = typer.Option(0),
     as_json: bool = typer.Option(False, "--json", help="Print the table as JSON."),

@@ -13,16 +13,34 @@ from ..data.stats import Normalizer
 LEVELS = ("peak", "loudness", "none")
 
 
+def default_griffin_lim_iters(spec: SpectrogramConfig) -> int:
+    """Griffin-Lim iterations when none are asked: 8 for mel features, 32 for linear ones.
+
+    Through mel the inversion's loss dominates: on 48 dev notes (``benchmarks/bench_griffin_lim.py --sweep``)
+    spectral convergence against the true magnitude is 0.260 after 8 iterations and 0.264 after 32, at half
+    the CPU; from an exact linear magnitude 32 iterations still gain (0.047 after 8, 0.033 after 32).
+    """
+    return 8 if spec.kind == "mel" else 32
+
+
 def features_to_audio(
-    feat: torch.Tensor, normalizer: Normalizer, spec: SpectrogramConfig, n_samples: int, n_iter: int = 32
+    feat: torch.Tensor,
+    normalizer: Normalizer,
+    spec: SpectrogramConfig,
+    n_samples: int,
+    n_iter: int | None = None,
 ) -> torch.Tensor:
     """Normalised features ``(B, rows, frames)`` -> waveforms ``(B, n_samples)`` at ``spec.sample_rate``.
+
+    ``n_iter``: Griffin-Lim iterations (None: :func:`default_griffin_lim_iters`). The whole batch goes through
+    one batched mel inversion and one batched Griffin-Lim.
 
     Deterministic (vocoder-initialised Griffin-Lim), so a latent always renders the same audio.
     """
     db = normalizer.denormalize(feat.detach().float().cpu())
     mag = features_to_magnitude(db, spec)
-    return griffin_lim(mag, spec, n_iter=n_iter, length=n_samples)
+    iters = default_griffin_lim_iters(spec) if n_iter is None else n_iter
+    return griffin_lim(mag, spec, n_iter=iters, length=n_samples)
 
 
 def audio_to_features(

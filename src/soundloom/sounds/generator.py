@@ -25,7 +25,7 @@ from ..core.errors import ParameterError
 from ..core.io import write_audio
 from ..core.spectral import SpectrogramConfig
 from ..data.stats import Normalizer
-from .decode import LEVELS, audio_to_features, features_to_audio, finish_audio
+from .decode import LEVELS, audio_to_features, default_griffin_lim_iters, features_to_audio, finish_audio
 from .models import ModelFileError, build_model, config_from_dict, load_safetensors, load_state, protocol
 from .runfiles import CONFIG_FILE, MODEL_FILE, STATS_FILE, file_sha256, read_run_info
 
@@ -119,7 +119,7 @@ class Generator:
         spec: SpectrogramConfig,
         n_samples: int,
         info: dict,
-        griffin_lim_iters: int = 32,
+        griffin_lim_iters: int | None = None,
         sample_rate: int | None = None,
         level: str = "peak",
     ) -> None:
@@ -127,6 +127,8 @@ class Generator:
             raise ParameterError(f"level must be one of {LEVELS}, got {level!r}")
         self.model, self.prior, self.normalizer, self.spec = model.eval(), prior, normalizer, spec
         self.n_samples, self.info = n_samples, info
+        if griffin_lim_iters is None:
+            griffin_lim_iters = default_griffin_lim_iters(spec)
         self.griffin_lim_iters, self.out_rate, self.level = griffin_lim_iters, sample_rate, level
 
     # ---- loading -----------------------------------------------------------------------------

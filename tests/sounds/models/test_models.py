@@ -121,3 +121,20 @@ def test_loss_invariants():
     wav = torch.randn(2, 4000)
     assert torch.allclose(mr_stft_distance(wav, wav, 8000), torch.zeros(2), atol=1e-6)
     assert (mr_stft_distance(wav, 0.5 * wav, 8000) > 0.1).all()
+
+
+@pytest.mark.parametrize("strides", [(4, 4, 4), (2, 4, 8)])
+def test_wave_vae_inference_path_equals_the_training_path(strides):
+    from soundloom.sounds.models.wave_vae import WaveConfig, WaveVAE
+
+    torch.manual_seed(0)
+    cfg = WaveConfig(n_samples=1000, sample_rate=8000, channels=(6, 8, 12), strides=strides, latent_dim=5)
+    cfg.labels = ["a", "b"]
+    model = WaveVAE(cfg)
+    z, labels = torch.randn(3, 5), torch.tensor([0, 1, 1])
+    slow = model.decode(z, labels)  # grad enabled: the transposed convs as trained
+    with torch.no_grad():
+        model.eval()
+        fast = model.decode(z, labels)
+    assert fast.shape == slow.shape == (3, 1000)
+    assert torch.allclose(fast, slow.detach(), atol=1e-5) and not torch.equal(fast, torch.zeros_like(fast))

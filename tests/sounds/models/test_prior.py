@@ -176,3 +176,23 @@ def test_cli_generates_longer_sounds_from_a_prior(prior_run, tmp_path):
         tmp_path / "out" / "sample_000.json",
     )
     assert code != 0 and "a vqvae model cannot interpolate" in output
+
+
+def test_cached_sampling_draws_the_same_codes_as_uncached(prior_run):
+    model = Generator.from_run(prior_run[1]).model
+    frames = model.cfg.code_frames
+    labels = torch.tensor([0, 1, 0])
+    for total, prefix in ((frames, torch.zeros(3, 0)), (3 * frames, torch.ones(3, 2))):  # one window; sliding
+        runs = [
+            model.sample_codes(
+                prefix, total, labels, None, 1.3, [torch.Generator().manual_seed(s) for s in (1, 2, 3)], 0, cached
+            )
+            for cached in (True, False)
+        ]
+        assert runs[0].shape == (3, total) and torch.equal(runs[0], runs[1])
+    # and the cache is what it says: the logits of one more code equal a whole forward's last row
+    codes = torch.randint(0, model.cfg.codebook_size, (2, frames - 2))
+    cache: list = []
+    model.logits(codes[:, :-1], labels[:2], None, cache)
+    step = model.next_logits(codes[:, -1], cache)
+    assert torch.allclose(step, model.logits(codes, labels[:2], None)[:, -1], atol=1e-5)

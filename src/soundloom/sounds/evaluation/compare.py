@@ -49,7 +49,7 @@ def compare_runs(
     n_per_label: int | None = None,
     temperature: float = 1.0,
     prior: str = "fitted",
-    griffin_lim_iters: int = 32,
+    griffin_lim_iters: int | None = None,
     speed_items: int = 16,
     seed: int = 0,
     progress: ProgressCallback = null_progress,

@@ -13,7 +13,7 @@ spaces side by side:
 
 plus pitch accuracy (pYIN, within 50 cents) when the run is pitch-conditioned.
 
-    ref = build_reference(gen, store, rows, label_key, group_key, griffin_lim_iters=32)
+    ref = build_reference(gen, store, rows, label_key, group_key, griffin_lim_iters=None)
     space = FixedFeatureSpace().fit(ref.clips, ref.sample_rate)
     made = generate_like(gen, ref, n_per_label=None, temperature=1.0, seed=0)
     result = judge(ref, made, space, scorer)
@@ -87,7 +87,7 @@ class GeneratedSet:
         return float(self.clips.shape[0] * self.clips.shape[1] / self.sample_rate)
 
 
-def render_features(gen: Generator, feat: torch.Tensor, iters: int, chunk: int = 128) -> torch.Tensor:
+def render_features(gen: Generator, feat: torch.Tensor, iters: int | None, chunk: int = 128) -> torch.Tensor:
     """Batched Griffin-Lim of normalised features ``(N, rows, frames)`` -> ``(N, samples)`` (no levelling)."""
     return torch.cat(
         [
@@ -104,7 +104,7 @@ def build_reference(
     rows: np.ndarray,
     label_key: str | None,
     group_key: str | None,
-    griffin_lim_iters: int,
+    griffin_lim_iters: int | None,
     heldout_groups: Sequence[str] = (),
 ) -> Reference:
     """The reference of real store items ``rows`` rendered as the run renders its own output."""

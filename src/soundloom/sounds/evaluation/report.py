@@ -192,7 +192,7 @@ def evaluate_run(
     temperatures: tuple[float, ...] = (1.0,),
     prior: str = "fitted",
     n_per_label: int | None = None,
-    griffin_lim_iters: int = 32,
+    griffin_lim_iters: int | None = None,
     seed: int = 0,
     plots: bool = True,
     progress: ProgressCallback = null_progress,

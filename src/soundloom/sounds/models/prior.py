@@ -85,9 +85,15 @@ class Block(nn.Module):
         self.qkv, self.proj = nn.Linear(width, 3 * width), nn.Linear(width, width)
         self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width))
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, bias: torch.Tensor, cache: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """``x (B, T, width)``: the new positions; ``bias (heads, T, past + T)``. ``cache``, when given, holds
+        this block's keys and values of the earlier positions (``[]`` at first) and is extended in place."""
         b, t, w = x.shape
         q, k, v = self.qkv(self.norm1(x)).view(b, t, 3, self.heads, w // self.heads).permute(2, 0, 3, 1, 4)
+        if cache is not None:
+            if cache:
+                k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
+            cache[:] = [k, v]
         att = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
         x = x + self.proj(att.transpose(1, 2).reshape(b, t, w))
         return x + self.mlp(self.norm2(x))
@@ -151,14 +157,29 @@ class PriorModel(EmbeddedConditions, nn.Module):
             c = c + self.pitch_embed(pitches.long().view(batch).clamp(0, self.cfg.n_pitches - 1))
         return c
 
-    def logits(self, codes: torch.Tensor, labels=None, pitches=None) -> torch.Tensor:
-        """Next-code logits ``(B, T + 1, codebook)`` after the condition token and each of ``codes (B, T)``."""
+    def logits(self, codes: torch.Tensor, labels=None, pitches=None, cache: list | None = None) -> torch.Tensor:
+        """Next-code logits ``(B, T + 1, codebook)`` after the condition token and each of ``codes (B, T)``.
+
+        ``cache``: an empty list to fill with every block's keys and values, for :meth:`next_logits`.
+        """
         b = codes.shape[0]
         x = torch.cat([self.condition(labels, pitches, b)[:, None], self.tokens(codes.long())], dim=1)
         bias = alibi_bias(x.shape[1], self.cfg.heads).to(x.dtype)
-        for block in self.blocks:
-            x = block(x, bias)
+        if cache is not None:
+            cache[:] = [[] for _ in self.blocks]
+        for i, block in enumerate(self.blocks):
+            x = block(x, bias, cache[i] if cache is not None else None)
         return self.head(self.norm(x))
+
+    def next_logits(self, code: torch.Tensor, cache: list) -> torch.Tensor:
+        """Logits ``(B, codebook)`` after one more code ``(B,)``, from the keys and values in ``cache``
+        (filled by :meth:`logits`, extended here): one position's work instead of the whole window's."""
+        x = self.tokens(code.long().view(-1, 1))
+        t = cache[0][0].shape[2]  # positions so far (the condition token included)
+        bias = alibi_bias(t + 1, self.cfg.heads)[:, t:].to(x.dtype)
+        for block, kv in zip(self.blocks, cache):
+            x = block(x, bias, kv)
+        return self.head(self.norm(x))[:, -1]
 
     def forward(self, codes: torch.Tensor, labels=None, pitches=None) -> torch.Tensor:
         """Mean cross-entropy ``()`` (nats per code) of ``codes (B, T)`` given the conditions."""
@@ -184,18 +205,30 @@ class PriorModel(EmbeddedConditions, nn.Module):
         temperature: float,
         generators: list[torch.Generator],
         top_k: int = 0,
+        use_cache: bool = True,
     ) -> torch.Tensor:
         """Codes ``(B, total)`` that begin with ``prefix (B, P)``; each new code sampled (item ``b`` with
         ``generators[b]``) from the last ``code_frames - 1`` codes: a sliding window past one item's length.
-        The batch is one forward per step, so ``n`` sounds cost little more than one."""
+        The batch is one forward per step, so ``n`` sounds cost little more than one.
+
+        Within the first window each step reuses the earlier positions' keys and values (``use_cache``; the
+        same codes as without); once the window slides, every position's context changes, so each step
+        runs the whole window again."""
         b = len(generators)
         codes = prefix.round().long().view(b, -1)
         if codes.shape[1] > total:
             raise ParameterError(f"prompt has {codes.shape[1]} code frames, more than the {total} asked")
         window = self.cfg.code_frames - 1
+        cache: list | None = None
         while codes.shape[1] < total:
-            ctx = codes[:, -window:] if window > 0 else codes[:, :0]
-            logits = self.logits(ctx, labels, pitches)[:, -1] / max(float(temperature), 1e-4)
+            if use_cache and cache is not None and codes.shape[1] <= window:
+                logits = self.next_logits(codes[:, -1], cache)
+            else:
+                ctx = codes[:, -window:] if window > 0 else codes[:, :0]
+                sliding = codes.shape[1] > window
+                cache = None if sliding or not use_cache else []
+                logits = self.logits(ctx, labels, pitches, cache)[:, -1]
+            logits = logits / max(float(temperature), 1e-4)
             probs = torch.softmax(_top_k(logits, top_k), dim=-1)
             nxt = torch.stack([torch.multinomial(probs[i], 1, generator=g) for i, g in enumerate(generators)])
             codes = torch.cat([codes, nxt], dim=1)
