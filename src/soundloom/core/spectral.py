@@ -160,17 +160,22 @@ def mel_to_magnitude(mel_power: torch.Tensor, cfg: SpectrogramConfig, iters: int
         t if isinstance(t, float) else t.to(mel_power.device)
         for t in _mel_inverse(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.fmin_hz, cfg.fmax_hz)
     )
-    power = torch.matmul(pinv, mel_power).clamp_min(0)
+    # Every frame of every item is one column of a 2-D problem: one large matrix product per step.
+    shape = mel_power.shape
+    mel = mel_power.movedim(-2, 0).reshape(shape[-2], -1)
+    power = torch.matmul(pinv, mel).clamp_min_(0)
+    fb_t_mel = torch.matmul(fb.T, mel)
     # Accelerated projected gradient (FISTA, Beck & Teboulle 2009) on ||fb @ P - M||^2 with P >= 0: the
     # plain projected gradient needs about four times the iterations for the same mel error.
     point, t = power, 1.0
     for _ in range(iters):
-        grad = torch.matmul(fb.T, torch.matmul(fb, point) - mel_power)
-        new = (point - step * grad).clamp_min(0)
+        grad = torch.matmul(fb.T, torch.matmul(fb, point)).sub_(fb_t_mel)
+        new = point.sub(grad, alpha=step).clamp_min_(0)
         t_next = (1.0 + math.sqrt(1.0 + 4.0 * t * t)) / 2.0
-        point = new + ((t - 1.0) / t_next) * (new - power)
+        point = torch.add(new, new - power, alpha=(t - 1.0) / t_next)
         power, t = new, t_next
-    return power.sqrt()
+    out = power.sqrt_().reshape(fb.shape[1], *shape[:-2], shape[-1])
+    return out.movedim(0, -2)
 
 
 def vocoder_phase(mag: torch.Tensor, cfg: SpectrogramConfig) -> torch.Tensor:
