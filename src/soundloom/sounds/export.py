@@ -4,24 +4,30 @@ The exported graph is ``decode(z[, label][, pitch]) -> (features, db)``: ``featu
 normalised spectrogram ``(batch, rows, frames)`` in [-1, 1]-ish units, ``db`` the same denormalised with
 the run's dataset statistics (dB, what :func:`soundloom.core.spectral.features` computes). Audio is one
 step further (mel -> linear magnitude -> Griffin-Lim), described in ``export.json`` and done in
-``example_onnxruntime.py`` with librosa. Every kind whose decoder gives features is exported the same
-way; the inputs (their shapes and dtypes) come from encoding a silent clip, so a new kind needs nothing
-here::
+``example_onnxruntime.py`` with librosa. A kind whose decoder gives audio itself (``output ==
+"waveform"``: wave-vae) exports ``decode(z[, label][, pitch]) -> audio`` ``(batch, n_samples)`` in [-1, 1]
+at the run's sample rate. The inputs (their shapes and dtypes) come from encoding a silent clip, so a new
+kind needs nothing here::
 
     paths = export_run("runs/oneshots", "export/", fmt="onnx")   # decoder.onnx, export.json, example
+
+The files are written into a temp folder beside ``out`` and published whole: a kill leaves either no
+export or a complete one (``export.json``, written last, marks it complete), and the next export removes
+the temp folders of writers that are gone.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from ..core.atomic import write_json
+from ..core.atomic import make_temp_dir, pid_alive, write_json
 from ..core.errors import ParameterError
 from ..data.stats import Normalizer
 from .generator import Generator
@@ -31,6 +37,8 @@ FORMATS = ("onnx", "torchscript")
 OPSET = 17
 EXPORT_FILE = "export.json"
 EXAMPLE_FILE = "example_onnxruntime.py"
+#: Output names of the graph, by what the model's decoder gives.
+OUTPUTS = {"features": ["features", "db"], "waveform": ["audio"]}
 
 
 class DecoderGraph(nn.Module):
@@ -71,18 +79,38 @@ class DecoderGraph(nn.Module):
         return feat, self._denormalize(feat)
 
 
-def decoder_graph(gen: Generator) -> tuple[DecoderGraph, tuple[torch.Tensor, ...], list[str]]:
-    """The decoder graph of a loaded run, example inputs (batch 2) and their names."""
+class WaveformGraph(nn.Module):
+    """``forward(z[, label][, pitch])`` -> ``audio (batch, n_samples)`` in [-1, 1], for kinds that decode to audio."""
+
+    def __init__(self, model: nn.Module, use_label: bool, use_pitch: bool) -> None:
+        super().__init__()
+        self.model, self.use_label, self.use_pitch = model, use_label, use_pitch
+
+    def forward(self, z: torch.Tensor, *conditions: torch.Tensor) -> torch.Tensor:
+        it = iter(conditions)
+        label = next(it) if self.use_label else None
+        pitch = next(it) if self.use_pitch else None
+        return self.model.decode_latent(z, label, pitch)
+
+
+def decoder_graph(gen: Generator) -> tuple[nn.Module, tuple[torch.Tensor, ...], list[str]]:
+    """The decoder graph of a loaded run (:class:`DecoderGraph`, or :class:`WaveformGraph` for a kind that
+    decodes to audio), example inputs (batch 2) and their names."""
     model = gen.model
-    if getattr(model, "output", "features") != "features":
-        raise ParameterError(f"export: model kind {model.cfg.kind!r} decodes to {model.output}, not features")
+    output = getattr(model, "output", "features")
+    if output not in OUTPUTS:
+        raise ParameterError(f"export: model kind {model.cfg.kind!r} decodes to {output}, not features or audio")
     use_label, use_pitch = bool(model.label_conditioned), bool(model.pitch_conditioned)
-    rows, frames = int(model.cfg.rows), int(model.cfg.frames)
     label = torch.zeros(2, dtype=torch.int64) if use_label else None
     pitch = torch.full((2,), 60, dtype=torch.int64) if use_pitch else None
     encode = getattr(model, "encode_latent", None) or (lambda x, lab, pit: model.encode(x, lab, pit)[0])
+    silent = (
+        torch.zeros(2, int(model.cfg.n_samples))
+        if output == "waveform"
+        else torch.zeros(2, int(model.cfg.rows), int(model.cfg.frames))
+    )
     with torch.no_grad():
-        z = encode(torch.zeros(2, rows, frames), label, pitch)
+        z = encode(silent, label, pitch)
     if z.is_floating_point():  # a continuous latent: random values exercise the graph better than a silent clip's
         z = torch.randn(z.shape, generator=torch.Generator().manual_seed(0))
     inputs, names = [z], ["z"]
@@ -92,6 +120,8 @@ def decoder_graph(gen: Generator) -> tuple[DecoderGraph, tuple[torch.Tensor, ...
     if use_pitch:
         inputs.append(pitch)
         names.append("pitch")
+    if output == "waveform":
+        return WaveformGraph(model.eval(), use_label, use_pitch).eval(), tuple(inputs), names
     return DecoderGraph(model.eval(), gen.normalizer, use_label, use_pitch).eval(), tuple(inputs), names
 
 
@@ -99,13 +129,19 @@ def _dtype(t: torch.Tensor) -> str:
     return str(t.dtype).replace("torch.", "")
 
 
-def _export_onnx(graph: DecoderGraph, inputs: tuple[torch.Tensor, ...], names: list[str], path: Path) -> None:
+def _outputs(graph: nn.Module) -> list[str]:
+    return OUTPUTS["waveform" if isinstance(graph, WaveformGraph) else "features"]
+
+
+def _export_onnx(graph: nn.Module, inputs: tuple[torch.Tensor, ...], names: list[str], path: Path) -> None:
     try:
         import onnx  # noqa: F401  (torch's exporter needs it)
     except ImportError as exc:
         raise ParameterError("ONNX export needs the onnx package: pip install 'soundloom[export]'") from exc
-    axes = {n: {0: "batch"} for n in names + ["features", "db"]}
-    with warnings.catch_warnings():
+    outputs = _outputs(graph)
+    axes = {n: {0: "batch"} for n in names + outputs}
+    # no_grad: a decoder's inference path (wave-vae: its faster kernels, equal within 1e-6) is the one traced
+    with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         # The TorchScript-based exporter: ~1 s here, where the dynamo exporter took ~20 s for the same graph.
         torch.onnx.export(
@@ -113,15 +149,15 @@ def _export_onnx(graph: DecoderGraph, inputs: tuple[torch.Tensor, ...], names: l
             inputs,
             str(path),
             input_names=names,
-            output_names=["features", "db"],
+            output_names=outputs,
             dynamic_axes=axes,
             opset_version=OPSET,
             dynamo=False,
         )
 
 
-def _export_torchscript(graph: DecoderGraph, inputs: tuple[torch.Tensor, ...], path: Path) -> None:
-    with warnings.catch_warnings():
+def _export_torchscript(graph: nn.Module, inputs: tuple[torch.Tensor, ...], path: Path) -> None:
+    with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(graph, inputs, check_trace=False)
     traced.save(str(path))
@@ -130,8 +166,10 @@ def _export_torchscript(graph: DecoderGraph, inputs: tuple[torch.Tensor, ...], p
 def export_description(gen: Generator, inputs: tuple[torch.Tensor, ...], names: list[str], fmt: str, file: str) -> dict:
     """What ``export.json`` holds: inputs, outputs, sample rate, feature config and statistics, how to invert."""
     model = gen.model
-    stats = json.loads((Path(gen.info["run"]) / "stats.json").read_text())
+    stats_file = Path(gen.info["run"]) / "stats.json"
+    stats = json.loads(stats_file.read_text()) if stats_file.exists() else None
     spec = gen.spec.to_dict()
+    waveform = getattr(model, "output", "features") == "waveform"
     described = []
     for name, t in zip(names, inputs):
         entry = {"name": name, "shape": ["batch", *list(t.shape[1:])], "dtype": _dtype(t)}
@@ -140,7 +178,6 @@ def export_description(gen: Generator, inputs: tuple[torch.Tensor, ...], names: 
         elif name == "pitch":
             entry["values"] = f"MIDI pitch 0..{model.cfg.n_pitches - 1}"
         described.append(entry)
-    rows, frames = int(model.cfg.rows), int(model.cfg.frames)
     kind = spec.get("kind")
     invert = [
         "db = output 'db' (batch, rows, frames)",
@@ -149,6 +186,15 @@ def export_description(gen: Generator, inputs: tuple[torch.Tensor, ...], names: 
         else "db: magnitude = 10 ** (db / 20) over n_fft // 2 + 1 bins",
         "audio = Griffin-Lim(magnitude, n_fft, hop_length, win_length, window), trimmed to n_samples",
     ]
+    if waveform:
+        outputs = [{"name": "audio", "shape": ["batch", int(gen.n_samples)], "dtype": "float32", "units": "[-1, 1]"}]
+        invert = ["audio = output 'audio' (batch, n_samples) at sample_rate: no phase reconstruction"]
+    else:
+        rows, frames = int(model.cfg.rows), int(model.cfg.frames)
+        outputs = [
+            {"name": "features", "shape": ["batch", rows, frames], "dtype": "float32", "units": "normalised"},
+            {"name": "db", "shape": ["batch", rows, frames], "dtype": "float32", "units": "dB"},
+        ]
     return {
         "format": fmt,
         "file": file,
@@ -158,10 +204,7 @@ def export_description(gen: Generator, inputs: tuple[torch.Tensor, ...], names: 
         "torch": torch.__version__,
         "opset": OPSET if fmt == "onnx" else None,
         "inputs": described,
-        "outputs": [
-            {"name": "features", "shape": ["batch", rows, frames], "dtype": "float32", "units": "normalised"},
-            {"name": "db", "shape": ["batch", rows, frames], "dtype": "float32", "units": "dB"},
-        ],
+        "outputs": outputs,
         "labels": list(getattr(model.cfg, "labels", []) or []),
         "sample_rate": int(gen.spec.sample_rate),
         "n_samples": int(gen.n_samples),
@@ -199,10 +242,16 @@ for inp in info["inputs"]:
         feeds["z"] = rng.standard_normal(shape).astype(inp["dtype"])
     else:  # label / pitch: class 0 / middle C
         feeds[inp["name"]] = np.full(shape, 60 if inp["name"] == "pitch" else 0, dtype=inp["dtype"])
-features, db = session.run(["features", "db"], feeds)
-print("db", db.shape, float(db.min()), float(db.max()))
 out = Path(sys.argv[1] if len(sys.argv) > 1 else here / "decoded")
 out.mkdir(parents=True, exist_ok=True)
+if info["outputs"][0]["name"] == "audio":  # a waveform decoder: audio straight out
+    (audio,) = session.run(["audio"], feeds)
+    for i, wav in enumerate(audio):
+        sf.write(out / f"decoded_{i}.wav", wav.astype(np.float32), info["sample_rate"])
+    print("wrote", out)
+    sys.exit(0)
+features, db = session.run(["features", "db"], feeds)
+print("db", db.shape, float(db.min()), float(db.max()))
 win = spec.get("win_length") or spec["n_fft"]
 for i, d in enumerate(db.astype(np.float64)):
     if spec["kind"] == "mel":
@@ -219,6 +268,38 @@ print("wrote", out)
 '''
 
 
+def _temp_prefix(out: Path) -> str:
+    return f".{out.name}.tmp-"
+
+
+def remove_stale_exports(out: Path) -> list[Path]:
+    """Remove the temp folders beside ``out`` that killed exports left (their writer's pid is gone)."""
+    removed = []
+    prefix = _temp_prefix(out)
+    for tmp in out.parent.glob(f"{prefix}*") if out.parent.is_dir() else ():
+        pid = tmp.name[len(prefix) :].split("-", 1)[0]
+        if tmp.is_dir() and pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed.append(tmp)
+    return removed
+
+
+def _publish(tmp: Path, out: Path, names: list[str]) -> None:
+    """Move the files ``names`` of ``tmp`` into ``out``, ``export.json`` (the completion mark) last.
+
+    A new ``out`` is one rename. Into an existing folder (other files in it stay), the old ``export.json``
+    goes first, so a kill midway leaves a folder that is not a complete export, never a mixed one."""
+    if not out.exists():
+        os.rename(tmp, out)
+        return
+    if not out.is_dir():
+        raise ParameterError(f"{out}: --out must be a folder (it is a file)")
+    (out / EXPORT_FILE).unlink(missing_ok=True)
+    for name in sorted(names, key=lambda n: n == EXPORT_FILE):
+        os.replace(tmp / name, out / name)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
 def export_run(run: str | os.PathLike, out: str | os.PathLike, fmt: str = "onnx") -> dict[str, Path]:
     """Export the decoder of ``run`` into ``out``: ``decoder.onnx`` or ``decoder.pt``, ``export.json``,
     ``example_onnxruntime.py`` (ONNX only). Returns the written paths by role."""
@@ -227,15 +308,26 @@ def export_run(run: str | os.PathLike, out: str | os.PathLike, fmt: str = "onnx"
     gen = Generator.from_run(run)
     graph, inputs, names = decoder_graph(gen)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    file = "decoder.onnx" if fmt == "onnx" else "decoder.pt"
-    if fmt == "onnx":
-        _export_onnx(graph, inputs, names, out / file)
-    else:
-        _export_torchscript(graph, inputs, out / file)
-    paths = {"model": out / file}
-    paths["json"] = write_json(out / EXPORT_FILE, export_description(gen, inputs, names, fmt, file))
-    if fmt == "onnx":
-        (out / EXAMPLE_FILE).write_text(_EXAMPLE)
-        paths["example"] = out / EXAMPLE_FILE
-    return paths
+    if out.exists() and not out.is_dir():
+        raise ParameterError(f"{out}: --out must be a folder (it is a file)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_exports(out)
+    tmp = make_temp_dir(out.parent, f"{_temp_prefix(out)}{os.getpid()}-")
+    try:
+        file = "decoder.onnx" if fmt == "onnx" else "decoder.pt"
+        if fmt == "onnx":
+            _export_onnx(graph, inputs, names, tmp / file)
+        else:
+            _export_torchscript(graph, inputs, tmp / file)
+        written = [file]
+        if fmt == "onnx":
+            (tmp / EXAMPLE_FILE).write_text(_EXAMPLE)
+            written.append(EXAMPLE_FILE)
+        write_json(tmp / EXPORT_FILE, export_description(gen, inputs, names, fmt, file))
+        written.append(EXPORT_FILE)
+        _publish(tmp, out, written)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    roles = {"model": file, "json": EXPORT_FILE, "example": EXAMPLE_FILE}
+    return {role: out / name for role, name in roles.items() if name in written}
