@@ -48,6 +48,23 @@ def test_page_info_and_bounded_stream(served):
     assert client.get("/stream.wav", params={"seconds": -1}).status_code == 422
 
 
+def test_ogg_stream_decodes_to_the_wav_stream(served):
+    pool, run = served
+    client = TestClient(create_app(pool, str(run)))
+    assert "stream.ogg" in client.get("/").text and "canPlayType" in client.get("/").text
+    resp = client.get("/stream.ogg", params={"seconds": 4, "seed": 2})
+    assert resp.status_code == 200 and resp.headers["content-type"] == "audio/ogg"
+    assert resp.content[:4] == b"OggS"
+    audio, rate = sf.read(io.BytesIO(resp.content), dtype="float32")
+    assert rate == 22050 and len(audio) == 4 * 22050  # the bounded stream's exact length survives encoding
+    wav = client.get("/stream.wav", params={"seconds": 4, "seed": 2}).content
+    ref = np.frombuffer(wav[44:], dtype="<i2").astype(np.float32) / 32767
+    assert np.sqrt(np.mean(audio**2)) > 0.01  # not silent
+    snr_db = 10 * np.log10(np.sum(ref**2) / np.sum((audio - ref) ** 2))
+    assert snr_db > 10  # the same stream, lossy-coded
+    assert len(resp.content) < len(wav) / 3  # and compressed
+
+
 def test_health_and_errors_are_json(served, tmp_path):
     pool, run = served
     client = TestClient(create_app(pool, str(run)))

@@ -64,7 +64,7 @@ def serve(
         True, "--warm/--no-warm", help="Check likely joins in the background at start (GET /info says when done)."
     ),
 ) -> None:
-    """Serve an endless stream live: a player page at / and the audio at /stream.wav."""
+    """Serve an endless stream live: a player page at / and the audio at /stream.ogg (Ogg Vorbis) and /stream.wav."""
     import uvicorn
 
     from ..studio.app import ServeLimits, create_app

@@ -8,6 +8,8 @@ Routes:
     GET /info             pool and model facts, and the listeners now connected (JSON)
     GET /stream.wav       16-bit mono WAV, endless; ``?seed=N`` picks the start, ``?seconds=S`` bounds it
                           (exactly: ``round(S * rate)`` samples, the header giving that size)
+    GET /stream.ogg       the same stream as Ogg Vorbis (about 64 kb/s instead of 353 kb/s), encoded block by
+                          block in the listener's worker (:mod:`.encode`); the page plays it when the browser can
 
 Each listener gets its own search and renderer in a worker thread, built cheaply from what every
 listener shares read-only (:class:`SharedPool`: the chunk table, songs, embeddings, the search
@@ -62,6 +64,7 @@ from ..streams.joins import reference_lufs
 from ..streams.render import iter_render, limit_peaks, segment
 from ..streams.seams import SeamVerifier
 from ..streams.search import NextChunkChooser, iter_greedy
+from .encode import OGG_MIME, OggEncoder
 
 log = logging.getLogger("soundloom.studio")
 
@@ -378,7 +381,9 @@ class Listener:
 
     _DONE = object()
 
-    def __init__(self, shared: SharedPool, scfg: SearchConfig, limits: ServeLimits, seconds: float | None):
+    def __init__(
+        self, shared: SharedPool, scfg: SearchConfig, limits: ServeLimits, seconds: float | None, ogg: bool = False
+    ):
         self.loop = asyncio.get_running_loop()
         self.q: asyncio.Queue[object] = asyncio.Queue()
         self.slots = threading.Semaphore(QUEUE_BLOCKS)
@@ -389,6 +394,7 @@ class Listener:
         self.sent = 0  # PCM samples handed over
         self.header_sent = False
         self.held = np.zeros(0, "<i2")  # samples held back for the fade-out of a bounded stream
+        self.encoder = OggEncoder(self.rate) if ogg else None  # None: WAV (header, then raw PCM)
         self.t0 = time.monotonic()
         self.starting = False  # holds a start slot
         self.cpu0 = 0.0  # thread CPU time at the worker's start (s)
@@ -433,7 +439,8 @@ class Listener:
         if not self.header_sent:
             self.header_sent = True
             self.setup_cpu_ms = 1000 * (time.thread_time() - self.cpu0)
-            self._push(exact_header(self.rate, self.total) if self.total is not None else bytes(data))
+            if self.encoder is None:  # Ogg's header pages come with the first audio
+                self._push(exact_header(self.rate, self.total) if self.total is not None else bytes(data))
             return len(data)
         if self.first_block_cpu_ms is None:
             self.first_block_cpu_ms = 1000 * (time.thread_time() - self.cpu0)
@@ -446,6 +453,8 @@ class Listener:
         self.held = np.concatenate([self.held, pcm[: self.total - self.sent - len(self.held)]])
         if self.sent + len(self.held) >= self.total:
             self._send(_fade_out(self.held, self.rate))
+            if self.encoder is not None:  # the last Ogg pages, which end the bitstream
+                self._push(self.encoder.close())
             raise _Stopped("the requested length was reached")
         keep = min(len(self.held), int(FADE_S * self.rate))
         self._send(self.held[: len(self.held) - keep])
@@ -458,7 +467,9 @@ class Listener:
         for i in range(0, len(pcm), step):
             piece = pcm[i : i + step]
             self._pace()
-            self._push(piece.tobytes())
+            data = piece.tobytes() if self.encoder is None else self.encoder.encode(piece)
+            if data:  # the Ogg encoder hands out whole pages only (every 2-3 s of audio)
+                self._push(data)
             self.sent += len(piece)
 
     def flush(self) -> None:
@@ -576,9 +587,9 @@ class ListenerResponse(StreamingResponse):
     on the client) is cancelled, so the connection is released too.
     """
 
-    def __init__(self, app: FastAPI, make_listener, headers: dict[str, str]):
+    def __init__(self, app: FastAPI, make_listener, headers: dict[str, str], media_type: str = "audio/wav"):
         self._app, self._make = app, make_listener
-        super().__init__(self._body(), media_type="audio/wav", headers=headers)
+        super().__init__(self._body(), media_type=media_type, headers=headers)
         self._listener: Listener | None = None
 
     async def _body(self):
@@ -674,13 +685,22 @@ def create_app(
         }
         return {**info, "listeners": app.state.listeners, "render": {**shared.stats.summary(), **verdicts}}
 
+    seed_query = Query(search.seed, ge=0, le=MAX_SEED, description="start chunk and sampling seed")
+    seconds_query = Query(
+        None, gt=0, le=limits.max_seconds, allow_inf_nan=False, description="stop after exactly this long (s)"
+    )
+
     @app.get("/stream.wav")
-    async def get_stream(
-        seed: int = Query(search.seed, ge=0, le=MAX_SEED, description="start chunk and sampling seed"),
-        seconds: float | None = Query(
-            None, gt=0, le=limits.max_seconds, allow_inf_nan=False, description="stop after exactly this long (s)"
-        ),
-    ):
+    async def get_stream(seed: int = seed_query, seconds: float | None = seconds_query):
+        """The live stream as 16-bit mono WAV (endless: the header declares the largest size)."""
+        return listen(seed, seconds, ogg=False)
+
+    @app.get("/stream.ogg")
+    async def get_stream_ogg(seed: int = seed_query, seconds: float | None = seconds_query):
+        """The live stream as Ogg Vorbis, encoded as it is rendered."""
+        return listen(seed, seconds, ogg=True)
+
+    def listen(seed: int, seconds: float | None, ogg: bool):
         if len(emb) < 2:
             raise PoolError(pool, f"the pool needs at least two chunks to stream, it has {len(emb)}")
         if app.state.listeners >= limits.max_listeners:
@@ -693,8 +713,9 @@ def create_app(
         app.state.listeners += 1  # given back by ListenerResponse when the stream ends
         return ListenerResponse(
             app,
-            lambda: Listener(shared, scfg, limits, seconds),
+            lambda: Listener(shared, scfg, limits, seconds, ogg=ogg),
             headers={"Cache-Control": "no-store"},
+            media_type=OGG_MIME if ogg else "audio/wav",
         )
 
     @app.get("/", response_class=HTMLResponse)
@@ -710,11 +731,15 @@ PAGE = """<!doctype html>
 <style>body{font-family:system-ui,sans-serif;max-width:40em;margin:3em auto;color:#222}
 audio{width:100%}button{font-size:1em;padding:.4em 1em}</style></head>
 <body><h1>soundloom</h1><p>An endless remix: {{INFO}}.</p>
-<audio id="player" controls autoplay src="stream.wav"></audio>
-<p><button onclick="reseed()">new stream</button> <span id="seed">seed 0</span></p>
+<audio id="player" controls autoplay></audio>
+<p><button onclick="reseed()">new stream</button> <span id="seed">seed 0</span> <span id="kind"></span></p>
 <script>
+const player=document.getElementById('player');
+const src=player.canPlayType('audio/ogg; codecs="vorbis"')?'stream.ogg':'stream.wav';
+document.getElementById('kind').textContent='('+src+')';
+player.src=src;
 function reseed(){const s=Math.floor(Math.random()*1e6);
-document.getElementById('player').src='stream.wav?seed='+s;
+player.src=src+'?seed='+s;
 document.getElementById('seed').textContent='seed '+s;}
 </script></body></html>
 """
