@@ -52,3 +52,25 @@ def test_write_endless_bounded_is_a_prefix_of_the_unbounded_stream(pool):
     _write(pool, unbounded, None)
     a, b = bounded.getvalue(), unbounded.getvalue()
     assert len(b) > len(a) and b.startswith(a)
+
+
+def test_a_watcher_sees_each_steps_candidates_and_changes_nothing(pool):
+    from itertools import islice
+
+    from soundloom.streams.endless import endless_segments
+
+    seen: list[tuple[int, list[dict]]] = []
+    with ChunkCatalog(pool, create=False) as c:
+        emb = load_pool_embeddings(c, "features")
+        cfg, rcfg = SearchConfig(reuse_window=5, seed=3), RenderConfig()
+        plain = [s.chunk_id for s in islice(endless_segments(c, emb, cfg, rcfg), 8)]
+        watched = [
+            s.chunk_id
+            for s in islice(endless_segments(c, emb, cfg, rcfg, on_candidates=lambda a, cs: seen.append((a, cs))), 8)
+        ]
+    assert watched == plain  # the watcher's extra seam checks draw nothing from the search's randomness
+    assert [a for a, _ in seen] == plain[:-1]  # one report per step, after the chunk just chosen
+    for (_, cands), nxt in zip(seen, plain[1:]):
+        assert cands[0]["chunk_id"] == nxt  # temperature 0: the search takes its first candidate
+        assert 1 <= len(cands) <= 5 and all(isinstance(x["seam_pass"], bool) for x in cands)
+        assert all(isinstance(x["seam_predicted"], bool) and np.isfinite(x["score"]) for x in cands)

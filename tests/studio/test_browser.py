@@ -106,13 +106,16 @@ def test_studio_in_chromium(served, tmp_path):
             assert len(durations) == 2 and all(d == pytest.approx(0.5, abs=0.01) for d in durations)
             page.screenshot(path=tmp_path / "generate.png", full_page=True)
 
-            # Stream: the <audio> element's clock advances
+            # Stream: the compressed (Ogg Vorbis) live stream plays, the <audio> element's clock advances,
+            # and the next candidates are listed with their scores
             page.click("#tabs button[data-tab=stream]")
             page.wait_for_function("document.querySelector('#stream-name').value === 'demo'")
             page.click("#stream-btn")
+            assert "/live.ogg?" in page.evaluate("document.querySelector('#stream-audio').src")
             page.wait_for_function("document.querySelector('#stream-audio').currentTime > 0.5", timeout=60_000)
             t0 = page.evaluate("document.querySelector('#stream-audio').currentTime")
             page.wait_for_function(f"document.querySelector('#stream-audio').currentTime > {t0 + 1.0}", timeout=30_000)
+            page.wait_for_selector("#next tbody tr.taken", timeout=30_000)
             page.screenshot(path=tmp_path / "stream.png", full_page=True)
             page.evaluate("document.querySelector('#stream-audio').pause()")
 

@@ -169,6 +169,7 @@ def test_stream_mounted_and_schema_documents_the_api(studio):
             "url": "/streams/demo/stream.wav",
             "info": "/streams/demo/info",
             "live": "/api/streams/demo/live.wav",
+            "live_ogg": "/api/streams/demo/live.ogg",
             "now": "/api/streams/demo/now",
         }
     ]

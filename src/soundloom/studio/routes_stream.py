@@ -1,7 +1,9 @@
 """The studio's radio: one endless stream per pool, rendered once and shared by every listener.
 
-    GET  /api/streams/{name}/live.wav    16-bit mono WAV over chunked HTTP (``<audio>``, VLC, ffplay)
-    GET  /api/streams/{name}/now         now playing: song, chunk, score (JSON)
+    GET  /api/streams/{name}/live.ogg    Ogg Vorbis over chunked HTTP (``<audio>``, VLC, ffplay; ~64 kb/s)
+    GET  /api/streams/{name}/live.wav    16-bit mono WAV over chunked HTTP (the fallback)
+    GET  /api/streams/{name}/now         now playing: song, chunk, score; the next candidates with their
+                                         scores and seam verdicts, and which one was taken (JSON)
     POST /api/streams/{name}/skip        cut to a new search from another chunk, for everyone
 
 Each listener of :mod:`soundloom.studio.app`'s ``/streams/<name>/stream.wav`` gets its own search and
@@ -29,18 +31,22 @@ from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from ..core.errors import PoolError
+from .encode import OGG_MIME, OggEncoder
 from .state import NotFound, StudioState
 
 #: Audio per ring block (s).
 BLOCK_S = 0.25
 #: Audio kept in the ring (s): a listener this far behind jumps to the live edge.
 RING_S = 12.0
-#: Audio rendered ahead of real time (s), and what a new listener gets at once.
-BURST_S = 3.0
+#: Audio rendered ahead of real time (s), and what a new listener gets at once: a listener's player holds
+#: this much, less what its codec and media cache hold back (Ogg in Chromium: an encoder page and part of
+#: a 32 KB cache block; with 3 s it ran dry now and then on a loaded machine). A skip is heard this much later.
+BURST_S = 5.0
 #: The renderer stops this long after the last listener left (s).
 LINGER_S = 5.0
-#: Nice value of the renderer thread.
-RENDER_NICE = 10
+#: Nice value of the renderer thread. 0, as the stream server's renderers: niced, it lost the CPU to other
+#: processes on a loaded machine and fell behind real time (Chromium counted waiting events).
+RENDER_NICE = 0
 
 
 class Radio:
@@ -67,6 +73,7 @@ class Radio:
         self.skip = threading.Event()
         self.last_left = time.monotonic()
         self.error: str | None = None
+        self._next: tuple[int, list[dict]] | None = None  # the search's latest candidates: (after chunk, list)
 
     # -- renderer thread -----------------------------------------------------------------------
     def _ensure_running(self) -> None:
@@ -85,7 +92,7 @@ class Radio:
         from ..streams.joins import reference_lufs
         from ..streams.render import iter_render, limit_peaks
 
-        try:  # below the event loop's priority, so pages stay quick while the radio renders (Linux: per thread)
+        try:  # Linux: per thread
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), RENDER_NICE)
         except (OSError, AttributeError):
             pass
@@ -97,7 +104,10 @@ class Radio:
                 while not self.stop.is_set():
                     self.skip.clear()
                     scfg = SearchConfig(seed=self.seed)
-                    for block, cue in iter_render(endless_segments(catalog, self.emb, scfg, rcfg), self.rate, rcfg):
+                    segments = endless_segments(catalog, self.emb, scfg, rcfg, on_candidates=self._on_candidates)
+                    for block, cue in iter_render(segments, self.rate, rcfg):
+                        if self._next is not None and self._next[0] == cue["chunk_id"]:
+                            cue = cue | {"next": self._next[1]}
                         pcm = np.clip(limit_peaks(block * gain, self.rate, rcfg.true_peak_db - 0.5), -1, 1) * 32767
                         pcm = pcm.astype("<i2")
                         if self.skip.is_set():  # fade this block out and start a new search
@@ -120,6 +130,11 @@ class Radio:
             self.error = f"{type(exc).__name__}: {exc}"
         finally:
             self._wake_all()
+
+    def _on_candidates(self, chunk_id: int, candidates: list[dict]) -> None:
+        # called by the search (in this thread) while it picks the chunk after ``chunk_id``, which is
+        # before iter_render hands over ``chunk_id``'s block
+        self._next = (chunk_id, candidates)
 
     def _idle(self) -> bool:
         with self.lock:
@@ -151,15 +166,23 @@ class Radio:
                 return {"name": self.name, "playing": False, "listeners": self.listeners, "error": self.error}
             back = min(len(self.ring) - 1, int(BURST_S / BLOCK_S))
             cue = self.ring[-1 - back][2] or {}
+            later = (c for _, _, c in list(self.ring)[len(self.ring) - back :] if c and c is not cue)
+            taken = next((c["chunk_id"] for c in later if c.get("chunk_id") != cue.get("chunk_id")), None)
         keep = ("song", "chunk_index", "chunk_id", "score", "natural", "source_start_s", "source_end_s")
-        return {"name": self.name, "playing": True, "listeners": self.listeners, "error": self.error} | {
-            k: cue.get(k) for k in keep
-        }
+        # the candidates after this chunk; ``taken``: the one the search joined to (None while not rendered yet)
+        up_next = [c | {"taken": taken is not None and c["chunk_id"] == taken} for c in cue.get("next") or []]
+        return (
+            {"name": self.name, "playing": True, "listeners": self.listeners, "error": self.error}
+            | {k: cue.get(k) for k in keep}
+            | {"next": up_next, "next_known": taken is not None}
+        )
 
-    async def blocks(self):
-        """A WAV header, then the shared blocks from :data:`BURST_S` behind the live edge, until the client leaves."""
+    async def blocks(self, ogg: bool = False):
+        """A WAV header, then the shared blocks from :data:`BURST_S` behind the live edge, until the client
+        leaves; with ``ogg``, the same audio as one Ogg Vorbis bitstream of this listener's own."""
         from ..streams.endless import wav_stream_header
 
+        encoder = OggEncoder(self.rate) if ogg else None
         loop, event = asyncio.get_running_loop(), asyncio.Event()
         waker = (loop, event)
         self.wakers.add(waker)
@@ -167,7 +190,8 @@ class Radio:
             self.listeners += 1
         self._ensure_running()
         try:
-            yield wav_stream_header(self.rate)
+            if encoder is None:  # Ogg's header pages come with the first audio
+                yield wav_stream_header(self.rate)
             with self.lock:
                 nxt = max(self.head - int(BURST_S / BLOCK_S), self.ring[0][0] if self.ring else self.head)
             while True:
@@ -178,8 +202,11 @@ class Radio:
                         nxt = self.head
                     ready = [data for idx, data, _ in self.ring if idx >= nxt]
                     nxt += len(ready)
+                if encoder is not None and ready:  # one page per 2-3 s of audio: often nothing yet
+                    ready = [encoder.encode(b"".join(ready))]
                 for data in ready:
-                    yield data
+                    if data:
+                        yield data
                 if not ready:
                     if self.thread is None or not self.thread.is_alive():
                         self._ensure_running()  # it lingered out, or a song error ended it
@@ -205,6 +232,14 @@ def router(state: StudioState, radios: dict[str, Radio]) -> APIRouter:
     @api.get("/{name}/live.wav", response_class=StreamingResponse)
     async def live(name: str = PathParam(..., max_length=64)):
         """The shared endless stream as 16-bit mono WAV over chunked HTTP (declared size: maximal)."""
+        return listen(name, ogg=False)
+
+    @api.get("/{name}/live.ogg", response_class=StreamingResponse)
+    async def live_ogg(name: str = PathParam(..., max_length=64)):
+        """The shared endless stream as Ogg Vorbis over chunked HTTP, encoded for each listener as it goes."""
+        return listen(name, ogg=True)
+
+    def listen(name: str, ogg: bool):
         r = radio(name)
         if r.listeners >= r.max_listeners:
             return JSONResponse(
@@ -212,11 +247,14 @@ def router(state: StudioState, radios: dict[str, Radio]) -> APIRouter:
                 status_code=503,
                 headers={"Retry-After": "10"},
             )
-        return StreamingResponse(r.blocks(), media_type="audio/wav", headers={"Cache-Control": "no-store"})
+        media = OGG_MIME if ogg else "audio/wav"
+        return StreamingResponse(r.blocks(ogg), media_type=media, headers={"Cache-Control": "no-store"})
 
     @api.get("/{name}/now")
     async def now(name: str = PathParam(..., max_length=64)) -> dict:
-        """Now playing on the shared stream: song file name, chunk, its transition score, listeners."""
+        """Now playing on the shared stream: song file name, chunk, its transition score, listeners; ``next``:
+        the candidates the search weighed after this chunk (best first: ``score``, ``seam_predicted`` from
+        the catalog's edges, ``seam_pass`` from the join rendered for real, ``taken``)."""
         return radio(name).now()
 
     @api.post("/{name}/skip")

@@ -152,6 +152,7 @@ def create_studio(
             "url": f"/streams/{name}/stream.wav",
             "info": f"/streams/{name}/info",
             "live": f"/api/streams/{name}/live.wav",
+            "live_ogg": f"/api/streams/{name}/live.ogg",
             "now": f"/api/streams/{name}/now",
         }
     app.include_router(radio_router(state, radios))
@@ -159,7 +160,8 @@ def create_studio(
 
     @app.get("/api/streams", tags=["stream"])
     async def streams() -> list[dict]:
-        """The streams: ``live`` (one shared stream, WAV over chunked HTTP), ``now`` (now playing), and ``url``
+        """The streams: ``live`` / ``live_ogg`` (one shared stream, WAV or Ogg Vorbis over chunked HTTP), ``now``
+        (now playing and the next candidates), and ``url``
         (a listener's own stream from its ``?seed=``) with its ``info``."""
         return [state.streams[k] for k in sorted(state.streams)]
 

@@ -257,13 +257,15 @@ const loadStreams = guard(async () => {
   streams = await api("GET", "/api/streams");
   $("#stream-name").innerHTML = streams.map((s) => `<option value="${esc(s.name)}">${esc(s.name)}</option>`).join("");
   $("#stream-btn").disabled = $("#skip-btn").disabled = !streams.length;
-  if (streams.length) { streamInfo(); $("#stream-url").textContent = `${location.origin}${current().live}`; }
+  if (streams.length) { streamInfo(); $("#stream-url").textContent = `${location.origin}${liveUrl(current())}`; }
 });
+// Ogg Vorbis (~64 kb/s) where the browser plays it, WAV (353 kb/s) otherwise
+const liveUrl = (s) => (s.live_ogg && $("#stream-audio").canPlayType('audio/ogg; codecs="vorbis"') ? s.live_ogg : s.live);
 function startStream() {
   const s = current(); if (!s) return;
-  const a = $("#stream-audio"); a.src = `${s.live}?t=${Date.now()}`;
+  const a = $("#stream-audio"); a.src = `${liveUrl(s)}?t=${Date.now()}`;
   a.play().catch((e) => toast(`cannot play: ${e.message}`));
-  $("#stream-url").textContent = `${location.origin}${s.live}`;
+  $("#stream-url").textContent = `${location.origin}${liveUrl(s)}`;
   setTimeout(nowPlaying, 500);
 }
 $("#stream-btn").onclick = startStream;
@@ -281,6 +283,10 @@ const nowPlaying = guard(async () => {
        <div class="stat"><b>${n.score == null ? "-" : (+n.score).toFixed(3)}</b><span>transition score${n.natural ? " (natural)" : ""}</span></div>
        <div class="stat"><b>${n.listeners}</b><span>listening</span></div>`
     : `<span class="muted">${n.error ? esc(n.error) : "not playing"}</span>`;
+  const verdict = (v) => (v == null ? `<span class="muted">not checked</span>` : v ? "pass" : `<span class="errline">fail</span>`);
+  $("#next tbody").innerHTML = (n.next || []).map((c) => `<tr${c.taken ? ' class="taken"' : ""}><td>${esc(c.song)}</td><td>${c.chunk_index}</td>
+    <td>${(+c.score).toFixed(3)}</td><td>${verdict(c.seam_predicted)}</td><td>${verdict(c.seam_pass)}</td><td>${c.taken ? "&#8592; next" : ""}</td></tr>`).join("")
+    || `<tr><td colspan="6" class="muted">no candidates yet</td></tr>`;
 });
 setInterval(() => { if (!$("#stream-audio").paused) nowPlaying(); }, 2000);
 
