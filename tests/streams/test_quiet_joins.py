@@ -9,7 +9,7 @@ import pytest
 from soundloom.streams.catalog import ChunkCatalog
 from soundloom.streams.config import RenderConfig, SearchConfig
 from soundloom.streams.index import load_pool_embeddings
-from soundloom.streams.seams import SeamVerifier
+from soundloom.streams.seams import REFERENCE_PER_SONG, SeamVerifier
 from soundloom.streams.search import NextChunkChooser
 
 
@@ -84,18 +84,42 @@ def test_seam_verifier_keeps_own_onsets_and_b_audio(pool, monkeypatch):
     with ChunkCatalog(pool, create=False) as c:
         table = c.chunks()
         v = SeamVerifier(c, RenderConfig())
+        assert v.onset_reference() is None  # no song met yet
         reads = []
         real = v._read
         monkeypatch.setattr(v, "_read", lambda row, *a: reads.append(row) or real(row, *a))
         a, bs = 0, [int(r) for r in np.flatnonzero(table.song_id != table.song_id[0])[:6]]
         first = [v.measure(a, b) for b in bs]
-        assert v.onset_reference(min_count=16) is None  # 7 own figures: too few to calibrate by
         n_reads = len(reads)
         again = [v.measure(a, b) for b in bs]
         assert len(reads) == n_reads  # nothing read again
         assert first == again
-        own = [v._own[(b, "b")] for b in bs] + [v._own[(a, "a")]]
-        assert v.onset_reference(min_count=7) == pytest.approx(float(np.median(own)))
-        assert [m["onset_b"] for m in first] == own[:-1]
+        assert [m["onset_b"] for m in first] == [v._own[(b, "b")] for b in bs]
+        met = {int(table.song_id[r]) for r in [a, *bs]}
+        assert set(v._song_ref) == met and all(len(x) == REFERENCE_PER_SONG for x in v._song_ref.values())
+        assert v.onset_reference() == pytest.approx(float(np.median(np.concatenate(list(v._song_ref.values())))))
         other = copy.copy(v)  # one per listener thread: caches of its own
-        assert other._own == {} and len(v._own) == 7 and other.table is v.table
+        assert other._own == {} and other._song_ref == {} and len(v._own) == 7 and other.table is v.table
+
+
+def test_quiet_reference_is_random_positions_not_the_beat_grid(tmp_path):
+    """Songs whose beats fall on the chunk grid (as a fixed grid does on much game music): their own onset
+    anomaly at chunk boundaries is high, and the reference a quiet join is held to is the far lower one at
+    random positions inside them."""
+    import soundfile as sf
+
+    from soundloom.streams.chunking import ChunkConfig
+
+    from .conftest import RATE, click_track
+
+    for i, bpm in enumerate((120, 60)):
+        sf.write(tmp_path / f"clicks{i}.wav", click_track(8.0, bpm)[0], RATE)
+    with ChunkCatalog(tmp_path / "pool") as c:
+        c.add_songs([tmp_path / "clicks0.wav", tmp_path / "clicks1.wav"], ChunkConfig(method="fixed", seconds=1.0))
+        table = c.chunks()
+        v = SeamVerifier(c, RenderConfig())
+        rows = np.flatnonzero(table.song_id == table.song_id[-1])
+        for b in rows[2:6]:
+            v.measure(1, int(b))
+        on_grid = np.median(list(v._own.values()))
+        assert v.onset_reference() is not None and v.onset_reference() < on_grid - 3.0

@@ -12,7 +12,7 @@ Constraints, checked on the top candidates the head index returns (widened when 
   the step's candidate scores), so long streams spread over the pool;
 * optional seam verification (``verifier``, see ``seams.SeamVerifier``): one of the best
   ``pick_among`` of the top ``verify_top`` candidates whose join, rendered for real, passes the seam
-  and onset gates and is no more onset-like than the songs' own chunk boundaries goes first, chosen at
+  and onset gates and is no more onset-like than random positions inside the songs goes first, chosen at
   random (randomness where it costs nothing); failing that, the passing join with the least onset anomaly.
 
 Deterministic for a given ``seed`` (which also picks the start chunk when none is given).
@@ -137,8 +137,8 @@ class NextChunkChooser:
 
     def _verified_first(self, a: int, cands: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Move one verified candidate to the front. Of the top ``verify_top``, the joins that pass the gates
-        and are quiet (onset anomaly no higher than the songs' own at chunk boundaries, the verifier's
-        ``onset_reference``): one of the best ``pick_among`` of those, chosen at random; when none is that
+        and are quiet (onset anomaly no higher than the median at random positions inside the songs, the
+        verifier's ``onset_reference``): one of the best ``pick_among`` of those, chosen at random; when none is that
         quiet, the passing one with the least onset anomaly; when none passes, the one that misses the least
         (the seam gates first, then the onset it creates). A verifier with ``passes`` only: one of the best
         ``pick_among`` passing ones."""
