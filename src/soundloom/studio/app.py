@@ -303,19 +303,29 @@ class SharedPool:
         self._starter: threading.Thread | None = None
         self._starter_lock = threading.Lock()
 
-    def spawn(self, worker: threading.Thread) -> None:
-        """Start ``worker`` from this pool's starter thread, without waiting: ``Thread.start`` waits until
+    def spawn(self, listener: Listener) -> None:
+        """Queue ``listener`` for this pool's starter thread, without waiting: ``Thread.start`` waits until
         the new thread runs, which under load (a crowd of listeners arriving, bursts rendering) costs the
         event loop tens of ms per listener (measured: the page took 1.6 s while 45 listeners arrived)."""
         with self._starter_lock:
             if self._starter is None:
                 self._starter = threading.Thread(target=self._start_workers, name="soundloom-starter", daemon=True)
                 self._starter.start()
-        self._to_start.put(worker)
+        self._to_start.put(listener)
 
     def _start_workers(self) -> None:
+        """Start the queued listeners' workers in arrival order, each once it holds a start slot.
+
+        A listener has no thread until then: a crowd arriving together used to start one thread each at
+        once, every one polling the start gate four times a second (45 threads for 2 slots in the load test)."""
         while True:
-            self._to_start.get().start()
+            listener = self._to_start.get()
+            while not listener.stop.is_set():
+                if self.start_gate.acquire(timeout=0.25):
+                    listener.admitted()
+                    break
+            else:  # it hung up while queued: end its response, no worker needed
+                listener._hand(listener._DONE)
 
     def start_warming(self, max_verdicts: int = MAX_WARM_VERDICTS) -> None:
         """Compute, in a low-priority background thread, the verdicts a stream starting at each chunk
@@ -374,9 +384,10 @@ class Listener:
 
     The worker blocks on a semaphore of :data:`QUEUE_BLOCKS` slots; the response frees a slot per
     block it takes. Pacing and the idle check happen in the worker, so the event loop never waits
-    on it (and no thread-pool thread is held per listener). Before its first block the worker takes
-    one of the pool's start slots, and gives it back once its burst is handed over (or the client
-    stops taking blocks), so only ``start_slots`` listeners render a burst at once.
+    on it (and no thread-pool thread is held per listener). The worker starts only once the pool's
+    starter thread has taken one of the start slots for it, and gives the slot back once its burst is
+    handed over (or the client stops taking blocks), so only ``start_slots`` listeners render a burst at
+    once and a listener waiting its turn costs no thread.
     """
 
     _DONE = object()
@@ -401,13 +412,21 @@ class Listener:
         self.setup_cpu_ms = 0.0  # thread CPU (ms) before the header: this listener's own search state
         self.first_block_cpu_ms: float | None = None  # ... and before its first audio block
         self.worker = threading.Thread(target=self._work, args=(scfg,), name="soundloom-stream", daemon=True)
-        shared.spawn(self.worker)
+        shared.spawn(self)
 
     # -- worker side ---------------------------------------------------------------------------
+    def admitted(self) -> None:
+        """Called by the starter thread with a start slot taken for this listener: start its worker."""
+        self.starting = True
+        try:
+            self.worker.start()
+        except RuntimeError as exc:  # no thread to be had: give the slot back and end this stream
+            self._started()
+            self._hand(exc)
+
     def _work(self, scfg: SearchConfig) -> None:
         _lower_priority()
         try:
-            self._admit()
             self.cpu0 = time.thread_time()
             self.shared.write_stream(self, scfg)
             self._hand(self._DONE)
@@ -420,13 +439,6 @@ class Listener:
             cpu = time.thread_time() - self.cpu0
             self.shared.stats.add(self.setup_cpu_ms, self.first_block_cpu_ms, self.sent / self.rate, cpu)
             _release_memory()
-
-    def _admit(self) -> None:
-        """Wait (checking for a hang-up) for one of the pool's start slots."""
-        while not self.shared.start_gate.acquire(timeout=0.25):
-            if self.stop.is_set():
-                raise _Stopped("listener went away")
-        self.starting = True
 
     def _started(self) -> None:
         """Give the start slot back (once): the burst is out, or the client stopped taking it."""
@@ -468,7 +480,7 @@ class Listener:
             piece = pcm[i : i + step]
             self._pace()
             data = piece.tobytes() if self.encoder is None else self.encoder.encode(piece)
-            if data:  # the Ogg encoder hands out whole pages only (every 2-3 s of audio)
+            if data:  # the Ogg encoder hands out whole pages only
                 self._push(data)
             self.sent += len(piece)
 
