@@ -66,6 +66,10 @@ class _RememberingVerifier:
         got = self.known.get((int(a), int(b)))
         return got if got is not None else bool(self.measure(a, b)["pass"])
 
+    def __getattr__(self, name: str):
+        # whatever else the search asks of a verifier (``onset_reference``, ...) is the wrapped one's
+        return getattr(self.verifier, name)
+
 
 class _WatchedChooser(NextChunkChooser):
     """A search that reports each step's top candidates to ``watch`` (see :data:`CandidateWatcher`).
