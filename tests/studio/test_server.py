@@ -228,3 +228,40 @@ def test_info_reports_render_cpu(served):
     render = client.get("/info").json()["render"]
     assert render["audio_s"] == 2.0 and render["audio_s_per_cpu_s"] > 0 and render["first_block_cpu_ms_median"] > 0
     assert render["seam_verdicts_computed"] > 0 and render["seam_verdicts_warm"] is True
+
+
+def test_serve_exits_on_sigint_with_a_listener_still_connected(served):
+    """uvicorn waits for open connections on shutdown; an endless listener must not keep it alive."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    pool, model = served
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "soundloom", "serve", str(pool), "--model", str(model), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                client = socket.create_connection(("127.0.0.1", port), timeout=5)
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, "serve did not start"
+                time.sleep(0.2)
+        with client:
+            client.sendall(f"GET /stream.wav HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+            client.settimeout(60)
+            assert client.recv(1024)  # a listener is connected and getting audio
+            os.kill(proc.pid, signal.SIGINT)
+            assert proc.wait(timeout=30) is not None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -83,6 +83,6 @@ def serve(
     logging.getLogger("soundloom.studio").setLevel(logging.WARNING)
     typer.echo(f"soundloom: http://{host}:{port}/  (Ctrl-C to stop)")
     try:
-        uvicorn.Server(uvicorn.Config(web, log_level="warning")).run(sockets=[sock])
+        uvicorn.Server(uvicorn.Config(web, log_level="warning", timeout_graceful_shutdown=3)).run(sockets=[sock])
     finally:
         sock.close()

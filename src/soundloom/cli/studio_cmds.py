@@ -73,6 +73,6 @@ def studio(
     shown = f"[{host}]" if ":" in host else host
     typer.echo(f"soundloom studio: http://{shown}:{port}/  root {root.resolve()}  (Ctrl-C to stop)")
     try:
-        uvicorn.Server(uvicorn.Config(web, log_level="warning")).run(sockets=[sock])
+        uvicorn.Server(uvicorn.Config(web, log_level="warning", timeout_graceful_shutdown=3)).run(sockets=[sock])
     finally:
         sock.close()
