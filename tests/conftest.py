@@ -3,17 +3,44 @@
 librosa compiles its numba functions with ``cache=True`` into its own ``__pycache__``; pytest-xdist
 workers compiling the same function at once can read each other's half-written cache files and
 crash with SIGSEGV (seen in ``librosa.util.peak_pick`` on a fresh install). Each worker (and the
-processes its tests start, which inherit the environment) gets its own numba cache folder.
+processes its tests start, which inherit the environment) gets a numba cache folder that no other
+running process writes: one kept between sessions under ``~/.cache/soundloom-tests`` and held by a
+lock for this session (so later sessions skip the 20-80 s of compiling), or a fresh temporary one
+when every kept folder is in use by another session.
 """
 
 from __future__ import annotations
 
 import atexit
+import fcntl
 import functools
 import os
 import shutil
 import tempfile
+from pathlib import Path
 
-_cache = tempfile.mkdtemp(prefix=f"numba-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-")
-os.environ["NUMBA_CACHE_DIR"] = _cache
-atexit.register(functools.partial(shutil.rmtree, _cache, ignore_errors=True))
+
+def _numba_cache() -> str:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "soundloom-tests"
+    for i in range(8):
+        folder = base / f"numba-{worker}-{i}"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            lock = open(folder / ".lock", "w")  # noqa: SIM115 (held open, and locked, for the whole session)
+        except OSError:
+            break
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.close()
+            continue
+        _held.append(lock)
+        return str(folder)
+    folder = tempfile.mkdtemp(prefix=f"numba-{worker}-")
+    atexit.register(functools.partial(shutil.rmtree, folder, ignore_errors=True))
+    return folder
+
+
+_held: list = []
+os.environ["NUMBA_CACHE_DIR"] = _numba_cache()
