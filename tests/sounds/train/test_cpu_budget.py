@@ -97,3 +97,14 @@ def test_live_children_count_like_data_loader_workers():
         assert process_cpu_seconds(live_children=True) - process_cpu_seconds() >= 0.4
     finally:
         child.communicate("", timeout=30)
+
+
+def test_cli_cpu_minutes_says_why_it_stopped(tiny_store, tmp_path):
+    from tests.sounds.cli import run_cli
+
+    common = ["--batch-size", "8", "--latent", "2", "--channels", "4,8", "--val-fraction", "0.25", "--quiet"]
+    code, output = run_cli(
+        "train", tiny_store, "--out", tmp_path / "run", "--epochs", "10000", "--cpu-minutes", "0.02", *common
+    )
+    assert code == 0, output
+    assert "CPU budget spent" in output and "CPU-s" in output and _training(tmp_path / "run")["cpu_budget_s"] == 1.2
