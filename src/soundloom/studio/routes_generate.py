@@ -154,7 +154,7 @@ def generator(state: StudioState, run: str):
         if cached is None or cached[0] != mtime:
             while len(state.generators) >= MAX_GENERATORS:
                 state.generators.pop(next(iter(state.generators)))
-            state.generators[key] = (mtime, Generator.from_run(folder, griffin_lim_iters=32))
+            state.generators[key] = (mtime, Generator.from_run(folder))
         return state.generators[key][1]
 
 
