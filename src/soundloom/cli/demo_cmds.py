@@ -153,13 +153,13 @@ def demo_steps(out: Path, train_minutes: float, quick: bool) -> list[Step]:
         ),
         Step(
             "transitions",
-            f"train the fusion transition model ({'tiny' if q else '2 min'}; falls back to features if it loses)",
+            f"train the fusion transition model ({'tiny' if q else '2 CPU-min'}; falls back to features if it loses)",
             [
                 ["train-transitions", d["pool"], "--model", "fusion", "--out", trans]
                 + (
                     ["--steps", "20", "--max-minutes", "0.3", "--width", "8"]
                     if q
-                    else ["--max-minutes", "2", "--steps", "3000"]
+                    else ["--cpu-minutes", "2", "--max-minutes", "4", "--steps", "3000", "--threads", "1"]
                 )
             ],
             20 if q else 150,
