@@ -98,8 +98,15 @@ def test_seam_verifier_keeps_own_onsets_and_b_audio(pool, monkeypatch):
         met = {int(table.song_id[r]) for r in [a, *bs]}
         assert set(v._song_ref) == met and all(len(x) == REFERENCE_PER_SONG for x in v._song_ref.values())
         assert v.onset_reference() == pytest.approx(float(np.median(np.concatenate(list(v._song_ref.values())))))
-        other = copy.copy(v)  # one per listener thread: caches of its own
-        assert other._own == {} and other._song_ref == {} and len(v._own) == 7 and other.table is v.table
+        other = copy.copy(v)  # one per listener thread: the pool's measurements shared, its own path
+        assert other._own is v._own and other._song_ref is v._song_ref and other.table is v.table
+        assert other._met == set() and other.onset_reference() is None and other._b is not v._b
+        other_reads = []
+        monkeypatch.setattr(other, "_read", lambda row, *a: other_reads.append(row) or real(row, *a))
+        for r in [a, *bs]:
+            other._meet_song(r)
+        assert other_reads == []  # the songs' random positions were measured once, by v
+        assert other.onset_reference() == v.onset_reference()
 
 
 def test_quiet_reference_is_random_positions_not_the_beat_grid(tmp_path):

@@ -189,12 +189,16 @@ class SeamVerifier:
         self._own: dict[tuple[int, str], float] = {}  # (row, "a" past its end | "b" at its start) -> anomaly
         self._b: OrderedDict[int, tuple[np.ndarray, int]] = OrderedDict()  # row -> B's audio, index of its start
         self._song_ref: dict[int, np.ndarray] = {}  # song id -> onset anomalies at random positions in it
+        self._met: set[int] = set()  # songs this verifier has met (its reference is theirs)
 
     def __copy__(self) -> SeamVerifier:
-        """A verifier sharing the pool's read-only parts, with caches of its own (one per thread)."""
+        """A verifier sharing the pool's read-only parts and the measurements that depend on the pool
+        alone (each chunk's own onset anomalies, each song's random positions: seeded, so the same for
+        every copy), with the rest its own (one per thread or listener): the last A and B sides and the
+        songs it has met, so its onset reference is the same as a fresh verifier's on the same path."""
         other = object.__new__(SeamVerifier)
         other.__dict__.update(self.__dict__)
-        other._a, other._own, other._b, other._song_ref = None, {}, OrderedDict(), {}
+        other._a, other._b, other._met = None, OrderedDict(), set()
         return other
 
     def _read(self, row: int, at: int, before: int, after: int) -> tuple[np.ndarray, int]:
@@ -214,8 +218,13 @@ class SeamVerifier:
         """Measure the onset anomaly at :data:`REFERENCE_PER_SONG` random positions (seeded by the song)
         inside chunk ``row``'s song, the first time the verifier meets that song."""
         song_id = int(self.table.song_id[row])
-        if song_id in self._song_ref:
+        if song_id in self._met:
             return
+        if song_id not in self._song_ref:  # else measured by another copy: the same seeded positions
+            self._song_ref[song_id] = self._song_positions(row, song_id)
+        self._met.add(song_id)
+
+    def _song_positions(self, row: int, song_id: int) -> np.ndarray:
         song = self.songs[song_id]
         total = int(round(song.duration_s * song.sample_rate))
         margin = int(ONSET_CONTEXT_S * song.sample_rate)
@@ -225,14 +234,14 @@ class SeamVerifier:
             for at in rng.integers(margin, total - margin, size=REFERENCE_PER_SONG):
                 wav, pre = self._read(row, int(at), self.ctx, self.ctx)
                 values.append(float(onset_anomaly(wav, np.array([pre]), self.rate)[0]))
-        self._song_ref[song_id] = np.asarray(values)
+        return np.asarray(values)
 
     def onset_reference(self, min_songs: int = 2) -> float | None:
         """Median onset anomaly at random positions inside the songs met so far (what a position inside
         these songs scores), or None before ``min_songs`` songs are met."""
-        if len(self._song_ref) < min_songs:
+        if len(self._met) < min_songs:
             return None
-        values = np.concatenate(list(self._song_ref.values()))
+        values = np.concatenate([self._song_ref[i] for i in sorted(self._met)])
         return float(np.median(values)) if len(values) else None
 
     def _b_side(self, b: int) -> tuple[np.ndarray, int]:
