@@ -199,7 +199,8 @@ def _steps_section(manifest: dict | None) -> str:
     cpu = sum(s.get("cpu_seconds") or 0.0 for s in manifest.get("steps", []))
     tail = (
         f"<p>Total {_esc(_num(total, '.0f'))} s wall clock, {_esc(_num(cpu, '.0f'))} CPU-seconds (training budgets "
-        "are wall clock; on a shared machine the other steps take longer than their CPU time).</p>"
+        "are CPU time; the sound and stream steps run side by side, so the wall clock is less than the sum of "
+        "the steps' and more than their CPU time on a busy machine).</p>"
         if total is not None
         else ""
     )
