@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,6 +26,8 @@ import time
 from pathlib import Path
 
 import httpx
+
+from loopback import free_port, make_pool
 
 CHROMIUM = os.environ.get("SOUNDLOOM_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required", "--mute-audio"]
@@ -44,24 +45,6 @@ SAMPLE = """(() => {
   const a = document.querySelector('#stream-audio'), b = a.buffered;
   return [a.currentTime, b.length ? b.end(b.length - 1) - a.currentTime : 0];
 })()"""
-
-
-def make_pool(root: Path) -> Path:
-    """Six 20 s synthetic songs in 2 s chunks (as ``bench_server_load``)."""
-    from soundloom.data.synth import write_songs
-    from soundloom.streams.catalog import ChunkCatalog, find_songs
-    from soundloom.streams.chunking import ChunkConfig
-
-    write_songs(root / "songs", n_songs=6, seconds=20.0, seed=1)
-    with ChunkCatalog(root / "pool") as catalog:
-        catalog.add_songs(find_songs(root / "songs"), ChunkConfig(method="fixed", seconds=2.0))
-    return root / "pool"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_studio(root: Path, pool: Path, model: str, port: int) -> subprocess.Popen:

@@ -37,6 +37,8 @@ import threading
 import time
 from pathlib import Path
 
+from loopback import free_port, make_pool
+
 RATE = 22050
 BYTES_PER_S = 2 * RATE
 
@@ -47,23 +49,6 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def make_pool(root: Path) -> Path:
-    from soundloom.data.synth import write_songs
-    from soundloom.streams.catalog import ChunkCatalog, find_songs
-    from soundloom.streams.chunking import ChunkConfig
-
-    write_songs(root / "songs", n_songs=6, seconds=20.0, seed=1)
-    with ChunkCatalog(root / "pool") as catalog:
-        catalog.add_songs(find_songs(root / "songs"), ChunkConfig(method="fixed", seconds=2.0))
-    return root / "pool"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def request(port: int, path: str, timeout: float = 10.0) -> socket.socket:

@@ -27,7 +27,6 @@ import argparse
 import asyncio
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,13 +36,9 @@ from pathlib import Path
 
 import httpx
 
+from loopback import free_port
+
 HOST = "127.0.0.1"  # never anything else: this generates load
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 def synthetic_pool(folder: Path, songs: int) -> Path:
