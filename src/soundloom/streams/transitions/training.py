@@ -18,7 +18,6 @@ A run directory holds ``config.json`` (model, config, split, metrics), ``model.s
 from __future__ import annotations
 
 import json
-import resource
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,19 +29,13 @@ from torch import nn
 from torch.utils.data import DataLoader, IterableDataset
 
 from ...core.atomic import write_json
+from ...core.cputime import process_cpu_seconds
 from ...core.errors import PoolError
 from ...core.progress import ProgressCallback, null_progress
 from ...core.quiet import quiet_lightning
 from ..catalog import ChunkCatalog
 from ..pairs import SongAudio, chunk_windows, make_pairs, open_split, pair_windows
 from .registry import TrainContext, build_scorer, get_kind
-
-
-def process_cpu_seconds() -> float:
-    """CPU seconds (user + system) this process and its waited-for children (data-loader workers once
-    they exit) have used so far."""
-    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 class CpuBudget(L.Callback):
