@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -27,7 +26,7 @@ from pathlib import Path
 
 import httpx
 
-from loopback import free_port, make_pool
+from loopback import free_port, make_pool, stop_server
 
 CHROMIUM = os.environ.get("SOUNDLOOM_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required", "--mute-audio"]
@@ -138,13 +137,7 @@ def main() -> None:
     try:
         got = play(port, args.minutes, args.format, args.screenshot)
     finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-    err = server.stderr.read() if server.stderr else ""
+        err = stop_server(server)
 
     times, walls = got["times"], got["walls"]
     steps = [b - a for a, b in zip(times, times[1:])]

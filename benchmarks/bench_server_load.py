@@ -27,7 +27,6 @@ import argparse
 import json
 import multiprocessing
 import os
-import signal
 import socket
 import statistics
 import subprocess
@@ -37,7 +36,7 @@ import threading
 import time
 from pathlib import Path
 
-from loopback import free_port, make_pool
+from loopback import free_port, make_pool, stop_server
 
 RATE = 22050
 BYTES_PER_S = 2 * RATE
@@ -277,13 +276,7 @@ def main() -> None:
             rss_end = rss_mb(server.pid)
         stats = info(port)["render"]
     finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        err = server.stderr.read() if server.stderr else ""
+        err = stop_server(server)
 
     def rate(r: dict) -> float:
         return r.get("bytes", 0) / BYTES_PER_S / max(r.get("seconds", 1e-9), 1e-9)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import socket
+import subprocess
 from pathlib import Path
 
 
@@ -23,3 +25,14 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def stop_server(server: subprocess.Popen, timeout_s: float = 20.0) -> str:
+    """Stop a server subprocess as a user would (SIGINT), kill it if it lingers; returns its stderr."""
+    server.send_signal(signal.SIGINT)
+    try:
+        server.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+    return server.stderr.read() if server.stderr else ""
