@@ -25,6 +25,7 @@ from ..core.errors import ParameterError
 from ..core.io import write_audio
 from ..core.spectral import SpectrogramConfig
 from ..data.stats import Normalizer
+from . import latent_prior
 from .decode import LEVELS, audio_to_features, default_griffin_lim_iters, features_to_audio, finish_audio
 from .models import ModelFileError, build_model, config_from_dict, load_safetensors, load_state, protocol
 from .runfiles import CONFIG_FILE, MODEL_FILE, STATS_FILE, file_sha256, read_run_info
@@ -278,7 +279,8 @@ class Generator:
         pitch: int | None = None,
     ) -> np.ndarray:
         """``(n, latent_dim)`` latents: ``mean + temperature * chol @ eps`` of the chosen prior, or the model's
-        own draw (a code model: ``temperature`` and ``top_k`` shape each code's distribution)."""
+        own draw (a code model: ``temperature`` and ``top_k`` shape each code's distribution). The fitted prior
+        of a Gaussian-latent run is a mixture per class (:mod:`.latent_prior`)."""
         if prior not in PRIORS:
             raise ParameterError(f"prior must be one of {PRIORS}, got {prior!r}")
         if top_k < 0:
@@ -292,12 +294,9 @@ class Generator:
             ).numpy()
         if top_k:
             raise ParameterError("top_k applies to code models (vqvae, prior), not a Gaussian latent")
-        eps = torch.randn(n, self.latent_dim, generator=gen) * float(temperature)
         if prior == "standard" or "prior.mean" not in self.prior:
-            return eps.numpy()
-        row = self._prior_row(label)
-        mean, chol = self.prior["prior.mean"][row], self.prior["prior.chol"][row]
-        return (mean + eps @ chol.T).numpy()
+            return (torch.randn(n, self.latent_dim, generator=gen) * float(temperature)).numpy()
+        return latent_prior.draw(self.prior, self._prior_row(label), n, temperature, gen).numpy()
 
     def _draw_codes(
         self,
