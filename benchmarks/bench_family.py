@@ -38,6 +38,7 @@ MEMBERS = {
     ],
     "vaegan": [("cvae_half", "cvae", 0.5, {}), ("vaegan", "vaegan", 0.5, {"init_from": "{cvae_half}"})],
     "wave-vae": [("wave", "wave-vae", 1.0, {})],
+    "ddsp": [("ddsp", "ddsp", 1.0, {})],
 }
 
 
@@ -71,15 +72,23 @@ def train_member(features: str, out: Path, member: str, minutes: float, threads:
     return run
 
 
-def speed(run: Path, n: int, seconds: float | None, griffin_lim_iters: int | None = None, repeats: int = 3) -> dict:
-    """Seconds of audio per CPU second of ``Generator.sample(n)`` (with Griffin-Lim where the kind needs it)."""
+def speed(
+    run: Path,
+    n: int,
+    seconds: float | None,
+    griffin_lim_iters: int | None = None,
+    repeats: int = 3,
+    pitch: int | None = None,
+) -> dict:
+    """Seconds of audio per CPU second of ``Generator.sample(n)`` (with Griffin-Lim where the kind needs it);
+    ``pitch`` for a pitch-conditioned run (None: the generator's default, MIDI 60)."""
     gen = Generator.from_run(run, griffin_lim_iters=griffin_lim_iters)
     label = gen.labels[0] if gen.labels and gen.model.label_conditioned else None
-    gen.sample(1, label=label, seed=0, seconds=seconds)
+    gen.sample(1, label=label, seed=0, seconds=seconds, pitch=pitch)
     cpu = float("inf")
     for _ in range(repeats):  # the least CPU of a few calls: a busy machine only ever adds to it
         start = time.process_time()
-        sounds = gen.sample(n, label=label, seed=1, seconds=seconds)
+        sounds = gen.sample(n, label=label, seed=1, seconds=seconds, pitch=pitch)
         cpu = min(cpu, time.process_time() - start)
     audio = sum(len(s.audio) / s.sample_rate for s in sounds)
     return {
@@ -102,6 +111,7 @@ def main() -> None:
     p.add_argument("--n", type=int, default=20, help="Sounds per speed measurement.")
     p.add_argument("--repeats", type=int, default=3, help="Speed: the least CPU time of this many calls.")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--pitch", type=int, default=None, help="MIDI pitch asked of pitch-conditioned runs (default 60).")
     p.add_argument("--speed-only", action="store_true", help="Only time generation of existing runs.")
     p.add_argument("--judge", action="store_true", help="Also run the independent judge (compare_runs).")
     p.add_argument("--json", action="store_true")
@@ -115,7 +125,7 @@ def main() -> None:
         else:
             print(f"{m}: {args.cpu_minutes} CPU-min")
             runs[m] = train_member(args.features, args.out, m, args.cpu_minutes, args.threads, args.seed)
-    rows = {m: speed(r, args.n, None, args.griffin_lim_iters, args.repeats) for m, r in runs.items()}
+    rows = {m: speed(r, args.n, None, args.griffin_lim_iters, args.repeats, args.pitch) for m, r in runs.items()}
     if "vqvae+prior" in runs:
         rows["prior 4x length"] = speed(
             runs["vqvae+prior"],

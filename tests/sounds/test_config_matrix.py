@@ -38,6 +38,11 @@ MATRIX = {
     "prior": ({"model_options": {"width": 16, "layers": 1, "heads": 2}}, "vqvae", "vqvae"),
     "vaegan": ({"model_options": {"disc_channels": 4}}, "cvae", "init_from"),
     "wave-vae": ({"latent_dim": 3, "model_options": {"wave_channels": "4,8", "strides": "4,4"}}, None, None),
+    "ddsp": (
+        {"latent_dim": 3, "model_options": {"hop": 32, "n_harmonics": 8, "noise_bands": 4, "hidden": 8}},
+        None,
+        None,
+    ),
 }
 
 

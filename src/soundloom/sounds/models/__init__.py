@@ -12,6 +12,7 @@ from ...core.weights import load_safetensors, load_state, save_safetensors
 from . import protocol
 from .classifier import ClassifierConfig, SpectrogramClassifier
 from .cvae import CVAE  # registers "cvae"
+from .ddsp import DDSP, DDSPConfig  # registers "ddsp"
 from .prior import PriorConfig, PriorModel  # registers "prior" (after vqvae)
 from .registry import KindOption, ModelKind, get_kind, kind_names, register
 from .vae import VAE, ModelConfig  # registers "vae"
@@ -39,6 +40,8 @@ __all__ = [
     "PriorConfig",
     "WaveVAE",
     "WaveConfig",
+    "DDSP",
+    "DDSPConfig",
     "build_vaegan",
     "protocol",
     "ModelConfig",
