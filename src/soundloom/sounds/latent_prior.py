@@ -30,9 +30,7 @@ def mixture(prior: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor,
     return mean, chol, weight
 
 
-def draw(
-    prior: dict[str, torch.Tensor], row: int, n: int, temperature: float, gen: torch.Generator
-) -> torch.Tensor:
+def draw(prior: dict[str, torch.Tensor], row: int, n: int, temperature: float, gen: torch.Generator) -> torch.Tensor:
     """``(n, D)`` latents from row ``row`` of the prior: a component by its weight, then its mean plus
     ``temperature`` times its Cholesky factor applied to standard normal noise (temperature 0: the mean)."""
     mean, chol, weight = mixture(prior)

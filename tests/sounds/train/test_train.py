@@ -59,7 +59,9 @@ def test_run_directory_holds_every_artefact(tiny_store, tmp_path):
     assert info["model"]["labels"] == ["a", "b", "c"] and info["group_key"] == "speaker"
     assert info["val_groups"] == ["s-3"] or len(info["val_groups"]) == 1
     tensors = load_safetensors(run / "model.safetensors", kind="cvae")
-    assert tensors["prior.mean"].shape == (4, 3)  # three labels + pooled
+    mean, weight = tensors["prior.mean"], tensors["prior.weight"]
+    assert mean.shape[0] == 4 and mean.shape[-1] == 3  # three labels + pooled, latent 3
+    assert torch.allclose(weight.sum(dim=1), torch.ones(4)) and tensors["prior.chol"].shape == (*mean.shape, 3)
     ckpt = torch.load(run / "checkpoints/last.ckpt", map_location="cpu", weights_only=False)
     assert ckpt["optimizer_states"] and ckpt["global_step"] == int(rows[-1]["step"])
     with pytest.raises(ModelFileError, match="already holds a run"):

@@ -1,8 +1,8 @@
 """Export a trained run: ``model.safetensors`` (weights + fitted sampling prior), ``model.json``, ``stats.json``.
 
 What "fitted sampling prior" means is the kind's (its registry ``fit_prior`` hook). For the VAE family it is
-a full-covariance Gaussian of the posterior means of the training items, one per class for a conditioned
-model (one in all otherwise). Sampling from it instead of N(0, I) avoids the "holes" between the aggregate
+a full-covariance Gaussian mixture of the posterior means of the training items, one per class for a
+conditioned model (one in all otherwise). Sampling from it instead of N(0, I) avoids the "holes" between the aggregate
 posterior and the prior (Ghosh et al. 2020, ex-post density estimation); the generator still offers the
 standard prior.
 """
@@ -41,31 +41,67 @@ def posterior_means(
     return np.concatenate(zs), np.concatenate(labs), np.concatenate(pits)
 
 
-def fit_prior(z: np.ndarray, labels: np.ndarray, n_classes: int, ridge: float = 1e-4) -> dict[str, torch.Tensor]:
-    """Per-class Gaussian of latents: ``prior.mean (K, D)``, ``prior.chol (K, D, D)``, ``prior.count (K,)``.
+PRIOR_COMPONENTS = 10  # as Ghosh et al. 2020 (ex-post density estimation): a 10-component GMM
+MIN_ITEMS_PER_COMPONENT = 8
 
-    Row ``K - 1`` (or the only row when ``n_classes == 0``) is the pooled fit over all items;
-    classes with fewer than two items fall back to it.
+
+def components_for(n_items: int, max_components: int = PRIOR_COMPONENTS) -> int:
+    """Mixture components for a class of ``n_items``: up to ``max_components``, at least
+    :data:`MIN_ITEMS_PER_COMPONENT` items each (one Gaussian for a small class)."""
+    return int(max(1, min(max_components, n_items // MIN_ITEMS_PER_COMPONENT)))
+
+
+def fit_prior(
+    z: np.ndarray,
+    labels: np.ndarray,
+    n_classes: int,
+    ridge: float = 1e-4,
+    max_components: int = PRIOR_COMPONENTS,
+    seed: int = 0,
+) -> dict[str, torch.Tensor]:
+    """Per-class Gaussian mixture of latents ``z (N, D)``: ``prior.mean (K, M, D)``, ``prior.chol (K, M, D, D)``,
+    ``prior.weight (K, M)`` and ``prior.count (K,)``; read by :mod:`soundloom.sounds.latent_prior`.
+
+    Row ``K - 1`` (or the only row when ``n_classes == 0``) is the fit over all items; classes with fewer
+    than two items fall back to it. Each class gets :func:`components_for` full-covariance components (EM,
+    k-means start, ``ridge`` added to every covariance's diagonal); rows with fewer repeat a component with
+    weight 0, so every row has ``M = max_components`` (fewer when no class is that large).
+
+    Why a mixture: one Gaussian per class spreads its mass between the clusters of a class (voices,
+    instruments) where the decoder never learned to go; on the dev digits a 10-component mixture brought the
+    fixed-space FD ratio at T = 0.9 from 0.88-1.23x to 0.83-1.14x over five seeds, diversity 0.96 -> 1.00.
     """
+    from sklearn.mixture import GaussianMixture  # training only: sampling needs just the tensors
+
     d = z.shape[1]
     k = n_classes + 1
+    selections = [labels == c for c in range(n_classes)] + [np.ones(len(z), dtype=bool)]
+    sizes = [components_for(int(sel.sum()), max_components) for sel in selections]
+    m = max(sizes)
 
-    def gaussian(sel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def mixture(pts: np.ndarray, n_comp: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if n_comp == 1:
+            cov = np.cov(pts, rowvar=False) if len(pts) > 1 else np.eye(d)
+            return pts.mean(axis=0)[None], (np.atleast_2d(cov) + ridge * np.eye(d))[None], np.ones(1)
+        gmm = GaussianMixture(n_comp, covariance_type="full", reg_covar=ridge, random_state=seed, n_init=2)
+        gmm.fit(pts)
+        return gmm.means_, gmm.covariances_, gmm.weights_
+
+    means, chols, weights, counts = np.zeros((k, m, d)), np.zeros((k, m, d, d)), np.zeros((k, m)), np.zeros(k)
+    fits: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None] = []
+    for sel, n_comp in zip(selections, sizes):
         pts = z[sel].astype(np.float64)
-        mean = pts.mean(axis=0)
-        cov = np.cov(pts, rowvar=False) if len(pts) > 1 else np.eye(d)
-        cov = np.atleast_2d(cov) + ridge * np.eye(d)
-        return mean, np.linalg.cholesky(cov)
-
-    pooled = gaussian(np.ones(len(z), dtype=bool))
-    means, chols, counts = np.zeros((k, d)), np.zeros((k, d, d)), np.zeros(k)
-    for c in range(k):
-        sel = labels == c if c < n_classes else np.ones(len(z), dtype=bool)
+        fits.append(mixture(pts, n_comp) if len(pts) > 1 else None)
+    for c, (sel, fit) in enumerate(zip(selections, fits)):
         counts[c] = sel.sum()
-        means[c], chols[c] = gaussian(sel) if sel.sum() > 1 else pooled
+        mu, cov, w = fit if fit is not None else fits[-1]
+        j = len(w)
+        means[c, :j], chols[c, :j], weights[c, :j] = mu, np.linalg.cholesky(cov), w
+        means[c, j:], chols[c, j:] = mu[0], np.linalg.cholesky(cov[0])  # padding, never drawn (weight 0)
     return {
         "prior.mean": torch.tensor(means, dtype=torch.float32),
         "prior.chol": torch.tensor(chols, dtype=torch.float32),
+        "prior.weight": torch.tensor(weights / weights.sum(axis=1, keepdims=True), dtype=torch.float32),
         "prior.count": torch.tensor(counts, dtype=torch.float32),
     }
 
