@@ -12,6 +12,7 @@ a signal of ``n`` samples has ``1 + n // hop`` frames. Everything runs on any de
 from __future__ import annotations
 
 import math
+import warnings
 from functools import lru_cache
 
 import numpy as np
@@ -154,25 +155,39 @@ def _mel_inverse(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: f
     return fb, torch.linalg.pinv(fb), 1.0 / float(torch.linalg.matrix_norm(fb, ord=2) ** 2)
 
 
+@lru_cache(maxsize=8)
+def _mel_sparse(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None):
+    """The filterbank and its transpose as CSR matrices: each bin lies in at most two triangles, so the
+    products of the inversion's loop touch ~2 of every ``n_mels`` entries a dense product would."""
+    fb = _mel_inverse(sample_rate, n_fft, n_mels, fmin, fmax)[0]
+    with warnings.catch_warnings():  # "sparse CSR support is in beta": the product used here is long stable
+        warnings.simplefilter("ignore", UserWarning)
+        return fb.to_sparse_csr(), fb.T.contiguous().to_sparse_csr()
+
+
 def mel_to_magnitude(mel_power: torch.Tensor, cfg: SpectrogramConfig, iters: int = 16) -> torch.Tensor:
     """Approximate ``|STFT|`` from mel power ``(..., n_mels, frames)`` (non-negative least squares)."""
-    fb, pinv, step = (
-        t if isinstance(t, float) else t.to(mel_power.device)
-        for t in _mel_inverse(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.fmin_hz, cfg.fmax_hz)
-    )
+    key = (cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.fmin_hz, cfg.fmax_hz)
+    fb, pinv, step = _mel_inverse(*key)
+    pinv = pinv.to(mel_power.device)
+    if mel_power.device.type == "cpu":
+        fb_s, fb_t = _mel_sparse(*key)
+    else:
+        fb_s, fb_t = fb.to(mel_power.device), fb.T.to(mel_power.device)
     # Every frame of every item is one column of a 2-D problem: one large matrix product per step.
     shape = mel_power.shape
-    mel = mel_power.movedim(-2, 0).reshape(shape[-2], -1)
+    mel = mel_power.float().movedim(-2, 0).reshape(shape[-2], -1)
     power = torch.matmul(pinv, mel).clamp_min_(0)
-    fb_t_mel = torch.matmul(fb.T, mel)
+    fb_t_mel = torch.matmul(fb_t, mel)
     # Accelerated projected gradient (FISTA, Beck & Teboulle 2009) on ||fb @ P - M||^2 with P >= 0: the
-    # plain projected gradient needs about four times the iterations for the same mel error.
+    # plain projected gradient needs about four times the iterations for the same mel error. In place
+    # where it can be: the loop is memory-bound on these (bins, items * frames) matrices.
     point, t = power, 1.0
     for _ in range(iters):
-        grad = torch.matmul(fb.T, torch.matmul(fb, point)).sub_(fb_t_mel)
-        new = point.sub(grad, alpha=step).clamp_min_(0)
+        grad = torch.matmul(fb_t, torch.matmul(fb_s, point)).sub_(fb_t_mel)
+        new = torch.add(point, grad, alpha=-step).clamp_min_(0)
         t_next = (1.0 + math.sqrt(1.0 + 4.0 * t * t)) / 2.0
-        point = torch.add(new, new - power, alpha=(t - 1.0) / t_next)
+        point = torch.add(new, power.sub_(new), alpha=-(t - 1.0) / t_next)  # new + c (new - power)
         power, t = new, t_next
     out = power.sqrt_().reshape(fb.shape[1], *shape[:-2], shape[-1])
     return out.movedim(0, -2)
@@ -321,15 +336,19 @@ def _griffin_lim_frames(
         return torch.view_as_real(torch.fft.rfft(frames, dim=-1))
 
     phase_t = phase.transpose(1, 2)
-    angles = torch.stack([torch.cos(phase_t), torch.sin(phase_t)], dim=-1)
-    prev = torch.zeros_like(angles)
+    spec = torch.stack([torch.cos(phase_t), torch.sin(phase_t)], dim=-1).mul_(mag_t)
+    mag_t = mag_t[..., 0]
+    prev = torch.zeros_like(spec)
     alpha = momentum / (1.0 + momentum)
     for _ in range(n_iter):
-        rebuilt = to_pairs(to_signal(mag_t * angles))
-        angles = rebuilt - alpha * prev
-        angles = angles / (torch.hypot(angles[..., 0], angles[..., 1]) + 1e-16).unsqueeze(-1)
+        rebuilt = to_pairs(to_signal(spec))
+        # The accelerated estimate's phase with the target magnitude: one scale per bin, (B, T, F), instead
+        # of normalising the (B, T, F, 2) pairs and multiplying them by the magnitude after.
+        spec = torch.add(rebuilt, prev, alpha=-alpha)
+        scale = torch.hypot(spec[..., 0], spec[..., 1]).add_(1e-16)
+        spec.mul_(torch.div(mag_t, scale, out=scale).unsqueeze(-1))
         prev = rebuilt
-    return to_signal(mag_t * angles)[:, half : half + length].contiguous()
+    return to_signal(spec)[:, half : half + length].contiguous()
 
 
 def spectral_convergence(target_mag: torch.Tensor, wav: torch.Tensor, cfg: SpectrogramConfig) -> torch.Tensor:
