@@ -196,3 +196,19 @@ def test_cached_sampling_draws_the_same_codes_as_uncached(prior_run):
     model.logits(codes[:, :-1], labels[:2], None, cache)
     step = model.next_logits(codes[:, -1], cache)
     assert torch.allclose(step, model.logits(codes, labels[:2], None)[:, -1], atol=1e-5)
+
+
+def test_continuation_keeps_the_prompt_audio_and_its_codes_past_several_windows(prior_run):
+    gen = Generator.from_run(prior_run[1], griffin_lim_iters=4, level="none")
+    prompt = steady(FREQS["low"], 5)[: N // 2]
+    seconds = 3 * N / RATE
+    a, b = gen.continue_(prompt, RATE, seconds, n=2, label="low", seed=3, temperature=1.0)
+    fade = 2 * gen.spec.hop_length
+    for s in (a, b):
+        assert len(s.audio) == round(seconds * RATE)
+        assert np.array_equal(s.audio[: len(prompt) - fade], prompt[: len(prompt) - fade])  # the prompt itself
+        keep = s.params["prompt_codes"]
+        assert np.array_equal(s.latent[:keep], gen.encode(prompt, RATE, "low")[:keep])
+    # Past the prompt the window slides (several context restarts), and each seed draws its own codes.
+    assert len(gen.model.slide_points(a.params["prompt_codes"], len(a.latent))) >= 2
+    assert not np.array_equal(a.latent, b.latent)

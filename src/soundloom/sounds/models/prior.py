@@ -3,9 +3,9 @@
 The sequence starts with a condition token (a learned start vector plus the label and pitch embeddings)
 and predicts each code from the ones before it. Attention has no position embeddings but ALiBi biases
 (Press et al. 2022: a penalty linear in the distance), so a model trained on one-item windows slides past
-them: :meth:`PriorModel.continue_latent` keeps the last ``code_frames - 1`` codes as context and makes a
-sound of any length, the vqvae's convolutional decoder turning the whole code sequence into one
-spectrogram (no seams between windows).
+them: :meth:`PriorModel.sample_codes` keeps at most ``code_frames - 1`` codes as context, sliding in hops of
+half a window (as Jukebox samples in overlapping windows), and makes a sound of any length, the vqvae's
+convolutional decoder turning the whole code sequence into one spectrogram (no seams between windows).
 
 The run stores a reference to its vqvae (path + SHA-256 of its weights); the Generator loads both
 (:meth:`PriorConfig.requires`, :meth:`PriorModel.attach`).
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +38,9 @@ class PriorConfig:
         rows, frames: the vqvae's feature shape.
         labels, n_pitches: conditions (class names; MIDI pitch classes, 0 = none).
         width, layers, heads: transformer size.
+        joined: share of each training batch made of windows across two items of one label played one after
+            the other (the tail of one, the head of the next), so the prior learns what follows a sound's
+            end when its window slides past one item (0 in runs made before it existed).
     """
 
     kind: str = "prior"
@@ -50,10 +54,13 @@ class PriorConfig:
     width: int = 128
     layers: int = 3
     heads: int = 4
+    joined: float = 0.0
 
     def __post_init__(self) -> None:
         if self.width % self.heads:
             raise ParameterError(f"prior width ({self.width}) must be a multiple of heads ({self.heads})")
+        if not 0.0 <= self.joined <= 1.0:
+            raise ParameterError(f"prior joined must be between 0 and 1, got {self.joined}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -66,8 +73,11 @@ class PriorConfig:
         return {"vqvae": dict(self.vqvae)}
 
 
+@lru_cache(maxsize=64)
 def alibi_bias(n: int, heads: int) -> torch.Tensor:
-    """Causal ALiBi attention bias ``(heads, n, n)``: ``-slope_h * (i - j)`` for ``j <= i``, ``-inf`` after."""
+    """Causal ALiBi attention bias ``(heads, n, n)``: ``-slope_h * (i - j)`` for ``j <= i``, ``-inf`` after.
+
+    Cached (sampling asks for the same few sizes at every step); callers must not modify it in place."""
     slopes = torch.tensor([2.0 ** (-8.0 * (h + 1) / heads) for h in range(heads)])
     pos = torch.arange(n)
     dist = (pos[:, None] - pos[None, :]).float()
@@ -164,7 +174,7 @@ class PriorModel(EmbeddedConditions, nn.Module):
         """
         b = codes.shape[0]
         x = torch.cat([self.condition(labels, pitches, b)[:, None], self.tokens(codes.long())], dim=1)
-        bias = alibi_bias(x.shape[1], self.cfg.heads).to(x.dtype)
+        bias = alibi_bias(x.shape[1], self.cfg.heads).to(x.device, x.dtype)
         if cache is not None:
             cache[:] = [[] for _ in self.blocks]
         for i, block in enumerate(self.blocks):
@@ -176,7 +186,7 @@ class PriorModel(EmbeddedConditions, nn.Module):
         (filled by :meth:`logits`, extended here): one position's work instead of the whole window's."""
         x = self.tokens(code.long().view(-1, 1))
         t = cache[0][0].shape[2]  # positions so far (the condition token included)
-        bias = alibi_bias(t + 1, self.cfg.heads)[:, t:].to(x.dtype)
+        bias = alibi_bias(t + 1, self.cfg.heads)[:, t:].to(x.device, x.dtype)
         for block, kv in zip(self.blocks, cache):
             x = block(x, bias, kv)
         return self.head(self.norm(x))[:, -1]
@@ -206,33 +216,60 @@ class PriorModel(EmbeddedConditions, nn.Module):
         generators: list[torch.Generator],
         top_k: int = 0,
         use_cache: bool = True,
+        hop: int | None = None,
     ) -> torch.Tensor:
-        """Codes ``(B, total)`` that begin with ``prefix (B, P)``; each new code sampled (item ``b`` with
-        ``generators[b]``) from the last ``code_frames - 1`` codes: a sliding window past one item's length.
-        The batch is one forward per step, so ``n`` sounds cost little more than one.
+        """Codes ``(B, total)`` that begin with ``prefix (B, P)``; item ``b``'s draws come from ``generators[b]``.
 
-        Within the first window each step reuses the earlier positions' keys and values (``use_cache``; the
-        same codes as without); once the window slides, every position's context changes, so each step
-        runs the whole window again."""
+        Each new code is sampled from at most ``code_frames - 1`` codes before it (one training window). Past
+        that the window slides in hops (``hop`` codes, default half a window): the context restarts from the
+        last ``window - hop`` codes and grows back to a full window, so the keys and values of one hop are
+        computed once (``use_cache``) instead of the whole window running again for every code. Without the
+        cache every step runs its context from scratch: the same contexts, the same codes (tested). The
+        batch is one forward per step, so ``n`` sounds cost little more than one."""
         b = len(generators)
         codes = prefix.round().long().view(b, -1)
         if codes.shape[1] > total:
             raise ParameterError(f"prompt has {codes.shape[1]} code frames, more than the {total} asked")
         window = self.cfg.code_frames - 1
+        hop = max(1, window // 2) if hop is None else int(hop)
+        if not 1 <= hop <= max(window, 1):
+            raise ParameterError(f"hop must be between 1 and the window ({window} codes), got {hop}")
+        steps = total - codes.shape[1]
+        # One uniform per step and item, drawn up front from the item's own generator: inverse-CDF sampling
+        # for the whole batch at once instead of a multinomial call per item and step.
+        uniforms = torch.stack([torch.rand(steps, generator=g) for g in generators]) if steps else None
+        out = torch.empty(b, total, dtype=torch.long)
+        n = codes.shape[1]
+        out[:, :n] = codes
+        start = max(0, n - window)  # first code of the context
         cache: list | None = None
-        while codes.shape[1] < total:
-            if use_cache and cache is not None and codes.shape[1] <= window:
-                logits = self.next_logits(codes[:, -1], cache)
+        inv_t = 1.0 / max(float(temperature), 1e-4)
+        for step in range(steps):
+            if n - start > window:  # slide: keep the last window - hop codes
+                start, cache = n - (window - hop), None
+            if use_cache and cache is not None:
+                logits = self.next_logits(out[:, n - 1], cache)
             else:
-                ctx = codes[:, -window:] if window > 0 else codes[:, :0]
-                sliding = codes.shape[1] > window
-                cache = None if sliding or not use_cache else []
-                logits = self.logits(ctx, labels, pitches, cache)[:, -1]
-            logits = logits / max(float(temperature), 1e-4)
-            probs = torch.softmax(_top_k(logits, top_k), dim=-1)
-            nxt = torch.stack([torch.multinomial(probs[i], 1, generator=g) for i, g in enumerate(generators)])
-            codes = torch.cat([codes, nxt], dim=1)
-        return codes.float()
+                cache = [] if use_cache else None
+                logits = self.logits(out[:, start:n], labels, pitches, cache)[:, -1]
+            cdf = torch.softmax(_top_k(logits * inv_t, top_k), dim=-1).cumsum_(-1)
+            # The first code whose cumulative probability exceeds u (scaled by the sum, so rounding never
+            # reaches past the last code that has any probability).
+            out[:, n] = torch.searchsorted(cdf, (uniforms[:, step] * cdf[:, -1])[:, None], right=True)[:, 0]
+            n += 1
+        return out.float()
+
+    def slide_points(self, prefix: int, total: int, hop: int | None = None) -> list[int]:
+        """Code positions ``< total`` at which :meth:`sample_codes` restarts its context (the window slides),
+        for a prefix of ``prefix`` codes."""
+        window = self.cfg.code_frames - 1
+        hop = max(1, window // 2) if hop is None else int(hop)
+        points, start = [], max(0, prefix - window)
+        for n in range(prefix, total):
+            if n - start > window:
+                start = n - (window - hop)
+                points.append(n)
+        return points
 
     def continue_latent(
         self,
@@ -280,7 +317,7 @@ class PriorModel(EmbeddedConditions, nn.Module):
         return self.continue_latent(codes[:keep], codes.shape[-1], labels, pitches, 1.0, generator)
 
 
-def _new_prior_config(rows, frames, labels, n_pitches, latent_dim, channels, vqvae, width, layers, heads):
+def _new_prior_config(rows, frames, labels, n_pitches, latent_dim, channels, vqvae, width, layers, heads, joined):
     if not vqvae:
         raise ParameterError("a prior needs a trained vqvae run: --vqvae RUN")
     ref = run_reference(vqvae)
@@ -303,6 +340,7 @@ def _new_prior_config(rows, frames, labels, n_pitches, latent_dim, channels, vqv
         width=width,
         layers=layers,
         heads=heads,
+        joined=joined,
     )
 
 
@@ -320,6 +358,12 @@ register(
             KindOption("width", int, 128, "Transformer width."),
             KindOption("layers", int, 3, "Transformer blocks."),
             KindOption("heads", int, 4, "Attention heads."),
+            KindOption(
+                "joined",
+                float,
+                0.25,
+                "Share of training windows across two items of a label (what follows a sound's end).",
+            ),
         ),
         help="Causal transformer over a vqvae's codes (--vqvae RUN), label/pitch-conditioned; any length.",
     )

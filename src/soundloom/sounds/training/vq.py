@@ -6,7 +6,10 @@ Usage::
     soundloom train FEATURES --model prior --vqvae runs/vq --out runs/prior --max-minutes 7
     soundloom generate runs/prior --out out/ --label 7 --seconds 4 --top-k 32
 
-The prior's batches are the vqvae's codes of the store's items, encoded on the fly by the frozen vqvae.
+The prior's batches are the vqvae's codes of the store's items, encoded on the fly by the frozen vqvae; a
+share of each training batch (``--joined``, 0.25) are windows across two items of one label played one after
+the other, so that past one item's length (where sampling slides its window) the prior has seen a sound end
+and the next begin, not only sounds that start at its first code.
 """
 
 from __future__ import annotations
@@ -99,6 +102,8 @@ class PriorModule(L.LightningModule):
         x, labels, pitches = batch
         with torch.no_grad():
             codes = self.model.vqvae.to(x.device).encode_latent(x).long()
+            if stage == "train":
+                codes = joined_windows(codes, labels, self.model.cfg.joined)
         lab, pit = self.conditions(labels, pitches)
         loss = self.model(codes, lab, pit)
         on_step = stage == "train"
@@ -116,6 +121,35 @@ class PriorModule(L.LightningModule):
 
     def configure_optimizers(self):
         return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=0.01)
+
+
+def joined_windows(codes: torch.Tensor, labels: torch.Tensor, share: float) -> torch.Tensor:
+    """``codes (B, T)`` with the first ``round(share * B)`` rows replaced by windows of ``T`` codes across two
+    items of the same label: item ``i``'s codes, then another item's of its label (itself when it is the only
+    one in the batch), cut at a random offset in ``1..T-1`` (every window holds the join). Draws from the
+    global torch generator (seeded per run)."""
+    b, t = codes.shape
+    k = int(round(float(share) * b))
+    if k == 0 or t < 2:
+        return codes
+    lab = labels.view(-1).long() if labels is not None else torch.zeros(b, dtype=torch.long)
+    # Each row's partner: the next row of its label in a random order, wrapping within the label.
+    order = torch.randperm(b, device=codes.device)
+    ranked = order[torch.argsort(lab[order], stable=True)]
+    partner = torch.empty_like(ranked)
+    sorted_lab = lab[ranked]
+    nxt = torch.roll(ranked, -1)
+    same = torch.roll(sorted_lab, -1) == sorted_lab
+    first_of = {int(v): int(ranked[(sorted_lab == v).nonzero()[0, 0]]) for v in sorted_lab.unique()}
+    wrap = torch.tensor([first_of[int(v)] for v in sorted_lab], device=codes.device)
+    partner[ranked] = torch.where(same, nxt, wrap)
+    rows = torch.arange(k, device=codes.device)
+    pair = torch.cat([codes[rows], codes[partner[rows]]], dim=1)  # (k, 2T)
+    offsets = torch.randint(1, t, (k,), device=codes.device)
+    idx = offsets[:, None] + torch.arange(t, device=codes.device)[None]
+    out = codes.clone()
+    out[:k] = torch.gather(pair, 1, idx)
+    return out
 
 
 def prior_module(model: dict, cfg) -> PriorModule:

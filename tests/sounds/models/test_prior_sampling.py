@@ -1,0 +1,111 @@
+"""The prior's sampling loop on an untrained tiny prior: the window slides in hops and never holds more than a
+training window of context, the cache changes nothing, draws follow the model's distribution; and the
+training windows that join two items of one label."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from soundloom.core.errors import ParameterError
+from soundloom.sounds.models.prior import PriorConfig, PriorModel
+from soundloom.sounds.training.vq import joined_windows
+
+FRAMES = 8  # codes per training item: the context holds at most 7
+
+
+@pytest.fixture(scope="module")
+def model() -> PriorModel:
+    torch.manual_seed(0)
+    cfg = PriorConfig(codebook_size=16, code_frames=FRAMES, labels=["a", "b"], width=16, layers=1, heads=2)
+    return PriorModel(cfg).eval()
+
+
+def _gens(n: int, seed: int = 0) -> list[torch.Generator]:
+    return [torch.Generator().manual_seed(seed + i) for i in range(n)]
+
+
+def test_the_window_slides_in_hops_and_never_exceeds_a_training_window(model, monkeypatch):
+    primes: list[tuple[int, int]] = []  # (codes in the context, first code sampled from it)
+    steps: list[int] = []
+    logits, next_logits = model.logits, model.next_logits
+
+    def spy_logits(codes, labels=None, pitches=None, cache=None):
+        out = logits(codes, labels, pitches, cache)
+        primes.append(codes.shape[1])
+        return out
+
+    def spy_next(code, cache):
+        steps.append(cache[0][0].shape[2])  # positions before this one (condition token included)
+        return next_logits(code, cache)
+
+    monkeypatch.setattr(model, "logits", spy_logits)
+    monkeypatch.setattr(model, "next_logits", spy_next)
+    prefix = torch.randint(0, 16, (2, 3))
+    out = model.sample_codes(prefix, 5 * FRAMES, torch.tensor([0, 1]), None, 1.0, _gens(2))
+    assert out.shape == (2, 5 * FRAMES) and torch.equal(out[:, :3], prefix.float())
+    assert out.min() >= 0 and out.max() < 16
+    window, hop = FRAMES - 1, (FRAMES - 1) // 2
+    assert max(primes) <= window and max(steps) <= window  # condition token + codes, the new one included
+    # After the first window every restart keeps window - hop codes, at the positions slide_points names.
+    assert primes[0] == 3 and all(p == window - hop for p in primes[1:])
+    assert len(primes) - 1 == len(model.slide_points(3, 5 * FRAMES))
+    # 5 windows' worth of codes cost a handful of context restarts, not a whole window per code.
+    assert len(primes) <= 2 + 5 * FRAMES // (hop + 1)
+
+
+@pytest.mark.parametrize("hop", [1, 3, FRAMES - 1])
+def test_cached_and_uncached_sampling_draw_the_same_codes_at_every_hop(model, hop):
+    labels = torch.tensor([0, 1, 1])
+    runs = [
+        model.sample_codes(torch.zeros(3, 0), 4 * FRAMES, labels, None, 1.2, _gens(3, 7), 0, cached, hop)
+        for cached in (True, False)
+    ]
+    assert torch.equal(runs[0], runs[1])
+    with pytest.raises(ParameterError, match="hop must be between"):
+        model.sample_codes(torch.zeros(1, 0), 2 * FRAMES, labels[:1], None, 1.0, _gens(1), hop=FRAMES)
+
+
+def test_draws_follow_the_model_distribution_and_top_k(model, monkeypatch):
+    probs = torch.tensor([0.6, 0.3, 0.1] + [0.0] * 13)
+    fixed = torch.log(probs.clamp_min(1e-30))
+
+    def fake_logits(codes, labels=None, pitches=None, cache=None):
+        if cache is not None:
+            cache[:] = [[torch.zeros(1, 1, codes.shape[1] + 1, 1)]]
+        return fixed.expand(codes.shape[0], codes.shape[1] + 1, -1)
+
+    def fake_next(code, cache):
+        return fixed.expand(code.shape[0], -1)
+
+    monkeypatch.setattr(model, "logits", fake_logits)
+    monkeypatch.setattr(model, "next_logits", fake_next)
+    n = 400
+    codes = model.sample_codes(torch.zeros(n, 0), 10, None, None, 1.0, _gens(n)).long()
+    freq = torch.bincount(codes.flatten(), minlength=16).float() / codes.numel()
+    assert torch.allclose(freq[:3], probs[:3], atol=0.03) and freq[3:].sum() == 0
+    greedy = model.sample_codes(torch.zeros(n, 0), 10, None, None, 1.0, _gens(n), top_k=1)
+    assert (greedy == 0).all()
+    # Each item draws from its own generator: the same seed gives the same codes in any batch.
+    alone = model.sample_codes(torch.zeros(1, 0), 10, None, None, 1.0, _gens(1, 5))
+    assert torch.equal(alone[0], codes[5].float())
+
+
+def test_joined_windows_cross_two_items_of_one_label():
+    torch.manual_seed(3)
+    t = 6
+    codes = torch.arange(8)[:, None] * 100 + torch.arange(t)[None]  # item i's codes are 100 i + position
+    labels = torch.tensor([0, 1, 0, 1, 2, 0, 1, 0])
+    out = joined_windows(codes, labels, 0.5)
+    assert out.shape == codes.shape and torch.equal(out[4:], codes[4:])
+    for row, i in zip(out[:4], range(4)):
+        items = row // 100
+        assert items[0] == i, row  # starts inside item i ...
+        tail = (items == i).sum()
+        assert 0 < tail < t and (row[:tail] % 100 == torch.arange(t - tail, t)).all()  # ... with its last codes
+        partner = int(items[-1])
+        assert labels[partner] == labels[i] and (row[tail:] % 100 == torch.arange(t - tail)).all()
+    # The only item of its label joins itself; share 0 changes nothing.
+    alone = joined_windows(codes[4:5], labels[4:5], 1.0)[0]
+    assert (alone // 100 == 4).all() and not torch.equal(alone, codes[4])
+    assert torch.equal(joined_windows(codes, labels, 0.0), codes)
