@@ -37,6 +37,7 @@ def chunk(
     beats: int = typer.Option(8, help="Beats per chunk (or bars, with --beats-per-bar)."),
     beats_per_bar: int = typer.Option(0, help="If > 0, --beats counts bars of this many beats."),
     min_chunk_s: float = typer.Option(0.5, help="Shorter chunks merge into a neighbour (s)."),
+    lead_ms: float = typer.Option(0.0, help="--method beats: cut this long before each beat (ms)."),
     sample_rate: int = typer.Option(22050, help="Pool analysis and stream rate (Hz); fixed by the first run."),
 ) -> None:
     """Cut songs into chunks and catalogue them (offsets only; audio stays in the source files).
@@ -57,6 +58,7 @@ def chunk(
         beats=beats,
         beats_per_bar=beats_per_bar,
         min_chunk_s=min_chunk_s,
+        lead_ms=lead_ms,
     )
     found = scan_songs(songs)
     skipped: list[tuple[str, str]] = []
@@ -131,6 +133,8 @@ def train_transitions_cmd(
         )
     m = cfg["metrics"]
     extra = f", fusion weight {m['fusion_weight']}" if "fusion_weight" in m else ""
+    if "fusion_weights" in m:
+        extra = ", fusion weights " + ", ".join(f"{k} {v:.3g}" for k, v in m["fusion_weights"].items())
     held = f" (test: package {cfg['holdout_package']})" if cfg.get("holdout_package") else ""
     steps_cpu = f" ({m['steps']} steps, {m['cpu_seconds']:.0f} CPU-s)" if "cpu_seconds" in m and "steps" in m else ""
     typer.echo(

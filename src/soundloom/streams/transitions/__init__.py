@@ -4,7 +4,7 @@ Importing this package registers the built-in scorers (one import line each belo
 is its own module, which calls :func:`register`, plus its line here.
 """
 
-from . import cnnlstm, contrastive, features, fusion  # noqa: F401  (each registers its scorer)
+from . import cnnlstm, contrastive, features, fusion, partials  # noqa: F401  (each registers its scorer)
 from .registry import (
     TrainContext,
     build_scorer,
