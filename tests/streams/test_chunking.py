@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from soundloom.core.errors import ParameterError
 from soundloom.streams.chunking import ChunkConfig, chunk_fixed, chunk_silence, chunk_song
 
 from .conftest import RATE, click_track, make_song
@@ -45,6 +46,18 @@ def test_beats_joins_fall_on_clicks():
     assert np.all(err < 0.015 * RATE), err / RATE
     beat = RATE * 0.5
     assert np.allclose(np.diff(cuts), 4 * beat, atol=0.03 * RATE)
+
+
+def test_beats_with_a_lead_cut_just_before_the_clicks():
+    """--lead-ms: each cut falls that long before a click, so the hit starts just after the chunk does."""
+    wav, clicks = click_track(12.0, 120.0)
+    _, bounds = chunk_song(wav, RATE, ChunkConfig(method="beats", beats=4, min_chunk_s=0.1, lead_ms=80.0))
+    cuts = np.array([s for s, _ in bounds[1:]])
+    ahead = clicks[None, :] - cuts[:, None]  # samples from each cut to each click
+    nearest = np.min(np.where(ahead >= 0, ahead, 10 * RATE), axis=1)
+    assert len(cuts) >= 3 and np.all(np.abs(nearest - 0.08 * RATE) < 0.015 * RATE), nearest / RATE
+    with pytest.raises(ParameterError, match="lead before beats"):
+        ChunkConfig(method="beats", lead_ms=-5.0)
 
 
 def test_bad_method_is_named():

@@ -146,8 +146,9 @@ def demo_steps(out: Path, train_minutes: float, quick: bool) -> list[Step]:
         ),
         Step(
             "chunk",
-            "chunk the songs on beats (8 beats a chunk) into a pool",
-            [["chunk", songs, "--out", d["pool"], "--method", "beats", "--beats", "8"]],
+            "chunk the songs on beats (8 beats a chunk, cut 100 ms before the beat) into a pool",
+            # cut before the hit, not on it: a join then crossfades the previous beat's decay, as inside a song
+            [["chunk", songs, "--out", d["pool"], "--method", "beats", "--beats", "8", "--lead-ms", "100"]],
             10 if q else 40,
             lane="streams",
         ),

@@ -31,6 +31,9 @@ class ChunkConfig:
         beats: beats per chunk for "beats".
         beats_per_bar: when > 0, chunk length is ``beats * beats_per_bar`` (``beats`` = bars).
         min_chunk_s: chunks shorter than this are merged into their neighbour (s).
+        lead_ms: for "beats", cut this long before each beat (ms): a chunk's first hit then falls just
+            after its start, and a join's crossfade and seam windows hear the previous beat's decay
+            rather than the hit, as inside the song.
     """
 
     method: str = "fixed"
@@ -41,12 +44,15 @@ class ChunkConfig:
     beats: int = 8
     beats_per_bar: int = 0
     min_chunk_s: float = 0.5
+    lead_ms: float = 0.0
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ParameterError(f"chunk method must be one of {METHODS}, got {self.method!r}")
         if self.method == "fixed" and self.seconds <= 0:
             raise ParameterError(f"fixed chunk length must be > 0 s, got {self.seconds}")
+        if not (0.0 <= self.lead_ms <= 500.0):
+            raise ParameterError(f"lead before beats must be 0-500 ms, got {self.lead_ms}")
         if self.method == "beats" and self.beats < 1:
             raise ParameterError(f"beats per chunk must be >= 1, got {self.beats}")
         if not (self.min_chunk_s >= 0 and np.isfinite(self.min_chunk_s)):
@@ -140,13 +146,16 @@ def _refine_to_onsets(wav: np.ndarray, sample_rate: int, beats: np.ndarray, radi
     return np.clip(out, 0, len(wav))
 
 
-def chunk_beats(wav: np.ndarray, sample_rate: int, beats_per_chunk: int) -> tuple[float, list[tuple[int, int]]]:
-    """Chunks of ``beats_per_chunk`` beats whose boundaries fall on tracked beats.
+def chunk_beats(
+    wav: np.ndarray, sample_rate: int, beats_per_chunk: int, lead_ms: float = 0.0
+) -> tuple[float, list[tuple[int, int]]]:
+    """Chunks of ``beats_per_chunk`` beats whose boundaries fall ``lead_ms`` before tracked beats.
 
-    Returns tempo in BPM and bounds; audio before the first beat belongs to no chunk.
+    Returns tempo in BPM and bounds; audio before the first cut belongs to no chunk.
     """
     tempo, beats = track_beats(wav, sample_rate)
-    cuts = list(beats[::beats_per_chunk])
+    lead = int(round(lead_ms * sample_rate / 1000.0))
+    cuts = list(np.unique(np.maximum(beats[::beats_per_chunk] - lead, 0)))
     if len(cuts) < 2:
         return tempo, [(0, len(wav))]
     if len(wav) - cuts[-1] > 0:
@@ -186,7 +195,7 @@ def chunk_song(wav: np.ndarray, sample_rate: int, cfg: ChunkConfig) -> tuple[flo
         bounds = chunk_silence(wav, sample_rate, cfg.silence_db, cfg.min_silence_ms, cfg.keep_silence_ms)
     else:
         per = cfg.beats * (cfg.beats_per_bar if cfg.beats_per_bar > 0 else 1)
-        tempo, bounds = chunk_beats(wav, sample_rate, per)
+        tempo, bounds = chunk_beats(wav, sample_rate, per, cfg.lead_ms)
     shortest = int(np.ceil(min_song_seconds(cfg) * sample_rate))
     merged = merge_short(bounds, int(cfg.min_chunk_s * sample_rate))
     return tempo, [(s, e) for s, e in merged if e - s >= shortest]
