@@ -201,8 +201,9 @@ def vocoder_phase(mag: torch.Tensor, cfg: SpectrogramConfig) -> torch.Tensor:
     linear-phase term of a centred frame, so the bins of one peak's main lobe start coherent.
     """
     n_bins = mag.shape[-2]
-    # Bins last (contiguous): the running max / min along bins are several times faster that way.
-    logm = torch.log(mag.float().transpose(-1, -2) + 1e-9)
+    # Bins last and contiguous (an elementwise op on a transposed view keeps its strides): the running max /
+    # min along bins are several times faster that way, and the cumulative sum over frames runs down rows.
+    logm = mag.float().transpose(-1, -2).contiguous().add_(1e-9).log_()
     lo = torch.nn.functional.pad(logm[..., :-1], (1, 0), value=-1e9)
     hi = torch.nn.functional.pad(logm[..., 1:], (0, 1), value=-1e9)
     mid = logm
@@ -215,9 +216,10 @@ def vocoder_phase(mag: torch.Tensor, cfg: SpectrogramConfig) -> torch.Tensor:
     right = torch.where(is_peak, k, 1e9).flip(-1).cummin(dim=-1).values.flip(-1)
     owner = torch.where((left >= 0) & ((k - left) <= (right - k)), left, right)
     owner = torch.where(owner >= n_bins, left.clamp_min(0), owner).long()
-    freq_bins = torch.gather(k + delta, -1, owner).transpose(-1, -2)
+    freq_bins = torch.gather(k + delta, -1, owner)  # (..., frames, F)
     step = (2 * np.pi * int(cfg.hop_length) / cfg.n_fft) * freq_bins
-    return torch.cumsum(step, dim=-1) - step[..., :1] + np.pi * k.transpose(-1, -2)
+    phase = torch.cumsum(step, dim=-2).sub_(step[..., :1, :]).add_(np.pi * k[..., :1, :])
+    return phase.transpose(-1, -2)
 
 
 def griffin_lim(
