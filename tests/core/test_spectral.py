@@ -162,3 +162,12 @@ def test_griffin_lim_batch_renders_bitwise_as_its_items():
     mag = magnitude(x, cfg)
     one_by_one = torch.cat([griffin_lim(mag[i : i + 1], cfg, n_iter=8, length=x.shape[-1]) for i in range(3)])
     assert torch.equal(one_by_one, griffin_lim(mag, cfg, n_iter=8, length=x.shape[-1]))
+
+
+def test_griffin_lim_leaves_its_magnitude_untouched_in_any_layout():
+    cfg = SpectrogramConfig(sample_rate=SR, n_fft=256, overlap=0.75)
+    mag = magnitude(torch.from_numpy(harmonic_tone(SR, 0.25)), cfg)
+    for m in (mag.contiguous(), mag.transpose(-1, -2).contiguous().transpose(-1, -2)):
+        before = m.clone()
+        griffin_lim(m, cfg, n_iter=2)
+        assert torch.equal(m, before)

@@ -203,7 +203,8 @@ def vocoder_phase(mag: torch.Tensor, cfg: SpectrogramConfig) -> torch.Tensor:
     n_bins = mag.shape[-2]
     # Bins last and contiguous (an elementwise op on a transposed view keeps its strides): the running max /
     # min along bins are several times faster that way, and the cumulative sum over frames runs down rows.
-    logm = mag.float().transpose(-1, -2).contiguous().add_(1e-9).log_()
+    # (``+`` makes a new tensor first: ``mag`` may already be laid out that way, and must not be touched.)
+    logm = (mag.float().transpose(-1, -2) + 1e-9).contiguous().log_()
     lo = torch.nn.functional.pad(logm[..., :-1], (1, 0), value=-1e9)
     hi = torch.nn.functional.pad(logm[..., 1:], (0, 1), value=-1e9)
     mid = logm
