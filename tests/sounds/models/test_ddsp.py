@@ -53,6 +53,16 @@ def test_harmonic_synthesis_equals_a_sum_of_sines(f0, hop):
     assert torch.allclose(frame_path.double(), ref, atol=1e-3 * ref.abs().max())
 
 
+def test_filtered_noise_is_an_inverse_stft_of_shaped_noise():
+    cfg = DDSPConfig(n_samples=2048, sample_rate=RATE, hop=32, noise_bands=6, hidden=4, n_mels=16)
+    model = DDSP(cfg).eval()
+    bands = torch.rand(2, cfg.noise_bands, cfg.control_frames, generator=torch.Generator().manual_seed(1))
+    mags = torch.nn.functional.interpolate(bands.transpose(1, 2), size=33, mode="linear", align_corners=True)
+    spec = mags.transpose(1, 2) * model.noise_phase
+    ref = torch.istft(spec, 64, 32, window=torch.hann_window(64), center=True, length=(cfg.control_frames - 1) * 32)
+    assert torch.allclose(model.filtered_noise(bands), ref, atol=1e-6)
+
+
 def test_controls_give_nothing_at_or_above_nyquist_and_decode_is_fixed_at_inference():
     cfg = DDSPConfig(n_samples=2048, sample_rate=RATE, hop=32, n_harmonics=16, hidden=8, n_mels=16, n_pitches=128)
     model = DDSP(cfg).eval()
