@@ -324,8 +324,8 @@ def _griffin_lim_frames(
     mag_t = mag.transpose(1, 2).contiguous().unsqueeze(-1)  # (B, T, F, 1)
 
     def to_signal(pairs: torch.Tensor) -> torch.Tensor:
-        frames = torch.fft.irfft(torch.view_as_complex(pairs.contiguous()), n=n_fft) * win
-        sig = _overlap_add(frames, hop) * inv_env
+        frames = torch.fft.irfft(torch.view_as_complex(pairs.contiguous()), n=n_fft).mul_(win)
+        sig = _overlap_add(frames, hop).mul_(inv_env)
         if ola_len < padded_len:
             sig = torch.nn.functional.pad(sig, (0, padded_len - ola_len))
         else:
