@@ -1,0 +1,191 @@
+"""The prior's continuation, measured: a 1-second real prompt continued to 4 s (``Generator.continue_``, what
+``soundloom generate RUN --continue PROMPT --seconds 4`` does), on held-out clips. Trains nothing.
+
+    python benchmarks/bench_continuation.py runs/digits/prior --n 20 --seconds 4 --prompt-seconds 1
+
+Prompts: ``--n`` clips of the run's held-out groups (``val_groups`` in its ``model.json``, e.g. speakers),
+spread over labels, each fitted to ``--prompt-seconds`` (padded with silence when shorter, as the front end
+pads training items), continued with their own label. Output with ``level="none"``, so the prompt keeps its
+level. Per prompt:
+
+- **window jump**: level (RMS, dB) of each training-length window of the output against the next one's (a
+  last partial window counts when it holds half a window; levels floored as below);
+- **seam jump**: RMS of the 50 ms before against the 50 ms after each seam, where the prompt's audio ends and
+  where the prior's context restarts (every ``hop`` codes once it slides), levels floored at 60 dB below the
+  output's peak so a silent gap is not an infinite jump;
+- **prompt error**: log-mel L1 (dB, the model's front end) of the output's frames that the prompt covers
+  against the prompt's own, next to the run's reconstruction error of the same frames (the prompt encoded
+  and decoded by its vqvae, with the same phase reconstruction), both also before phase reconstruction
+  (the decoded features of the continuation's codes against those of the prompt's own codes).
+
+The seam measure sees onsets as jumps: on real speech it is as large at the same positions (a word begins),
+so the window jump is the one the target (no jump over 6 dB between windows) is read against.
+
+Reference: the same level measures on real speech: ``--seconds`` worth of held-out clips of the same group
+(speaker), each fitted to the prompt's length, played one after another (seams at the joins and at the same
+hop positions). Prints the weakest case (largest jump, largest error ratio) and the median.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from soundloom.core import fit_length, load_audio
+from soundloom.core.spectral import features
+from soundloom.sounds import Generator
+from soundloom.sounds.runfiles import read_run_info
+
+SEAM_S, FLOOR_DB = 0.05, 60.0
+
+
+def rms_db(x: np.ndarray) -> float:
+    return float(20 * np.log10(np.sqrt(np.mean(np.square(x, dtype=np.float64))) + 1e-12))
+
+
+def window_jumps(wav: np.ndarray, window: int, peak_db: float) -> np.ndarray:
+    """``|dB|`` between the levels of consecutive ``window``-sample windows (floored below the peak); a last
+    partial window counts when it holds at least half a window."""
+    starts = [i for i in range(0, len(wav), window) if len(wav) - i >= window // 2]
+    levels = [max(rms_db(wav[i : i + window]), peak_db - FLOOR_DB) for i in starts]
+    return np.abs(np.diff(levels))
+
+
+def seam_jumps(wav: np.ndarray, seams: list[int], rate: int, peak_db: float) -> np.ndarray:
+    """``|dB|`` between the ``SEAM_S`` before and after each seam (sample index), floored below the peak."""
+    w = int(SEAM_S * rate)
+    out = []
+    for s in seams:
+        if w <= s <= len(wav) - w:
+            before = max(rms_db(wav[s - w : s]), peak_db - FLOOR_DB)
+            after = max(rms_db(wav[s : s + w]), peak_db - FLOOR_DB)
+            out.append(abs(after - before))
+    return np.asarray(out)
+
+
+def logmel_db(gen: Generator, wav: np.ndarray, frames: int) -> torch.Tensor:
+    """The run's front end in dB ``(rows, frames)`` of ``wav`` at the model's rate."""
+    x = torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32))
+    return features(x, gen.spec)[:, :frames]
+
+
+def held_out_prompts(run: Path, n: int) -> tuple[list[dict], dict[str, list[dict]]]:
+    """``n`` held-out items spread over labels (round robin), and every held-out item by group."""
+    info = read_run_info(run)
+    store = Path(info["train"]["features"])
+    items = json.loads((store / "index.json").read_text())
+    gkey, lkey, val = info["group_key"], info["label_key"], set(info["val_groups"])
+    held = [it for it in items if str(it["labels"].get(gkey)) in val]
+    by_label: dict[str, list[dict]] = defaultdict(list)
+    by_group: dict[str, list[dict]] = defaultdict(list)
+    for it in held:
+        by_label[str(it["labels"].get(lkey))].append(it)
+        by_group[str(it["labels"].get(gkey))].append(it)
+    rng = np.random.default_rng(0)
+    for lst in by_label.values():
+        rng.shuffle(lst)
+    chosen, k = [], 0
+    while len(chosen) < n and any(k < len(v) for v in by_label.values()):
+        chosen += [v[k] for _, v in sorted(by_label.items()) if k < len(v)]
+        k += 1
+    return chosen[:n], by_group
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run", type=Path, help="A prior run.")
+    p.add_argument("--n", type=int, default=20, help="Prompts.")
+    p.add_argument("--seconds", type=float, default=4.0)
+    p.add_argument("--prompt-seconds", type=float, default=1.0)
+    p.add_argument("--temperature", type=float, default=0.5, help="As generate --continue (0.5).")
+    p.add_argument("--top-k", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    gen = Generator.from_run(args.run, level="none")
+    rate, hop_samples = gen.spec.sample_rate, int(gen.spec.hop_length)
+    model = gen.model
+    code_samples = model.vqvae.cfg.factor * hop_samples
+    prompt_n, total_n = int(round(args.prompt_seconds * rate)), int(round(args.seconds * rate))
+    prompts, by_group = held_out_prompts(args.run, args.n)
+    info = read_run_info(args.run)
+    lkey, gkey = info["label_key"], info["group_key"]
+    rows = []
+    start = time.process_time()
+    for i, item in enumerate(prompts):
+        wav = fit_length(load_audio(item["path"], sample_rate=rate)[0], prompt_n, fade_samples=0)
+        label = str(item["labels"][lkey]) if gen.labels else None
+        (cont,) = gen.continue_(
+            wav, rate, args.seconds, label=label, seed=args.seed + i, temperature=args.temperature, top_k=args.top_k
+        )
+        out = cont.audio
+        peak_db = 20 * np.log10(np.abs(out).max() + 1e-12)
+        # Seams: the prompt's end, and each code at which the prior's context restarts (its window slides).
+        slides = model.slide_points(int(cont.params["prompt_codes"]), len(cont.latent))
+        seams = [prompt_n] + [c * code_samples for c in slides if c * code_samples < total_n]
+        pf = int(cont.params["prompt_frames"])
+        target = logmel_db(gen, wav, pf)
+        cont_err = float((logmel_db(gen, out, pf) - target).abs().mean())
+        rec = gen.render(gen.encode(wav, rate, label), label)[0]
+        rec_err = float((logmel_db(gen, rec, pf) - target).abs().mean())
+        codes = gen.encode(wav, rate, label)
+        feat_target = gen.model_input(wav, rate)[:, :pf]
+        dec_cont = float((gen.decode_features(cont.latent, label)[:, :pf] - feat_target).abs().mean())
+        dec_rec = float((gen.decode_features(codes, label)[:, :pf] - feat_target).abs().mean())
+        # Real reference: clips of the same group one after another, fitted to the prompt's length each.
+        same = [it for it in by_group[str(item["labels"][gkey])] if it["id"] != item["id"]]
+        chain = [wav] + [
+            fit_length(load_audio(it["path"], sample_rate=rate)[0], prompt_n, fade_samples=0)
+            for it in same[: int(np.ceil(total_n / prompt_n)) - 1]
+        ]
+        real = np.concatenate(chain)[:total_n]
+        real_peak = 20 * np.log10(np.abs(real).max() + 1e-12)
+        real_seams = sorted(set(seams) | set(range(prompt_n, total_n, prompt_n)))
+        rows.append(
+            {
+                "id": item["id"],
+                "label": label,
+                "window_jump_db": float(window_jumps(out, gen.n_samples, peak_db).max()),
+                "seam_jump_db": float(seam_jumps(out, seams, rate, peak_db).max()),
+                "prompt_seam_jump_db": float(seam_jumps(out, seams[:1], rate, peak_db).max()),
+                "real_prompt_seam_jump_db": float(seam_jumps(real, seams[:1], rate, real_peak).max()),
+                "real_window_jump_db": float(window_jumps(real, gen.n_samples, real_peak).max()),
+                "real_seam_jump_db": float(seam_jumps(real, real_seams, rate, real_peak).max()),
+                "prompt_err_db": cont_err,
+                "recon_err_db": rec_err,
+                "err_ratio": cont_err / max(rec_err, 1e-9),
+                "decoded_err": dec_cont,
+                "decoded_recon_err": dec_rec,
+                "decoded_ratio": dec_cont / max(dec_rec, 1e-9),
+            }
+        )
+    cpu = time.process_time() - start
+    keys = [k for k in rows[0] if k not in ("id", "label")]
+    print(
+        f"{args.run}: {len(rows)} held-out prompts of {args.prompt_seconds} s continued to {args.seconds} s "
+        f"(T={args.temperature}, top_k={args.top_k}); windows of {gen.n_samples} samples, the prior's context "
+        f"restarting at {model.slide_points(0, 4 * model.cfg.code_frames)} codes of {code_samples} samples "
+        f"(from an empty prefix); {cpu:.1f} CPU-s"
+    )
+    print(f"{'measure':22s} {'weakest':>8s} {'median':>8s}  weakest item")
+    for k in keys:
+        vals = np.array([r[k] for r in rows])
+        worst = int(np.argmax(vals))
+        print(f"{k:22s} {vals[worst]:8.3f} {np.median(vals):8.3f}  {rows[worst]['id']}")
+    over = sum(r["window_jump_db"] > 6.0 for r in rows)
+    real_over = sum(r["real_window_jump_db"] > 6.0 for r in rows)
+    print(f"window jumps over 6 dB: {over} of {len(rows)} continuations; {real_over} of {len(rows)} real sequences")
+    if args.json:
+        print(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
