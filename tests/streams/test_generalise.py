@@ -110,3 +110,25 @@ def test_cpu_budget_stops_training_and_is_recorded(package_pool, tmp_path):
     assert 1 <= m["steps"] < 100_000
     assert 0.6 <= m["cpu_seconds"] < 30.0 and m["cpu_minutes_budget"] == 0.01
     assert (tmp_path / "run" / "model.safetensors").exists()
+
+
+def test_fusion_takes_the_contrastive_part_of_a_run_that_never_saw_its_test_songs(package_pool, tmp_path):
+    """--contrastive-from: the part is taken as trained (its steps recorded); a run that trained on the
+    new run's test songs is refused."""
+    from soundloom.core.errors import ParameterError
+
+    src = train_transitions(
+        package_pool, "contrastive", tmp_path / "c", steps=2, holdout_package="gamma", model_kwargs=TINY["contrastive"]
+    )
+    cfg = train_transitions(
+        package_pool, "fusion", tmp_path / "f", holdout_package="gamma", contrastive_from=tmp_path / "c", fallback=False
+    )
+    assert cfg["metrics"]["contrastive_from"] == str(tmp_path / "c")
+    assert cfg["metrics"]["steps"] == src["metrics"]["steps"]
+    fusion, part = load_scorer(tmp_path / "f"), load_scorer(tmp_path / "c")
+    for k, v in part.state_dict().items():
+        assert torch.equal(fusion.contrastive.state_dict()[k], v)
+    with pytest.raises(ParameterError, match="was trained on 2 of this run's test songs"):
+        train_transitions(
+            package_pool, "fusion", tmp_path / "g", holdout_package="beta", contrastive_from=tmp_path / "c"
+        )

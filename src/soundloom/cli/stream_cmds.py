@@ -107,6 +107,9 @@ def train_transitions_cmd(
         None, help="Test on this package's songs (index.csv beside the songs), train on the others."
     ),
     fallback: bool = typer.Option(True, help="Fall back to `features` when the model does not beat it on val songs."),
+    contrastive_from: Optional[Path] = typer.Option(
+        None, help="fusion: take the contrastive part of this run (not retrained); fit the rest on this pool."
+    ),
     threads: int = typer.Option(1, help=THREADS_HELP),
 ) -> None:
     """Train a transition model on the pool's training songs (split by song, or leave one package out)."""
@@ -130,6 +133,7 @@ def train_transitions_cmd(
             holdout_package=holdout_package,
             fallback=fallback,
             cpu_minutes=cpu_minutes,
+            contrastive_from=contrastive_from,
         )
     m = cfg["metrics"]
     extra = f", fusion weight {m['fusion_weight']}" if "fusion_weight" in m else ""

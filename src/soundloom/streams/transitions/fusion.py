@@ -112,19 +112,26 @@ class FusionScorer(TransitionScorer):
 
 
 def _train(scorer: FusionScorer, ctx: TrainContext) -> dict:
-    from .training import fit_features, fit_fusion_weights, train_contrastive
+    from .training import contrastive_of_run, fit_features, fit_fusion_weights, train_contrastive
 
-    metrics = train_contrastive(
-        scorer.contrastive,
-        ctx.audio,
-        ctx.split,
-        ctx.steps,
-        ctx.max_minutes,
-        ctx.seed,
-        ctx.lr,
-        ctx.progress,
-        ctx.cpu_minutes,
-    )
+    if ctx.contrastive_from:  # a trained contrastive part, taken as it is
+        trained, metrics = contrastive_of_run(ctx.contrastive_from, ctx.catalog, ctx.split["test"])
+        scorer.contrastive = trained  # its own config (width, frames), whatever the options asked
+        parts = [p for p in (trained, scorer.features, scorer.partials) if p is not None]
+        scorer.tail_samples = max(p.tail_samples for p in parts)
+        scorer.head_samples = max(p.head_samples for p in parts)
+    else:
+        metrics = train_contrastive(
+            scorer.contrastive,
+            ctx.audio,
+            ctx.split,
+            ctx.steps,
+            ctx.max_minutes,
+            ctx.seed,
+            ctx.lr,
+            ctx.progress,
+            ctx.cpu_minutes,
+        )
     fit_features(scorer.features, ctx.catalog, ctx.audio, ctx.split["train"], ctx.seed)
     metrics.update(fit_fusion_weights(scorer, ctx.catalog, ctx.audio, ctx.split["val"] or ctx.split["train"], ctx.seed))
     return metrics

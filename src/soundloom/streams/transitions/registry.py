@@ -39,6 +39,7 @@ class TrainContext:
         seed, steps, max_minutes, lr: the run's options (steps and lr only where the model has them).
         progress: the progress callback.
         cpu_minutes: process CPU budget (min), or None for none.
+        contrastive_from: a run whose contrastive part a fusion takes as it is (no contrastive training).
     """
 
     catalog: Any
@@ -50,6 +51,7 @@ class TrainContext:
     lr: float = 1e-3
     progress: ProgressCallback = null_progress
     cpu_minutes: float | None = None
+    contrastive_from: str | None = None
 
 
 #: A training hook fits the scorer in place and returns metrics (JSON).

@@ -30,12 +30,13 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from ...core.atomic import write_json
 from ...core.cputime import process_cpu_seconds
-from ...core.errors import PoolError
+from ...core.errors import ParameterError, PoolError
 from ...core.progress import ProgressCallback, null_progress
 from ...core.quiet import quiet_lightning
 from ..catalog import ChunkCatalog
 from ..pairs import SongAudio, chunk_windows, make_pairs, open_split, pair_windows
-from .registry import TrainContext, build_scorer, get_kind
+from .base import TransitionScorer, run_info
+from .registry import TrainContext, build_scorer, get_kind, load_scorer
 
 
 class CpuBudget(L.Callback):
@@ -513,6 +514,32 @@ def features_check(scorer, ctx: TrainContext) -> dict:
     }
 
 
+def contrastive_of_run(run: str | Path, catalog: ChunkCatalog, test_ids: list[int]) -> tuple[TransitionScorer, dict]:
+    """The contrastive part of a trained ``run`` (a contrastive or fusion run) and its training metrics, for a
+    fusion that reuses it (steps and CPU seconds are then that run's).
+
+    Raises:
+        ParameterError: the run trained or validated on any of the songs ``test_ids`` of ``catalog`` (matched
+            by content, through the run's own pool), or its pool is gone so that this cannot be checked.
+    """
+    run = Path(run)
+    info = run_info(run)
+    part = run / "contrastive" if info.get("model") == "fusion" else run
+    split = info.get("split", {})
+    if not info.get("pool") or not (Path(info["pool"]) / "catalog.sqlite").exists():
+        raise ParameterError(f"{run}: its pool ({info.get('pool')}) is gone; cannot check which songs it saw")
+    with ChunkCatalog(info["pool"], create=False) as theirs:
+        seen = {s.content_hash for s in theirs.songs() if s.id in set(split.get("train", []) + split.get("val", []))}
+    tested = {s.content_hash for s in catalog.songs() if s.id in set(test_ids)}
+    if seen & tested:
+        raise ParameterError(f"{run} was trained on {len(seen & tested)} of this run's test songs")
+    scorer = load_scorer(part)
+    if scorer.name != "contrastive":
+        raise ParameterError(f"{run} holds no contrastive model (its model is {scorer.name!r})")
+    m = info.get("metrics", {})
+    return scorer, {"contrastive_from": str(run), **{k: m[k] for k in ("steps", "cpu_seconds", "seconds") if k in m}}
+
+
 def train_transitions(
     pool: str | Path,
     model: str,
@@ -526,6 +553,7 @@ def train_transitions(
     holdout_package: str | None = None,
     fallback: bool = True,
     cpu_minutes: float | None = None,
+    contrastive_from: str | Path | None = None,
 ) -> dict:
     """Train ``model`` on the pool's training songs and write the run to ``out``; returns its config.json content.
 
@@ -536,6 +564,7 @@ def train_transitions(
     training uses the others. With ``fallback``, a learned model that does not beat ``features`` on the
     validation songs is recorded as falling back to it (``config.json``: ``"fallback": "features"``,
     the fitted features scorer in ``out/features``), and :func:`load_scorer` returns that scorer.
+    ``contrastive_from`` (fusion only): see :func:`contrastive_of_run`.
     """
     L.seed_everything(seed, verbose=False)
     out = Path(out)
@@ -548,6 +577,10 @@ def train_transitions(
         audio = SongAudio(catalog.song_map(), rate)
         scorer = build_scorer(model, sample_rate=rate, **(model_kwargs or {}))
         ctx = TrainContext(catalog, audio, split, seed, steps, max_minutes, lr, progress, cpu_minutes)
+        if contrastive_from is not None:
+            if model != "fusion":
+                raise ParameterError(f"--contrastive-from applies to model 'fusion', not {model!r}")
+            ctx.contrastive_from = str(contrastive_from)
         t0 = time.time()
         metrics = dict(kind.train(scorer, ctx) or {})
         metrics["train_seconds"] = time.time() - t0
