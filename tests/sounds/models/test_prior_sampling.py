@@ -30,8 +30,8 @@ def test_the_window_slides_in_hops_and_never_exceeds_a_training_window(model, mo
     steps: list[int] = []
     logits, next_logits = model.logits, model.next_logits
 
-    def spy_logits(codes, labels=None, pitches=None, cache=None):
-        out = logits(codes, labels, pitches, cache)
+    def spy_logits(codes, labels=None, pitches=None, cache=None, resumed=None):
+        out = logits(codes, labels, pitches, cache, resumed)
         primes.append(codes.shape[1])
         return out
 
@@ -70,7 +70,7 @@ def test_draws_follow_the_model_distribution_and_top_k(model, monkeypatch):
     probs = torch.tensor([0.6, 0.3, 0.1] + [0.0] * 13)
     fixed = torch.log(probs.clamp_min(1e-30))
 
-    def fake_logits(codes, labels=None, pitches=None, cache=None):
+    def fake_logits(codes, labels=None, pitches=None, cache=None, resumed=None):
         if cache is not None:
             cache[:] = [[torch.zeros(1, 1, codes.shape[1] + 1, 1)]]
         return fixed.expand(codes.shape[0], codes.shape[1] + 1, -1)
@@ -109,3 +109,25 @@ def test_joined_windows_cross_two_items_of_one_label():
     alone = joined_windows(codes[4:5], labels[4:5], 1.0)[0]
     assert (alone // 100 == 4).all() and not torch.equal(alone, codes[4])
     assert torch.equal(joined_windows(codes, labels, 0.0), codes)
+
+
+def test_windows_that_begin_inside_a_stream_are_marked_resumed(monkeypatch):
+    torch.manual_seed(1)
+    cfg = PriorConfig(codebook_size=16, code_frames=FRAMES, labels=["a"], width=16, layers=1, heads=2, joined=0.25)
+    model = PriorModel(cfg).eval()
+    seen: list[tuple[int, bool]] = []
+    logits = model.logits
+
+    def spy(codes, labels=None, pitches=None, cache=None, resumed=None):
+        seen.append((codes.shape[1], bool(resumed.all())))
+        return logits(codes, labels, pitches, cache, resumed)
+
+    monkeypatch.setattr(model, "logits", spy)
+    model.sample_codes(torch.zeros(1, 0), 3 * FRAMES, torch.tensor([0]), None, 1.0, _gens(1))
+    assert seen[0] == (0, False) and all(r for _, r in seen[1:]) and len(seen) > 1
+    # The mark changes the condition token only where it is set, and a prior trained without joined windows
+    # has no such vector.
+    lab = torch.tensor([0, 0])
+    token = model.condition(lab, None, 2, torch.tensor([False, True]))
+    assert torch.equal(token[0], model.condition(lab[:1], None, 1)[0]) and not torch.equal(token[0], token[1])
+    assert PriorModel(PriorConfig(codebook_size=16, code_frames=FRAMES, width=16, heads=2)).resumed is None

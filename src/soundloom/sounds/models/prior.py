@@ -40,7 +40,9 @@ class PriorConfig:
         width, layers, heads: transformer size.
         joined: share of each training batch made of windows across two items of one label played one after
             the other (the tail of one, the head of the next), so the prior learns what follows a sound's
-            end when its window slides past one item (0 in runs made before it existed).
+            end when its window slides past one item (0 in runs made before it existed). Such windows, and
+            sampling's windows once they slide, begin with a learned "resumed" vector added to the condition
+            token, so a window that starts where a sound starts is modelled as without them.
     """
 
     kind: str = "prior"
@@ -128,6 +130,8 @@ class PriorModel(EmbeddedConditions, nn.Module):
         self.norm = nn.LayerNorm(cfg.width)
         self.head = nn.Linear(cfg.width, cfg.codebook_size)
         nn.init.normal_(self.start, std=0.02)
+        # Marks a window that does not begin where a sound begins (joined training windows, slid sampling).
+        self.resumed = nn.Parameter(torch.randn(cfg.width) * 0.02) if cfg.joined > 0 else None
         self._vqvae: VQVAE | None = None
 
     # ---- the vqvae it stands on (not part of its own weights) ----------------------------------
@@ -154,9 +158,14 @@ class PriorModel(EmbeddedConditions, nn.Module):
         return -(-int(frames) // self.vqvae.cfg.factor)
 
     # ---- the network ---------------------------------------------------------------------------
-    def condition(self, labels: torch.Tensor | None, pitches: torch.Tensor | None, batch: int) -> torch.Tensor:
-        """The first token ``(B, width)``: start vector plus the condition embeddings."""
+    def condition(
+        self, labels: torch.Tensor | None, pitches: torch.Tensor | None, batch: int, resumed: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The first token ``(B, width)``: start vector plus the condition embeddings, plus the "resumed" vector
+        for the rows where ``resumed (B,)`` (bool) is true (a window that starts inside a stream of sounds)."""
         c = self.start.expand(batch, -1)
+        if resumed is not None and self.resumed is not None:
+            c = c + resumed.view(batch, 1).to(c.dtype) * self.resumed
         if self.label_embed is not None:
             if labels is None:
                 raise ParameterError(f"this prior needs a label, one of {self.cfg.labels}")
@@ -167,13 +176,16 @@ class PriorModel(EmbeddedConditions, nn.Module):
             c = c + self.pitch_embed(pitches.long().view(batch).clamp(0, self.cfg.n_pitches - 1))
         return c
 
-    def logits(self, codes: torch.Tensor, labels=None, pitches=None, cache: list | None = None) -> torch.Tensor:
+    def logits(
+        self, codes: torch.Tensor, labels=None, pitches=None, cache: list | None = None, resumed=None
+    ) -> torch.Tensor:
         """Next-code logits ``(B, T + 1, codebook)`` after the condition token and each of ``codes (B, T)``.
 
-        ``cache``: an empty list to fill with every block's keys and values, for :meth:`next_logits`.
+        ``cache``: an empty list to fill with every block's keys and values, for :meth:`next_logits`;
+        ``resumed (B,)``: see :meth:`condition`.
         """
         b = codes.shape[0]
-        x = torch.cat([self.condition(labels, pitches, b)[:, None], self.tokens(codes.long())], dim=1)
+        x = torch.cat([self.condition(labels, pitches, b, resumed)[:, None], self.tokens(codes.long())], dim=1)
         bias = alibi_bias(x.shape[1], self.cfg.heads).to(x.device, x.dtype)
         if cache is not None:
             cache[:] = [[] for _ in self.blocks]
@@ -191,9 +203,9 @@ class PriorModel(EmbeddedConditions, nn.Module):
             x = block(x, bias, kv)
         return self.head(self.norm(x))[:, -1]
 
-    def forward(self, codes: torch.Tensor, labels=None, pitches=None) -> torch.Tensor:
+    def forward(self, codes: torch.Tensor, labels=None, pitches=None, resumed=None) -> torch.Tensor:
         """Mean cross-entropy ``()`` (nats per code) of ``codes (B, T)`` given the conditions."""
-        logits = self.logits(codes[:, :-1], labels, pitches)
+        logits = self.logits(codes[:, :-1], labels, pitches, resumed=resumed)
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), codes.reshape(-1).long())
 
     # ---- the generation protocol ---------------------------------------------------------------
@@ -244,19 +256,23 @@ class PriorModel(EmbeddedConditions, nn.Module):
         start = max(0, n - window)  # first code of the context
         cache: list | None = None
         inv_t = 1.0 / max(float(temperature), 1e-4)
-        for step in range(steps):
-            if n - start > window:  # slide: keep the last window - hop codes
-                start, cache = n - (window - hop), None
-            if use_cache and cache is not None:
-                logits = self.next_logits(out[:, n - 1], cache)
-            else:
-                cache = [] if use_cache else None
-                logits = self.logits(out[:, start:n], labels, pitches, cache)[:, -1]
-            cdf = torch.softmax(_top_k(logits * inv_t, top_k), dim=-1).cumsum_(-1)
-            # The first code whose cumulative probability exceeds u (scaled by the sum, so rounding never
-            # reaches past the last code that has any probability).
-            out[:, n] = torch.searchsorted(cdf, (uniforms[:, step] * cdf[:, -1])[:, None], right=True)[:, 0]
-            n += 1
+        # Inference mode: ~15% less per-op overhead than no_grad in this loop of small ops; the codes are
+        # copied out of it (.float()) so callers get an ordinary tensor.
+        with torch.inference_mode():
+            for step in range(steps):
+                if n - start > window:  # slide: keep the last window - hop codes
+                    start, cache = n - (window - hop), None
+                if use_cache and cache is not None:
+                    logits = self.next_logits(out[:, n - 1], cache)
+                else:
+                    cache = [] if use_cache else None
+                    resumed = torch.full((b,), start > 0)
+                    logits = self.logits(out[:, start:n], labels, pitches, cache, resumed)[:, -1]
+                cdf = torch.softmax(_top_k(logits * inv_t, top_k), dim=-1).cumsum_(-1)
+                # The first code whose cumulative probability exceeds u (scaled by the sum, so rounding never
+                # reaches past the last code that has any probability).
+                out[:, n] = torch.searchsorted(cdf, (uniforms[:, step] * cdf[:, -1])[:, None], right=True)[:, 0]
+                n += 1
         return out.float()
 
     def slide_points(self, prefix: int, total: int, hop: int | None = None) -> list[int]:

@@ -102,10 +102,12 @@ class PriorModule(L.LightningModule):
         x, labels, pitches = batch
         with torch.no_grad():
             codes = self.model.vqvae.to(x.device).encode_latent(x).long()
-            if stage == "train":
+            resumed = None
+            if stage == "train" and self.model.cfg.joined > 0:
                 codes = joined_windows(codes, labels, self.model.cfg.joined)
+                resumed = torch.arange(len(codes), device=codes.device) < int(round(self.model.cfg.joined * len(codes)))
         lab, pit = self.conditions(labels, pitches)
-        loss = self.model(codes, lab, pit)
+        loss = self.model(codes, lab, pit, resumed)
         on_step = stage == "train"
         self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, batch_size=x.shape[0], sync_dist=not on_step)
         return loss
