@@ -1,0 +1,124 @@
+"""The sampling prior of one trained run: one Gaussian per class against the Gaussian mixture, same weights.
+
+    python benchmarks/bench_prior.py RUN --classifier CLF --temperature 0.9 --seeds 5 --json prior.json
+
+Copies RUN (weights, config, statistics) twice into a temporary folder and fits each copy's prior on the
+run's own training split, as export does: once with one Gaussian per class (``--components 1``, the prior
+before mixtures), once with up to ``--components`` (default 10). Both are judged against the same
+reference (held-out real clips through the run's front end) in the same fixed space, for ``--seeds``
+seeds of the generated draws and of the real-vs-real baseline: accuracy, FD ratio, diversity, classifier
+FD. A copying check follows: each generated sound's fixed-space distance to the nearest training clip of
+its class, over the same distance for held-out real clips (a ratio well below 1 would mean the sampler
+reproduces training items). Prints one line per prior and seed and a median / worst summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from soundloom.data.store import FeatureStore
+from soundloom.sounds.evaluation.fixed_space import FixedFeatureSpace
+from soundloom.sounds.evaluation.judge import build_reference, generate_like, judge
+from soundloom.sounds.evaluation.report import classifier_scorer, split_rows
+from soundloom.sounds.generator import Generator
+from soundloom.sounds.models import load_safetensors, save_safetensors
+from soundloom.sounds.training.data import StoreDataModule, split_store
+from soundloom.sounds.training.export import fit_prior, posterior_means
+
+KEYS = ("accuracy", "fixed_fd_ratio", "fixed_diversity_within_class", "classifier_fd_ratio")
+LOWER_IS_BETTER = {"fixed_fd_ratio", "classifier_fd_ratio"}
+
+
+def refit_copy(run: Path, dest: Path, components: int) -> Path:
+    """A copy of ``run`` whose prior is refitted with at most ``components`` per class; returns it."""
+    shutil.copytree(run, dest, ignore=shutil.ignore_patterns("checkpoints", "samples", "eval", "plots"))
+    gen = Generator.from_run(dest, level="none")
+    info, kind = gen.info, gen.model.cfg.kind
+    store = FeatureStore.open(info["store"])
+    t = info["train"]
+    split = split_store(store, t["val_fraction"], t["seed"], t.get("group_key", "auto"))
+    if sorted(split.val_groups) != sorted(info["val_groups"]):
+        raise SystemExit(f"{run}: the split does not reproduce the run's held-out groups")
+    labels = list(gen.model.cfg.labels)
+    data = StoreDataModule(store, split, info["label_key"], labels, gen.model.pitch_conditioned, 64, 0, t["seed"])
+    z, lab, _ = posterior_means(gen.model, data.train_set)
+    tensors = {k: v for k, v in load_safetensors(dest / "model.safetensors", kind=kind).items() if "prior." not in k}
+    n_classes = len(labels) if gen.model.label_conditioned else 0
+    tensors.update(fit_prior(z, lab, n_classes, max_components=components))
+    save_safetensors(dest / "model.safetensors", tensors, kind=kind)
+    return dest
+
+
+def nearest_training_distance(space, sample_rate, train_emb, train_labels, clips, labels) -> np.ndarray:
+    """Per clip, the fixed-space distance to the nearest training clip of the same label."""
+    emb = np.asarray(space.transform(list(clips), sample_rate))
+    return np.array([np.linalg.norm(train_emb[train_labels == lab] - e, axis=1).min() for e, lab in zip(emb, labels)])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("run", type=Path)
+    ap.add_argument("--classifier", type=Path, required=True)
+    ap.add_argument("--temperature", type=float, default=0.9)
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--components", type=int, default=10)
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = {
+            "one Gaussian": refit_copy(args.run, Path(tmp) / "gaussian", 1),
+            f"mixture (<= {args.components})": refit_copy(args.run, Path(tmp) / "mixture", args.components),
+        }
+        first = Generator.from_run(next(iter(runs.values())), level="none")
+        info = first.info
+        store = FeatureStore.open(info["store"])
+        train_rows, val_rows = split_rows(store, info)
+        label_key, group_key = info.get("label_key"), info.get("group_key")
+        held = sorted(info.get("val_groups", []))
+        ref = build_reference(first, store, val_rows, label_key, group_key, None, held)
+        space = FixedFeatureSpace().fit(list(ref.clips), ref.sample_rate)
+        scorer, _, classes = classifier_scorer(args.classifier, first)
+        ref_scores = scorer.audio(torch.from_numpy(ref.clips))
+        train = build_reference(first, store, train_rows, label_key, group_key, None, [])
+        train_emb = np.asarray(space.transform(list(train.clips), ref.sample_rate))
+        train_labels = np.array(train.labels)
+        base = nearest_training_distance(space, ref.sample_rate, train_emb, train_labels, ref.clips, ref.labels)
+        result: dict = {"run": str(args.run), "temperature": args.temperature, "priors": {}}
+        for name, run in runs.items():
+            gen = Generator.from_run(run, level="none")
+            rows = []
+            for seed in range(args.seeds):
+                made = generate_like(gen, ref, None, args.temperature, seed, "fitted")
+                s = judge(ref, made, space, scorer.audio, classes, ref_scores, seed)["summary"]
+                row = {"seed": seed, **{k: s.get(k) for k in KEYS}}
+                if seed == 0:
+                    d = nearest_training_distance(
+                        space, ref.sample_rate, train_emb, train_labels, made.clips, made.labels
+                    )
+                    row["nearest_training_ratio"] = float(np.median(d) / np.median(base))
+                print(json.dumps({"prior": name, **row}), flush=True)
+                rows.append(row)
+            summary = {}
+            for k in KEYS:
+                vals = [r[k] for r in rows if r[k] is not None]
+                if vals:
+                    worst = max(vals) if k in LOWER_IS_BETTER else min(vals)
+                    summary[k] = {"median": statistics.median(vals), "worst": worst}
+            summary["nearest_training_ratio"] = rows[0]["nearest_training_ratio"]
+            result["priors"][name] = {"seeds": rows, "summary": summary}
+            print(name, json.dumps(summary), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
