@@ -377,8 +377,9 @@ register(
             KindOption(
                 "joined",
                 float,
-                0.25,
-                "Share of training windows across two items of a label (what follows a sound's end).",
+                0.0,
+                "Share of training windows across two items of a label, so continuations go on past a sound's end "
+                "(0.25: level jumps between windows 41.5 -> 3.2 dB median on digits, but 1-s samples shorter).",
             ),
         ),
         help="Causal transformer over a vqvae's codes (--vqvae RUN), label/pitch-conditioned; any length.",

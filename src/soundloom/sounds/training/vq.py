@@ -6,10 +6,13 @@ Usage::
     soundloom train FEATURES --model prior --vqvae runs/vq --out runs/prior --max-minutes 7
     soundloom generate runs/prior --out out/ --label 7 --seconds 4 --top-k 32
 
-The prior's batches are the vqvae's codes of the store's items, encoded on the fly by the frozen vqvae; a
-share of each training batch (``--joined``, 0.25) are windows across two items of one label played one after
+The prior's batches are the vqvae's codes of the store's items, encoded on the fly by the frozen vqvae. With
+``--joined S`` a share ``S`` of each training batch are windows across two items of one label played one after
 the other, so that past one item's length (where sampling slides its window) the prior has seen a sound end
-and the next begin, not only sounds that start at its first code.
+and the next begin, not only sounds that start at its first code (off by default: on the digits, 0.25 took
+continuations from silence after the prompt to a new digit, but made the 1-second samples shorter)::
+
+    soundloom train FEATURES --model prior --vqvae runs/vq --out runs/prior --joined 0.25 --cpu-minutes 7.5
 """
 
 from __future__ import annotations
