@@ -42,7 +42,8 @@ class PriorConfig:
             the other (the tail of one, the head of the next), so the prior learns what follows a sound's
             end when its window slides past one item (0 in runs made before it existed). Such windows, and
             sampling's windows once they slide, begin with a learned "resumed" vector added to the condition
-            token, so a window that starts where a sound starts is modelled as without them.
+            token, meant to keep a window that starts where a sound starts modelled as without them (on the
+            digits it does not yet: 1-s samples still end early, see ``soundloom models``).
     """
 
     kind: str = "prior"
