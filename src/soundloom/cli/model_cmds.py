@@ -206,7 +206,9 @@ def generate(
     label: Optional[str] = typer.Option(None, help="Class to condition on (cvae)."),
     pitch: Optional[int] = typer.Option(None, help="MIDI pitch (pitch-conditioned cvae)."),
     temperature: float = typer.Option(1.0, help="Scale of the latent noise."),
-    prior: str = typer.Option("fitted", help="fitted (Gaussian mixture of training latents per class) | standard (N(0, I))."),
+    prior: str = typer.Option(
+        "fitted", help="fitted (Gaussian mixture of training latents per class) | standard (N(0, I))."
+    ),
     cont: Optional[Path] = typer.Option(None, "--continue", help="Prompt audio file to continue."),
     seconds: Optional[float] = typer.Option(
         None,
