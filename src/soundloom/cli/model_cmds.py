@@ -65,9 +65,9 @@ def train(
     features: Path = typer.Argument(..., help="Feature store (from `soundloom prepare`)."),
     out: Path = typer.Option(..., "--out", help="Run directory."),
     model: str = typer.Option(
-        "cvae",
-        help="Model kind: vae | cvae | vqvae | prior | vaegan | wave-vae (`soundloom models` lists every kind "
-        "and its own options).",
+        "auto",
+        help="Model kind: auto (ddsp for pitch-labelled data, else cvae) | vae | cvae | vqvae | prior | vaegan | "
+        "wave-vae | ddsp (`soundloom models` lists every kind and its own options).",
     ),
     epochs: int = typer.Option(100, help="Maximum epochs (on --resume: the run's own unless given)."),
     max_minutes: Optional[float] = typer.Option(
@@ -103,6 +103,10 @@ def train(
     from ..sounds.training import train as run_train
 
     # Unknown tokens (the kind's options) arrive in ctx.args; one written before FEATURES took its place.
+    # A kind's bool flags are known only once the kind is: with "auto", FEATURES comes first in practice.
+    chosen = ""
+    if model == "auto":
+        model, chosen = _default_model(Path(features), out, resume)
     kind = get_kind(model)
     flags = {o.name for o in kind.options if o.type is bool}
     positionals, given = split_kind_options([str(features), *ctx.args], flags)
@@ -147,9 +151,22 @@ def train(
     if training.get("stopped"):
         typer.echo(training["stopped"])
     typer.echo(
-        f"trained in {time.monotonic() - start:.0f} s ({training.get('cpu_s_total', 0):.0f} CPU-s, "
+        f"trained {model}{f' ({chosen}; --model chooses another)' if chosen else ''} in "
+        f"{time.monotonic() - start:.0f} s ({training.get('cpu_s_total', 0):.0f} CPU-s, "
         f"{training.get('steps', 0)} steps) -> {out / 'model.safetensors'}"
     )
+
+
+def _default_model(features: Path, out: Path, resume: bool) -> tuple[str, str]:
+    """``--model auto``: a resumed run's own kind, else the registry's default for the store's labels; and why."""
+    from ..data.store import FeatureStore
+    from ..sounds.models import default_kind
+
+    if resume and (out / "config.yaml").exists():
+        from ..sounds.training import TrainConfig
+
+        return TrainConfig.for_resume(out).model, "the run's own kind"
+    return default_kind(FeatureStore.open(features).label_names())
 
 
 def _typed(ctx: typer.Context, name: str) -> bool:

@@ -152,3 +152,14 @@ def test_cli_train_reads_the_registry(toy_kind, tiny_store, tmp_path):
     assert json.loads((tmp_path / "run" / "model.json").read_text())["model"]["hidden"] == 6
     code, output = run_cli("models")
     assert code == 0 and "toy: A toy kind" in output and "--hidden INT" in output and "cvae:" in output
+
+
+def test_default_kind_is_ddsp_for_pitch_labelled_stores_and_cvae_otherwise(tiny_store, monkeypatch):
+    from soundloom.sounds.models import default_kind
+
+    assert default_kind(["instrument_family_str", "pitch"])[0] == "ddsp"
+    assert default_kind(["label", "speaker"])[0] == "cvae" and default_kind([])[0] == "cvae"
+    seen = []
+    monkeypatch.setattr("soundloom.sounds.training.train", lambda c, *a, **k: seen.append(c))
+    code, output = run_cli("train", tiny_store, "--out", tiny_store.parent / "auto-run", "--quiet")
+    assert code == 0 and seen[-1].model == "cvae" and "trained cvae (no pitch labels" in output, output

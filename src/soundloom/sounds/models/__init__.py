@@ -14,7 +14,7 @@ from .classifier import ClassifierConfig, SpectrogramClassifier
 from .cvae import CVAE  # registers "cvae"
 from .ddsp import DDSP, DDSPConfig  # registers "ddsp"
 from .prior import PriorConfig, PriorModel  # registers "prior" (after vqvae)
-from .registry import KindOption, ModelKind, get_kind, kind_names, register
+from .registry import KindOption, ModelKind, default_kind, get_kind, kind_names, register
 from .vae import VAE, ModelConfig  # registers "vae"
 from .vaegan import build_vaegan  # registers "vaegan"
 from .vqvae import VQVAE, VQConfig  # registers "vqvae"
@@ -32,6 +32,7 @@ def config_from_dict(d: dict):
 
 
 __all__ = [
+    "default_kind",
     "VAE",
     "CVAE",
     "VQVAE",
