@@ -33,7 +33,7 @@ from torch import nn
 
 from ...core.errors import ParameterError
 from ...core.spectral import SpectrogramConfig, get_window, magnitude, mel_filterbank
-from .protocol import EmbeddedConditions
+from .protocol import EmbeddedConditions, GaussianLatent
 from .registry import KindOption, ModelKind, register
 
 UPSAMPLINGS = 3  # the decoder doubles its frame count this many times
@@ -130,7 +130,7 @@ def midi_to_hz(midi: torch.Tensor) -> torch.Tensor:
     return 440.0 * torch.pow(2.0, (midi.float() - 69.0) / 12.0)
 
 
-class DDSP(EmbeddedConditions, nn.Module):
+class DDSP(EmbeddedConditions, GaussianLatent, nn.Module):
     """Harmonic-plus-noise VAE on waveforms ``(B, n_samples)``, conditioned like the cvae."""
 
     output = "waveform"
@@ -306,18 +306,6 @@ class DDSP(EmbeddedConditions, nn.Module):
         ctl = self.controls(z, labels, pitches)
         wav = self.harmonic(ctl["harmonics"], ctl["f0_hz"]) + self.filtered_noise(ctl["noise"])
         return wav[:, : self.cfg.n_samples]
-
-    def encode_latent(self, x: torch.Tensor, labels=None, pitches=None) -> torch.Tensor:
-        return self.encode(x, labels, pitches)[0]
-
-    def decode_latent(self, z: torch.Tensor, labels=None, pitches=None) -> torch.Tensor:
-        return self.decode(z, labels, pitches)
-
-    def forward(self, x: torch.Tensor, labels=None, pitches=None, sample: bool = True):
-        """Reconstruction ``(B, n_samples)``, mean and log-variance ``(B, latent_dim)``."""
-        mu, logvar = self.encode(x, labels, pitches)
-        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if sample else mu
-        return self.decode(z, labels, pitches), mu, logvar
 
 
 def _new_ddsp_config(

@@ -38,6 +38,24 @@ class EmbeddedConditions:
         return self.pitch_embed is not None
 
 
+class GaussianLatent:
+    """For a VAE with ``encode(x, labels, pitches) -> (mu, logvar)`` and ``decode(z, labels, pitches)``: the
+    protocol's latent methods and the reparameterised forward pass. Mix in before ``nn.Module``."""
+
+    def encode_latent(self, x: torch.Tensor, labels=None, pitches=None) -> torch.Tensor:
+        """Posterior mean ``(B, latent_dim)``."""
+        return self.encode(x, labels, pitches)[0]
+
+    def decode_latent(self, z: torch.Tensor, labels=None, pitches=None) -> torch.Tensor:
+        return self.decode(z, labels, pitches)
+
+    def forward(self, x: torch.Tensor, labels=None, pitches=None, sample: bool = True):
+        """Reconstruction, mean and log-variance ``(B, latent_dim)``."""
+        mu, logvar = self.encode(x, labels, pitches)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if sample else mu
+        return self.decode(z, labels, pitches), mu, logvar
+
+
 def encode_latent(model: nn.Module, x: torch.Tensor, labels=None, pitches=None) -> torch.Tensor:
     """The latent ``(B, latent_size)`` of model inputs ``x`` (posterior mean for a Gaussian kind)."""
     if hasattr(model, "encode_latent"):

@@ -18,7 +18,7 @@ from torch import nn
 
 from ...core.errors import ParameterError
 from .blocks import padded_size
-from .protocol import EmbeddedConditions
+from .protocol import EmbeddedConditions, GaussianLatent
 from .registry import KindOption, ModelKind, register
 
 
@@ -94,7 +94,7 @@ def _polyphase_conv_transpose(layer: nn.ConvTranspose1d, x: torch.Tensor) -> tor
     return u[..., p : p + (length - 1) * s - 2 * p + k]
 
 
-class WaveVAE(EmbeddedConditions, nn.Module):
+class WaveVAE(EmbeddedConditions, GaussianLatent, nn.Module):
     """VAE on raw waveforms ``(B, n_samples)`` in [-1, 1], conditioned like the cvae when it has labels/pitches."""
 
     output = "waveform"
@@ -165,18 +165,6 @@ class WaveVAE(EmbeddedConditions, nn.Module):
         w = self.out.weight.permute(1, 0, 2)  # (channels, 1, k): one depthwise conv, then the sum over channels
         h = F.conv1d(h, w, None, padding=self.out.padding, groups=w.shape[0]).sum(1) + self.out.bias
         return torch.tanh(h)[:, : self.cfg.n_samples]
-
-    def encode_latent(self, x: torch.Tensor, labels=None, pitches=None) -> torch.Tensor:
-        return self.encode(x, labels, pitches)[0]
-
-    def decode_latent(self, z: torch.Tensor, labels=None, pitches=None) -> torch.Tensor:
-        return self.decode(z, labels, pitches)
-
-    def forward(self, x: torch.Tensor, labels=None, pitches=None, sample: bool = True):
-        """Reconstruction ``(B, n_samples)``, mean and log-variance ``(B, latent_dim)``."""
-        mu, logvar = self.encode(x, labels, pitches)
-        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if sample else mu
-        return self.decode(z, labels, pitches), mu, logvar
 
 
 def _new_wave_config(

@@ -125,24 +125,18 @@ class WaveVAEModule(L.LightningModule):
         return torch.optim.AdamW(self.parameters(), lr=self.lr)
 
 
-def wave_vae_module(model: dict, cfg) -> WaveVAEModule:
-    """Training hook of the "wave-vae" kind."""
+def wave_vae_module(model: dict, cfg, resolutions: tuple[tuple[int, int], ...] = DEFAULT_RESOLUTIONS) -> WaveVAEModule:
+    """Training hook of the "wave-vae" kind (and, with ``resolutions``, of the "ddsp" kind)."""
     return WaveVAEModule(
         model,
         lr=cfg.lr,
         beta=cfg.beta,
         warmup_steps=cfg.warmup_steps,
         stft_weight=float(cfg.model_options.get("stft_weight", 100.0)),
+        resolutions=resolutions,
     )
 
 
 def ddsp_module(model: dict, cfg) -> WaveVAEModule:
     """Training hook of the "ddsp" kind: the wave-vae's objective over :data:`DDSP_RESOLUTIONS`."""
-    return WaveVAEModule(
-        model,
-        lr=cfg.lr,
-        beta=cfg.beta,
-        warmup_steps=cfg.warmup_steps,
-        stft_weight=float(cfg.model_options.get("stft_weight", 100.0)),
-        resolutions=DDSP_RESOLUTIONS,
-    )
+    return wave_vae_module(model, cfg, DDSP_RESOLUTIONS)
