@@ -12,6 +12,7 @@ TINY = {
     "contrastive": {"width": 16, "dim": 8, "frames": 8},
     "cnn-lstm": {"side_s": 0.1, "filters": 8, "lstm": 8, "dense": 8},
     "fusion": {"contrastive": {"width": 16, "dim": 8, "frames": 8}},
+    "contrastive-ensemble": {"members": [{"width": 16, "dim": 8, "frames": 8}] * 2},
 }
 
 
@@ -149,3 +150,15 @@ def test_training_slices_match_inference_windows():
     head_win = song[cut : cut + m.head_samples][None]
     assert torch.allclose(mel[:, k - gap - T + 1 : k - gap + 1], m.log_mel(tail_win)[0], atol=1e-3)
     assert torch.allclose(mel[:, k : k + T], m.log_mel(head_win)[0], atol=1e-3)
+
+
+def test_ensemble_scores_the_mean_of_its_members():
+    from soundloom.streams.transitions.contrastive import ContrastiveEnsemble
+
+    torch.manual_seed(0)
+    members = [build_scorer("contrastive", sample_rate=22050, **TINY["contrastive"]).eval() for _ in range(3)]
+    ens = ContrastiveEnsemble.of(members).eval()
+    t, h = windows(4, ens.edge_samples), windows(4, ens.edge_samples, 3)
+    with torch.no_grad():
+        mean = torch.stack([m.score_pairs(t, h) for m in members]).mean(0)
+        assert torch.allclose(ens.score_pairs(t, h), mean, atol=1e-5)

@@ -42,3 +42,25 @@ def test_spectral_change_lowers_cosine():
 def test_positions_near_edges_are_dropped():
     m = seam_metrics(tone(0.5), np.array([10, 5000, len(tone(0.5)) - 10]), RATE)
     assert list(m["positions"]) == [5000]
+
+
+def test_seam_distance_is_zero_inside_a_steady_sound_and_large_across_a_change():
+    """The same tone goes on: ~0 dB; a low tone then a high one: far apart; too near an end: NaN."""
+    from soundloom.streams.seams import seam_distance_db
+
+    steady = tone(1.0, 0.3, 330.0)
+    changed = np.concatenate([tone(0.5, 0.3, 220.0), tone(0.5, 0.3, 3520.0)])
+    d = seam_distance_db(np.concatenate([steady, changed]), np.array([RATE // 2, RATE + RATE // 2, 100]), RATE)
+    assert d[0] < 0.5 and d[1] > 10.0 and np.isnan(d[2])
+    noise = 0.1 * np.random.default_rng(0).standard_normal(RATE)
+    louder = np.concatenate([noise[: RATE // 2], 2 * noise[RATE // 2 :]])  # every band 6 dB up
+    assert seam_distance_db(louder, np.array([RATE // 2]), RATE)[0] == pytest.approx(6.02, abs=0.5)
+
+
+def test_summary_gives_the_seam_distance_median_and_its_interval():
+    rng = np.random.default_rng(0)
+    x = 0.1 * rng.standard_normal(3 * RATE)
+    s = summarise(seam_metrics(x, rng.integers(RATE // 2, 5 * RATE // 2, size=30), RATE, distance=True))
+    lo, hi = s["seam_distance_db_95"]
+    assert lo <= s["median_seam_distance_db"] <= hi and hi < 3.0  # white noise: the same spectrum either side
+    assert "median_seam_distance_db" not in summarise(seam_metrics(x, np.array([RATE]), RATE))

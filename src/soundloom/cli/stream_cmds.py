@@ -151,7 +151,27 @@ def train_transitions_cmd(
             if cfg.get("fallback")
             else "it beats features there"
         )
-        typer.echo(f"validation MRR {m['val_mrr']:.3f} vs features {m['val_mrr_features']:.3f}: {verdict}")
+        typer.echo(f"{_validated_on(m)}: MRR {m['val_mrr']:.3f} vs features {m['val_mrr_features']:.3f}: {verdict}")
+
+
+def _with_interval(d: dict, key: str, interval: str) -> str:
+    """``d[key]`` with its interval ``d[interval]`` as "m (lo-hi)", or "-"."""
+    if key not in d:
+        return "-"
+    lo, hi = d.get(interval, (float("nan"), float("nan")))
+    return f"{d[key]:.2f} ({lo:.2f}-{hi:.2f})"
+
+
+def _validated_on(m: dict) -> str:
+    """Where a run's fallback decision was made: its validation songs, or cross-fitted folds and their margins."""
+    v = m.get("validation", {})
+    if not v.get("cross_fitted"):
+        return f"validated on {v.get('songs', '?')} songs ({v.get('anchors', '?')} anchors)"
+    margins = ", ".join(f"{f['mrr'] - f['mrr_features']:+.3f}" for f in v["per_fold"])
+    return (
+        f"validated cross-fitted on {v['songs']} songs in {v['folds']} folds ({v['anchors']} anchors, each scored by "
+        f"an ensemble member that never heard its song; margin per fold {margins})"
+    )
 
 
 @app.command()
@@ -294,7 +314,8 @@ def eval_transitions_cmd(
     held = f" of package {report['holdout_package']}" if report.get("holdout_package") else ""
     t = Table(title=f"{report['test_songs']} test songs{held}, {report['test_chunks']} chunks")
     cols = ["model", "run", "AUC other", "AUC same", "AUC hard", "top-1", "MRR"]
-    cols += ["seams pass", "random pass", "clicks", "random clicks", "onset", "random onset", "rep. 3-runs"]
+    cols += ["seams pass", "random pass", "clicks", "random clicks", "onset", "random onset"]
+    cols += ["seam dist dB (95%)", "random dist", "rep. 3-runs"]
     for col in cols:
         t.add_column(col)
     for r in report["models"]:
@@ -315,8 +336,14 @@ def eval_transitions_cmd(
             fig(rnd, "click_rate", ".1%"),
             fig(st, "median_onset_anomaly", ".2f"),
             fig(rnd, "median_onset_anomaly", ".2f"),
+            _with_interval(st, "median_seam_distance_db", "seam_distance_db_95"),
+            fig(rnd, "median_seam_distance_db", ".2f"),
             fig(seams.get("repetition", {}), "repeated_runs_3", "d"),
         )
-    Console(width=200).print(t)
+    Console(width=220).print(t)
+    typer.echo(
+        "seam dist: median change of the sound across a join (dB RMS over 64 mel bands, 0.25 s each side; "
+        "95% bootstrap interval); random: the same at random positions inside the test songs"
+    )
     if any(r.get("fallback") for r in report["models"]):
         typer.echo("runs marked fallback did not beat `features` on their validation songs and use it instead")

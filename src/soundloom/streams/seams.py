@@ -11,6 +11,9 @@ Per position ``p`` (samples) of a mono signal:
   strength of the surrounding second (median, 1.4826 x MAD): how much p sounds like a new note or
   hit. Not one of the three gates of ``pass`` (music has onsets); a join's anomaly is judged
   against those of the two songs at the same places (:data:`ONSET_GATE`, see :class:`SeamVerifier`).
+* seam distance (dB, with ``distance=True``): how far the sound moves across p, in a fixed log-mel space
+  (see :func:`seam_distance_db`). Not a gate: a continuous figure that can tell two streams apart when
+  both pass every gate.
 
 :class:`SeamVerifier` measures them on a candidate join before the search commits to it;
 :func:`reference_positions` measures them inside songs, the reference a stream's joins are judged by.
@@ -18,6 +21,7 @@ Per position ``p`` (samples) of a mono signal:
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 
 import numpy as np
@@ -65,6 +69,57 @@ def onset_anomaly(
     return out
 
 
+#: Seam distance: seconds of audio each side of a position, frame size and hop (samples at 22050 Hz), mel bands.
+SEAM_DISTANCE_S, _DIST_FFT, _DIST_HOP, _DIST_MELS = 0.25, 1024, 256, 64
+
+
+@functools.lru_cache(maxsize=8)
+def _distance_filters(sample_rate: int, n_fft: int) -> tuple[np.ndarray, np.ndarray]:
+    import librosa
+
+    window = np.hanning(n_fft + 1)[:-1]
+    return window, librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=_DIST_MELS, fmin=30.0).T
+
+
+def seam_distance_db(
+    wav: np.ndarray, positions: np.ndarray, sample_rate: int, side_s: float = SEAM_DISTANCE_S
+) -> np.ndarray:
+    """Seam distance ``(n,)`` (dB): the RMS over 64 mel bands of the difference between the mean log-mel
+    power spectrum of the ``side_s`` seconds before each position and that of the ``side_s`` after it
+    (frames of 1024 samples, hop 256, at 22050 Hz, none straddling the position; band levels floored 80 dB
+    under the loudest band of the two). NaN where a side does not fit in ``wav``.
+
+    Why this figure: past a click or a new event (the gates and the onset anomaly), what a listener hears
+    at a join is the sound changing where the music had no reason to change: timbre, register, chord and
+    level together. Mel bands and dB are the ear's frequency and loudness scales, and a quarter second each
+    side is about what a listener takes in as "the sound right now", long enough to hold a chord and to
+    reach past the 120 ms crossfade into each song alone, short enough to stay at the join. The space is
+    fixed (no pool statistics, nothing learned) and no scorer produces it; ``features`` does minimise a
+    relative of it (MFCC of 40 bands over 0.3 s of the chunks' own edges, before the crossfade), so if the
+    figure favours a model it is that baseline. Read it next to random positions inside the songs, where
+    music moves on its own.
+    """
+    wav = np.asarray(wav, dtype=np.float64)
+    scale = max(1, int(round(sample_rate / 22050)))
+    n_fft, hop = _DIST_FFT * scale, _DIST_HOP * scale
+    side = max(n_fft, int(round(side_s * sample_rate)))
+    window, mel = _distance_filters(sample_rate, n_fft)
+    starts = np.arange(0, side - n_fft + 1, hop)
+    out = np.full(len(positions), np.nan)
+    for i, p in enumerate(np.asarray(positions, dtype=np.int64)):
+        if p < side or p + side > len(wav):
+            continue
+        bands = []
+        for seg in (wav[p - side : p], wav[p : p + side]):
+            frames = seg[starts[:, None] + np.arange(n_fft)[None, :]]
+            power = (np.abs(np.fft.rfft(frames * window, axis=1)) ** 2).mean(0)
+            bands.append(power @ mel)
+        db = 10 * np.log10(np.maximum(np.stack(bands), 1e-12))
+        db = np.maximum(db, db.max() - 80.0)
+        out[i] = float(np.sqrt(np.mean((db[0] - db[1]) ** 2)))
+    return out
+
+
 def seam_metrics(
     wav: np.ndarray,
     positions: np.ndarray,
@@ -72,9 +127,10 @@ def seam_metrics(
     window_ms: float = 50.0,
     block_ms: float = 2.0,
     onsets: bool = True,
+    distance: bool = False,
 ) -> dict[str, np.ndarray]:
     """Level jump (dB), spectral cosine, click ratio, onset anomaly (z) and the three gates (``pass``)
-    at each position: arrays ``(n,)``.
+    at each position: arrays ``(n,)``; with ``distance``, the seam distance (dB, :func:`seam_distance_db`).
 
     Positions closer than ``window_ms`` to either end are dropped (``positions`` in the result says
     which were kept). ``onsets=False`` skips the onset anomaly (NaN).
@@ -101,7 +157,7 @@ def seam_metrics(
     click = centre / (np.median(block_max, axis=1) + 1e-9)
     passed = (level <= LEVEL_GATE_DB) & (cos >= COSINE_GATE) & (click <= CLICK_GATE)
     onset = onset_anomaly(wav, pos, sample_rate, window_ms) if onsets else np.full(len(pos), np.nan)
-    return {
+    out = {
         "positions": pos,
         "level_jump_db": level,
         "spectral_cosine": cos,
@@ -109,6 +165,19 @@ def seam_metrics(
         "onset_anomaly": onset,
         "pass": passed,
     }
+    if distance:
+        out["seam_distance_db"] = seam_distance_db(wav, pos, sample_rate)
+    return out
+
+
+def median_interval(values: np.ndarray, seed: int = 0, n_boot: int = 1000) -> tuple[float, float, float]:
+    """Median of the finite ``values`` and its 95% bootstrap interval (NaN for none)."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if not len(v):
+        return float("nan"), float("nan"), float("nan")
+    boot = np.median(v[np.random.default_rng(seed).integers(0, len(v), size=(n_boot, len(v)))], axis=1)
+    return float(np.median(v)), float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975))
 
 
 def summarise(m: dict[str, np.ndarray]) -> dict:
@@ -127,7 +196,16 @@ def summarise(m: dict[str, np.ndarray]) -> dict:
         "median_click_ratio": float(np.median(m["click_ratio"])),
         "click_rate": float(np.mean(m["click_ratio"] > CLICK_GATE)),
         "median_onset_anomaly": float(np.nanmedian(m["onset_anomaly"])) if "onset_anomaly" in m else float("nan"),
+        **_distance_summary(m),
     }
+
+
+def _distance_summary(m: dict[str, np.ndarray]) -> dict:
+    """Median seam distance with its 95% bootstrap interval, when measured."""
+    if "seam_distance_db" not in m or not np.isfinite(m["seam_distance_db"]).any():
+        return {}
+    med, lo, hi = median_interval(m["seam_distance_db"])
+    return {"median_seam_distance_db": med, "seam_distance_db_95": [lo, hi]}
 
 
 def reference_positions(catalog, song_ids: list[int], n: int, seed: int = 0) -> dict[str, dict]:
@@ -147,9 +225,9 @@ def reference_positions(catalog, song_ids: list[int], n: int, seed: int = 0) -> 
     for s, k in zip(song_ids, per_song):
         wav = audio[s]
         margin = int(0.2 * rate)
-        rand.append(seam_metrics(wav, rng.integers(margin, len(wav) - margin, size=k), rate))
+        rand.append(seam_metrics(wav, rng.integers(margin, len(wav) - margin, size=k), rate, distance=True))
         rows = np.flatnonzero((table.song_id == s) & (succ >= 0))
-        nat.append(seam_metrics(wav, starts[succ[rows]], rate))
+        nat.append(seam_metrics(wav, starts[succ[rows]], rate, distance=True))
     cat = lambda ms: {key: np.concatenate([m[key] for m in ms]) for key in ms[0]}  # noqa: E731
     return {"random_in_song": summarise(cat(rand)), "natural_boundaries": summarise(cat(nat))}
 

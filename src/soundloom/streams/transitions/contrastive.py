@@ -128,3 +128,60 @@ def _train(scorer: ContrastiveScorer, ctx: TrainContext) -> dict:
 
 
 register(ContrastiveScorer, train=_train, cli_options={"width": "width"})
+
+
+class ContrastiveEnsemble(TransitionScorer):
+    """The mean score of several :class:`ContrastiveScorer` s of one config (the members), still one product:
+    tail embeddings concatenated and divided by the number of members, head embeddings concatenated.
+
+    Made by cross-fitted training on a small pool (see
+    :func:`~soundloom.streams.transitions.training.train_cross_fitted`): each member trained without one
+    fold of the songs, so that every song has scores from a model that never heard it.
+
+    Args:
+        members: configs of the members (``ContrastiveScorer.config()``), all equal.
+    """
+
+    name = "contrastive-ensemble"
+
+    def __init__(self, members: list[dict]):
+        if not members:
+            raise ValueError("a contrastive ensemble needs at least one member")
+        built = [ContrastiveScorer.from_config(m) for m in members]
+        first = built[0]
+        super().__init__(first.sample_rate, first.tail_samples, first.head_samples)
+        self.members = nn.ModuleList(built)
+
+    @classmethod
+    def of(cls, members: list[ContrastiveScorer]) -> ContrastiveEnsemble:
+        """An ensemble holding these trained members (their weights copied)."""
+        out = cls([m.config() for m in members])
+        for mine, theirs in zip(out.members, members):
+            mine.load_state_dict(theirs.state_dict())
+        return out
+
+    def config(self) -> dict:
+        return {"members": [m.config() for m in self.members]}
+
+    @classmethod
+    def from_config(cls, cfg: dict) -> ContrastiveEnsemble:
+        """Members' configs carry their own rate; a top-level ``sample_rate`` (a fresh build) fills it in."""
+        rate = {"sample_rate": cfg["sample_rate"]} if "sample_rate" in cfg else {}
+        return cls([{**rate, **m} for m in cfg["members"]])
+
+    def embed_tails(self, tails: torch.Tensor) -> torch.Tensor:
+        return torch.cat([m.embed_tails(tails) for m in self.members], 1) / len(self.members)
+
+    def embed_heads(self, heads: torch.Tensor) -> torch.Tensor:
+        return torch.cat([m.embed_heads(heads) for m in self.members], 1)
+
+
+def _train_ensemble(scorer: ContrastiveEnsemble, ctx: TrainContext) -> dict:
+    from ...core.errors import ParameterError
+
+    raise ParameterError(
+        "a contrastive ensemble is made by `--model fusion` on a pool with few validation songs, not trained alone"
+    )
+
+
+register(ContrastiveEnsemble, train=_train_ensemble)

@@ -204,7 +204,7 @@ def stream_seam_report(
     wav, cue = render_stream(catalog, plan, rcfg)
     rate = cue["sample_rate"]
     joins = np.array([int(round(s["output_start_s"] * rate)) for s in cue["segments"][1:]])
-    stream = summarise(seam_metrics(wav, joins, rate))
+    stream = summarise(seam_metrics(wav, joins, rate, distance=True))
     ref = reference_positions(catalog, song_ids, n=max(1000, len(joins)), seed=seed)
     natural_joins = sum(1 for s in cue["segments"][1:] if s.get("natural"))
     return {

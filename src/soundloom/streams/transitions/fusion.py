@@ -5,6 +5,8 @@
 Trained as ``contrastive`` (InfoNCE), then the features scorer's pool statistics are fitted on the
 training songs and the three weights on the validation songs (a softmax over each anchor's 100
 candidates, true next first; see :func:`~soundloom.streams.transitions.training.fit_fusion_weights`).
+On a pool with few validation songs the contrastive part is a cross-fitted ensemble and the weights are
+fitted on every non-test song, out of fold (:func:`~soundloom.streams.transitions.training.train_cross_fitted`).
 Runs saved before the ``partials`` cue (a config with a ``weight`` and no ``partials``) load as
 contrastive + ``weight`` x features.
 """
@@ -14,7 +16,7 @@ from __future__ import annotations
 import torch
 
 from .base import TransitionScorer
-from .contrastive import ContrastiveScorer
+from .contrastive import ContrastiveEnsemble, ContrastiveScorer
 from .features import FeatureScorer
 from .partials import PartialsScorer
 from .registry import TrainContext, register
@@ -98,8 +100,9 @@ class FusionScorer(TransitionScorer):
         build has the partials cue; a saved config without ``partials`` (older runs) does not."""
         rate = {"sample_rate": cfg["sample_rate"]} if "sample_rate" in cfg else {}
         partials = cfg.get("partials", None if "weight" in cfg else {})
+        c = cfg.get("contrastive", {})
         return cls(
-            ContrastiveScorer.from_config({**rate, **cfg.get("contrastive", {})}),
+            ContrastiveEnsemble(c["members"]) if "members" in c else ContrastiveScorer.from_config({**rate, **c}),
             FeatureScorer.from_config({**rate, **cfg.get("features", {})}),
             cfg.get("weight", 1.0),
             None if partials is None else PartialsScorer.from_config({**rate, **partials}),
@@ -112,7 +115,14 @@ class FusionScorer(TransitionScorer):
 
 
 def _train(scorer: FusionScorer, ctx: TrainContext) -> dict:
-    from .training import contrastive_of_run, fit_features, fit_fusion_weights, train_contrastive
+    from .training import (
+        contrastive_of_run,
+        cross_fitted,
+        fit_features,
+        fit_fusion_weights,
+        train_contrastive,
+        train_cross_fitted,
+    )
 
     if ctx.contrastive_from:  # a trained contrastive part, taken as it is
         trained, metrics = contrastive_of_run(ctx.contrastive_from, ctx.catalog, ctx.split["test"])
@@ -120,6 +130,8 @@ def _train(scorer: FusionScorer, ctx: TrainContext) -> dict:
         parts = [p for p in (trained, scorer.features, scorer.partials) if p is not None]
         scorer.tail_samples = max(p.tail_samples for p in parts)
         scorer.head_samples = max(p.head_samples for p in parts)
+    elif cross_fitted(ctx.split):  # few validation songs: every non-test song validates, out of fold
+        return train_cross_fitted(scorer, ctx)
     else:
         metrics = train_contrastive(
             scorer.contrastive,

@@ -299,12 +299,18 @@ def train_contrastive(
     cpu_minutes: float | None = None,
     batch_songs: int = BATCH_SONGS,
     cuts_per_song: int = CUTS_PER_SONG,
+    mels: dict[int, torch.Tensor] | None = None,
 ) -> dict:
     """Fit ``scorer`` (a ContrastiveScorer) in place within ``steps``, ``max_minutes`` of wall clock and
-    ``cpu_minutes`` of process CPU; returns metrics (val history, steps, seconds, CPU seconds)."""
+    ``cpu_minutes`` of process CPU; returns metrics (val history, steps, seconds, CPU seconds).
+
+    ``mels``: the songs' log-mel frames (:func:`song_mels`) by song id when already computed."""
     torch.manual_seed(seed)
-    train = song_mels(scorer, audio, split["train"])
-    val = song_mels(scorer, audio, split["val"] or split["train"][:1])
+    val_ids = split["val"] or split["train"][:1]
+    if mels is None:
+        mels = dict(zip(split["train"] + val_ids, song_mels(scorer, audio, split["train"] + val_ids)))
+    train = [mels[s] for s in split["train"]]
+    val = [mels[s] for s in val_ids]
     allf = torch.cat([m for m in train], 1)
     scorer.mel_mean.copy_(allf.mean(1, keepdim=True))
     scorer.mel_std.copy_(allf.std(1, keepdim=True).clamp_min(1.0))
@@ -431,33 +437,40 @@ def fit_features(
         scorer.fit(torch.from_numpy(heads))
 
 
-def fit_fusion_weights(fusion, catalog: ChunkCatalog, audio: SongAudio, song_ids: list[int], seed: int) -> dict:
-    """Fit the fusion's part weights on ``song_ids`` (never test songs): a softmax over each anchor's 100
-    candidates (true next, up to 49 of its song, the rest of others) on the parts' scores, each divided by
-    its spread across candidates so that one L2 penalty suits all; weights kept >= 0. The fit is kept unless
-    one part alone or all parts equally rank better (MRR) on these songs.
-
-    Returns the weights (of the raw part scores) and the validation MRR of each part and of the fusion.
-    """
+def part_scores(parts: dict[str, TransitionScorer], audio: SongAudio, table, anchors, cands) -> dict[str, np.ndarray]:
+    """Each part's scores ``(m, n)`` of the candidates ``cands`` of the anchors ``anchors`` (rows of ``table``)."""
     from ..index import embed_chunks
-    from .evaluation import rank_from_scores, ranking_candidates
 
-    table = catalog.chunks()
-    sub = table.subset(np.flatnonzero(np.isin(table.song_id, song_ids)))
-    anchors, cands = ranking_candidates(sub, seed)
-    parts = {"contrastive": fusion.contrastive, "features": fusion.features}
-    if getattr(fusion, "partials", None) is not None:
-        parts["partials"] = fusion.partials
-    raw, spread = {}, {}
+    raw = {}
     for name, part in parts.items():
-        t, h = embed_chunks(part.eval(), audio, sub)
+        t, h = embed_chunks(part.eval(), audio, table)
         raw[name] = np.einsum("md,mnd->mn", t[anchors], h[cands]).astype(np.float64)
-        spread[name] = float(raw[name].std(1).mean()) + 1e-9 if len(anchors) else 1.0
-    x = torch.tensor(np.stack([raw[n] / spread[n] for n in parts], -1), dtype=torch.float32)  # (m, 100, parts)
-    w = torch.ones(len(parts), requires_grad=True)
-    if len(x):
+    return raw
+
+
+def _spread(scores: np.ndarray) -> float:
+    """Mean spread of an anchor's candidate scores ``(m, n)`` (1 without anchors)."""
+    return float(scores.std(1).mean()) + 1e-9 if len(scores) else 1.0
+
+
+def choose_weights(raw: dict[str, np.ndarray]) -> tuple[dict[str, float], list[float]]:
+    """Weights of the parts' raw scores ``{name: (m, n)}`` (column 0 the true candidate) and the MRR of each option.
+
+    A softmax over each anchor's candidates on the parts' scores, each divided by its spread across
+    candidates so that one L2 penalty suits all; weights kept >= 0. The softmax fit is smooth but is not
+    MRR: on a few anchors (a small pool) it can rank worse than one part alone. So the weights are the best
+    by MRR (the first best: the fit on ties) of the options: the fit, each part alone, all equal.
+    """
+    from .evaluation import rank_from_scores
+
+    names = list(raw)
+    spread = {n: _spread(raw[n]) for n in names}
+    m = len(next(iter(raw.values())))
+    x = torch.tensor(np.stack([raw[n] / spread[n] for n in names], -1), dtype=torch.float32)  # (m, n, parts)
+    w = torch.ones(len(names), requires_grad=True)
+    if m:
         opt = torch.optim.LBFGS([w], max_iter=100, line_search_fn="strong_wolfe")
-        target = torch.zeros(len(x), dtype=torch.long)
+        target = torch.zeros(m, dtype=torch.long)
 
         def closure():
             opt.zero_grad()
@@ -467,48 +480,199 @@ def fit_fusion_weights(fusion, catalog: ChunkCatalog, audio: SongAudio, song_ids
 
         opt.step(closure)
     fitted = w.detach().clamp_min(0.0).numpy()
-    names = list(parts)
-    # The softmax fit is smooth but is not MRR: on a few validation chunks (a small pool) it can rank worse
-    # than one part alone. So the weights are the best by MRR of: the fit, each part alone, all equal.
     options = [fitted] + [np.eye(len(names))[k] for k in range(len(names))] + [np.ones(len(names))]
 
     def mrr_of(v: np.ndarray) -> float:
-        return rank_from_scores(sum(v[k] / spread[n] * raw[n] for k, n in enumerate(names)))["mrr"] if len(x) else 0.0
+        return rank_from_scores(sum(v[k] / spread[n] * raw[n] for k, n in enumerate(names)))["mrr"] if m else 0.0
 
     found = [mrr_of(v) if v.sum() > 0 else -1.0 for v in options]
-    best = options[int(np.argmax(found))]  # the first best: the fit on ties
-    weights = {n: float(best[k]) / spread[n] for k, n in enumerate(names)}
-    top = weights["contrastive"] or 1.0  # contrastive weight 1 when it has one, as in runs saved before
+    best = options[int(np.argmax(found))]
+    return {n: float(best[k]) / spread[n] for k, n in enumerate(names)}, found
+
+
+def _set_fusion_weights(fusion, weights: dict[str, float]) -> dict[str, float]:
+    """Set ``weights`` scaled so that contrastive's is 1 when it has one (as in runs saved before); returns them."""
+    top = weights["contrastive"] or 1.0
     weights = {n: v / top for n, v in weights.items()}
     fusion.set_weights(**weights)
-    mrr = {n: rank_from_scores(raw[n])["mrr"] if len(x) else float("nan") for n in names}
+    return weights
+
+
+def _fusion_parts(fusion) -> dict[str, TransitionScorer]:
+    parts = {"contrastive": fusion.contrastive, "features": fusion.features}
+    if getattr(fusion, "partials", None) is not None:
+        parts["partials"] = fusion.partials
+    return parts
+
+
+def fit_fusion_weights(fusion, catalog: ChunkCatalog, audio: SongAudio, song_ids: list[int], seed: int) -> dict:
+    """Fit the fusion's part weights on ``song_ids`` (never test songs) by :func:`choose_weights` over each
+    anchor's 100 candidates (true next, up to 49 of its song, the rest of others).
+
+    Returns the weights (of the raw part scores) and the validation MRR of each part and of the fusion.
+    """
+    from .evaluation import rank_from_scores, ranking_candidates
+
+    table = catalog.chunks()
+    sub = table.subset(np.flatnonzero(np.isin(table.song_id, song_ids)))
+    anchors, cands = ranking_candidates(sub, seed)
+    raw = part_scores(_fusion_parts(fusion), audio, sub, anchors, cands)
+    weights, found = choose_weights(raw)
+    weights = _set_fusion_weights(fusion, weights)
+    mrr = {n: rank_from_scores(v)["mrr"] if len(anchors) else float("nan") for n, v in raw.items()}
     mrr["fit"] = found[0]
     mrr["fusion"] = max(found)
     return {"fusion_weights": weights, "val_mrr_by_part": mrr}
 
 
-def validation_mrr(scorer, catalog: ChunkCatalog, audio: SongAudio, song_ids: list[int], seed: int) -> float:
-    """MRR of the true next chunk among 100 candidates on the songs ``song_ids`` (an embedding scorer)."""
+#: Fewer validation songs than this and a fusion is trained cross-fitted (:func:`train_cross_fitted`): on one
+#: song's 15-20 chunk boundaries, many of them repeats of a section, a learned model and ``features`` often
+#: tie, and whether it falls back is chance.
+CROSS_FIT_BELOW_VAL_SONGS = 3
+#: Folds of the non-test songs in cross-fitted training: members of the ensemble, each trained on the others.
+CROSS_FIT_FOLDS = 3
+
+
+def cross_fitted(split: dict) -> bool:
+    """Whether a fusion on this split is trained cross-fitted (fewer than :data:`CROSS_FIT_BELOW_VAL_SONGS`
+    validation songs and at least two non-test songs)."""
+    return len(split["val"]) < CROSS_FIT_BELOW_VAL_SONGS and len(split["train"]) + len(split["val"]) >= 2
+
+
+def song_folds(song_ids: list[int], k: int, seed: int) -> list[list[int]]:
+    """``song_ids`` dealt into ``k`` folds in a seeded order (sizes differ by at most one)."""
+    order = np.random.default_rng(seed).permutation(sorted(song_ids))
+    return [sorted(int(s) for s in order[i::k]) for i in range(k)]
+
+
+def train_cross_fitted(fusion, ctx: TrainContext, folds: int = CROSS_FIT_FOLDS) -> dict:
+    """Train a fusion on a small pool so that its fallback decision rests on every non-test song.
+
+    The non-test songs (training and validation together) are dealt into ``folds`` folds; one contrastive
+    model per fold trains on the other folds' songs with that share of the budget (steps, wall clock, CPU)
+    and validates on its own fold's, and the fusion's contrastive part is their ensemble
+    (:class:`~soundloom.streams.transitions.contrastive.ContrastiveEnsemble`). Every non-test chunk
+    boundary is then scored by a model that never heard its song (cross-fitted). The decision is nested:
+    each fold's anchors are scored with weights chosen (:func:`choose_weights`) on the other folds' anchors,
+    and the fusion's MRR over all of them is compared with ``features`` alone on the same candidates
+    (``val_mrr``, ``val_mrr_features``; per fold in ``validation``). The saved weights are chosen on all of
+    them, the contrastive one rescaled to the ensemble's spread (a mean of members spreads less than one).
+
+    Returns the run's metrics (steps and CPU seconds summed over the members).
+    """
+    from ..index import embed_chunks
+    from .contrastive import ContrastiveEnsemble, ContrastiveScorer
+    from .evaluation import rank_from_scores, ranking_candidates
+
+    songs = sorted(ctx.split["train"] + ctx.split["val"])
+    k = max(1, min(folds, len(songs)))
+    groups = song_folds(songs, k, ctx.seed)
+    template = fusion.contrastive
+    mels = dict(zip(songs, song_mels(template, ctx.audio, songs)))
+    share = (lambda v: None) if ctx.cpu_minutes is None else (lambda v: v / k)  # noqa: E731
+    members, runs = [], []
+    for i, fold in enumerate(groups):
+        member = ContrastiveScorer.from_config(template.config())
+        rest = [s for s in songs if s not in fold]
+        run = train_contrastive(
+            member,
+            ctx.audio,
+            {"train": rest, "val": fold},
+            max(1, ctx.steps // k),
+            ctx.max_minutes / k,
+            ctx.seed + i,
+            ctx.lr,
+            ctx.progress,
+            share(ctx.cpu_minutes),
+            mels=mels,
+        )
+        members.append(member.eval())
+        runs.append({"songs": fold, **{key: run[key] for key in ("steps", "cpu_seconds", "seconds")}})
+    fit_features(fusion.features, ctx.catalog, ctx.audio, ctx.split["train"], ctx.seed)
+
+    table = ctx.catalog.chunks()
+    sub = table.subset(np.flatnonzero(np.isin(table.song_id, songs)))
+    anchors, cands = ranking_candidates(sub, ctx.seed)
+    fold_of = {s: i for i, fold in enumerate(groups) for s in fold}
+    anchor_fold = np.array([fold_of[int(sub.song_id[a])] for a in anchors], dtype=np.int64)
+    raw = {"contrastive": np.zeros(cands.shape)}
+    for i, member in enumerate(members):  # each anchor's candidates scored by the member that never heard it
+        t, h = embed_chunks(member, ctx.audio, sub)
+        rows = anchor_fold == i
+        raw["contrastive"][rows] = np.einsum("md,mnd->mn", t[anchors[rows]], h[cands[rows]])
+    parts = {n: p for n, p in _fusion_parts(fusion).items() if n != "contrastive"}
+    raw.update(part_scores(parts, ctx.audio, sub, anchors, cands))
+
+    fused = np.zeros(cands.shape)
+    per_fold = []
+    for i in range(k):
+        rows = anchor_fold == i
+        w, _ = choose_weights({n: v[~rows] for n, v in raw.items()})
+        fused[rows] = sum(w[n] * raw[n][rows] for n in raw)
+        mine, base = rank_from_scores(fused[rows]), rank_from_scores(raw["features"][rows])
+        per_fold.append(
+            {"songs": groups[i], "anchors": mine["anchors"], "mrr": mine["mrr"], "mrr_features": base["mrr"]}
+        )
+    learned, baseline = rank_from_scores(fused)["mrr"], rank_from_scores(raw["features"])["mrr"]
+
+    weights, found = choose_weights(raw)
+    ensemble = ContrastiveEnsemble.of(members).eval()
+    t, h = embed_chunks(ensemble, ctx.audio, sub)
+    weights["contrastive"] *= _spread(raw["contrastive"]) / _spread(np.einsum("md,mnd->mn", t[anchors], h[cands]))
+    fusion.contrastive = ensemble
+    weights = _set_fusion_weights(fusion, weights)
+    by_part = {n: rank_from_scores(v)["mrr"] if len(anchors) else float("nan") for n, v in raw.items()}
+    return {
+        "steps": int(sum(r["steps"] for r in runs)),
+        "seconds": float(sum(r["seconds"] for r in runs)),
+        "cpu_seconds": float(sum(r["cpu_seconds"] for r in runs)),
+        "cpu_minutes_budget": ctx.cpu_minutes,
+        "members": runs,
+        "fusion_weights": weights,
+        "val_mrr_by_part": {**by_part, "fit": found[0], "fusion": max(found)},
+        "val_mrr": float(learned),
+        "val_mrr_features": float(baseline),
+        "validation": {
+            "cross_fitted": True,
+            "songs": len(songs),
+            "folds": k,
+            "anchors": int(len(anchors)),
+            "per_fold": per_fold,
+        },
+    }
+
+
+def validation_mrr(scorer, catalog: ChunkCatalog, audio: SongAudio, song_ids: list[int], seed: int) -> dict:
+    """Top-1, MRR and anchors of the true next chunk among 100 candidates on the songs ``song_ids`` (an
+    embedding scorer)."""
     from ..index import embed_chunks
     from .evaluation import rank_metrics
 
     table = catalog.chunks()
     sub = table.subset(np.flatnonzero(np.isin(table.song_id, song_ids)))
     tails, heads = embed_chunks(scorer, audio, sub)
-    return float(rank_metrics(tails @ heads.T, sub, seed=seed)["mrr"])
+    return rank_metrics(tails @ heads.T, sub, seed=seed)
 
 
-def features_check(scorer, ctx: TrainContext) -> dict:
+def features_check(scorer, ctx: TrainContext, metrics: dict | None = None) -> dict:
     """Compare a trained embedding scorer with ``features`` (fitted on the same training songs) on the
-    pool's own validation songs; ``fallback`` is True when the learned model does not beat it."""
+    pool's own validation songs; ``fallback`` is True when the learned model does not beat it. A cross-fitted
+    run (``metrics`` from :func:`train_cross_fitted`) has made that comparison over every non-test song."""
     val = ctx.split["val"] or ctx.split["train"]
     features = build_scorer("features", sample_rate=ctx.audio.sample_rate)
     fit_features(features, ctx.catalog, ctx.audio, ctx.split["train"], ctx.seed)
-    learned = validation_mrr(scorer.eval(), ctx.catalog, ctx.audio, val, ctx.seed)
-    baseline = validation_mrr(features.eval(), ctx.catalog, ctx.audio, val, ctx.seed)
+    if metrics and metrics.get("validation", {}).get("cross_fitted"):
+        learned, baseline = metrics["val_mrr"], metrics["val_mrr_features"]
+        validation = metrics["validation"]
+    else:
+        mine = validation_mrr(scorer.eval(), ctx.catalog, ctx.audio, val, ctx.seed)
+        learned = mine["mrr"]
+        baseline = validation_mrr(features.eval(), ctx.catalog, ctx.audio, val, ctx.seed)["mrr"]
+        validation = {"cross_fitted": False, "songs": len(val), "anchors": mine["anchors"]}
     return {
-        "val_mrr": learned,
-        "val_mrr_features": baseline,
+        "val_mrr": float(learned),
+        "val_mrr_features": float(baseline),
+        "validation": validation,
         "fallback": bool(learned <= baseline),
         "features_scorer": features,
     }
@@ -534,7 +698,7 @@ def contrastive_of_run(run: str | Path, catalog: ChunkCatalog, test_ids: list[in
     if seen & tested:
         raise ParameterError(f"{run} was trained on {len(seen & tested)} of this run's test songs")
     scorer = load_scorer(part)
-    if scorer.name != "contrastive":
+    if scorer.name not in ("contrastive", "contrastive-ensemble"):
         raise ParameterError(f"{run} holds no contrastive model (its model is {scorer.name!r})")
     m = info.get("metrics", {})
     return scorer, {"contrastive_from": str(run), **{k: m[k] for k in ("steps", "cpu_seconds", "seconds") if k in m}}
@@ -584,7 +748,7 @@ def train_transitions(
         t0 = time.time()
         metrics = dict(kind.train(scorer, ctx) or {})
         metrics["train_seconds"] = time.time() - t0
-        check = features_check(scorer, ctx) if fallback and scorer.embeds and model != "features" else None
+        check = features_check(scorer, ctx, metrics) if fallback and scorer.embeds and model != "features" else None
         features = check.pop("features_scorer") if check else None
         if check:
             metrics.update(check)
