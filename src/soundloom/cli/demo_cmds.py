@@ -4,11 +4,12 @@ soundloom demo [--out demo] [--train-minutes 3] [--quick]
 
 Sounds: synth one-shots -> scan -> feature store -> class-conditional VAE -> generate (conditioned,
 interpolation, variation, continuation) -> classifier -> eval -> plots. Streams: synth songs -> chunk on
-beats -> fusion transition model (contrastive + features) -> 3-minute stream -> eval against the features
-baseline -> a loop of the stream for game engines. Ambient songs -> a pool -> a calm soundscape with the sound
-model's bells and plucks as events. Each step runs ``soundloom`` commands as child processes (which die
-with the demo) with their output (and any library noise) sent to ``OUT/logs/<step>.log``; the terminal
-shows one progress bar per step, and a failed step's log tail.
+beats -> fusion transition model (contrastive + features + partials; on these few songs cross-fitted, so its
+fallback to features is decided on every non-test song) -> 3-minute stream -> eval against the features
+baseline (ranking; seams of its stream and of its first choices) -> a loop of the stream for game engines.
+Ambient songs -> a pool -> a calm soundscape with the sound model's bells and plucks as events. Each step runs
+``soundloom`` commands as child processes (which die with the demo) with their output (and any library noise)
+sent to ``OUT/logs/<step>.log``; the terminal shows one progress bar per step, and a failed step's log tail.
 
 After the data step the sounds lane (prepare, train, generate, eval) and the streams lane (chunk,
 transitions, stream, loop, the classifier, the ambient pool) run side by side, one core each; the
@@ -154,7 +155,8 @@ def demo_steps(out: Path, train_minutes: float, quick: bool) -> list[Step]:
         ),
         Step(
             "transitions",
-            f"train the fusion transition model ({'tiny' if q else '2 CPU-min'}; falls back to features if it loses)",
+            f"train the fusion transition model ({'tiny' if q else '2 CPU-min'}, cross-fitted over 3 folds of the "
+            "songs; falls back to features if it loses on them)",
             [
                 ["train-transitions", d["pool"], "--model", "fusion", "--out", trans]
                 + (
@@ -175,7 +177,7 @@ def demo_steps(out: Path, train_minutes: float, quick: bool) -> list[Step]:
         ),
         Step(
             "eval-transitions",
-            "compare the learned transition model with the features baseline on test songs",
+            "compare the learned transition model with the features baseline on test songs (ranking, seams)",
             [
                 ["eval-transitions", d["pool"], "--model", "features", "--model", trans]
                 + ["--stream-minutes", eval_stream_min, "--out", f"{d['eval']}/transitions.json"]

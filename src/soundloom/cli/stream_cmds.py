@@ -154,6 +154,33 @@ def train_transitions_cmd(
         typer.echo(f"{_validated_on(m)}: MRR {m['val_mrr']:.3f} vs features {m['val_mrr_features']:.3f}: {verdict}")
 
 
+def _first_choice_table(report: dict) -> None:
+    """The seams of each model's first choices, a random choice's, and each model paired with ``features``."""
+    from rich.console import Console
+    from rich.table import Table
+
+    rows = [(r["model"], Path(r["run"]).name, r["first_choice"]) for r in report["models"] if "first_choice" in r]
+    if not rows:
+        return
+    rows.append(("random choice", "-", report.get("first_choice_random", {})))
+    t = Table(title="first choices of each test chunk, joined as the stream joins them")
+    for col in ("model", "run", "joins", "seams pass", "seam dist dB (95%)", "onset", "smoother than features"):
+        t.add_column(col)
+    for model, run, fc in rows:
+        vs = fc.get("vs_features")
+        smoother = f"{vs['smoother']:.2f} of {vs['differ']}" if vs and vs["differ"] else "-"
+        t.add_row(
+            model,
+            run,
+            str(fc.get("n", "-")),
+            f"{fc['pass_all']:.2f}" if "pass_all" in fc else "-",
+            _with_interval(fc, "median_seam_distance_db", "seam_distance_db_95"),
+            f"{fc['median_onset_anomaly']:.2f}" if "median_onset_anomaly" in fc else "-",
+            smoother,
+        )
+    Console(width=220).print(t)
+
+
 def _with_interval(d: dict, key: str, interval: str) -> str:
     """``d[key]`` with its interval ``d[interval]`` as "m (lo-hi)", or "-"."""
     if key not in d:
@@ -341,9 +368,12 @@ def eval_transitions_cmd(
             fig(seams.get("repetition", {}), "repeated_runs_3", "d"),
         )
     Console(width=220).print(t)
+    _first_choice_table(report)
     typer.echo(
         "seam dist: median change of the sound across a join (dB RMS over 64 mel bands, 0.25 s each side; "
-        "95% bootstrap interval); random: the same at random positions inside the test songs"
+        "95% bootstrap interval); random: the same at random positions inside the test songs. First choices: "
+        "each test chunk joined to the test chunk the model scores best (not its own successor); smoother: share "
+        "of the chunks where the two models choose differently whose join has the smaller seam distance"
     )
     if any(r.get("fallback") for r in report["models"]):
         typer.echo("runs marked fallback did not beat `features` on their validation songs and use it instead")

@@ -252,7 +252,8 @@ class SeamVerifier:
     anomaly of warzone2100's songs has a median of 12.7 against 5.2 at random positions.
     """
 
-    def __init__(self, catalog, cfg: RenderConfig, onset_gate: float = ONSET_GATE):
+    def __init__(self, catalog, cfg: RenderConfig, onset_gate: float = ONSET_GATE, distance: bool = False):
+        self.distance = distance  # also measure the seam distance (an evaluation's, not the search's)
         self.table, self.songs = catalog.chunks(), catalog.song_map()
         self.rate = catalog.sample_rate
         self.cfg = cfg
@@ -346,7 +347,7 @@ class SeamVerifier:
         b_wav, b_start = self._b_side(b)
         onset_b = self._own_anomaly(b, "b", b_wav, b_start)
         joined, cut, _, _ = join_audio(a_wav, a_end, b_wav, b_start, h, lag, self.slide, self.rate)
-        m = seam_metrics(joined, np.array([cut]), self.rate)
+        m = seam_metrics(joined, np.array([cut]), self.rate, distance=self.distance)
         if not len(m["positions"]):  # a song shorter than the seam windows: nothing to judge by
             return {"pass": False, "onset_a": onset_a, "onset_b": onset_b}
         out = {k: float(v[0]) for k, v in m.items() if k not in ("positions", "pass")}

@@ -4,8 +4,14 @@
 * Ranking: for each test chunk A with a successor, the true next chunk among 100 candidates (up to
   49 other chunks of A's song, the rest from other test songs); top-1 accuracy and MRR.
 * Seams of a rendered stream over the test songs (see :mod:`soundloom.streams.seams`: the three
-  gates, click rate, onset anomaly), with the same figures at random positions inside the same songs
-  and at natural chunk boundaries, and how much the stream repeats itself.
+  gates, click rate, onset anomaly, seam distance), with the same figures at random positions inside
+  the same songs and at natural chunk boundaries, and how much the stream repeats itself.
+* First choices: each test chunk joined, as the stream joins, to the chunk the model scores best among
+  the test chunks (never itself or its own successor), and judged by the same seam figures; next to a
+  random choice, and paired with ``features``' choice for the same chunk (:func:`first_choice_seams`).
+  A stream of a small pool has a few dozen joins, all shaped by the search's gates and variety rules;
+  this judges what the model itself prefers, on every test chunk, and can tell two models apart when
+  both streams pass every gate.
 
     soundloom eval-transitions POOL --model features --model runs/tr-contrastive --json
 """
@@ -100,10 +106,118 @@ def pair_scores(scorer: TransitionScorer, tails: np.ndarray, heads: np.ndarray, 
     return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
+#: Test chunks whose first choice is joined and judged (a seeded sample when there are more).
+FIRST_CHOICE_ANCHORS = 400
+
+
+def first_choices(scores: np.ndarray, own: np.ndarray, succ: np.ndarray) -> np.ndarray:
+    """Each row's best-scored column ``(m,)`` of ``scores (m, n)``, never its own column ``own[i]`` nor its
+    successor's ``succ[i]`` (-1: none)."""
+    s = np.asarray(scores, dtype=np.float64).copy()
+    rows = np.arange(len(s))
+    s[rows, own] = -np.inf
+    has = succ >= 0
+    s[rows[has], succ[has]] = -np.inf
+    return s.argmax(1)
+
+
+def choice_seams(catalog, a_rows: np.ndarray, b_rows: np.ndarray) -> dict[str, np.ndarray]:
+    """Seam figures ``(n,)`` of the joins ``a_rows[i] -> b_rows[i]`` (rows of the pool's chunk table), rendered
+    as the stream renders them (:class:`~soundloom.streams.seams.SeamVerifier`, default render options):
+    ``pass`` (the three gates), ``seam_distance_db``, ``onset_anomaly``; NaN where a song is too short."""
+    from ..config import RenderConfig
+    from ..seams import SeamVerifier
+
+    verifier = SeamVerifier(catalog, RenderConfig(), distance=True)
+    got = [verifier.measure(int(a), int(b)) for a, b in zip(a_rows, b_rows)]
+    nan = float("nan")
+    return {
+        "pass": np.array([g.get("pass_gates", nan) for g in got], dtype=np.float64),
+        "seam_distance_db": np.array([g.get("seam_distance_db", nan) for g in got], dtype=np.float64),
+        "onset_anomaly": np.array([g.get("onset_anomaly", nan) for g in got], dtype=np.float64),
+    }
+
+
+def _choice_summary(m: dict[str, np.ndarray], choices: np.ndarray) -> dict:
+    from ..seams import median_interval
+
+    med, lo, hi = median_interval(m["seam_distance_db"])
+    return {
+        "n": int(np.isfinite(m["pass"]).sum()),
+        "pass_all": float(np.nanmean(m["pass"])) if np.isfinite(m["pass"]).any() else float("nan"),
+        "median_seam_distance_db": med,
+        "seam_distance_db_95": [lo, hi],
+        "median_onset_anomaly": float(np.nanmedian(m["onset_anomaly"]))
+        if np.isfinite(m["onset_anomaly"]).any()
+        else float("nan"),
+        "choices": [int(c) for c in choices],
+        "seam_distance_each_db": [float(v) for v in m["seam_distance_db"]],
+    }
+
+
+def first_choice_anchors(table: ChunkTable, test_ids: list[int], seed: int = 0) -> np.ndarray:
+    """Rows of the pool's chunk table whose first choice is judged: the test songs' chunks (a seeded sample
+    of :data:`FIRST_CHOICE_ANCHORS` when there are more)."""
+    rows = np.flatnonzero(np.isin(table.song_id, test_ids))
+    if len(rows) > FIRST_CHOICE_ANCHORS:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, FIRST_CHOICE_ANCHORS, replace=False))
+    return rows
+
+
+def first_choice_seams(catalog, tails: np.ndarray, heads: np.ndarray, test_ids: list[int], seed: int = 0) -> dict:
+    """Seam figures of each judged test chunk's join to the test chunk the model scores best (not itself,
+    not its successor): embeddings ``tails``, ``heads`` ``(n, D)`` of the test chunks in table order."""
+    table = catalog.chunks()
+    rows = np.flatnonzero(np.isin(table.song_id, test_ids))
+    sub = table.subset(rows)
+    where = {int(r): i for i, r in enumerate(rows)}
+    anchors = first_choice_anchors(table, test_ids, seed)
+    idx = np.array([where[int(a)] for a in anchors], dtype=np.int64)
+    best = first_choices(tails[idx] @ heads.T, idx, sub.successor()[idx])
+    return _choice_summary(choice_seams(catalog, anchors, rows[best]), rows[best])
+
+
+def random_choice_seams(catalog, test_ids: list[int], seed: int = 0) -> dict:
+    """:func:`first_choice_seams` with a random choice (seeded) instead of a model's."""
+    table = catalog.chunks()
+    rows = np.flatnonzero(np.isin(table.song_id, test_ids))
+    anchors = first_choice_anchors(table, test_ids, seed)
+    rng = np.random.default_rng(seed + 1)
+    succ = table.successor()
+    picks = []
+    for a in anchors:
+        allowed = rows[(rows != a) & (rows != succ[a])]
+        picks.append(int(rng.choice(allowed)) if len(allowed) else int(a))
+    picks = np.array(picks, dtype=np.int64)
+    return _choice_summary(choice_seams(catalog, anchors, picks), picks)
+
+
+def paired_with(mine: dict, base: dict) -> dict:
+    """How often this model's first choice joins more smoothly (smaller seam distance) than ``base``'s for
+    the same test chunk, among the chunks where the two choose differently; ties count half."""
+    a = np.array(mine["seam_distance_each_db"])
+    b = np.array(base["seam_distance_each_db"])
+    differ = (np.array(mine["choices"]) != np.array(base["choices"])) & np.isfinite(a) & np.isfinite(b)
+    if not differ.any():
+        return {"differ": 0, "smoother": float("nan"), "median_difference_db": float("nan")}
+    d = a[differ] - b[differ]
+    return {
+        "differ": int(differ.sum()),
+        "smoother": float(np.mean(d < 0) + 0.5 * np.mean(d == 0)),
+        "median_difference_db": float(np.median(d)),
+    }
+
+
 def evaluate_scorer(
-    scorer: TransitionScorer, catalog: ChunkCatalog, test_ids: list[int], seed: int = 0, max_anchors: int | None = None
+    scorer: TransitionScorer,
+    catalog: ChunkCatalog,
+    test_ids: list[int],
+    seed: int = 0,
+    max_anchors: int | None = None,
+    first_choice: bool = False,
 ) -> dict:
-    """AUC per negative kind and ranking metrics of one scorer on the songs ``test_ids``."""
+    """AUC per negative kind and ranking metrics of one scorer on the songs ``test_ids``; with
+    ``first_choice`` (embedding scorers), the seams of its first choices (:func:`first_choice_seams`)."""
     table_all, songs = catalog.chunks(), catalog.song_map()
     audio = SongAudio(songs, catalog.sample_rate)
     t0 = time.time()
@@ -128,6 +242,8 @@ def evaluate_scorer(
         flat_a = np.repeat(anchors, cands.shape[1])
         scores = pair_scores(scorer, t_w[flat_a], h_w[cands.ravel()]).reshape(cands.shape)
     out.update(rank_from_scores(scores))
+    if first_choice and scorer.embeds:
+        out["first_choice"] = first_choice_seams(catalog, te, he, test_ids, seed)
     out["eval_seconds"] = time.time() - t0
     return out
 
@@ -161,13 +277,17 @@ def evaluate_runs(
         for i, run in enumerate(runs):
             progress("evaluating", i, len(runs))
             scorer = load_scorer(run, sample_rate=catalog.sample_rate)
-            row = {"run": str(run), **evaluate_scorer(scorer, catalog, test_ids, seed=seed, max_anchors=max_anchors)}
+            row = {
+                "run": str(run),
+                **evaluate_scorer(scorer, catalog, test_ids, seed=seed, max_anchors=max_anchors, first_choice=True),
+            }
             if run_info(run).get("fallback"):
                 row["fallback"] = run_info(run)["fallback"]
             if stream_minutes > 0 and scorer.embeds:
                 row["seams"] = stream_seam_report(catalog, run, test_ids, minutes=stream_minutes, seed=seed)
             rows.append(row)
         progress("evaluating", len(runs), len(runs))
+        _pair_first_choices(rows)
         return {
             "pool": str(pool),
             "split_seed": split_seed,
@@ -175,7 +295,20 @@ def evaluate_runs(
             "test_songs": len(test_ids),
             "test_chunks": int(np.isin(catalog.chunks().song_id, test_ids).sum()),
             "models": rows,
+            "first_choice_random": random_choice_seams(catalog, test_ids, seed),
         }
+
+
+def _pair_first_choices(rows: list[dict]) -> None:
+    """Add to each row with first choices their comparison with ``features``' (the run named so, else the first
+    row whose model is features), paired by test chunk."""
+    named = [r for r in rows if r["run"] == "features" and "first_choice" in r]
+    base = (named or [r for r in rows if r["model"] == "features" and "first_choice" in r] or [None])[0]
+    if base is None:
+        return
+    for r in rows:
+        if "first_choice" in r and r is not base:
+            r["first_choice"]["vs_features"] = paired_with(r["first_choice"], base["first_choice"])
 
 
 def stream_seam_report(
