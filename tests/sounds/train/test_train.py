@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 import torch
 
+from soundloom.core.cputime import process_cpu_seconds
 from soundloom.core.errors import ModelFileError, ParameterError
 from soundloom.data.store import FeatureStore
 from soundloom.sounds.models import load_safetensors
 from soundloom.sounds.training import TrainConfig, train
+from soundloom.sounds.training.callbacks import CpuShare
 from soundloom.sounds.training.classifier import train_classifier
 from soundloom.sounds.training.data import split_store
 from tests.sounds.cli import run_cli
@@ -149,7 +151,7 @@ def test_resume_keeps_the_runs_budgets_unless_given(tiny_store, tmp_path, monkey
     cfg = _cfg(tiny_store, epochs=1, max_minutes=5.0, sample_items=0, checkpoint_every=1000)
     train(cfg, run, progress_bar=False)
     saved = TrainConfig.for_resume(run)
-    cfg.model_options = {"embed_dim": 16}  # the kind's options are saved resolved, defaults included
+    cfg.model_options = {"embed_dim": 16, "recon": "l2"}  # the kind's options are saved resolved, defaults included
     assert saved == cfg
     assert (
         TrainConfig.for_resume(run, epochs=3).epochs == 3 and TrainConfig.for_resume(run, epochs=3).max_minutes == 5.0
@@ -168,3 +170,19 @@ def test_resume_keeps_the_runs_budgets_unless_given(tiny_store, tmp_path, monkey
     assert seen[-1].epochs == 4 and seen[-1].max_minutes == 5.0 and seen[-1].batch_size == 8
     code, output = run_cli("train", tiny_store, "--out", run, "--resume", "--lr", "0.5")
     assert code == 2 and "lr cannot change" in output
+
+
+def _burn(seconds: float) -> None:
+    t0 = process_cpu_seconds()
+    while process_cpu_seconds() - t0 < seconds:
+        sum(i * i for i in range(1000))
+
+
+def test_cpu_share_draws_each_job_once_then_within_its_share():
+    share = CpuShare(0.5)
+    assert share.due("samples") and share.due("loss")
+    share.run("samples", _burn, 0.1)
+    assert share.due("loss")  # a job not yet run is due whatever the others took
+    assert not share.due("samples")  # 0.1 s drawn of ~0.1 s spent: over half
+    _burn(0.2)
+    assert share.due("samples")  # 0.1 s of ~0.3 s

@@ -1,4 +1,8 @@
-"""Run-directory callbacks: metrics CSV, loss plots, audio + spectrogram samples each epoch."""
+"""Run-directory callbacks: metrics CSV, loss plots, audio + spectrogram samples.
+
+Plots and samples are drawn within a share of the CPU time the run has spent (:class:`CpuShare`): on the
+built-in one-shots (5 steps an epoch) drawing them every epoch took about half of a 3-CPU-minute budget.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import lightning as L
 import torch
 
 from ...core.atomic import write_text
+from ...core.cputime import process_cpu_seconds
 from ...core.io import write_audio
 from ...core.levels import normalize_peak
 from ...core.spectral import SpectrogramConfig, features
@@ -42,15 +47,39 @@ COLUMNS = (
 )
 
 
+DRAW_SHARE = 0.03  # of the run's CPU time, for plots and samples together
+
+
+class CpuShare:
+    """Whether an optional job (a plot, samples) may run now: each named job the first time, then only while
+    the CPU seconds all of them have taken stay within ``share`` of what the process has spent since this
+    object was made."""
+
+    def __init__(self, share: float = DRAW_SHARE) -> None:
+        self.share, self.start, self.spent, self.done = share, process_cpu_seconds(), 0.0, set()
+
+    def due(self, name: str) -> bool:
+        return name not in self.done or self.spent <= self.share * (process_cpu_seconds() - self.start)
+
+    def run(self, name: str, job, *args) -> None:
+        """Call ``job(*args)`` and count its CPU seconds."""
+        t0 = process_cpu_seconds()
+        try:
+            job(*args)
+        finally:
+            self.spent += process_cpu_seconds() - t0
+            self.done.add(name)
+
+
 class MetricsCSV(L.Callback):
-    """Appends one row per epoch to ``metrics.csv`` and redraws ``plots/loss.png`` (at most every
-    ``plot_every_s`` seconds, and when training ends: a plot costs seconds on a busy CPU, an epoch of a
+    """Appends one row per epoch to ``metrics.csv`` and redraws ``plots/loss.png`` while that stays within a
+    ``draw`` share of the CPU time (and when training ends: a plot costs about a CPU-second, an epoch of a
     small store less)."""
 
-    def __init__(self, run_dir: Path, plot_every_s: float = 30.0) -> None:
+    def __init__(self, run_dir: Path, draw: CpuShare | None = None) -> None:
         self.path, self.plot = Path(run_dir) / "metrics.csv", Path(run_dir) / "plots" / "loss.png"
         self.start = time.monotonic()
-        self.plot_every_s, self.plotted = plot_every_s, None
+        self.draw = draw if draw is not None else CpuShare()
 
     def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         """On resume, drop rows written after the checkpoint (their epochs run again)."""
@@ -102,10 +131,8 @@ class MetricsCSV(L.Callback):
             if new:
                 writer.writeheader()
             writer.writerow(row)
-        now = time.monotonic()
-        if self.plotted is None or now - self.plotted >= self.plot_every_s:
-            loss_curves(self.path, self.plot)
-            self.plotted = now
+        if self.draw.due("loss"):
+            self.draw.run("loss", loss_curves, self.path, self.plot)
 
 
 class LastCheckpoint(L.Callback):
@@ -134,7 +161,8 @@ class LastCheckpoint(L.Callback):
 
 
 class SampleWriter(L.Callback):
-    """Each epoch: reconstructions of a few held-out items and a few prior samples, as wav + png.
+    """Reconstructions of a few held-out items and a few prior samples, as wav + png, after the first epoch,
+    after later ones while that stays within the ``draw`` share of the CPU time, and after the last.
 
     Written to ``samples/epoch_NNN/``; prior samples of a cvae cycle through the labels.
     """
@@ -151,16 +179,31 @@ class SampleWriter(L.Callback):
         n_prior: int = 2,
         griffin_lim_iters: int = 16,
         seed: int = 0,
+        draw: CpuShare | None = None,
     ) -> None:
         self.dir = Path(run_dir) / "samples"
         self.examples, self.labels, self.pitches = examples, labels, pitches
         self.normalizer, self.spec, self.n_samples = normalizer, spec, n_samples
         self.n_prior, self.iters, self.seed = n_prior, griffin_lim_iters, seed
+        self.draw = draw if draw is not None else CpuShare()
+        self.pending: int | None = None  # an epoch whose samples were skipped (drawn at the end)
 
-    @torch.no_grad()
     def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         if trainer.sanity_checking or not trainer.is_global_zero:
             return
+        if self.draw.due("samples"):
+            self.draw.run("samples", self._write, module, trainer.current_epoch)
+            self.pending = None
+        else:
+            self.pending = trainer.current_epoch
+
+    def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if trainer.is_global_zero and self.pending is not None:
+            self.draw.run("samples", self._write, module, self.pending)
+            self.pending = None
+
+    @torch.no_grad()
+    def _write(self, module: L.LightningModule, epoch: int) -> None:
         model = module.model
         was_training = model.training
         model.eval()
@@ -193,7 +236,7 @@ class SampleWriter(L.Callback):
             z = torch.randn(self.n_prior, protocol.latent_size(model), generator=gen).to(dev)
         prior = protocol.decode_latent(model, z, plab, ppit)
         model.train(was_training)
-        out = self.dir / f"epoch_{trainer.current_epoch:03d}"
+        out = self.dir / f"epoch_{epoch:03d}"
         if protocol.output(model) == "waveform":
             audio = torch.cat([recon, prior]).cpu().numpy()
             images = self.normalizer.normalize(features(torch.cat([x, recon, prior]).cpu(), self.spec)).float()

@@ -118,7 +118,7 @@ def export_run(
 ) -> Path:
     """Write the three files that :class:`~soundloom.sounds.Generator` loads; returns the weights path."""
     run_dir = Path(run_dir)
-    tensors = {k: v for k, v in model.state_dict().items()}
+    tensors = {k: v.contiguous() for k, v in model.state_dict().items()}  # channels_last training
     tensors.update(get_kind(model.cfg.kind).prior_hook()(model, train_set))
     write_json(run_dir / STATS_FILE, normalizer_dict)
     write_json(

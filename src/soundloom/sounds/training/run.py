@@ -13,7 +13,8 @@ Run directory::
     metrics.csv            one row per epoch: train/val loss, recon, KL, MSE, ELBO, β
     checkpoints/last.ckpt  every ``checkpoint_every`` steps and each epoch (with optimizer state)
     checkpoints/best.ckpt  lowest held-out loss
-    samples/epoch_NNN/     recon_*.wav, prior_*.wav, spectrograms.png
+    samples/epoch_NNN/     recon_*.wav, prior_*.wav, spectrograms.png (the first and last epochs, and others
+                           while drawing them takes under 3% of the CPU time)
     plots/loss.png         loss curves
     model.safetensors, model.json, stats.json   on completion (what the Generator loads); model.json's
                            "training" holds CPU seconds (own, inherited from a first stage, total), steps,
@@ -37,7 +38,7 @@ from ...core.progress import ProgressCallback, null_progress
 from ...core.quiet import quiet_lightning
 from ...data.store import FeatureStore, StoreError
 from ..models import ModelKind, get_kind
-from .callbacks import LastCheckpoint, MetricsCSV, SampleWriter
+from .callbacks import CpuShare, LastCheckpoint, MetricsCSV, SampleWriter
 from .cpu_budget import CpuClock, recorded_cpu_seconds
 from .data import StoreDataModule, default_label_key, sorted_labels, split_store
 from .export import export_run
@@ -143,7 +144,7 @@ def train(
     if resume:
         sweep_stale_temps(run_dir)  # what a killed run was writing can never be renamed into place
     kind = get_kind(cfg.model)
-    options = kind.parse_options(cfg.model_options)
+    options = kind.parse_options(cfg.model_options, saved=resume)
     clock = CpuClock(
         cfg.cpu_minutes * 60.0 if cfg.cpu_minutes else None, _first_stage_cpu_s(options), cfg.num_workers > 0
     )
@@ -226,11 +227,12 @@ def _trainer_args(
 
     ckpt_dir = run_dir / "checkpoints"
     monitor = "val_loss" if len(data.val_set) else "train/loss_epoch"
+    draw = CpuShare()  # loss plots and samples share one slice of the CPU time
     callbacks: list = [
         ModelCheckpoint(
             dirpath=ckpt_dir, filename="best", monitor=monitor, mode="min", save_top_k=1, enable_version_counter=False
         ),
-        MetricsCSV(run_dir),
+        MetricsCSV(run_dir, draw),
         LastCheckpoint(ckpt_dir / "last.ckpt", cfg.checkpoint_every),
     ]
     if clock is not None:
@@ -250,6 +252,7 @@ def _trainer_args(
                 n_prior=max(2, cfg.sample_items),
                 griffin_lim_iters=cfg.griffin_lim_iters,
                 seed=cfg.seed,
+                draw=draw,
             )
         )
     if progress_bar:
