@@ -274,6 +274,7 @@ def evaluate_runs(
         test_ids = split["test"]
         if not test_ids:
             raise PoolError(pool, "no test songs (need at least 3 songs)")
+        references: dict = {}
         for i, run in enumerate(runs):
             progress("evaluating", i, len(runs))
             scorer = load_scorer(run, sample_rate=catalog.sample_rate)
@@ -284,7 +285,9 @@ def evaluate_runs(
             if run_info(run).get("fallback"):
                 row["fallback"] = run_info(run)["fallback"]
             if stream_minutes > 0 and scorer.embeds:
-                row["seams"] = stream_seam_report(catalog, run, test_ids, minutes=stream_minutes, seed=seed)
+                row["seams"] = stream_seam_report(
+                    catalog, run, test_ids, minutes=stream_minutes, seed=seed, references=references
+                )
             rows.append(row)
         progress("evaluating", len(runs), len(runs))
         _pair_first_choices(rows)
@@ -319,9 +322,13 @@ def stream_seam_report(
     seed: int = 0,
     verify: bool = True,
     render_kwargs: dict | None = None,
+    references: dict | None = None,
     **search_kwargs,
 ) -> dict:
-    """Render a stream from the chunks of ``song_ids`` with ``run`` and judge its joins against references."""
+    """Render a stream from the chunks of ``song_ids`` with ``run`` and judge its joins against references.
+
+    ``references``: a dict shared by the calls of one evaluation, so that the references (seeded, the same
+    for every model) are measured once."""
     from ..config import RenderConfig, SearchConfig
     from ..index import load_pool_embeddings
     from ..render import render_stream
@@ -338,7 +345,11 @@ def stream_seam_report(
     rate = cue["sample_rate"]
     joins = np.array([int(round(s["output_start_s"] * rate)) for s in cue["segments"][1:]])
     stream = summarise(seam_metrics(wav, joins, rate, distance=True))
-    ref = reference_positions(catalog, song_ids, n=max(1000, len(joins)), seed=seed)
+    references = {} if references is None else references
+    key = (tuple(song_ids), max(1000, len(joins)), seed)
+    if key not in references:
+        references[key] = reference_positions(catalog, song_ids, n=key[1], seed=seed)
+    ref = references[key]
     natural_joins = sum(1 for s in cue["segments"][1:] if s.get("natural"))
     return {
         "stream": stream,
