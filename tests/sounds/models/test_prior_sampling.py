@@ -131,3 +131,21 @@ def test_windows_that_begin_inside_a_stream_are_marked_resumed(monkeypatch):
     token = model.condition(lab, None, 2, torch.tensor([False, True]))
     assert torch.equal(token[0], model.condition(lab[:1], None, 1)[0]) and not torch.equal(token[0], token[1])
     assert PriorModel(PriorConfig(codebook_size=16, code_frames=FRAMES, width=16, heads=2)).resumed is None
+
+
+@pytest.mark.parametrize("batch,past", [(3, 7), (1, 1)])
+def test_a_cached_step_is_the_blocks_forward_bit_for_bit(batch, past):
+    """Block.step writes the one-query attention out; it must be what forward's scaled_dot_product_attention
+    gives, to the bit, so cached and uncached sampling keep drawing the same codes."""
+    from soundloom.sounds.models.prior import Block, alibi_bias
+
+    torch.manual_seed(1)
+    block = Block(16, 2).eval()
+    ctx, new = torch.randn(batch, past, 16), torch.randn(batch, 1, 16)
+    with torch.inference_mode():
+        one, two = [], []
+        block(ctx, alibi_bias(past, 2), one)
+        block(ctx, alibi_bias(past, 2), two)
+        bias = alibi_bias(past + 1, 2)[:, past:]
+        assert torch.equal(block(new, bias, one), block.step(new, bias, two))
+    assert all(torch.equal(a, b) for a, b in zip(one, two))

@@ -111,6 +111,20 @@ class Block(nn.Module):
         x = x + self.proj(att.transpose(1, 2).reshape(b, t, w))
         return x + self.mlp(self.norm2(x))
 
+    def step(self, x: torch.Tensor, bias: torch.Tensor, cache: list[torch.Tensor]) -> torch.Tensor:
+        """:meth:`forward` for one new position ``x (B, 1, width)`` after the keys and values in ``cache``
+        (extended in place), for sampling. The attention is written out as the CPU's
+        ``scaled_dot_product_attention`` computes it with a bias (its generic path: the same arithmetic, the
+        same numbers), without the dispatch and checks that cost as much as the attention at this size."""
+        b, t, w = x.shape
+        q, k, v = self.qkv(self.norm1(x)).view(b, t, 3, self.heads, w // self.heads).permute(2, 0, 3, 1, 4)
+        k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
+        cache[:] = [k, v]
+        s = math.sqrt(1.0 / math.sqrt(w // self.heads))  # q and k each scaled by sqrt(1 / sqrt(d)), as SDPA
+        att = torch.matmul(q * s, k.transpose(-2, -1) * s).add_(bias).softmax(dim=-1)
+        x = x + self.proj(torch.matmul(att, v).transpose(1, 2).reshape(b, t, w))
+        return x + self.mlp(self.norm2(x))
+
 
 class PriorModel(EmbeddedConditions, nn.Module):
     """Autoregressive code model; the latent of a sound is its code sequence (as floats), of any length."""
@@ -201,7 +215,7 @@ class PriorModel(EmbeddedConditions, nn.Module):
         t = cache[0][0].shape[2]  # positions so far (the condition token included)
         bias = alibi_bias(t + 1, self.cfg.heads)[:, t:].to(x.device, x.dtype)
         for block, kv in zip(self.blocks, cache):
-            x = block(x, bias, kv)
+            x = block.step(x, bias, kv)
         return self.head(self.norm(x))[:, -1]
 
     def forward(self, codes: torch.Tensor, labels=None, pitches=None, resumed=None) -> torch.Tensor:
