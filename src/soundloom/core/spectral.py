@@ -236,9 +236,10 @@ def vocoder_phase(mag: torch.Tensor, cfg: SpectrogramConfig) -> torch.Tensor:
     owner = owner.masked_fill_(owner >= n_bins, 0).long()
     k = k[..., :1, :].to(logm.dtype)
     freq_bins = torch.gather(delta.add_(k), -1, owner)  # (..., frames, F)
-    step = freq_bins.mul_(2 * np.pi * int(cfg.hop_length) / cfg.n_fft)
-    phase = torch.cumsum(step, dim=-2).sub_(step[..., :1, :]).add_(np.pi * k)
-    return phase.transpose(-1, -2)
+    # The running sum over frames along contiguous rows (frames last): torch's cumsum runs several times faster
+    # there than down the columns, to the same sums (each one accumulated in order either way).
+    step = freq_bins.mul_(2 * np.pi * int(cfg.hop_length) / cfg.n_fft).transpose(-1, -2).contiguous()
+    return torch.cumsum(step, dim=-1).sub_(step[..., :1]).add_(np.pi * k.transpose(-1, -2))
 
 
 def griffin_lim(
