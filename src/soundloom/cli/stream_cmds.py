@@ -106,7 +106,11 @@ def train_transitions_cmd(
     holdout_package: Optional[str] = typer.Option(
         None, help="Test on this package's songs (index.csv beside the songs), train on the others."
     ),
-    fallback: bool = typer.Option(True, help="Fall back to `features` when the model does not beat it on val songs."),
+    fallback: bool = typer.Option(
+        True,
+        help="Fall back to `features` when the model does not beat it on val songs (a fusion on a pool with "
+        "fewer than 3 val songs: cross-fitted over every non-test song).",
+    ),
     contrastive_from: Optional[Path] = typer.Option(
         None, help="fusion: take the contrastive part of this run (not retrained); fit the rest on this pool."
     ),

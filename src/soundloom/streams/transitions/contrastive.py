@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ...core.errors import ParameterError
 from ...core.spectral import SpectrogramConfig, mel_filterbank
 from .base import TransitionScorer
 from .registry import TrainContext, register
@@ -177,8 +178,6 @@ class ContrastiveEnsemble(TransitionScorer):
 
 
 def _train_ensemble(scorer: ContrastiveEnsemble, ctx: TrainContext) -> dict:
-    from ...core.errors import ParameterError
-
     raise ParameterError(
         "a contrastive ensemble is made by `--model fusion` on a pool with few validation songs, not trained alone"
     )

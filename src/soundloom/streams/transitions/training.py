@@ -11,6 +11,10 @@ and 240 other-song heads as negatives, plus heads with shifted cut points (0.05-
 negatives. Log-mel frames of the training songs are computed once (un-centred, so a frame never
 straddles the cut) and batches are slices of them.
 
+On a pool with fewer than 3 validation songs (the demo's 8 songs give one), a fusion trains cross-fitted
+(:func:`train_cross_fitted`): three contrastive members, each on two thirds of the non-test songs, so that its
+fallback to ``features`` is decided on every non-test song instead of one.
+
 A run directory holds ``config.json`` (model, config, split, metrics), ``model.safetensors`` and
 ``metrics.json``.
 """
