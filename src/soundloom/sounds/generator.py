@@ -31,8 +31,9 @@ from .models import ModelFileError, build_model, config_from_dict, load_safetens
 from .runfiles import CONFIG_FILE, MODEL_FILE, STATS_FILE, file_sha256, read_run_info
 
 PRIORS = ("fitted", "standard")
-# Latents a spectrogram kind decodes at once, always (see Generator.decode_many): 16 decodes a cvae's latent in
-# a third of the CPU of one alone, and at 16 the decoders tried gave the same output at 1, 2, 4 and 8 threads.
+# Latents a spectrogram kind decodes at once, always (see Generator.decode_many): 16 decode in about 5x the CPU
+# of one alone. At 16 the one-shot, digits and notes decoders (vae, cvae, vaegan, vqvae) gave the same output at
+# 1, 2, 4 and 8 threads, as one at a time does; in blocks of 8, 10 or 12 some did not.
 DECODE_BLOCK = 16
 
 
