@@ -197,7 +197,8 @@ def _validated_on(m: dict) -> str:
     """Where a run's fallback decision was made: its validation songs, or cross-fitted folds and their margins."""
     v = m.get("validation", {})
     if not v.get("cross_fitted"):
-        return f"validated on {v.get('songs', '?')} songs ({v.get('anchors', '?')} anchors)"
+        n = v.get("songs", "?")
+        return f"validated on {n} song{'' if n == 1 else 's'} ({v.get('anchors', '?')} anchors)"
     margins = ", ".join(f"{f['mrr'] - f['mrr_features']:+.3f}" for f in v["per_fold"])
     return (
         f"validated cross-fitted on {v['songs']} songs in {v['folds']} folds ({v['anchors']} anchors, each scored by "
