@@ -54,6 +54,9 @@ MEANINGS = {
     "rank": "top-1 and mean reciprocal rank of the true next chunk among 100 candidates (higher is better)",
     "seams": "share of the stream's joins passing every seam gate (level jump, spectral match, click) next to "
     "the same gates at random in-song positions (what unedited music scores)",
+    "seam_distance": "median change of the sound across a join: dB RMS over 64 mel bands between the quarter "
+    "second before and after it (95% bootstrap interval; lower: smoother), next to random in-song positions; "
+    "first choices: each test chunk joined to the chunk the model scores best, next to a random choice",
 }
 
 _CSS = """
@@ -336,14 +339,27 @@ def _transitions_section(report: dict | None) -> str:
                 _num(m.get("mrr")),
                 _num((seams.get("stream") or {}).get("pass_all"), ".2f"),
                 _num((seams.get("random_in_song") or {}).get("pass_all"), ".2f"),
+                _distance(seams.get("stream") or {}),
+                _num((seams.get("random_in_song") or {}).get("median_seam_distance_db"), ".2f"),
+                _distance(m.get("first_choice") or {}),
             ]
         )
+    rows.append(["random choice"] + [""] * 9 + [_distance(report.get("first_choice_random") or {})])
     head = ["model", "AUC other song", "AUC same song", "AUC hard", "top-1", "MRR", "seams pass", "random in-song pass"]
+    head += ["stream seam distance (dB)", "random in-song distance", "first-choice seam distance"]
     intro = (
         f"<p>{_esc(report.get('test_songs', '?'))} test songs, {_esc(report.get('test_chunks', '?'))} chunks "
         "(songs never seen in training).</p>"
     )
-    return intro + _table(head, rows) + _meanings(["auc", "rank", "seams"])
+    return intro + _table(head, rows) + _meanings(["auc", "rank", "seams", "seam_distance"])
+
+
+def _distance(d: dict) -> str:
+    """Median seam distance with its 95% interval, or "-"."""
+    if "median_seam_distance_db" not in d:
+        return "-"
+    lo, hi = d.get("seam_distance_db_95", [float("nan")] * 2)
+    return f"{_num(d['median_seam_distance_db'], '.2f')} ({_num(lo, '.2f')}-{_num(hi, '.2f')})"
 
 
 def _stream_section(folder: Path, page_dir: Path, transitions: dict | None) -> str:
