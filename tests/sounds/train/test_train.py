@@ -151,11 +151,7 @@ def test_resume_keeps_the_runs_budgets_unless_given(tiny_store, tmp_path, monkey
     cfg = _cfg(tiny_store, epochs=1, max_minutes=5.0, sample_items=0, checkpoint_every=1000)
     train(cfg, run, progress_bar=False)
     saved = TrainConfig.for_resume(run)
-    cfg.model_options = {
-        "embed_dim": 16,
-        "recon": "l2",
-        "schedule": "constant",
-    }  # the kind's options are saved resolved, defaults included
+    cfg.model_options = {"embed_dim": 16, "recon": "l2"}  # the kind's options are saved resolved, defaults included
     assert saved == cfg
     assert (
         TrainConfig.for_resume(run, epochs=3).epochs == 3 and TrainConfig.for_resume(run, epochs=3).max_minutes == 5.0
@@ -190,12 +186,3 @@ def test_cpu_share_draws_each_job_once_then_within_its_share():
     assert not share.due("samples")  # 0.1 s drawn of ~0.1 s spent: over half
     _burn(0.2)
     assert share.due("samples")  # 0.1 s of ~0.3 s
-
-
-def test_cosine_schedule_lowers_the_learning_rate_over_the_epochs(tiny_store, tmp_path):
-    cfg = _cfg(tiny_store, epochs=2, sample_items=0, checkpoint_every=1000, model_options={"schedule": "cosine"})
-    run = train(cfg, tmp_path / "run", progress_bar=False)
-    ckpt = torch.load(run / "checkpoints/last.ckpt", map_location="cpu", weights_only=False)
-    lr = ckpt["optimizer_states"][0]["param_groups"][0]["lr"]
-    assert 0.05 * cfg.lr <= lr < 0.5 * cfg.lr  # the last step's rate: near the end of the cosine
-    assert json.loads((run / "model.json").read_text())["model"]["schedule"] == "cosine"

@@ -19,12 +19,6 @@ from .blocks import down_stage, padded_size, up_stage
 from .registry import KindOption, ModelKind, register
 
 SPECTROGRAM_VAE_KINDS = ("vae", "cvae", "vaegan")
-SCHEDULE_OPTION = KindOption(
-    "schedule",
-    str,
-    "constant",
-    "Learning rate: constant, or cosine (down to 5% of --lr over the CPU budget, else over the epochs).",
-)
 RECON_OPTION = KindOption(
     "recon",
     str,
@@ -52,8 +46,6 @@ class ModelConfig:
         init_from: for a vaegan, the run it started from: ``{"run": path, "sha256": of its weights}``.
         recon: the reconstruction term it was trained with, "l2" or "l1" (see
             :func:`soundloom.sounds.losses.reconstruction_loss`); runs saved before this option load as "l2".
-        schedule: the learning rate it was trained with, "constant" or "cosine" (from the given rate down to
-            5% of it over the CPU budget, or over the epochs without one).
     """
 
     kind: str = "vae"
@@ -68,7 +60,6 @@ class ModelConfig:
     head: str = "direct"
     init_from: dict | None = None
     recon: str = "l2"
-    schedule: str = "constant"
 
     def __post_init__(self) -> None:
         self.channels = tuple(int(c) for c in self.channels)
@@ -76,8 +67,6 @@ class ModelConfig:
             raise ParameterError(f"kind must be one of {SPECTROGRAM_VAE_KINDS}, got {self.kind!r}")
         if self.head not in ("direct", "conv3x3"):
             raise ParameterError(f"head must be 'direct' or 'conv3x3', got {self.head!r}")
-        if self.schedule not in ("constant", "cosine"):
-            raise ParameterError(f"schedule must be 'constant' or 'cosine', got {self.schedule!r}")
         if self.recon not in ("l2", "l1"):
             raise ParameterError(f"recon must be 'l2' or 'l1', got {self.recon!r}")
         if self.kind == "cvae" and not self.labels and not self.n_pitches:
@@ -228,7 +217,7 @@ register(
         build=VAE,
         new_config=partial(ModelConfig, kind="vae"),
         training="soundloom.sounds.training.module:vae_module",
-        options=(RECON_OPTION, SCHEDULE_OPTION),
+        options=(RECON_OPTION,),
         help="Spectrogram VAE, unconditioned.",
     )
 )

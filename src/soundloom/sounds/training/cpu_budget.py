@@ -55,12 +55,6 @@ class CpuClock(L.Callback):
         self.before_s = float(state_dict.get("cpu_s", 0.0))
         self.start_s = process_cpu_seconds(self.live_children)
 
-    def fraction(self) -> float | None:
-        """Share of the budget spent so far, every stage included (None without a budget)."""
-        if not self.budget_s:
-            return None
-        return (self.inherited_s + self.own_seconds()) / self.budget_s
-
     def _check(self, trainer: L.Trainer) -> None:
         if self.budget_s is None or trainer.should_stop:
             return

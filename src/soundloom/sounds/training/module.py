@@ -5,16 +5,11 @@
 
 from __future__ import annotations
 
-import math
-
 import lightning as L
 import torch
 
 from ..losses import beta_at, elbo_terms
 from ..models import build_model, config_from_dict
-from .cpu_budget import CpuClock
-
-FINAL_LR_SHARE = 0.05  # a cosine schedule ends at this share of the learning rate
 
 
 class VAEModule(L.LightningModule):
@@ -27,7 +22,6 @@ class VAEModule(L.LightningModule):
         self.save_hyperparameters()
         self.model = build_model(config_from_dict(model))
         self.recon_kind = getattr(self.model.cfg, "recon", "l2")
-        self.schedule = getattr(self.model.cfg, "schedule", "constant")
         # About a fifth less CPU time per step for these small convolutions (export makes tensors contiguous).
         self.model.to(memory_format=torch.channels_last)
         self.lr, self.beta, self.warmup_steps, self.weight_decay = lr, beta, warmup_steps, weight_decay
@@ -62,23 +56,6 @@ class VAEModule(L.LightningModule):
             sync_dist=not on_step,
         )
         return terms
-
-    def progress(self) -> float:
-        """Share of the training done, in [0, 1]: of the CPU budget when there is one, else of the steps that
-        ``max_epochs`` allows."""
-        clock = next((c for c in self.trainer.callbacks if isinstance(c, CpuClock)), None)
-        done = clock.fraction() if clock is not None else None
-        if done is None:
-            total = self.trainer.estimated_stepping_batches
-            done = self.global_step / total if total and math.isfinite(total) else 0.0
-        return min(1.0, max(0.0, done))
-
-    def on_train_batch_start(self, batch, batch_idx: int) -> None:
-        if self.schedule != "cosine":
-            return
-        share = FINAL_LR_SHARE + (1.0 - FINAL_LR_SHARE) * 0.5 * (1.0 + math.cos(math.pi * self.progress()))
-        for group in self.optimizers().optimizer.param_groups:
-            group["lr"] = self.lr * share
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         beta = beta_at(self.global_step, self.beta, self.warmup_steps)
