@@ -19,8 +19,9 @@ def reconstruction_loss(x_hat: torch.Tensor, x: torch.Tensor, kind: str = "l2") 
     keeps the same meaning whatever the spectrogram size.
 
     ``"l2"``: sum of squared errors, a Gaussian with variance 1/2. ``"l1"``: twice the sum of absolute errors,
-    a Laplace with scale 1/2, the same variance: it predicts each bin's conditional median instead of its mean,
-    so a bin silent in most items of a class but loud in a few stays silent rather than lifted to their mean.
+    a Laplace with scale 1/2, the same variance: it predicts each bin's conditional median instead of its mean
+    (a bin quiet in most items of a class but loud in a few is not lifted to their mean). On the built-in
+    one-shots at 3 CPU-minutes it is recognised more than l2 (README), but it does not lower the spectral floor.
     """
     if kind == "l2":
         return (x_hat - x).pow(2).flatten(1).sum(dim=1)

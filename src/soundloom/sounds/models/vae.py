@@ -23,7 +23,7 @@ RECON_OPTION = KindOption(
     "recon",
     str,
     "l2",
-    "Reconstruction term: l2 (Gaussian, predicts each bin's mean) or l1 (Laplace, its median: quiet bins stay quiet).",
+    "Reconstruction term: l2 (Gaussian: each bin's conditional mean) or l1 (Laplace, same variance: its median).",
 )
 
 
