@@ -6,7 +6,7 @@ crash with SIGSEGV (seen in ``librosa.util.peak_pick`` on a fresh install). Each
 processes its tests start, which inherit the environment) gets a numba cache folder that no other
 running process writes: one kept between sessions under ``~/.cache/soundloom-tests`` and held by a
 lock for this session (so later sessions skip the 20-80 s of compiling), or a fresh temporary one
-when every kept folder is in use by another session.
+when every kept folder is in use by another session. Thread pools: one thread each (below).
 """
 
 from __future__ import annotations
@@ -44,3 +44,8 @@ def _numba_cache() -> str:
 
 _held: list = []
 os.environ["NUMBA_CACHE_DIR"] = _numba_cache()
+# pytest-xdist runs one worker per core: the processes tests start (CLI runs, the demo) get one thread per
+# library pool, as the in-process tests set for torch; pools sized for the whole machine spin while they wait
+# for each other (see soundloom.cli.demo_cmds.lane_threads).
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")

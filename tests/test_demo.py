@@ -1,6 +1,6 @@
 """`soundloom demo --quick`: the whole main job end to end at tiny budgets, ending in a self-contained report.html.
 
-Slow by nature (every engine runs once: about 50 CPU-seconds); it is the one test of the README's command.
+Slow by nature (every engine runs once: about 190 CPU-seconds); it is the one test of the README's command.
 """
 
 import json
@@ -78,3 +78,15 @@ def test_lanes_run_side_by_side_and_a_failure_stops_the_rest(tmp_path):
     assert rows["bad"]["status"] == "failed" and "scan" in rows["bad"]["note"]
     assert rows["after"]["status"] == "stopped" and rows["waits"]["status"] == "stopped"
     assert rows["bad"]["cpu_seconds"] > 0
+
+
+def test_lanes_share_the_cores_and_keep_the_users_thread_settings(monkeypatch):
+    from soundloom.cli.demo_cmds import THREAD_VARS, lane_threads
+
+    for var in THREAD_VARS:
+        monkeypatch.delenv(var, raising=False)
+    assert lane_threads("sounds", cores=8) == {var: "4" for var in THREAD_VARS}
+    assert lane_threads("streams", cores=1) == {var: "1" for var in THREAD_VARS}
+    assert lane_threads("main", cores=8) == {}  # a main step runs alone: the libraries' own defaults
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert "OMP_NUM_THREADS" not in lane_threads("sounds", cores=8)
