@@ -11,23 +11,12 @@ import torch
 
 from ..core.spectral import SpectrogramConfig, magnitude
 
-RECON_LOSSES = ("l2", "l1")
 
-
-def reconstruction_loss(x_hat: torch.Tensor, x: torch.Tensor, kind: str = "l2") -> torch.Tensor:
-    """Negative log-likelihood per item ``(B,)`` up to a constant, summed (not averaged) over bins so that β
-    keeps the same meaning whatever the spectrogram size.
-
-    ``"l2"``: sum of squared errors, a Gaussian with variance 1/2. ``"l1"``: twice the sum of absolute errors,
-    a Laplace with scale 1/2, the same variance: it predicts each bin's conditional median instead of its mean
-    (a bin quiet in most items of a class but loud in a few is not lifted to their mean). On the built-in
-    one-shots at 3 CPU-minutes it is recognised more than l2 (README), but it does not lower the spectral floor.
-    """
-    if kind == "l2":
-        return (x_hat - x).pow(2).flatten(1).sum(dim=1)
-    if kind == "l1":
-        return 2.0 * (x_hat - x).abs().flatten(1).sum(dim=1)
-    raise ValueError(f"reconstruction loss must be one of {RECON_LOSSES}, got {kind!r}")
+def reconstruction_loss(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Sum of squared errors per item ``(B,)``: a Gaussian negative log-likelihood with variance
+    1/2 up to a constant, summed (not averaged) over bins so that β keeps the same meaning
+    whatever the spectrogram size."""
+    return (x_hat - x).pow(2).flatten(1).sum(dim=1)
 
 
 def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -57,12 +46,9 @@ class ElboTerms:
         return -(self.recon + self.kl)
 
 
-def elbo_terms(
-    x_hat: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, beta: float, recon_kind: str = "l2"
-) -> ElboTerms:
-    """``loss = recon + beta * kl`` averaged over the batch, with the parts for logging (``recon_kind``: see
-    :func:`reconstruction_loss`)."""
-    recon = reconstruction_loss(x_hat, x, recon_kind).mean()
+def elbo_terms(x_hat: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, beta: float) -> ElboTerms:
+    """``loss = recon + beta * kl`` averaged over the batch, with the parts for logging."""
+    recon = reconstruction_loss(x_hat, x).mean()
     kl = kl_divergence(mu, logvar).mean()
     mse = (x_hat - x).pow(2).mean()
     return ElboTerms(recon + beta * kl, recon, kl, mse, beta)

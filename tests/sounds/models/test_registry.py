@@ -119,20 +119,6 @@ def test_toy_kind_builds_saves_and_loads(toy_kind, tmp_path):
         toy_kind.parse_options({"width": "3"})
 
 
-def test_an_option_a_saved_run_lacks_takes_its_before_value():
-    kind = ModelKind(
-        name="legacy-toy",
-        config=ToyConfig,
-        build=ToyVAE,
-        new_config=ToyConfig,
-        training="x:y",
-        options=(KindOption("loss", str, "new", "", before="old"), KindOption("hidden", int, 4, "")),
-    )
-    assert kind.parse_options({}) == {"loss": "new", "hidden": 4}
-    assert kind.parse_options({}, saved=True) == {"loss": "old", "hidden": 4}
-    assert kind.parse_options({"loss": "new"}, saved=True)["loss"] == "new"
-
-
 def test_toy_kind_trains_and_generates(toy_kind, tiny_store, tmp_path):
     cfg = TrainConfig(
         features=str(tiny_store),

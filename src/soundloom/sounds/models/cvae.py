@@ -10,7 +10,7 @@ from torch import nn
 from ...core.errors import ParameterError
 from .protocol import EmbeddedConditions
 from .registry import KindOption, ModelKind, register
-from .vae import RECON_OPTION, VAE, ModelConfig
+from .vae import VAE, ModelConfig
 
 
 class CVAE(EmbeddedConditions, VAE):
@@ -47,7 +47,7 @@ register(
         new_config=partial(ModelConfig, kind="cvae"),
         training="soundloom.sounds.training.module:vae_module",
         conditional=True,
-        options=(KindOption("embed_dim", int, 16, "Size of each condition embedding (class, pitch)."), RECON_OPTION),
+        options=(KindOption("embed_dim", int, 16, "Size of each condition embedding (class, pitch)."),),
         help="Spectrogram VAE conditioned on the class label (and the MIDI pitch when the data has one).",
     )
 )

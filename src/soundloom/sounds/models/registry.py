@@ -42,15 +42,12 @@ INPUTS = ("features", "waveform")
 @dataclass(frozen=True)
 class KindOption:
     """One extra ``soundloom train`` option of a kind, given as ``--name value`` (``--name`` / ``--no-name``
-    for a bool). ``name`` uses underscores in Python and dashes on the command line. ``before``: the value
-    that runs saved before the option existed were trained with, when it differs from ``default`` (a resumed
-    run keeps training as it began)."""
+    for a bool). ``name`` uses underscores in Python and dashes on the command line."""
 
     name: str
     type: type
     default: Any
     help: str
-    before: Any = None
 
     def parse(self, raw: Any) -> Any:
         """``raw`` (a command-line string or a Python value) as :attr:`type`; bad values raise ParameterError."""
@@ -101,9 +98,8 @@ class ModelKind:
         """The kind's config from its JSON dict (``model.json``'s ``"model"``)."""
         return self.config.from_dict(d)
 
-    def parse_options(self, given: dict[str, Any], saved: bool = False) -> dict[str, Any]:
-        """Every option of this kind: ``given`` values (strings or Python values) parsed, the rest defaults
-        (``saved``: ``given`` is a saved run's, so an option it lacks takes its ``before`` value if any).
+    def parse_options(self, given: dict[str, Any]) -> dict[str, Any]:
+        """Every option of this kind: ``given`` values (strings or Python values) parsed, the rest defaults.
 
         Unknown names raise :class:`ParameterError` listing the kind's options.
         """
@@ -113,8 +109,7 @@ class ModelKind:
             have = ", ".join(f"--{o.flag}" for o in self.options) or "none"
             flags = ", ".join("--" + u.replace("_", "-") for u in unknown)
             raise ParameterError(f"model {self.name!r} has no option {flags} (its options: {have})")
-        absent = {o.name: (o.before if saved and o.before is not None else o.default) for o in self.options}
-        return {name: (opt.parse(given[name]) if name in given else absent[name]) for name, opt in known.items()}
+        return {name: (opt.parse(given[name]) if name in given else opt.default) for name, opt in known.items()}
 
     def training_hook(self) -> Callable[..., Any]:
         """The training callable (imports the training code, and so Lightning)."""

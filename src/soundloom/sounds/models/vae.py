@@ -16,15 +16,9 @@ from torch import nn
 
 from ...core.errors import ParameterError
 from .blocks import down_stage, padded_size, up_stage
-from .registry import KindOption, ModelKind, register
+from .registry import ModelKind, register
 
 SPECTROGRAM_VAE_KINDS = ("vae", "cvae", "vaegan")
-RECON_OPTION = KindOption(
-    "recon",
-    str,
-    "l2",
-    "Reconstruction term: l2 (Gaussian: each bin's conditional mean) or l1 (Laplace, same variance: its median).",
-)
 
 
 @dataclass
@@ -44,8 +38,6 @@ class ModelConfig:
             (an extra stage at full resolution and a 3x3 output conv: about twice the training
             cost for no measurable gain; runs saved before this option load as "conv3x3").
         init_from: for a vaegan, the run it started from: ``{"run": path, "sha256": of its weights}``.
-        recon: the reconstruction term it was trained with, "l2" or "l1" (see
-            :func:`soundloom.sounds.losses.reconstruction_loss`); runs saved before this option load as "l2".
     """
 
     kind: str = "vae"
@@ -59,7 +51,6 @@ class ModelConfig:
     embed_dim: int = 16
     head: str = "direct"
     init_from: dict | None = None
-    recon: str = "l2"
 
     def __post_init__(self) -> None:
         self.channels = tuple(int(c) for c in self.channels)
@@ -67,8 +58,6 @@ class ModelConfig:
             raise ParameterError(f"kind must be one of {SPECTROGRAM_VAE_KINDS}, got {self.kind!r}")
         if self.head not in ("direct", "conv3x3"):
             raise ParameterError(f"head must be 'direct' or 'conv3x3', got {self.head!r}")
-        if self.recon not in ("l2", "l1"):
-            raise ParameterError(f"recon must be 'l2' or 'l1', got {self.recon!r}")
         if self.kind == "cvae" and not self.labels and not self.n_pitches:
             raise ParameterError("a cvae needs class labels or pitches to condition on")
 
@@ -85,7 +74,6 @@ class ModelConfig:
     def from_dict(cls, d: dict) -> ModelConfig:
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         known.setdefault("head", "conv3x3")  # configs written before the option existed
-        known.setdefault("recon", "l2")
         return cls(**known)
 
     @property
@@ -217,7 +205,6 @@ register(
         build=VAE,
         new_config=partial(ModelConfig, kind="vae"),
         training="soundloom.sounds.training.module:vae_module",
-        options=(RECON_OPTION,),
         help="Spectrogram VAE, unconditioned.",
     )
 )

@@ -21,7 +21,6 @@ class VAEModule(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.model = build_model(config_from_dict(model))
-        self.recon_kind = getattr(self.model.cfg, "recon", "l2")
         # About a fifth less CPU time per step for these small convolutions (export makes tensors contiguous).
         self.model.to(memory_format=torch.channels_last)
         self.lr, self.beta, self.warmup_steps, self.weight_decay = lr, beta, warmup_steps, weight_decay
@@ -39,7 +38,7 @@ class VAEModule(L.LightningModule):
         x, labels, pitches = batch
         lab, pit = self.conditions(labels, pitches)
         x_hat, mu, logvar = self.model(x, lab, pit, sample=True)
-        terms = elbo_terms(x_hat, x, mu, logvar, beta, self.recon_kind)
+        terms = elbo_terms(x_hat, x, mu, logvar, beta)
         on_step = stage == "train"
         self.log_dict(
             {

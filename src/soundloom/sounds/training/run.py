@@ -144,7 +144,7 @@ def train(
     if resume:
         sweep_stale_temps(run_dir)  # what a killed run was writing can never be renamed into place
     kind = get_kind(cfg.model)
-    options = kind.parse_options(cfg.model_options, saved=resume)
+    options = kind.parse_options(cfg.model_options)
     clock = CpuClock(
         cfg.cpu_minutes * 60.0 if cfg.cpu_minutes else None, _first_stage_cpu_s(options), cfg.num_workers > 0
     )
