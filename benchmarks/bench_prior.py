@@ -7,9 +7,10 @@ run's own training split, as export does: once with one Gaussian per class (``--
 before mixtures), once with up to ``--components`` (default 10). Both are judged against the same
 reference (held-out real clips through the run's front end) in the same fixed space, for ``--seeds``
 seeds of the generated draws and of the real-vs-real baseline: accuracy, FD ratio, diversity, classifier
-FD. A copying check follows: each generated sound's fixed-space distance to the nearest training clip of
-its class, over the same distance for held-out real clips (a ratio well below 1 would mean the sampler
-reproduces training items). Prints one line per prior and seed and a median / worst summary.
+FD, and each class's spectral floor gap (generated minus real, dB; worst over seeds). A copying check
+follows: each generated sound's fixed-space distance to the nearest training clip of its class, over the
+same distance for held-out real clips (a ratio well below 1 would mean the sampler reproduces training
+items). Prints one line per prior and seed and a median / worst summary.
 """
 
 from __future__ import annotations
@@ -98,8 +99,11 @@ def main() -> None:
             rows = []
             for seed in range(args.seeds):
                 made = generate_like(gen, ref, None, args.temperature, seed, "fitted")
-                s = judge(ref, made, space, scorer.audio, classes, ref_scores, seed)["summary"]
+                judged = judge(ref, made, space, scorer.audio, classes, ref_scores, seed)
+                s = judged["summary"]
                 row = {"seed": seed, **{k: s.get(k) for k in KEYS}}
+                floors = judged["fixed_space"]["spectral_floor"]["per_class"]
+                row["floor_gap_db"] = {c: round(v["delta_db"], 1) for c, v in sorted(floors.items())}
                 if seed == 0:
                     d = nearest_training_distance(
                         space, ref.sample_rate, train_emb, train_labels, made.clips, made.labels
@@ -114,6 +118,8 @@ def main() -> None:
                     worst = max(vals) if k in LOWER_IS_BETTER else min(vals)
                     summary[k] = {"median": statistics.median(vals), "worst": worst}
             summary["nearest_training_ratio"] = rows[0]["nearest_training_ratio"]
+            gaps = [r["floor_gap_db"] for r in rows]
+            summary["floor_gap_db_worst"] = {c: max(g[c] for g in gaps) for c in gaps[0]}
             result["priors"][name] = {"seeds": rows, "summary": summary}
             print(name, json.dumps(summary), flush=True)
     if args.json:
