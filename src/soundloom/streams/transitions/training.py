@@ -40,7 +40,7 @@ from ...core.quiet import quiet_lightning
 from ..catalog import ChunkCatalog
 from ..pairs import SongAudio, chunk_windows, make_pairs, open_split, pair_windows
 from .base import TransitionScorer, run_info
-from .registry import TrainContext, build_scorer, get_kind, load_scorer
+from .registry import TrainContext, build_scorer, get_kind, load_scorer, scorer_from_config
 
 
 class CpuBudget(L.Callback):
@@ -565,7 +565,6 @@ def train_cross_fitted(fusion, ctx: TrainContext, folds: int = CROSS_FIT_FOLDS) 
     Returns the run's metrics (steps and CPU seconds summed over the members).
     """
     from ..index import embed_chunks
-    from .contrastive import ContrastiveEnsemble, ContrastiveScorer
     from .evaluation import rank_from_scores, ranking_candidates
 
     songs = sorted(ctx.split["train"] + ctx.split["val"])
@@ -576,7 +575,7 @@ def train_cross_fitted(fusion, ctx: TrainContext, folds: int = CROSS_FIT_FOLDS) 
     share = (lambda v: None) if ctx.cpu_minutes is None else (lambda v: v / k)  # noqa: E731
     members, runs = [], []
     for i, fold in enumerate(groups):
-        member = ContrastiveScorer.from_config(template.config())
+        member = scorer_from_config(template.name, template.config())
         rest = [s for s in songs if s not in fold]
         run = train_contrastive(
             member,
@@ -620,7 +619,8 @@ def train_cross_fitted(fusion, ctx: TrainContext, folds: int = CROSS_FIT_FOLDS) 
     learned, baseline = rank_from_scores(fused)["mrr"], rank_from_scores(raw["features"])["mrr"]
 
     weights, found = choose_weights(raw)
-    ensemble = ContrastiveEnsemble.of(members).eval()
+    # through the registry: contrastive.py imports this module for its training hook
+    ensemble = get_kind("contrastive-ensemble").cls.of(members).eval()
     t, h = embed_chunks(ensemble, ctx.audio, sub)
     weights["contrastive"] *= _spread(raw["contrastive"]) / _spread(np.einsum("md,mnd->mn", t[anchors], h[cands]))
     fusion.contrastive = ensemble
