@@ -49,3 +49,17 @@ os.environ["NUMBA_CACHE_DIR"] = _numba_cache()
 # for each other (see soundloom.cli.demo_cmds.lane_threads).
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
+
+
+# The longest tests, started first: pytest-xdist hands tests out in collection order, and these (the quick
+# demo about 3 minutes on 2 cores, the kill-and-resume runs about a minute) at the end of it ran while the
+# other worker sat idle with nothing left to take.
+_FIRST = (
+    "tests/test_demo.py::test_quick_demo_makes_report_with_players",
+    "tests/sounds/train/test_kills.py::test_killed_training_resumes_to_a_complete_run",
+    "tests/streams/test_kills.py::test_killed_stream_leaves_no_file_or_the_whole_one",
+)
+
+
+def pytest_collection_modifyitems(items) -> None:
+    items.sort(key=lambda item: _FIRST.index(item.nodeid) if item.nodeid in _FIRST else len(_FIRST))
