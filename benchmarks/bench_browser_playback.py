@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -138,6 +139,7 @@ def main() -> None:
         got = play(port, args.minutes, args.format, args.screenshot)
     finally:
         err = stop_server(server)
+        shutil.rmtree(tmp, ignore_errors=True)
 
     times, walls = got["times"], got["walls"]
     steps = [b - a for a, b in zip(times, times[1:])]

@@ -27,6 +27,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -207,7 +208,8 @@ def main() -> None:
     ap.add_argument("--cpu-only", action="store_true", help="print in-process CPU figures and stop")
     args = ap.parse_args()
     if args.cpu_only:
-        cpu_figures(make_pool(Path(tempfile.mkdtemp(prefix="bench_server_"))))
+        with tempfile.TemporaryDirectory(prefix="bench_server_") as tmp:
+            cpu_figures(make_pool(Path(tmp)))
         return
 
     load_before = os.getloadavg()
@@ -277,6 +279,7 @@ def main() -> None:
         stats = info(port)["render"]
     finally:
         err = stop_server(server)
+        shutil.rmtree(tmp, ignore_errors=True)
 
     def rate(r: dict) -> float:
         return r.get("bytes", 0) / BYTES_PER_S / max(r.get("seconds", 1e-9), 1e-9)
