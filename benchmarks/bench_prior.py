@@ -11,6 +11,10 @@ FD, and each class's spectral floor gap (generated minus real, dB; worst over se
 follows: each generated sound's fixed-space distance to the nearest training clip of its class, over the
 same distance for held-out real clips (a ratio well below 1 would mean the sampler reproduces training
 items). Prints one line per prior and seed and a median / worst summary.
+
+``--postfilter``: ``run`` renders with the run's own ``postfilter.json`` if it has one, ``fit`` fits one in each
+copy after its prior (on the training split, as export does), ``off`` renders without. ``--priors mixture``
+skips the one-Gaussian copy.
 """
 
 from __future__ import annotations
@@ -31,15 +35,17 @@ from soundloom.sounds.evaluation.judge import build_reference, generate_like, ju
 from soundloom.sounds.evaluation.report import classifier_scorer, split_rows
 from soundloom.sounds.generator import Generator
 from soundloom.sounds.models import load_safetensors, save_safetensors
+from soundloom.sounds.postfilter import POSTFILTER_FILE
 from soundloom.sounds.training.data import StoreDataModule, split_store
-from soundloom.sounds.training.export import fit_prior, posterior_means
+from soundloom.sounds.training.export import fit_prior, fit_run_postfilter, posterior_means
 
 KEYS = ("accuracy", "fixed_fd_ratio", "fixed_diversity_within_class", "classifier_fd_ratio")
 LOWER_IS_BETTER = {"fixed_fd_ratio", "classifier_fd_ratio"}
 
 
-def refit_copy(run: Path, dest: Path, components: int) -> Path:
-    """A copy of ``run`` whose prior is refitted with at most ``components`` per class; returns it."""
+def refit_copy(run: Path, dest: Path, components: int, postfilter: str = "run") -> Path:
+    """A copy of ``run`` whose prior is refitted with at most ``components`` per class (and with ``postfilter``
+    "fit", its post-filter refitted on that prior; "off": removed); returns it."""
     shutil.copytree(run, dest, ignore=shutil.ignore_patterns("checkpoints", "samples", "eval", "plots"))
     gen = Generator.from_run(dest, level="none")
     info, kind = gen.info, gen.model.cfg.kind
@@ -53,8 +59,16 @@ def refit_copy(run: Path, dest: Path, components: int) -> Path:
     z, lab, _ = posterior_means(gen.model, data.train_set)
     tensors = {k: v for k, v in load_safetensors(dest / "model.safetensors", kind=kind).items() if "prior." not in k}
     n_classes = len(labels) if gen.model.label_conditioned else 0
-    tensors.update(fit_prior(z, lab, n_classes, max_components=components))
+    prior = fit_prior(z, lab, n_classes, max_components=components)
+    tensors.update(prior)
     save_safetensors(dest / "model.safetensors", tensors, kind=kind)
+    if postfilter != "run":
+        (dest / POSTFILTER_FILE).unlink(missing_ok=True)
+    if postfilter == "fit":
+        post = fit_run_postfilter(gen.model, prior, data.train_set, gen.normalizer)
+        if post is not None:
+            post.save(dest)
+            print(json.dumps({"components": components, "postfilter": post.ratio}), flush=True)
     return dest
 
 
@@ -72,13 +86,17 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--components", type=int, default=10)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--postfilter", choices=("run", "fit", "off"), default="run")
+    ap.add_argument("--priors", choices=("both", "mixture"), default="both")
     args = ap.parse_args()
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
-        runs = {
-            "one Gaussian": refit_copy(args.run, Path(tmp) / "gaussian", 1),
-            f"mixture (<= {args.components})": refit_copy(args.run, Path(tmp) / "mixture", args.components),
-        }
+        runs = {}
+        if args.priors == "both":
+            runs["one Gaussian"] = refit_copy(args.run, Path(tmp) / "gaussian", 1, args.postfilter)
+        runs[f"mixture (<= {args.components})"] = refit_copy(
+            args.run, Path(tmp) / "mixture", args.components, args.postfilter
+        )
         first = Generator.from_run(next(iter(runs.values())), level="none")
         info = first.info
         store = FeatureStore.open(info["store"])
@@ -93,7 +111,12 @@ def main() -> None:
         train_emb = np.asarray(space.transform(list(train.clips), ref.sample_rate))
         train_labels = np.array(train.labels)
         base = nearest_training_distance(space, ref.sample_rate, train_emb, train_labels, ref.clips, ref.labels)
-        result: dict = {"run": str(args.run), "temperature": args.temperature, "priors": {}}
+        result: dict = {
+            "run": str(args.run),
+            "temperature": args.temperature,
+            "postfilter": args.postfilter,
+            "priors": {},
+        }
         for name, run in runs.items():
             gen = Generator.from_run(run, level="none")
             rows = []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
@@ -29,15 +31,19 @@ def features_to_audio(
     spec: SpectrogramConfig,
     n_samples: int,
     n_iter: int | None = None,
+    postfilter: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Normalised features ``(B, rows, frames)`` -> waveforms ``(B, n_samples)`` at ``spec.sample_rate``.
 
     ``n_iter``: Griffin-Lim iterations (None: :func:`default_griffin_lim_iters`). The whole batch goes through
-    one batched mel inversion and one batched Griffin-Lim.
+    one batched mel inversion and one batched Griffin-Lim. ``postfilter``: applied to the denormalised dB
+    features ``(B, rows, frames)`` before inversion (a run's :class:`~.postfilter.PostFilter`).
 
     Deterministic (vocoder-initialised Griffin-Lim), so a latent always renders the same audio.
     """
     db = normalizer.denormalize(feat.detach().float().cpu())
+    if postfilter is not None:
+        db = postfilter(db)
     mag = features_to_magnitude(db, spec)
     iters = default_griffin_lim_iters(spec) if n_iter is None else n_iter
     return griffin_lim(mag, spec, n_iter=iters, length=n_samples)

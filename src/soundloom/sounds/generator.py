@@ -28,6 +28,7 @@ from ..data.stats import Normalizer
 from . import latent_prior
 from .decode import LEVELS, audio_to_features, default_griffin_lim_iters, features_to_audio, finish_audio
 from .models import ModelFileError, build_model, config_from_dict, load_safetensors, load_state, protocol
+from .postfilter import PostFilter
 from .runfiles import CONFIG_FILE, MODEL_FILE, STATS_FILE, file_sha256, read_run_info
 
 PRIORS = ("fitted", "standard")
@@ -127,10 +128,12 @@ class Generator:
         griffin_lim_iters: int | None = None,
         sample_rate: int | None = None,
         level: str = "peak",
+        postfilter: PostFilter | None = None,
     ) -> None:
         if level not in LEVELS:
             raise ParameterError(f"level must be one of {LEVELS}, got {level!r}")
         self.model, self.prior, self.normalizer, self.spec = model.eval(), prior, normalizer, spec
+        self.postfilter = postfilter
         self.n_samples, self.info = n_samples, info
         if griffin_lim_iters is None:
             griffin_lim_iters = default_griffin_lim_iters(spec)
@@ -138,8 +141,9 @@ class Generator:
 
     # ---- loading -----------------------------------------------------------------------------
     @classmethod
-    def from_run(cls, run_dir: str | os.PathLike, **options) -> Generator:
-        """Load ``model.safetensors``, ``model.json`` and ``stats.json`` from a run directory."""
+    def from_run(cls, run_dir: str | os.PathLike, postfilter: bool = True, **options) -> Generator:
+        """Load ``model.safetensors``, ``model.json`` and ``stats.json`` from a run directory, and its
+        ``postfilter.json`` when it has one (unless ``postfilter`` is False: render without it)."""
         run_dir = Path(run_dir)
         cfg_path = run_dir / CONFIG_FILE
         if not cfg_path.is_file():
@@ -156,7 +160,8 @@ class Generator:
             raise ModelFileError(cfg_path, "not a soundloom model config")
         model, prior = _load_model(run_dir, None, ())  # any registered kind, with the runs it requires
         info = {**info, "run": str(run_dir.resolve()), "sha256": _sha256(run_dir / MODEL_FILE)}
-        return cls(model, prior, normalizer, spec, n_samples, info, **options)
+        post = PostFilter.load(run_dir) if postfilter and protocol.output(model) != "waveform" else None
+        return cls(model, prior, normalizer, spec, n_samples, info, postfilter=post, **options)
 
     @property
     def sample_rate(self) -> int:
@@ -259,11 +264,30 @@ class Generator:
             out = torch.cat([protocol.decode_latent(self.model, v, lab, pit)[:m] for v, lab, pit, m in blocks])
         return out.clone()
 
-    def _to_audio(self, decoded: torch.Tensor, length: int) -> np.ndarray:
-        """Decoded items ``(B, rows, frames)`` or ``(B, samples)`` -> waveforms ``(B, length)`` at the model's rate."""
+    def _sharpen(self, labels: list[str | None], from_frame: int = 0):
+        """The post-filter for items of ``labels`` as a dB -> dB function (frames before ``from_frame`` left as
+        they are), or None when the run has none."""
+        post = self.postfilter
+        if post is None:
+            return None
+        ones = torch.ones(self.normalizer.mean.shape[0] if self.normalizer.mean is not None else 1, 1)
+        low, high = self.normalizer.denormalize(-ones)[:, 0], self.normalizer.denormalize(ones)[:, 0]
+
+        def apply(db: torch.Tensor) -> torch.Tensor:
+            if from_frame <= 0:
+                return post.apply(db, labels, low, high)
+            return torch.cat([db[..., :from_frame], post.apply(db[..., from_frame:], labels, low, high)], dim=-1)
+
+        return apply
+
+    def _to_audio(self, decoded: torch.Tensor, length: int, labels: list[str | None]) -> np.ndarray:
+        """Decoded items ``(B, rows, frames)`` or ``(B, samples)`` -> waveforms ``(B, length)`` at the model's rate;
+        ``labels`` (one per item) choose each item's post-filter ratio."""
         if protocol.output(self.model) == "waveform":
             return decoded.detach().float().cpu().numpy()[:, :length]
-        return features_to_audio(decoded, self.normalizer, self.spec, length, self.griffin_lim_iters).numpy()
+        return features_to_audio(
+            decoded, self.normalizer, self.spec, length, self.griffin_lim_iters, self._sharpen(labels)
+        ).numpy()
 
     def _length(self, seconds: float | None) -> int:
         return self.n_samples if seconds is None else int(round(float(seconds) * self.spec.sample_rate))
@@ -279,9 +303,9 @@ class Generator:
         """Audio ``(samples,)`` and its rate for one latent (with a continuation's prompt, if any)."""
         feat = self.decode_features(latent, label, pitch)
         if prompt is None:
-            wav = self._to_audio(feat[None], self._length(seconds))[0]
+            wav = self._to_audio(feat[None], self._length(seconds), [label])[0]
             return finish_audio(wav, self.spec.sample_rate, self.out_rate, self.level), self.sample_rate
-        return self._render_continuation(feat, prompt, seconds)
+        return self._render_continuation(feat, prompt, seconds, label)
 
     def render_many(
         self,
@@ -293,7 +317,7 @@ class Generator:
         """:meth:`render` for several latents, bit for bit: decoded in fixed blocks (:meth:`decode_many`),
         phase-reconstructed together (Griffin-Lim is batch-invariant; the recall tests check both)."""
         feats = self.decode_many(latents, labels, pitch)
-        wavs = self._to_audio(feats, self._length(seconds))
+        wavs = self._to_audio(feats, self._length(seconds), labels)
         return [finish_audio(w, self.spec.sample_rate, self.out_rate, self.level) for w in wavs]
 
     # ---- autonomous and conditioned sampling -------------------------------------------------
@@ -401,10 +425,12 @@ class Generator:
         ]
 
     def _params(self, **extra) -> dict:
+        post = {"postfilter": True} if self.postfilter is not None else {}
         return {
             "griffin_lim_iters": self.griffin_lim_iters,
             "sample_rate": self.sample_rate,
             "level": self.level,
+            **post,
             **extra,
         }
 
@@ -688,10 +714,11 @@ class Generator:
         return sounds
 
     def _render_continuation(
-        self, feat: torch.Tensor, prompt: tuple[np.ndarray, int], seconds: float | None
+        self, feat: torch.Tensor, prompt: tuple[np.ndarray, int], seconds: float | None, label: str | None = None
     ) -> tuple[np.ndarray, int]:
-        """Prompt frames from the prompt, later frames from ``feat``; the prompt's own samples are kept
-        up to a short crossfade into the phase-reconstructed rest. Output at the prompt's rate."""
+        """Prompt frames from the prompt, later frames from ``feat`` (post-filtered for ``label``); the prompt's
+        own samples are kept up to a short crossfade into the phase-reconstructed rest. Output at the prompt's
+        rate."""
         from ..core.convert import resample
 
         wav_in, rate_in = prompt
@@ -706,7 +733,9 @@ class Generator:
         target = audio_to_features(wav_in, rate_in, self.normalizer, self.spec, length)
         pf = self._prompt_frames(len(p_model_wav), length if length > self.n_samples else None)
         mixed = torch.cat([target[:, :pf], feat[:, pf:]], dim=1)
-        wav = features_to_audio(mixed[None], self.normalizer, self.spec, length, self.griffin_lim_iters)[0].numpy()
+        sharpen = self._sharpen([label], from_frame=pf)
+        wav = features_to_audio(mixed[None], self.normalizer, self.spec, length, self.griffin_lim_iters, sharpen)
+        wav = wav[0].numpy()
         wav = wav[:total].copy()
         fade = min(2 * int(self.spec.hop_length), len(p_model_wav))
         keep = len(p_model_wav) - fade
@@ -761,9 +790,11 @@ class Generator:
             label, pitch = record.get("label"), record.get("pitch")
         except (KeyError, TypeError, ValueError) as exc:
             raise ParameterError(where, f"not a soundloom sidecar ({exc})") from exc
-        old = (self.griffin_lim_iters, self.out_rate, self.level)
+        old = (self.griffin_lim_iters, self.out_rate, self.level, self.postfilter)
         self.griffin_lim_iters = int(params.get("griffin_lim_iters", self.griffin_lim_iters))
         self.level = params.get("level", self.level)
+        if not params.get("postfilter"):
+            self.postfilter = None  # rendered without one (an older run, or the option off)
         try:
             if record.get("mode") == "continue":
                 from ..core.io import load_audio
@@ -778,7 +809,7 @@ class Generator:
                 self.out_rate = int(params.get("sample_rate", self.sample_rate))
                 audio, rate = self.render(latent, label, pitch, seconds=params.get("seconds"))
         finally:
-            self.griffin_lim_iters, self.out_rate, self.level = old
+            self.griffin_lim_iters, self.out_rate, self.level, self.postfilter = old
         return Sound(
             audio,
             rate,

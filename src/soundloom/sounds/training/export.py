@@ -1,4 +1,5 @@
-"""Export a trained run: ``model.safetensors`` (weights + fitted sampling prior), ``model.json``, ``stats.json``.
+"""Export a trained run: ``model.safetensors`` (weights + fitted sampling prior), ``model.json``, ``stats.json``
+and, for spectrogram kinds, ``postfilter.json`` (:mod:`soundloom.sounds.postfilter`).
 
 What "fitted sampling prior" means is the kind's (its registry ``fit_prior`` hook). For the VAE family it is
 a full-covariance Gaussian mixture of the posterior means of the training items, one per class for a
@@ -17,8 +18,11 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ...core.atomic import write_json
+from ...data.stats import Normalizer
+from .. import latent_prior
 from ..models import get_kind, save_safetensors
-from ..models.protocol import encode_latent
+from ..models.protocol import decode_latent, encode_latent, output
+from ..postfilter import PostFilter, fit_postfilter
 from ..runfiles import CONFIG_FILE, MODEL_FILE, RUN_FORMAT_VERSION, STATS_FILE
 
 
@@ -113,14 +117,59 @@ def fit_gaussian_prior(model: nn.Module, dataset: Dataset) -> dict[str, torch.Te
     return fit_prior(z, labels, n_classes)
 
 
+@torch.no_grad()
+def fit_run_postfilter(
+    model: nn.Module,
+    prior: dict[str, torch.Tensor],
+    dataset: Dataset,
+    normalizer: Normalizer,
+    batch_size: int = 64,
+    seed: int = 0,
+) -> PostFilter | None:
+    """The post-filter of a spectrogram model (None for a waveform kind), fitted on ``dataset`` (the training
+    split): its items' spread against the model's output for the same items' labels and pitches. That output
+    is one draw per item from the fitted Gaussian prior at temperature 1 (seeded), or the item's
+    reconstruction when the kind has no Gaussian prior (code models)."""
+    if output(model) == "waveform" or len(dataset) == 0:
+        return None
+    model.eval()
+    gaussian = "prior.mean" in prior
+    n_classes = len(model.cfg.labels) if model.label_conditioned else 0
+    gen = torch.Generator().manual_seed(seed)
+    real, made, labels = [], [], []
+    for start in range(0, len(dataset), batch_size):
+        batch = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
+        x = torch.stack([b[0] for b in batch])
+        lab = torch.tensor([b[1] for b in batch])
+        pit = torch.tensor([b[2] for b in batch])
+        lab_in = lab if model.label_conditioned else None
+        pit_in = pit if model.pitch_conditioned else None
+        if gaussian:
+            # Row -1 is the prior's fit over all items (an unconditioned model's only row; an unlabelled item's).
+            rows = [int(v) if n_classes and int(v) >= 0 else -1 for v in lab]
+            z = torch.cat([latent_prior.draw(prior, r, 1, 1.0, gen) for r in rows])
+        else:
+            z = encode_latent(model, x, lab_in, pit_in)
+        made.append(decode_latent(model, z, lab_in, pit_in).float())
+        real.append(x.float())
+        labels += [model.cfg.labels[int(v)] if n_classes and int(v) >= 0 else None for v in lab]
+    real_db, model_db = normalizer.denormalize(torch.cat(real)), normalizer.denormalize(torch.cat(made))
+    source = "samples of the fitted prior, temperature 1" if gaussian else "reconstructions"
+    return fit_postfilter(real_db, labels, model_db, labels, source)
+
+
 def export_run(
     run_dir: str | Path, model: nn.Module, train_set: Dataset, run_config: dict, normalizer_dict: dict
 ) -> Path:
     """Write the three files that :class:`~soundloom.sounds.Generator` loads; returns the weights path."""
     run_dir = Path(run_dir)
     tensors = {k: v.contiguous() for k, v in model.state_dict().items()}  # channels_last training
-    tensors.update(get_kind(model.cfg.kind).prior_hook()(model, train_set))
+    prior = get_kind(model.cfg.kind).prior_hook()(model, train_set)
+    tensors.update(prior)
     write_json(run_dir / STATS_FILE, normalizer_dict)
+    post = fit_run_postfilter(model, prior, train_set, Normalizer.from_dict(normalizer_dict))
+    if post is not None:
+        post.save(run_dir)
     write_json(
         run_dir / CONFIG_FILE,
         {**run_config, "format": "soundloom", "version": RUN_FORMAT_VERSION, "model": model.cfg.to_dict()},
