@@ -14,7 +14,9 @@ items). Prints one line per prior and seed and a median / worst summary.
 
 ``--postfilter``: ``run`` renders with the run's own ``postfilter.json`` if it has one, ``fit`` fits one in each
 copy after its prior (on the training split, as export does), ``off`` renders without. ``--priors mixture``
-skips the one-Gaussian copy.
+skips the one-Gaussian copy. ``--per-label N``: N sounds per label and seed instead of the reference's count
+(4 per class on the built-in one-shots), drawn from disjoint seeds (seed ``s`` draws items ``s * N`` onward;
+without it, seed ``s`` draws items ``s`` to ``s + count - 1``, so consecutive seeds share all but one).
 """
 
 from __future__ import annotations
@@ -88,6 +90,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--postfilter", choices=("run", "fit", "off"), default="run")
     ap.add_argument("--priors", choices=("both", "mixture"), default="both")
+    ap.add_argument("--per-label", type=int, default=None)
     args = ap.parse_args()
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
@@ -115,13 +118,15 @@ def main() -> None:
             "run": str(args.run),
             "temperature": args.temperature,
             "postfilter": args.postfilter,
+            "per_label": args.per_label,
             "priors": {},
         }
         for name, run in runs.items():
             gen = Generator.from_run(run, level="none")
             rows = []
             for seed in range(args.seeds):
-                made = generate_like(gen, ref, None, args.temperature, seed, "fitted")
+                first_item = seed * args.per_label if args.per_label else seed
+                made = generate_like(gen, ref, args.per_label, args.temperature, first_item, "fitted")
                 judged = judge(ref, made, space, scorer.audio, classes, ref_scores, seed)
                 s = judged["summary"]
                 row = {"seed": seed, **{k: s.get(k) for k in KEYS}}

@@ -61,6 +61,7 @@ def test_onnx_matches_pytorch_for_other_batch_sizes(tiny_run, tmp_path):
     assert info["inputs"][0]["shape"] == ["batch", 3] and info["inputs"][1]["dtype"] == "int64"
     assert info["sample_rate"] == 8000 and info["labels"] == ["a", "b", "c"]
     assert info["statistics"]["mode"] == "meanstd" and len(info["statistics"]["mean"]) == info["outputs"][1]["shape"][1]
+    assert set(info["postfilter"]["ratio"]) == {"*", "a", "b", "c"} and "postfilter" in info["invert"][1]
     session = ort.InferenceSession(str(paths["model"]), providers=["CPUExecutionProvider"])
     for n in (1, 5):  # the graph was traced at batch 2: the batch axis must be dynamic
         z, lab = inputs(n)

@@ -186,6 +186,14 @@ def export_description(gen: Generator, inputs: tuple[torch.Tensor, ...], names: 
         else "db: magnitude = 10 ** (db / 20) over n_fft // 2 + 1 bins",
         "audio = Griffin-Lim(magnitude, n_fft, hop_length, win_length, window), trimmed to n_samples",
     ]
+    post = getattr(gen, "postfilter", None)
+    if post is not None and not waveform:
+        invert.insert(
+            1,
+            "postfilter (soundloom renders with it): per frame m = mean of db over rows; db = m + r * (db - m) "
+            "with r = postfilter.ratio[label] ('*' for none); shift each item by one dB offset to its power before; "
+            "clip per row to the statistics' range (normalised -1..1)",
+        )
     if waveform:
         outputs = [{"name": "audio", "shape": ["batch", int(gen.n_samples)], "dtype": "float32", "units": "[-1, 1]"}]
         invert = ["audio = output 'audio' (batch, n_samples) at sample_rate: no phase reconstruction"]
@@ -210,6 +218,7 @@ def export_description(gen: Generator, inputs: tuple[torch.Tensor, ...], names: 
         "n_samples": int(gen.n_samples),
         "spectrogram": spec,
         "statistics": stats,
+        "postfilter": post.to_dict() if post is not None and not waveform else None,
         "latent": "z ~ N(0, I) for a VAE; the run's fitted prior (model.safetensors prior.*) samples better",
         "invert": invert,
     }
