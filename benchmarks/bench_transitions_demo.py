@@ -1,6 +1,7 @@
 """The demo's transition model against ``features`` on several synthetic data sets (the demo's streams lane).
 
-    python benchmarks/bench_transitions_demo.py OUT [--seeds 0 1 2 3] [--cpu-minutes 2] [--stream-minutes 2]
+    python benchmarks/bench_transitions_demo.py OUT [--seeds 0 1 2 3] [--cpu-minutes 2] [--stream-minutes 2] \\
+        [--stream-seeds 8] [--headroom]
 
 Per seed, the same commands as ``soundloom demo`` (each a ``soundloom`` child process, kept when its output
 is already there, so an interrupted run resumes):
@@ -16,6 +17,22 @@ median seam distance is than ``features'``): ranking with the fallback decision 
 fold), and seams (stream joins, first choices, paired first choices, random in-song positions, natural chunk
 boundaries, a random choice). Training is a CPU budget, so figures hold on a loaded machine, except that the
 wall-clock bound (twice the budget) may stop training early there (each row gives steps and CPU seconds).
+
+Two measurement aids (a table each), for the question "are the learned model's stream seams better than
+``features'``?", which one stream of a few dozen joins cannot answer:
+
+* ``--stream-seeds N``: N streams per model and data set (stream seeds 0..N-1: start chunk and the search's
+  random picks; the same test songs and references), each judged as ``eval-transitions`` judges its one; the
+  paired difference of the two models' median seam distance per stream seed, its mean with a 95% bootstrap
+  interval, and in how many streams the learned model's is the lower (pass rate and onset anomaly per model).
+* ``--headroom``: how much lower any scorer could bring the seam distance of the joins the search makes, on
+  the test songs: every pair of test chunks is joined as the stream joins it (``SeamVerifier``), and for each
+  chunk the candidates that pass the verifier (the three gates and the onset gate) are taken in a scorer's
+  order, the first ``pick_among`` of them (the ones a stream picks from at random). The median seam distance
+  of those joins in ``features``' order, the learned model's, and an oracle's that orders by the rendered
+  seam distance itself (the best any scorer can do there), next to a random order (a scorer that knows
+  nothing). It leaves out the stream's variety rules (reuse window, coverage, song runs), which narrow the
+  choice further for every scorer alike. Stream seed 0 is the stream of the seams table.
 """
 
 from __future__ import annotations
@@ -53,6 +70,78 @@ def run_seed(out: Path, seed: int, cpu_minutes: float, stream_minutes: float) ->
             "--stream-minutes", f"{stream_minutes:g}", "--out", str(report),
         )  # fmt: skip
     return json.loads((run / "config.json").read_text()), json.loads(report.read_text())
+
+
+def stream_seeds(out: Path, seed: int, runs: list[str], stream_minutes: float, n: int) -> dict[str, list[dict]]:
+    """Stream figures per model of ``n`` seeded streams over the data set's test songs (cached in OUT)."""
+    path = out / f"streams{seed}_{n}x{stream_minutes:g}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    from soundloom.streams.catalog import ChunkCatalog
+    from soundloom.streams.transitions.evaluation import stream_seam_report
+
+    test = json.loads((out / f"run{seed}" / "config.json").read_text())["split"]["test"]
+    got: dict[str, list[dict]] = {}
+    with ChunkCatalog(out / f"pool{seed}", create=False) as catalog:
+        refs: dict = {}
+        for run in runs:
+            got[run] = [
+                stream_seam_report(catalog, run, test, minutes=stream_minutes, seed=s, references=refs)["stream"]
+                for s in range(n)
+            ]
+    path.write_text(json.dumps(got))
+    return got
+
+
+def headroom(out: Path, seed: int, runs: list[str]) -> dict[str, float]:
+    """Median seam distance (dB) of the first ``pick_among`` verifier-passing candidates of each test chunk, in
+    each model's order, in the seam distance's own order ("oracle") and in a random one, over the data set's test
+    songs."""
+    path = out / f"headroom{seed}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    import numpy as np
+
+    from soundloom.streams.catalog import ChunkCatalog
+    from soundloom.streams.config import RenderConfig, SearchConfig
+    from soundloom.streams.index import embed_chunks
+    from soundloom.streams.pairs import SongAudio
+    from soundloom.streams.seams import SeamVerifier
+    from soundloom.streams.transitions.registry import load_scorer
+
+    test = json.loads((out / f"run{seed}" / "config.json").read_text())["split"]["test"]
+    with ChunkCatalog(out / f"pool{seed}", create=False) as catalog:
+        table = catalog.chunks()
+        rows = np.flatnonzero(np.isin(table.song_id, test))
+        sub = table.subset(rows)
+        audio = SongAudio(catalog.song_map(), catalog.sample_rate)
+        verifier = SeamVerifier(catalog, RenderConfig(), distance=True)
+        n = len(rows)
+        dist, ok = np.full((n, n), np.nan), np.zeros((n, n), bool)
+        for i in range(n):
+            for j in range(n):
+                if i != j:
+                    m = verifier.measure(int(rows[i]), int(rows[j]))
+                    dist[i, j], ok[i, j] = m.get("seam_distance_db", np.nan), m["pass"] and "seam_distance_db" in m
+        succ = sub.successor()
+        allowed = ok & ~np.eye(n, dtype=bool)
+        allowed[np.flatnonzero(succ >= 0), succ[succ >= 0]] = False  # a stream never replays its song
+
+        def first_k(scores: np.ndarray) -> float:
+            k = SearchConfig().pick_among
+            order = np.argsort(-scores, axis=1, kind="stable")
+            picked = [dist[i, [j for j in order[i] if allowed[i, j]][:k]] for i in range(n)]
+            return float(np.nanmedian(np.concatenate(picked)))
+
+        got = {}
+        for run in runs:
+            t, h = embed_chunks(load_scorer(run, sample_rate=catalog.sample_rate), audio, sub)
+            got[run] = first_k(t @ h.T)
+        got["oracle"] = first_k(-np.nan_to_num(dist, nan=np.inf))
+        got["random"] = first_k(np.random.default_rng(seed).random((n, n)))
+        got["passing_per_chunk"] = float(allowed.sum(1).mean())
+    path.write_text(json.dumps(got))
+    return got
 
 
 def _distance(d: dict) -> str:
@@ -120,16 +209,69 @@ def tables(results: dict[int, tuple[dict, dict]]) -> str:
     return "\n".join(lines)
 
 
+STREAMS_HEAD = (
+    "| seed | streams x minutes | features: median seam distance dB per stream (mean) / pass / onset "
+    "| fusion: the same | fusion - features per stream: mean dB (95%) | fusion lower in |"
+)
+
+
+def _streams_row(seed: int, got: dict[str, list[dict]], minutes: float) -> str:
+    import numpy as np
+
+    base, learned = got.values()
+    d = lambda rs: np.array([r["median_seam_distance_db"] for r in rs])  # noqa: E731
+    diff = d(learned) - d(base)
+    boot = np.random.default_rng(0).choice(diff, size=(2000, len(diff))).mean(1)
+    lo, hi = np.quantile(boot, [0.025, 0.975])
+
+    def cell(rs: list[dict]) -> str:
+        joins = sum(r["n"] for r in rs)
+        passed = sum(r["pass_all"] * r["n"] for r in rs) / max(1, joins)
+        onset = float(np.median([r["median_onset_anomaly"] for r in rs]))
+        return f"{d(rs).mean():.2f} ({joins} joins) / {passed:.3f} / {onset:.2f}"
+
+    return (
+        f"| {seed} | {len(diff)} x {minutes:g} | {cell(base)} | {cell(learned)} | {diff.mean():+.2f} ({lo:+.2f} to "
+        f"{hi:+.2f}) | {int((diff < 0).sum())} of {len(diff)} |"
+    )
+
+
+HEADROOM_HEAD = (
+    "| seed | passing candidates per chunk | first picks' seam distance dB: random order | features | fusion "
+    "| oracle (ordered by the seam distance itself) | features - oracle |"
+)
+
+
+def _headroom_row(seed: int, h: dict) -> str:
+    base, learned = (v for k, v in h.items() if k not in ("oracle", "random", "passing_per_chunk"))
+    return (
+        f"| {seed} | {h['passing_per_chunk']:.1f} | {h['random']:.2f} | {base:.2f} | {learned:.2f} | {h['oracle']:.2f} "
+        f"| {base - h['oracle']:.2f} |"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out", type=Path)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
     ap.add_argument("--cpu-minutes", type=float, default=2.0)
     ap.add_argument("--stream-minutes", type=float, default=2.0)
+    ap.add_argument("--stream-seeds", type=int, default=1, help="streams per model and data set (table 3 when > 1)")
+    ap.add_argument("--headroom", action="store_true", help="table 4: first picks in each order and the oracle's")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     results = {s: run_seed(args.out, s, args.cpu_minutes, args.stream_minutes) for s in args.seeds}
     print(tables(results))
+    runs = lambda s: ["features", str(args.out / f"run{s}")]  # noqa: E731
+    if args.stream_seeds > 1:
+        print("\n" + STREAMS_HEAD + "\n|---|---|---|---|---|---|")
+        for s in args.seeds:
+            got = stream_seeds(args.out, s, runs(s), args.stream_minutes, args.stream_seeds)
+            print(_streams_row(s, got, args.stream_minutes))
+    if args.headroom:
+        print("\n" + HEADROOM_HEAD + "\n|---|---|---|---|---|---|---|")
+        for s in args.seeds:
+            print(_headroom_row(s, headroom(args.out, s, runs(s))))
 
 
 if __name__ == "__main__":
