@@ -12,6 +12,14 @@ when none is given), renders ``--minutes`` of it with seam verification, and pri
 * timings: search (with verification) and rendering.
 
 ``--json PATH`` writes the figures too. Timings depend on machine load.
+
+``--headroom N`` measures instead, on N seeded chunks of those songs, how much smoother any scorer could make
+the joins the search picks from (``choice_headroom`` in ``streams.transitions.evaluation``): each model's
+(``features`` and ``--run``) best ``SearchConfig.candidates`` chunks, joined as the stream joins them; of those
+that pass the verifier, the first ``pick_among`` in the model's order, in the seam distance's own order among
+the same candidates (the oracle) and in a random order:
+
+    python benchmarks/bench_joins.py POOL --run RUN --package warzone2100 --headroom 80
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--reference", type=int, default=2000, help="random in-song positions")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--headroom", type=int, default=0, help="measure the choice headroom on this many chunks instead")
     args = ap.parse_args()
 
     from soundloom.streams.catalog import ChunkCatalog
@@ -50,6 +59,8 @@ def main() -> None:
             ids = [s.id for s in songs if any(packages.get(s.id, "").startswith(p) for p in args.package)]
         else:
             ids = [s.id for s in songs]
+        if args.headroom:
+            return headroom(c, args, ids)
         table = c.chunks()
         allowed = np.isin(table.song_id, ids)
         minutes_pool = sum(s.duration_s for s in songs if s.id in set(ids)) / 60
@@ -92,6 +103,27 @@ def main() -> None:
     )
     if args.json:
         args.json.write_text(json.dumps(out, indent=1))
+
+
+def headroom(catalog, args: argparse.Namespace, ids: list[int]) -> None:
+    """Print (and with ``--json`` write) the choice headroom of ``features`` and ``--run`` on the songs ``ids``."""
+    from soundloom.streams.config import SearchConfig
+    from soundloom.streams.transitions.evaluation import choice_headroom
+
+    runs = list(dict.fromkeys(["features", args.run]))
+    t0 = time.perf_counter()
+    got = choice_headroom(catalog, runs, ids, anchors=args.headroom, top=SearchConfig().candidates, seed=args.seed)
+    print(
+        f"{got['anchors']} chunks of {len(ids)} songs, each model's best {SearchConfig().candidates} candidates, "
+        f"{got['passing_per_anchor']:.1f} passing per chunk (union), first {got['pick']} passing judged "
+        f"({time.perf_counter() - t0:.0f} s)"
+    )
+    print(f"{'seam distance dB':24}{'first picks':>12}{'oracle':>9}")
+    for run, m in got["models"].items():
+        print(f"{run[-22:]:24}{m['first']:12.2f}{m['oracle']:9.2f}")
+    print(f"{'random order (union)':24}{got['random']:12.2f}{got['oracle']:9.2f}")
+    if args.json:
+        args.json.write_text(json.dumps({"pool": str(args.pool), "packages": args.package, **got}, indent=1))
 
 
 if __name__ == "__main__":

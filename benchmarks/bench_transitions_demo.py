@@ -26,13 +26,15 @@ Two measurement aids (a table each), for the question "are the learned model's s
   paired difference of the two models' median seam distance per stream seed, its mean with a 95% bootstrap
   interval, and in how many streams the learned model's is the lower (pass rate and onset anomaly per model).
 * ``--headroom``: how much lower any scorer could bring the seam distance of the joins the search makes, on
-  the test songs: every pair of test chunks is joined as the stream joins it (``SeamVerifier``), and for each
-  chunk the candidates that pass the verifier (the three gates and the onset gate) are taken in a scorer's
-  order, the first ``pick_among`` of them (the ones a stream picks from at random). The median seam distance
-  of those joins in ``features``' order, the learned model's, and an oracle's that orders by the rendered
-  seam distance itself (the best any scorer can do there), next to a random order (a scorer that knows
-  nothing). It leaves out the stream's variety rules (reuse window, coverage, song runs), which narrow the
-  choice further for every scorer alike. Stream seed 0 is the stream of the seams table.
+  the test songs (``choice_headroom`` in ``streams.transitions.evaluation``): every pair of test chunks is
+  joined as the stream joins it (``SeamVerifier``), and for each chunk the candidates that pass the verifier
+  (the three gates and the onset gate) are taken in a scorer's order, the first ``pick_among`` of them (the
+  ones a stream picks from at random). The median seam distance of those joins in ``features``' order, the
+  learned model's, and an oracle's that orders by the rendered seam distance itself (the best any scorer can
+  do there), next to a random order (a scorer that knows nothing). It leaves out the stream's variety rules
+  (reuse window, coverage, song runs), which narrow the choice further for every scorer alike.
+
+Stream seed 0 is the stream of the seams table.
 """
 
 from __future__ import annotations
@@ -93,53 +95,18 @@ def stream_seeds(out: Path, seed: int, runs: list[str], stream_minutes: float, n
     return got
 
 
-def headroom(out: Path, seed: int, runs: list[str]) -> dict[str, float]:
-    """Median seam distance (dB) of the first ``pick_among`` verifier-passing candidates of each test chunk, in
-    each model's order, in the seam distance's own order ("oracle") and in a random one, over the data set's test
-    songs."""
+def headroom(out: Path, seed: int, runs: list[str]) -> dict:
+    """:func:`~soundloom.streams.transitions.evaluation.choice_headroom` on the data set's test songs, every test
+    chunk an anchor and every other one a candidate (cached in OUT)."""
     path = out / f"headroom{seed}.json"
     if path.exists():
         return json.loads(path.read_text())
-    import numpy as np
-
     from soundloom.streams.catalog import ChunkCatalog
-    from soundloom.streams.config import RenderConfig, SearchConfig
-    from soundloom.streams.index import embed_chunks
-    from soundloom.streams.pairs import SongAudio
-    from soundloom.streams.seams import SeamVerifier
-    from soundloom.streams.transitions.registry import load_scorer
+    from soundloom.streams.transitions.evaluation import choice_headroom
 
     test = json.loads((out / f"run{seed}" / "config.json").read_text())["split"]["test"]
     with ChunkCatalog(out / f"pool{seed}", create=False) as catalog:
-        table = catalog.chunks()
-        rows = np.flatnonzero(np.isin(table.song_id, test))
-        sub = table.subset(rows)
-        audio = SongAudio(catalog.song_map(), catalog.sample_rate)
-        verifier = SeamVerifier(catalog, RenderConfig(), distance=True)
-        n = len(rows)
-        dist, ok = np.full((n, n), np.nan), np.zeros((n, n), bool)
-        for i in range(n):
-            for j in range(n):
-                if i != j:
-                    m = verifier.measure(int(rows[i]), int(rows[j]))
-                    dist[i, j], ok[i, j] = m.get("seam_distance_db", np.nan), m["pass"] and "seam_distance_db" in m
-        succ = sub.successor()
-        allowed = ok & ~np.eye(n, dtype=bool)
-        allowed[np.flatnonzero(succ >= 0), succ[succ >= 0]] = False  # a stream never replays its song
-
-        def first_k(scores: np.ndarray) -> float:
-            k = SearchConfig().pick_among
-            order = np.argsort(-scores, axis=1, kind="stable")
-            picked = [dist[i, [j for j in order[i] if allowed[i, j]][:k]] for i in range(n)]
-            return float(np.nanmedian(np.concatenate(picked)))
-
-        got = {}
-        for run in runs:
-            t, h = embed_chunks(load_scorer(run, sample_rate=catalog.sample_rate), audio, sub)
-            got[run] = first_k(t @ h.T)
-        got["oracle"] = first_k(-np.nan_to_num(dist, nan=np.inf))
-        got["random"] = first_k(np.random.default_rng(seed).random((n, n)))
-        got["passing_per_chunk"] = float(allowed.sum(1).mean())
+        got = choice_headroom(catalog, runs, test, seed=seed)
     path.write_text(json.dumps(got))
     return got
 
@@ -243,10 +210,10 @@ HEADROOM_HEAD = (
 
 
 def _headroom_row(seed: int, h: dict) -> str:
-    base, learned = (v for k, v in h.items() if k not in ("oracle", "random", "passing_per_chunk"))
+    base, learned = (m["first"] for m in h["models"].values())
     return (
-        f"| {seed} | {h['passing_per_chunk']:.1f} | {h['random']:.2f} | {base:.2f} | {learned:.2f} | {h['oracle']:.2f} "
-        f"| {base - h['oracle']:.2f} |"
+        f"| {seed} | {h['passing_per_anchor']:.1f} | {h['random']:.2f} | {base:.2f} | {learned:.2f} "
+        f"| {h['oracle']:.2f} | {base - h['oracle']:.2f} |"
     )
 
 

@@ -12,6 +12,8 @@
   A stream of a small pool has a few dozen joins, all shaped by the search's gates and variety rules;
   this judges what the model itself prefers, on every test chunk, and can tell two models apart when
   both streams pass every gate.
+* Headroom (:func:`choice_headroom`, for benchmarks): the joins a stream picks from, in each model's order and
+  in the seam distance's own order, so that how much smoother any scorer could make them is measured.
 
     soundloom eval-transitions POOL --model features --model runs/tr-contrastive --json
 """
@@ -312,6 +314,90 @@ def _pair_first_choices(rows: list[dict]) -> None:
     for r in rows:
         if "first_choice" in r and r is not base:
             r["first_choice"]["vs_features"] = paired_with(r["first_choice"], base["first_choice"])
+
+
+def first_picks(scores: np.ndarray, passing: np.ndarray, dist: np.ndarray, pick: int) -> np.ndarray:
+    """Seam distances of the first ``pick`` passing candidates of each row, in the order of ``scores`` ``(m, n)``
+    (higher first; ``-inf``: not a candidate); ``passing``, ``dist`` ``(m, n)``. Concatenated over rows."""
+    order = np.argsort(-scores, axis=1, kind="stable")
+    out = []
+    for i in range(len(scores)):
+        take = [j for j in order[i] if np.isfinite(scores[i, j]) and passing[i, j]][:pick]
+        out.append(dist[i, take])
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def choice_headroom(
+    catalog,
+    runs: list[str],
+    song_ids: list[int],
+    anchors: int | None = None,
+    top: int | None = None,
+    pick: int | None = None,
+    seed: int = 0,
+) -> dict:
+    """How much smoother the joins a stream picks could be, with any scorer, on the songs ``song_ids``.
+
+    For each anchor chunk (a seeded sample of ``anchors`` of the songs' chunks; all by default), each model's
+    ``top`` best-scored chunks of the songs (all by default; the search's index returns
+    ``SearchConfig.candidates``), never the anchor itself nor its successor, are joined as the stream joins them
+    (:class:`~soundloom.streams.seams.SeamVerifier`). Of those that pass the verifier (three gates and the onset
+    gate), the first ``pick`` (default ``SearchConfig.pick_among``, the ones a stream picks from at random) are
+    judged in the model's order (``first``) and in the seam distance's own order within the same candidates
+    (``oracle``: the best any scorer can do there), and in a random order within the union of the models'
+    candidates (``random``). Leaves out the stream's variety rules, which narrow every scorer's choice alike.
+
+    Returns median seam distances (dB): ``{"models": {run: {"first", "oracle"}}, "random", "oracle"}`` (the last
+    within the union), ``anchors`` and ``passing_per_anchor`` (mean passing candidates in the union).
+    """
+    from ..config import RenderConfig, SearchConfig
+    from ..seams import SeamVerifier
+
+    pick = pick or SearchConfig().pick_among
+    table = catalog.chunks()
+    rows = np.flatnonzero(np.isin(table.song_id, song_ids))
+    sub = table.subset(rows)
+    rng = np.random.default_rng(seed)
+    mine = np.arange(len(rows)) if anchors is None or anchors >= len(rows) else rng.choice(len(rows), anchors, False)
+    mine = np.sort(mine)
+    audio = SongAudio(catalog.song_map(), catalog.sample_rate)
+    succ = sub.successor()
+    blocked = np.zeros((len(mine), len(rows)), dtype=bool)
+    blocked[np.arange(len(mine)), mine] = True
+    has = succ[mine] >= 0
+    blocked[np.flatnonzero(has), succ[mine][has]] = True
+    scores = {}
+    for run in runs:
+        t, h = embed_chunks(load_scorer(run, sample_rate=catalog.sample_rate), audio, sub)
+        s = np.where(blocked, -np.inf, (t[mine] @ h.T).astype(np.float64))
+        if top is not None and top < len(rows):  # only the index's best ``top`` are candidates
+            cut = -np.sort(-s, axis=1)[:, top - 1 : top]
+            s = np.where(s >= cut, s, -np.inf)
+        scores[run] = s
+    union = np.logical_or.reduce([np.isfinite(s) for s in scores.values()])
+    verifier = SeamVerifier(catalog, RenderConfig(), distance=True)
+    dist = np.full(union.shape, np.nan)
+    passing = np.zeros(union.shape, dtype=bool)
+    for i, j in zip(*np.nonzero(union)):
+        m = verifier.measure(int(rows[mine[i]]), int(rows[j]))
+        dist[i, j] = m.get("seam_distance_db", np.nan)
+        passing[i, j] = bool(m["pass"]) and np.isfinite(dist[i, j])
+    smooth = -np.nan_to_num(dist, nan=np.inf)
+    med = lambda v: float(np.nanmedian(v)) if np.isfinite(v).any() else float("nan")  # noqa: E731
+    return {
+        "models": {
+            run: {
+                "first": med(first_picks(s, passing, dist, pick)),
+                "oracle": med(first_picks(np.where(np.isfinite(s), smooth, -np.inf), passing, dist, pick)),
+            }
+            for run, s in scores.items()
+        },
+        "random": med(first_picks(np.where(union, rng.random(union.shape), -np.inf), passing, dist, pick)),
+        "oracle": med(first_picks(np.where(union, smooth, -np.inf), passing, dist, pick)),
+        "anchors": int(len(mine)),
+        "passing_per_anchor": float((passing & union).sum(1).mean()) if len(mine) else 0.0,
+        "pick": int(pick),
+    }
 
 
 def stream_seam_report(
