@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from soundloom.core.errors import ParameterError
 from soundloom.sounds.models.prior import PriorConfig, PriorModel
@@ -35,9 +36,9 @@ def test_the_window_slides_in_hops_and_never_exceeds_a_training_window(model, mo
         primes.append(codes.shape[1])
         return out
 
-    def spy_next(code, cache):
-        steps.append(cache[0][0].shape[2])  # positions before this one (condition token included)
-        return next_logits(code, cache)
+    def spy_next(code, cache, weights=None):
+        steps.append(len(cache[0]))  # positions before this one (condition token included)
+        return next_logits(code, cache, weights)
 
     monkeypatch.setattr(model, "logits", spy_logits)
     monkeypatch.setattr(model, "next_logits", spy_next)
@@ -75,7 +76,7 @@ def test_draws_follow_the_model_distribution_and_top_k(model, monkeypatch):
             cache[:] = [[torch.zeros(1, 1, codes.shape[1] + 1, 1)]]
         return fixed.expand(codes.shape[0], codes.shape[1] + 1, -1)
 
-    def fake_next(code, cache):
+    def fake_next(code, cache, weights=None):
         return fixed.expand(code.shape[0], -1)
 
     monkeypatch.setattr(model, "logits", fake_logits)
@@ -135,17 +136,27 @@ def test_windows_that_begin_inside_a_stream_are_marked_resumed(monkeypatch):
 
 @pytest.mark.parametrize("batch,past", [(3, 7), (1, 1)])
 def test_a_cached_step_is_the_blocks_forward_bit_for_bit(batch, past):
-    """Block.step writes the one-query attention out; it must be what forward's scaled_dot_product_attention
-    gives, to the bit, so cached and uncached sampling keep drawing the same codes."""
-    from soundloom.sounds.models.prior import Block, alibi_bias
+    """Block.step writes the attention out with keys scaled once, when cached; it must be what
+    scaled_dot_product_attention gives, to the bit, so cached and uncached sampling keep drawing the same codes."""
+    from soundloom.sounds.models.prior import Block, KVCache, alibi_bias
 
     torch.manual_seed(1)
     block = Block(16, 2).eval()
     ctx, new = torch.randn(batch, past, 16), torch.randn(batch, 1, 16)
+    bias = alibi_bias(past + 1, 2)[:, past:]
     with torch.inference_mode():
-        one, two = [], []
-        block(ctx, alibi_bias(past, 2), one)
-        block(ctx, alibi_bias(past, 2), two)
-        bias = alibi_bias(past + 1, 2)[:, past:]
-        assert torch.equal(block(new, bias, one), block.step(new, bias, two))
-    assert all(torch.equal(a, b) for a, b in zip(one, two))
+        # The written-out attention is SDPA's, bit for bit, for one query and for a whole prefix.
+        q, k, v = torch.randn(3, batch, 2, past + 1, 8)
+        for rows, mask in ((slice(past, None), bias), (slice(None), alibi_bias(past + 1, 2))):
+            s = block.scale
+            mine = torch.matmul(torch.matmul(q[:, :, rows] * s, (k * s).transpose(-2, -1)).add_(mask).softmax(-1), v)
+            assert torch.equal(mine, F.scaled_dot_product_attention(q[:, :, rows], k, v, attn_mask=mask))
+        caches = [KVCache(), KVCache()]
+        prefix = [block(ctx, alibi_bias(past, 2), c) for c in caches]
+        assert torch.equal(prefix[0], block(ctx, alibi_bias(past, 2))) and len(caches[0]) == past
+        stepped = block.step(new, bias, caches[0])
+        assert torch.equal(stepped, block(new, bias, caches[1])) and len(caches[0]) == past + 1
+        assert torch.equal(caches[0].k, caches[1].k) and torch.equal(caches[0].v, caches[1].v)
+        # One position more than a whole forward: the same up to rounding (row count changes the matmuls).
+        whole = block(torch.cat([ctx, new], dim=1), alibi_bias(past + 1, 2))[:, -1:]
+        assert torch.allclose(stepped, whole, atol=1e-5)

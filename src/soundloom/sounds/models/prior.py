@@ -88,6 +88,28 @@ def alibi_bias(n: int, heads: int) -> torch.Tensor:
     return bias.masked_fill(dist[None] < 0, float("-inf"))
 
 
+class KVCache:
+    """One block's keys and values of the positions so far ``(B, heads, n, d)``, keys already scaled by
+    ``sqrt(1 / sqrt(d))`` as the attention uses them, so a sampling step scales one position's key instead of
+    the whole cache. Kept contiguous (extended by concatenation): a preallocated buffer's views cost the
+    attention's matmuls more than the copy they save at this size."""
+
+    def __init__(self) -> None:
+        self.k: torch.Tensor | None = None
+        self.v: torch.Tensor | None = None
+
+    def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Add ``k`` (scaled) and ``v`` ``(B, heads, t, d)``; returns every position's ``(B, heads, n, d)``."""
+        if self.k is None or self.v is None:
+            self.k, self.v = k, v
+        else:
+            self.k, self.v = torch.cat([self.k, k], dim=2), torch.cat([self.v, v], dim=2)
+        return self.k, self.v
+
+    def __len__(self) -> int:
+        return 0 if self.k is None else self.k.shape[2]
+
+
 class Block(nn.Module):
     """Pre-norm transformer block ``(B, T, width) -> (B, T, width)`` with a given attention bias."""
 
@@ -98,38 +120,70 @@ class Block(nn.Module):
         self.qkv, self.proj = nn.Linear(width, 3 * width), nn.Linear(width, width)
         self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width))
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor, cache: list[torch.Tensor] | None = None) -> torch.Tensor:
+    @property
+    def scale(self) -> float:
+        """What ``scaled_dot_product_attention`` multiplies q and k by, each: ``sqrt(1 / sqrt(d))``."""
+        return math.sqrt(1.0 / math.sqrt(self.qkv.out_features // 3 // self.heads))
+
+    def forward(self, x: torch.Tensor, bias: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
         """``x (B, T, width)``: the new positions; ``bias (heads, T, past + T)``. ``cache``, when given, holds
-        this block's keys and values of the earlier positions (``[]`` at first) and is extended in place."""
+        this block's keys and values of the earlier positions (empty at first) and is extended; the attention
+        is then the one :meth:`step` writes out (the same numbers as ``scaled_dot_product_attention``)."""
         b, t, w = x.shape
         q, k, v = self.qkv(self.norm1(x)).view(b, t, 3, self.heads, w // self.heads).permute(2, 0, 3, 1, 4)
-        if cache is not None:
-            if cache:
-                k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
-            cache[:] = [k, v]
-        att = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        if cache is None:
+            att = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        else:
+            s = self.scale
+            keys, values = cache.append(k * s, v)
+            att = torch.matmul(torch.matmul(q * s, keys.transpose(-2, -1)).add_(bias).softmax(dim=-1), values)
         x = x + self.proj(att.transpose(1, 2).reshape(b, t, w))
         return x + self.mlp(self.norm2(x))
 
-    def step(self, x: torch.Tensor, bias: torch.Tensor, cache: list[torch.Tensor]) -> torch.Tensor:
-        """:meth:`forward` for one new position ``x (B, 1, width)`` after the keys and values in ``cache``
-        (extended in place), for sampling. The attention is written out as the CPU's
-        ``scaled_dot_product_attention`` computes it with a bias (its generic path: the same arithmetic, the
-        same numbers), without the dispatch and checks that cost as much as the attention at this size."""
-        b, t, w = x.shape
-        # The layers' functions called directly: the same arithmetic without nn.Module's per-call overhead,
-        # which at one position per step is a good part of the cost.
+    def weights(self) -> tuple:
+        """The tensors and constants :func:`block_step` needs, looked up once (nn.Module attribute access costs
+        about as much as a small op, and a step has a dozen)."""
         n1, n2, up, down = self.norm1, self.norm2, self.mlp[0], self.mlp[2]
-        h = F.layer_norm(x, n1.normalized_shape, n1.weight, n1.bias, n1.eps)
-        qkv = F.linear(h, self.qkv.weight, self.qkv.bias).view(b, t, 3, self.heads, w // self.heads)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4)
-        k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
-        cache[:] = [k, v]
-        s = math.sqrt(1.0 / math.sqrt(w // self.heads))  # q and k each scaled by sqrt(1 / sqrt(d)), as SDPA
-        att = torch.matmul(q * s, k.transpose(-2, -1) * s).add_(bias).softmax(dim=-1)
-        x = x + F.linear(torch.matmul(att, v).transpose(1, 2).reshape(b, t, w), self.proj.weight, self.proj.bias)
-        h = F.layer_norm(x, n2.normalized_shape, n2.weight, n2.bias, n2.eps)
-        return x + F.linear(F.gelu(F.linear(h, up.weight, up.bias)), down.weight, down.bias)
+        return (
+            n1.normalized_shape,
+            n1.weight,
+            n1.bias,
+            n1.eps,
+            self.qkv.weight,
+            self.qkv.bias,
+            self.proj.weight,
+            self.proj.bias,
+            n2.weight,
+            n2.bias,
+            n2.eps,
+            up.weight,
+            up.bias,
+            down.weight,
+            down.bias,
+            self.heads,
+            self.scale,
+        )
+
+    def step(self, x: torch.Tensor, bias: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        """:meth:`forward` for one new position ``x (B, 1, width)`` after the keys and values in ``cache``
+        (extended), for sampling: :func:`block_step`."""
+        return block_step(x, bias, cache, self.weights())
+
+
+def block_step(x: torch.Tensor, bias: torch.Tensor, cache: KVCache, weights: tuple) -> torch.Tensor:
+    """One block's :meth:`Block.forward` for one new position ``x (B, 1, width)`` after the keys and values in
+    ``cache`` (extended), with the block's :meth:`Block.weights`. The layers' functions are called directly (the
+    same arithmetic without nn.Module's per-call overhead, a good part of the cost at one position per step), and
+    the attention is written out as the CPU's ``scaled_dot_product_attention`` computes it with a bias (its
+    generic path: the same arithmetic, the same numbers) without the dispatch and checks that cost as much as
+    the attention at this size; the cache's keys are scaled once, when written, not at every step."""
+    shape, g1, b1, e1, wqkv, bqkv, wproj, bproj, g2, b2, e2, wup, bup, wdown, bdown, heads, s = weights
+    b, t, w = x.shape
+    q, k, v = F.linear(F.layer_norm(x, shape, g1, b1, e1), wqkv, bqkv).view(b, t, 3, heads, w // heads).unbind(2)
+    keys, values = cache.append(k.transpose(1, 2) * s, v.transpose(1, 2))
+    att = torch.matmul(q.transpose(1, 2) * s, keys.transpose(-2, -1)).add_(bias).softmax(dim=-1)
+    x = x + F.linear(torch.matmul(att, values).transpose(1, 2).reshape(b, t, w), wproj, bproj)
+    return x + F.linear(F.gelu(F.linear(F.layer_norm(x, shape, g2, b2, e2), wup, bup)), wdown, bdown)
 
 
 class PriorModel(EmbeddedConditions, nn.Module):
@@ -202,27 +256,34 @@ class PriorModel(EmbeddedConditions, nn.Module):
     ) -> torch.Tensor:
         """Next-code logits ``(B, T + 1, codebook)`` after the condition token and each of ``codes (B, T)``.
 
-        ``cache``: an empty list to fill with every block's keys and values, for :meth:`next_logits`;
+        ``cache``: an empty list to fill with every block's :class:`KVCache`, for :meth:`next_logits`;
         ``resumed (B,)``: see :meth:`condition`.
         """
         b = codes.shape[0]
         x = torch.cat([self.condition(labels, pitches, b, resumed)[:, None], self.tokens(codes.long())], dim=1)
         bias = alibi_bias(x.shape[1], self.cfg.heads).to(x.device, x.dtype)
         if cache is not None:
-            cache[:] = [[] for _ in self.blocks]
+            cache[:] = [KVCache() for _ in self.blocks]
         for i, block in enumerate(self.blocks):
             x = block(x, bias, cache[i] if cache is not None else None)
         return self.head(self.norm(x))
 
-    def next_logits(self, code: torch.Tensor, cache: list) -> torch.Tensor:
+    def next_logits(self, code: torch.Tensor, cache: list, weights: list[tuple] | None = None) -> torch.Tensor:
         """Logits ``(B, codebook)`` after one more code ``(B,)``, from the keys and values in ``cache``
-        (filled by :meth:`logits`, extended here): one position's work instead of the whole window's."""
-        x = self.tokens(code.long().view(-1, 1))
-        t = cache[0][0].shape[2]  # positions so far (the condition token included)
-        bias = alibi_bias(t + 1, self.cfg.heads)[:, t:].to(x.device, x.dtype)
-        for block, kv in zip(self.blocks, cache):
-            x = block.step(x, bias, kv)
-        return self.head(self.norm(x))[:, -1]
+        (filled by :meth:`logits`, extended here): one position's work instead of the whole window's.
+        ``weights``: the blocks' :meth:`Block.weights`, when the caller looked them up once for many steps."""
+        weights = weights or [block.weights() for block in self.blocks]
+        x = F.embedding(code.long().view(-1, 1), self.tokens.weight)
+        t = len(cache[0])  # positions so far (the condition token included)
+        bias = alibi_bias(t + 1, self.cfg.heads)[:, t:]
+        if bias.dtype != x.dtype or bias.device != x.device:
+            bias = bias.to(x.device, x.dtype)
+        for kv, w in zip(cache, weights):
+            x = block_step(x, bias, kv, w)
+        norm, head = self.norm, self.head
+        return F.linear(
+            F.layer_norm(x[:, -1], norm.normalized_shape, norm.weight, norm.bias, norm.eps), head.weight, head.bias
+        )
 
     def forward(self, codes: torch.Tensor, labels=None, pitches=None, resumed=None) -> torch.Tensor:
         """Mean cross-entropy ``()`` (nats per code) of ``codes (B, T)`` given the conditions."""
@@ -269,14 +330,18 @@ class PriorModel(EmbeddedConditions, nn.Module):
             raise ParameterError(f"hop must be between 1 and the window ({window} codes), got {hop}")
         steps = total - codes.shape[1]
         # One uniform per step and item, drawn up front from the item's own generator: inverse-CDF sampling
-        # for the whole batch at once instead of a multinomial call per item and step.
-        uniforms = torch.stack([torch.rand(steps, generator=g) for g in generators]) if steps else None
+        # for the whole batch at once instead of a multinomial call per item and step; (steps, B, 1), so a step
+        # takes its column without a copy.
+        uniforms = (
+            torch.stack([torch.rand(steps, generator=g) for g in generators], dim=1)[..., None] if steps else None
+        )
         out = torch.empty(b, total, dtype=torch.long)
         n = codes.shape[1]
         out[:, :n] = codes
         start = max(0, n - window)  # first code of the context
         cache: list | None = None
         inv_t = 1.0 / max(float(temperature), 1e-4)
+        weights = [block.weights() for block in self.blocks]
         # Inference mode: ~15% less per-op overhead than no_grad in this loop of small ops; the codes are
         # copied out of it (.float()) so callers get an ordinary tensor.
         with torch.inference_mode():
@@ -284,15 +349,15 @@ class PriorModel(EmbeddedConditions, nn.Module):
                 if n - start > window:  # slide: keep the last window - hop codes
                     start, cache = n - (window - hop), None
                 if use_cache and cache is not None:
-                    logits = self.next_logits(out[:, n - 1], cache)
+                    logits = self.next_logits(out[:, n - 1], cache, weights)
                 else:
                     cache = [] if use_cache else None
                     resumed = torch.full((b,), start > 0)
                     logits = self.logits(out[:, start:n], labels, pitches, cache, resumed)[:, -1]
-                cdf = torch.softmax(_top_k(logits * inv_t, top_k), dim=-1).cumsum_(-1)
+                cdf = torch.softmax(_top_k(logits * inv_t if inv_t != 1.0 else logits, top_k), dim=-1).cumsum_(-1)
                 # The first code whose cumulative probability exceeds u (scaled by the sum, so rounding never
                 # reaches past the last code that has any probability).
-                out[:, n] = torch.searchsorted(cdf, (uniforms[:, step] * cdf[:, -1])[:, None], right=True)[:, 0]
+                out[:, n : n + 1] = torch.searchsorted(cdf, uniforms[step] * cdf[:, -1:], right=True)
                 n += 1
         return out.float()
 
