@@ -130,6 +130,7 @@ def main() -> None:
                 judged = judge(ref, made, space, scorer.audio, classes, ref_scores, seed)
                 s = judged["summary"]
                 row = {"seed": seed, **{k: s.get(k) for k in KEYS}}
+                row["accuracy_weakest"] = s.get("accuracy_weakest")
                 floors = judged["fixed_space"]["spectral_floor"]["per_class"]
                 row["floor_gap_db"] = {c: round(v["delta_db"], 1) for c, v in sorted(floors.items())}
                 if seed == 0:
