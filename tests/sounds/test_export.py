@@ -102,6 +102,31 @@ def test_example_script_writes_audio(tiny_run, tmp_path):
     assert rate == 8000 and len(wav) == 2048 and np.abs(wav).max() > 0.1
 
 
+def test_example_postfilter_matches_soundloom(tiny_run, tmp_path):
+    """The example's NumPy post-filter is the one soundloom renders with (ratios forced above 1 so it acts)."""
+    import runpy
+
+    from soundloom.sounds.postfilter import PostFilter
+
+    paths = export_run(tiny_run, tmp_path / "onnx", fmt="onnx")
+    info = json.loads(paths["json"].read_text())
+    info["postfilter"]["ratio"] = {"*": 1.3, "a": 1.0, "b": 1.7, "c": 1.2}
+    paths["json"].write_text(json.dumps(info))
+    example = runpy.run_path(str(paths["example"]), run_name="example")  # functions only: main() not run
+    gen = Generator.from_run(tiny_run)
+    z, lab = inputs(2)
+    _, db = reference(tiny_run, z, lab)
+    ones = torch.ones(len(gen.normalizer.mean), 1)
+    low, high = gen.normalizer.denormalize(-ones)[:, 0], gen.normalizer.denormalize(ones)[:, 0]
+    post = PostFilter.from_dict(info["postfilter"])
+    for label in ("b", None):
+        ref = post.apply(torch.from_numpy(db).double(), [label, label], low, high).numpy()
+        for d, r in zip(db.astype(np.float64), ref):
+            got = example["postfilter"](d, label)
+            assert np.abs(got - d).max() > 0.5  # it sharpens
+            np.testing.assert_allclose(got, r, atol=1e-4)
+
+
 def test_unknown_format_is_a_parameter_error(tiny_run, tmp_path):
     with pytest.raises(ParameterError, match="onnx, torchscript"):
         export_run(tiny_run, tmp_path / "x", fmt="tflite")

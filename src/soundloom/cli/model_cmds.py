@@ -250,6 +250,9 @@ def generate(
         None, help="Griffin-Lim iterations (default: 8 for mel features, 32 for linear ones)."
     ),
     level: str = typer.Option("peak", help="peak | loudness | none"),
+    postfilter: bool = typer.Option(
+        True, "--postfilter/--no-postfilter", help="Sharpen with the run's postfilter.json (when it has one)."
+    ),
     threads: int = typer.Option(1, help=THREADS_HELP),
 ) -> None:
     """Sample, continue, interpolate or vary sounds; each file gets a JSON sidecar to recall it."""
@@ -261,7 +264,9 @@ def generate(
 
     set_threads(threads)
     start = time.monotonic()
-    gen = Generator.from_run(run, griffin_lim_iters=griffin_lim_iters, sample_rate=sample_rate, level=level)
+    gen = Generator.from_run(
+        run, postfilter=postfilter, griffin_lim_iters=griffin_lim_iters, sample_rate=sample_rate, level=level
+    )
     if from_sidecar is not None:
         sounds, prefix = [gen.from_sidecar(from_sidecar)], "recalled"
     elif cont is not None:

@@ -233,47 +233,76 @@ import json
 import sys
 from pathlib import Path
 
-import librosa
 import numpy as np
-import onnxruntime as ort
-import soundfile as sf
 
 here = Path(__file__).parent
 info = json.loads((here / "export.json").read_text())
-spec = info["spectrogram"]
-session = ort.InferenceSession(str(here / info["file"]), providers=["CPUExecutionProvider"])
-rng = np.random.default_rng(0)
-batch = 2
-feeds = {}
-for inp in info["inputs"]:
-    shape = [batch] + inp["shape"][1:]
-    if inp["name"] == "z":
-        feeds["z"] = rng.standard_normal(shape).astype(inp["dtype"])
-    else:  # label / pitch: class 0 / middle C
-        feeds[inp["name"]] = np.full(shape, 60 if inp["name"] == "pitch" else 0, dtype=inp["dtype"])
-out = Path(sys.argv[1] if len(sys.argv) > 1 else here / "decoded")
-out.mkdir(parents=True, exist_ok=True)
-if info["outputs"][0]["name"] == "audio":  # a waveform decoder: audio straight out
-    (audio,) = session.run(["audio"], feeds)
-    for i, wav in enumerate(audio):
+
+
+def postfilter(db, label):
+    """The run's post-filter, as soundloom renders: dB (rows, frames) sharpened about each frame's mean."""
+    pf = info.get("postfilter")
+    if not pf:
+        return db
+    r = pf["ratio"].get(label, pf["ratio"]["*"])
+    m = db.mean(axis=0, keepdims=True)
+    out = m + r * (db - m)
+    k = np.log(10.0) / 10.0  # the item keeps its power: one dB shift (log-sum-exp of power)
+    out = out + (np.logaddexp.reduce(db.ravel() * k) - np.logaddexp.reduce(out.ravel() * k)) / k
+    st = info["statistics"]
+    if st["mode"] == "range":
+        low, high = np.full(len(db), st["min_db"]), np.full(len(db), st["max_db"])
+    else:
+        mean, std = np.asarray(st["mean"]), np.asarray(st["std"])
+        low, high = mean - st["clip_sigma"] * std, mean + st["clip_sigma"] * std
+    return np.clip(out, low[:, None], high[:, None])
+
+
+def main():
+    import librosa
+    import onnxruntime as ort
+    import soundfile as sf
+
+    spec = info["spectrogram"]
+    session = ort.InferenceSession(str(here / info["file"]), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    batch = 2
+    feeds = {}
+    for inp in info["inputs"]:
+        shape = [batch] + inp["shape"][1:]
+        if inp["name"] == "z":
+            feeds["z"] = rng.standard_normal(shape).astype(inp["dtype"])
+        else:  # label / pitch: class 0 / middle C
+            feeds[inp["name"]] = np.full(shape, 60 if inp["name"] == "pitch" else 0, dtype=inp["dtype"])
+    out = Path(sys.argv[1] if len(sys.argv) > 1 else here / "decoded")
+    out.mkdir(parents=True, exist_ok=True)
+    if info["outputs"][0]["name"] == "audio":  # a waveform decoder: audio straight out
+        (audio,) = session.run(["audio"], feeds)
+        for i, wav in enumerate(audio):
+            sf.write(out / f"decoded_{i}.wav", wav.astype(np.float32), info["sample_rate"])
+        print("wrote", out)
+        return
+    features, db = session.run(["features", "db"], feeds)
+    print("db", db.shape, float(db.min()), float(db.max()))
+    label = info["labels"][0] if info["labels"] and "label" in feeds else None
+    win = spec.get("win_length") or spec["n_fft"]
+    for i, d in enumerate(db.astype(np.float64)):
+        d = postfilter(d, label)
+        if spec["kind"] == "mel":
+            mag = librosa.feature.inverse.mel_to_stft(  # Slaney mel power -> linear magnitude
+                10 ** (d / 10), sr=info["sample_rate"], n_fft=spec["n_fft"], power=2.0, fmin=spec["fmin_hz"],
+                fmax=spec["fmax_hz"])
+        else:
+            mag = 10 ** (d / 20)
+        wav = librosa.griffinlim(mag, n_iter=32, hop_length=spec["hop_length"], win_length=win,
+                                 window=spec.get("window", "hann"), n_fft=spec["n_fft"], length=info["n_samples"])
+        wav = 0.9 * wav / max(1e-9, float(np.abs(wav).max()))
         sf.write(out / f"decoded_{i}.wav", wav.astype(np.float32), info["sample_rate"])
     print("wrote", out)
-    sys.exit(0)
-features, db = session.run(["features", "db"], feeds)
-print("db", db.shape, float(db.min()), float(db.max()))
-win = spec.get("win_length") or spec["n_fft"]
-for i, d in enumerate(db.astype(np.float64)):
-    if spec["kind"] == "mel":
-        mag = librosa.feature.inverse.mel_to_stft(  # Slaney mel power -> linear magnitude
-            10 ** (d / 10), sr=info["sample_rate"], n_fft=spec["n_fft"], power=2.0, fmin=spec["fmin_hz"],
-            fmax=spec["fmax_hz"])
-    else:
-        mag = 10 ** (d / 20)
-    wav = librosa.griffinlim(mag, n_iter=32, hop_length=spec["hop_length"], win_length=win,
-                             window=spec.get("window", "hann"), n_fft=spec["n_fft"], length=info["n_samples"])
-    wav = 0.9 * wav / max(1e-9, float(np.abs(wav).max()))
-    sf.write(out / f"decoded_{i}.wav", wav.astype(np.float32), info["sample_rate"])
-print("wrote", out)
+
+
+if __name__ == "__main__":
+    main()
 '''
 
 

@@ -103,3 +103,16 @@ def test_training_writes_one_and_a_run_without_it_renders_as_before(tiny_run, tm
     )
     off = Generator.from_run(tiny_run, level="none", postfilter=False)
     np.testing.assert_array_equal(off.sample(3, label="b", seed=4)[2].audio, sounds[2].audio)
+
+
+def test_generate_cli_switches_it_off(tiny_run, tmp_path):
+    from tests.cli import run_cli
+
+    runs = {}
+    for name, flag in (("on", []), ("off", ["--no-postfilter"])):
+        code, out = run_cli("generate", tiny_run, "--out", tmp_path / name, "--n", "1", "--label", "b", *flag)
+        assert code == 0, out
+        (sidecar,) = (tmp_path / name).glob("*.json")
+        runs[name] = json.loads(sidecar.read_text())
+    assert runs["on"]["params"]["postfilter"] is True
+    assert "postfilter" not in runs["off"]["params"]
