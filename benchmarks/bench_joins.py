@@ -15,11 +15,12 @@ when none is given), renders ``--minutes`` of it with seam verification, and pri
 
 ``--headroom N`` measures instead, on N seeded chunks of those songs, how much smoother any scorer could make
 the joins the search picks from (``choice_headroom`` in ``streams.transitions.evaluation``): each model's
-(``features`` and ``--run``) best ``SearchConfig.candidates`` chunks, joined as the stream joins them; of those
-that pass the verifier, the first ``pick_among`` in the model's order, in the seam distance's own order among
-the same candidates (the oracle) and in a random order:
+(``features``, ``--run`` and each ``--also``) best ``SearchConfig.candidates`` chunks, joined as the stream joins
+them; of those that pass the verifier, the first ``pick_among`` in the model's order, in the seam distance's own
+order among the same candidates (the oracle) and in a random order (a fusion run's contrastive part alone is
+the run ``RUN/contrastive``):
 
-    python benchmarks/bench_joins.py POOL --run RUN --package warzone2100 --headroom 80
+    python benchmarks/bench_joins.py POOL --run RUN --also RUN/contrastive --package warzone2100 --headroom 80
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ def main() -> None:
     ap.add_argument("--reference", type=int, default=2000, help="random in-song positions")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--headroom", type=int, default=0, help="measure the choice headroom on this many chunks instead")
+    ap.add_argument("--also", action="append", default=[], help="with --headroom: another run to order by; repeat")
     args = ap.parse_args()
 
     from soundloom.streams.catalog import ChunkCatalog
@@ -110,7 +112,7 @@ def headroom(catalog, args: argparse.Namespace, ids: list[int]) -> None:
     from soundloom.streams.config import SearchConfig
     from soundloom.streams.transitions.evaluation import choice_headroom
 
-    runs = list(dict.fromkeys(["features", args.run]))
+    runs = list(dict.fromkeys(["features", args.run, *args.also]))
     t0 = time.perf_counter()
     got = choice_headroom(catalog, runs, ids, anchors=args.headroom, top=SearchConfig().candidates, seed=args.seed)
     print(
@@ -118,10 +120,10 @@ def headroom(catalog, args: argparse.Namespace, ids: list[int]) -> None:
         f"{got['passing_per_anchor']:.1f} passing per chunk (union), first {got['pick']} passing judged "
         f"({time.perf_counter() - t0:.0f} s)"
     )
-    print(f"{'seam distance dB':24}{'first picks':>12}{'oracle':>9}")
+    print(f"{'seam distance dB':32}{'first picks':>12}{'oracle':>9}")
     for run, m in got["models"].items():
-        print(f"{run[-22:]:24}{m['first']:12.2f}{m['oracle']:9.2f}")
-    print(f"{'random order (union)':24}{got['random']:12.2f}{got['oracle']:9.2f}")
+        print(f"{'/'.join(Path(run).parts[-2:])[-31:]:32}{m['first']:12.2f}{m['oracle']:9.2f}")
+    print(f"{'random order (union)':32}{got['random']:12.2f}{got['oracle']:9.2f}")
     if args.json:
         args.json.write_text(json.dumps({"pool": str(args.pool), "packages": args.package, **got}, indent=1))
 
