@@ -175,3 +175,16 @@ def test_empty_folder_still_makes_a_page(tmp_path):
     out = build_report(tmp_path, tmp_path / "r.html")
     page, _ = parse(out)
     assert page.of("audio") == [] and "No generated sounds." in " ".join(page.text)
+
+
+def test_transitions_section_says_when_one_stream_cannot_tell_models_apart():
+    def report(features_ci, learned_ci):
+        models = [
+            {"model": name, "seams": {"stream": {"median_seam_distance_db": sum(ci) / 2, "seam_distance_db_95": ci}}}
+            for name, ci in (("features", features_ci), ("fusion", learned_ci))
+        ]
+        return report_mod._transitions_section({"test_songs": 2, "test_chunks": 40, "models": models})
+
+    assert "cannot tell" in report([7.9, 10.7], [8.9, 12.4])
+    assert "cannot tell" not in report([5.0, 6.0], [8.9, 12.4])
+    assert "8.90-12.40" in report([5.0, 6.0], [8.9, 12.4])

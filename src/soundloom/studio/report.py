@@ -351,7 +351,23 @@ def _transitions_section(report: dict | None) -> str:
         f"<p>{_esc(report.get('test_songs', '?'))} test songs, {_esc(report.get('test_chunks', '?'))} chunks "
         "(songs never seen in training).</p>"
     )
-    return intro + _table(head, rows) + _meanings(["auc", "rank", "seams", "seam_distance"])
+    return intro + _table(head, rows) + _overlap_note(report) + _meanings(["auc", "rank", "seams", "seam_distance"])
+
+
+def _overlap_note(report: dict) -> str:
+    """A line saying so when the models' stream seam distances cannot be told apart (their 95% intervals meet)."""
+    spans = {}
+    for m in report.get("models", []):
+        stream = (m.get("seams") or {}).get("stream") or {}
+        lo, hi = stream.get("seam_distance_db_95", [None, None])
+        if lo is not None and hi is not None:
+            spans[str(m.get("model"))] = (float(lo), float(hi))
+    if len(spans) < 2 or max(lo for lo, _ in spans.values()) > min(hi for _, hi in spans.values()):
+        return ""
+    return (
+        f"<p class='small'>The stream seam distances of {_esc(', '.join(spans))} share a 95% interval: one stream "
+        "cannot tell these models' joins apart (the ranking columns can).</p>"
+    )
 
 
 def _distance(d: dict) -> str:
