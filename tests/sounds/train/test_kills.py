@@ -18,6 +18,17 @@ OPTIONS = ["--model", "cvae", "--epochs", "4", "--batch-size", "8", "--latent", 
 OPTIONS += ["--checkpoint-every", "2", "--val-fraction", "0.25", "--quiet", "--threads", "1"]
 
 
+def wait_for_checkpoint(proc: subprocess.Popen, folder, timeout: float) -> None:
+    """Return when ``proc`` exits; raise ``TimeoutExpired`` (so the caller kills it) once ``folder`` holds a
+    checkpoint, or after ``timeout`` s. A run timed against another one's wall time may finish first on a
+    loaded machine (CI saw all three timed kills miss), so this kill is tied to the run's own progress."""
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None:
+        if time.monotonic() > deadline or (folder.is_dir() and any(folder.glob("*.ckpt"))):
+            raise subprocess.TimeoutExpired(proc.args, timeout)
+        time.sleep(0.02)
+
+
 def test_killed_training_resumes_to_a_complete_run(tiny_store, tmp_path):
     ref, run = tmp_path / "ref", tmp_path / "run"
     started = time.monotonic()
@@ -39,7 +50,10 @@ def test_killed_training_resumes_to_a_complete_run(tiny_store, tmp_path):
             text=True,
         )
         try:
-            proc.wait(timeout=rng.uniform(0.3 * took, 0.9 * took))
+            if not killed:  # the first kill lands mid-run whatever the load: just after the first checkpoint
+                wait_for_checkpoint(proc, run / "checkpoints", timeout=max(60.0, 3 * took))
+            else:  # the others at random moments, scaled by the uninterrupted run's wall time
+                proc.wait(timeout=rng.uniform(0.3 * took, 0.9 * took))
             killed.append(False)
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGKILL)
