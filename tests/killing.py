@@ -120,7 +120,8 @@ def kill_and_rerun(
     final_timeout_s: float = 240.0,
     after_kill: Callable[[int], None] | None = None,
 ) -> KillResult:
-    """Run ``cmd`` ``kills`` times, each SIGKILLed after a seeded random delay, then once to the end.
+    """Run ``cmd`` ``kills`` times, each SIGKILLed after a seeded random delay (halved for the rest each time a
+    run finishes before its kill), then once to the end.
 
     After each kill, waits (bounded by ``settle_s``) for every process carrying this run's marker
     to exit; any still alive are recorded in ``children_left`` (and then killed, so a failing test
@@ -131,11 +132,15 @@ def kill_and_rerun(
     marker = f"{os.getpid()}-{seed}-{rng.random():.12f}"
     run_env = {**os.environ, **(env or {}), "SOUNDLOOM_KILLTEST": marker}
     result = KillResult()
+    scale = 1.0
     for i in range(kills):
         proc = subprocess.Popen(cmd, env=run_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            proc.wait(timeout=rng.uniform(min_delay_s, max_delay_s))
+            proc.wait(timeout=scale * rng.uniform(min_delay_s, max_delay_s))
             result.killed_running.append(False)
+            # It finished before its kill: the delays (scaled from a timed run under other load) are too long
+            # now, so the next ones are halved rather than all missing.
+            scale *= 0.5
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
