@@ -26,6 +26,14 @@ from ..postfilter import PostFilter, fit_postfilter
 from ..runfiles import CONFIG_FILE, MODEL_FILE, RUN_FORMAT_VERSION, STATS_FILE
 
 
+def _batches(dataset: Dataset, batch_size: int):
+    """``(x, label indices, pitches)`` tensors of ``dataset``'s items in order, ``batch_size`` at a time."""
+    for start in range(0, len(dataset), batch_size):
+        batch = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
+        labels, pitches = torch.tensor([b[1] for b in batch]), torch.tensor([b[2] for b in batch])
+        yield torch.stack([b[0] for b in batch]), labels, pitches
+
+
 @torch.no_grad()
 def posterior_means(
     model: nn.Module, dataset: Dataset, batch_size: int = 128
@@ -33,11 +41,7 @@ def posterior_means(
     """Latents ``(N, latent_size)`` (``encode_latent``), label indices ``(N,)`` and pitches ``(N,)`` of a dataset."""
     model.eval()
     zs, labs, pits = [], [], []
-    for start in range(0, len(dataset), batch_size):
-        batch = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
-        x = torch.stack([b[0] for b in batch])
-        lab = torch.tensor([b[1] for b in batch])
-        pit = torch.tensor([b[2] for b in batch])
+    for x, lab, pit in _batches(dataset, batch_size):
         mu = encode_latent(model, x, lab if model.label_conditioned else None, pit if model.pitch_conditioned else None)
         zs.append(mu.numpy())
         labs.append(lab.numpy())
@@ -137,11 +141,7 @@ def fit_run_postfilter(
     n_classes = len(model.cfg.labels) if model.label_conditioned else 0
     gen = torch.Generator().manual_seed(seed)
     real, made, labels = [], [], []
-    for start in range(0, len(dataset), batch_size):
-        batch = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
-        x = torch.stack([b[0] for b in batch])
-        lab = torch.tensor([b[1] for b in batch])
-        pit = torch.tensor([b[2] for b in batch])
+    for x, lab, pit in _batches(dataset, batch_size):
         lab_in = lab if model.label_conditioned else None
         pit_in = pit if model.pitch_conditioned else None
         if gaussian:
