@@ -112,21 +112,28 @@ def pair_scores(scorer: TransitionScorer, tails: np.ndarray, heads: np.ndarray, 
 FIRST_CHOICE_ANCHORS = 400
 
 
-def first_choices(scores: np.ndarray, own: np.ndarray, succ: np.ndarray) -> np.ndarray:
-    """Each row's best-scored column ``(m,)`` of ``scores (m, n)``, never its own column ``own[i]`` nor its
-    successor's ``succ[i]`` (-1: none)."""
+def without_own_and_successor(scores: np.ndarray, own: np.ndarray, succ: np.ndarray) -> np.ndarray:
+    """A float64 copy of ``scores (m, n)`` with each row's own column ``own[i]`` and its successor's ``succ[i]``
+    (-1: none) at ``-inf``: the joins a stream never makes (a chunk to itself, a song played on as written)."""
     s = np.asarray(scores, dtype=np.float64).copy()
     rows = np.arange(len(s))
     s[rows, own] = -np.inf
     has = succ >= 0
     s[rows[has], succ[has]] = -np.inf
-    return s.argmax(1)
+    return s
+
+
+def first_choices(scores: np.ndarray, own: np.ndarray, succ: np.ndarray) -> np.ndarray:
+    """Each row's best-scored column ``(m,)`` of ``scores (m, n)``, never its own column ``own[i]`` nor its
+    successor's ``succ[i]`` (-1: none)."""
+    return without_own_and_successor(scores, own, succ).argmax(1)
 
 
 def choice_seams(catalog, a_rows: np.ndarray, b_rows: np.ndarray) -> dict[str, np.ndarray]:
     """Seam figures ``(n,)`` of the joins ``a_rows[i] -> b_rows[i]`` (rows of the pool's chunk table), rendered
     as the stream renders them (:class:`~soundloom.streams.seams.SeamVerifier`, default render options):
-    ``pass`` (the three gates), ``seam_distance_db``, ``onset_anomaly``; NaN where a song is too short."""
+    ``pass`` (the three gates), ``verified`` (the search's verifier: the gates and the onset gate),
+    ``seam_distance_db``, ``onset_anomaly``; NaN where a song is too short."""
     from ..config import RenderConfig
     from ..seams import SeamVerifier
 
@@ -135,6 +142,7 @@ def choice_seams(catalog, a_rows: np.ndarray, b_rows: np.ndarray) -> dict[str, n
     nan = float("nan")
     return {
         "pass": np.array([g.get("pass_gates", nan) for g in got], dtype=np.float64),
+        "verified": np.array([g["pass"] for g in got], dtype=np.float64),
         "seam_distance_db": np.array([g.get("seam_distance_db", nan) for g in got], dtype=np.float64),
         "onset_anomaly": np.array([g.get("onset_anomaly", nan) for g in got], dtype=np.float64),
     }
@@ -350,8 +358,7 @@ def choice_headroom(
     Returns median seam distances (dB): ``{"models": {run: {"first", "oracle"}}, "random", "oracle"}`` (the last
     within the union), ``anchors`` and ``passing_per_anchor`` (mean passing candidates in the union).
     """
-    from ..config import RenderConfig, SearchConfig
-    from ..seams import SeamVerifier
+    from ..config import SearchConfig
 
     pick = pick or SearchConfig().pick_among
     table = catalog.chunks()
@@ -362,28 +369,26 @@ def choice_headroom(
     mine = np.sort(mine)
     audio = SongAudio(catalog.song_map(), catalog.sample_rate)
     succ = sub.successor()
-    blocked = np.zeros((len(mine), len(rows)), dtype=bool)
-    blocked[np.arange(len(mine)), mine] = True
-    has = succ[mine] >= 0
-    blocked[np.flatnonzero(has), succ[mine][has]] = True
     scores = {}
     for run in runs:
         t, h = embed_chunks(load_scorer(run, sample_rate=catalog.sample_rate), audio, sub)
-        s = np.where(blocked, -np.inf, (t[mine] @ h.T).astype(np.float64))
+        s = without_own_and_successor(t[mine] @ h.T, mine, succ[mine])
         if top is not None and top < len(rows):  # only the index's best ``top`` are candidates
             cut = -np.sort(-s, axis=1)[:, top - 1 : top]
             s = np.where(s >= cut, s, -np.inf)
         scores[run] = s
     union = np.logical_or.reduce([np.isfinite(s) for s in scores.values()])
-    verifier = SeamVerifier(catalog, RenderConfig(), distance=True)
+    ii, jj = np.nonzero(union)
+    seams = choice_seams(catalog, rows[mine[ii]], rows[jj])
     dist = np.full(union.shape, np.nan)
     passing = np.zeros(union.shape, dtype=bool)
-    for i, j in zip(*np.nonzero(union)):
-        m = verifier.measure(int(rows[mine[i]]), int(rows[j]))
-        dist[i, j] = m.get("seam_distance_db", np.nan)
-        passing[i, j] = bool(m["pass"]) and np.isfinite(dist[i, j])
+    dist[ii, jj] = seams["seam_distance_db"]
+    passing[ii, jj] = (seams["verified"] == 1.0) & np.isfinite(seams["seam_distance_db"])
     smooth = -np.nan_to_num(dist, nan=np.inf)
-    med = lambda v: float(np.nanmedian(v)) if np.isfinite(v).any() else float("nan")  # noqa: E731
+
+    def med(v: np.ndarray) -> float:
+        return float(np.nanmedian(v)) if np.isfinite(v).any() else float("nan")
+
     return {
         "models": {
             run: {
