@@ -110,6 +110,16 @@ class KVCache:
         return 0 if self.k is None else self.k.shape[2]
 
 
+def cached_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor, cache: KVCache, scale: float
+) -> torch.Tensor:
+    """Attention ``(B, heads, t, d)`` of the new positions ``q, k, v (B, heads, t, d)`` over the cached ones and
+    themselves (``k`` and ``v`` are added to ``cache``), written out as the CPU's ``scaled_dot_product_attention``
+    computes it with a bias ``(heads, t, n)``: q and k each scaled by ``scale``, the same numbers."""
+    keys, values = cache.append(k * scale, v)
+    return torch.matmul(torch.matmul(q * scale, keys.transpose(-2, -1)).add_(bias).softmax(dim=-1), values)
+
+
 class Block(nn.Module):
     """Pre-norm transformer block ``(B, T, width) -> (B, T, width)`` with a given attention bias."""
 
@@ -134,9 +144,7 @@ class Block(nn.Module):
         if cache is None:
             att = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
         else:
-            s = self.scale
-            keys, values = cache.append(k * s, v)
-            att = torch.matmul(torch.matmul(q * s, keys.transpose(-2, -1)).add_(bias).softmax(dim=-1), values)
+            att = cached_attention(q, k, v, bias, cache, self.scale)
         x = x + self.proj(att.transpose(1, 2).reshape(b, t, w))
         return x + self.mlp(self.norm2(x))
 
@@ -180,9 +188,8 @@ def block_step(x: torch.Tensor, bias: torch.Tensor, cache: KVCache, weights: tup
     shape, g1, b1, e1, wqkv, bqkv, wproj, bproj, g2, b2, e2, wup, bup, wdown, bdown, heads, s = weights
     b, t, w = x.shape
     q, k, v = F.linear(F.layer_norm(x, shape, g1, b1, e1), wqkv, bqkv).view(b, t, 3, heads, w // heads).unbind(2)
-    keys, values = cache.append(k.transpose(1, 2) * s, v.transpose(1, 2))
-    att = torch.matmul(q.transpose(1, 2) * s, keys.transpose(-2, -1)).add_(bias).softmax(dim=-1)
-    x = x + F.linear(torch.matmul(att, values).transpose(1, 2).reshape(b, t, w), wproj, bproj)
+    att = cached_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), bias, cache, s)
+    x = x + F.linear(att.transpose(1, 2).reshape(b, t, w), wproj, bproj)
     return x + F.linear(F.gelu(F.linear(F.layer_norm(x, shape, g2, b2, e2), wup, bup)), wdown, bdown)
 
 
