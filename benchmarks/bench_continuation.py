@@ -169,7 +169,7 @@ def main() -> None:
                 "id": item["id"],
                 "label": label,
                 "seed": seed,
-                "window_jump_db": float(window_jumps(out, gen.n_samples, peak_db).max()),
+                "window_jump_db": float(np.abs(np.diff(levels)).max()),
                 "window_levels_db": [round(v, 2) for v in levels],
                 "empty_window": bool(min(levels[1:], default=levels[0]) < levels[0] - EMPTY_DB),
                 "seam_jump_db": float(seam_jumps(out, seams, rate, peak_db).max()),
