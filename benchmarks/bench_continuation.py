@@ -6,7 +6,8 @@
 Prompts: ``--n`` clips of the run's held-out groups (``val_groups`` in its ``model.json``, e.g. speakers),
 spread over labels, each fitted to ``--prompt-seconds`` (padded with silence when shorter, as the front end
 pads training items), continued with their own label. Output with ``level="none"``, so the prompt keeps its
-level. Per prompt:
+level, and with the Generator's level following (``--follow-level DB``, its default 3 dB; ``none``: off, each
+sound at the level the prior drew it). Per prompt:
 
 - **window jump**: level (RMS, dB) of each training-length window of the output against the next one's (a
   last partial window counts when it holds half a window; levels floored as below);
@@ -27,6 +28,13 @@ hop positions). Prints the weakest case (largest jump, largest error ratio) and 
 jumps' distribution (quantiles, the count over 6 dB) with each continuation's largest jump sorted as
 **level** (the quieter window still holds sound within 20 dB of the prompt's window) or **empty** (more than
 20 dB below it: the prior made a window of near-silence, an item that ended at once or never began).
+
+Level following (:mod:`soundloom.sounds.levelfollow`): the sounds found after the prompt, how many needed
+more than the gain's bound (``bounded``: a faint sound lifted by the bound only, or a loud one cut by it), and
+the gains applied. With ``--classifier DIR`` (``soundloom train-classifier``, trained on other speakers), each
+training-length window after the first, of the continuation and of a real reference (the prompt, then the
+same speaker saying the same label in other held-out clips, one after another), is classified: **recognised**
+is the share of those windows given the prompt's label, so a gain cannot hide a content fault.
 
 ``--draws K`` continues each prompt K times (seeds ``seed + i + k * n``): 20 prompts, one draw each, is too
 few to tell two samplers apart (on the digits, one prior gave 3 of 20 over 6 dB with one seed and 8 of 50,
@@ -80,6 +88,32 @@ def seam_jumps(wav: np.ndarray, seams: list[int], rate: int, peak_db: float) -> 
     return np.asarray(out)
 
 
+def follow_option(text: str) -> float | None:
+    return None if text.lower() in ("none", "off") else float(text)
+
+
+def recognised(clf, gen: Generator, wav: np.ndarray, label: str, window: int) -> tuple[int, int]:
+    """Windows after the first of ``wav`` (a last one padded with silence) given ``label``, and how many."""
+    from soundloom.sounds.training.classifier import predict
+
+    parts = []
+    for i in range(window, len(wav), window):
+        part = np.zeros(window, np.float32)
+        chunk = wav[i : i + window]
+        part[: len(chunk)] = chunk
+        parts.append(part)
+    if not parts:
+        return 0, 0
+    feat = gen.normalizer.normalize(features(torch.from_numpy(np.stack(parts)), gen.spec)).float()
+    probs, _ = predict(clf, feat)
+    labels = clf_labels(clf)
+    return int(sum(labels[j] == label for j in probs.argmax(dim=1).tolist())), len(parts)
+
+
+def clf_labels(clf) -> list[str]:
+    return [str(v) for v in clf.cfg.labels]
+
+
 def logmel_db(gen: Generator, wav: np.ndarray, frames: int) -> torch.Tensor:
     """The run's front end in dB ``(rows, frames)`` of ``wav`` at the model's rate."""
     x = torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32))
@@ -119,10 +153,22 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--draws", type=int, default=1, help="Continuations per prompt (seeds seed + i + k * n).")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--follow-level",
+        type=follow_option,
+        default=3.0,
+        help="Generator follow_level: dB a sound may differ from the prompt's level (default 3); none: off.",
+    )
+    p.add_argument("--classifier", type=Path, default=None, help="A digits classifier: recognition per window.")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    gen = Generator.from_run(args.run, level="none")
+    gen = Generator.from_run(args.run, level="none", follow_level=args.follow_level)
+    clf = None
+    if args.classifier is not None:
+        from soundloom.sounds.evaluation.report import load_classifier
+
+        clf = load_classifier(args.classifier)[0]
     rate, hop_samples = gen.spec.sample_rate, int(gen.spec.hop_length)
     model = gen.model
     code_samples = model.vqvae.cfg.factor * hop_samples
@@ -164,6 +210,12 @@ def main() -> None:
         real = np.concatenate(chain)[:total_n]
         real_peak = 20 * np.log10(np.abs(real).max() + 1e-12)
         real_seams = sorted(set(seams) | set(range(prompt_n, total_n, prompt_n)))
+        hits = recognised(clf, gen, out, label, gen.n_samples) if clf is not None else (0, 0)
+        real_hits = (0, 0)
+        if clf is not None:  # the reference for recognition: the same speaker saying the same digit again
+            alike = [it for it in same if str(it["labels"][lkey]) == label][: len(chain) - 1]
+            said = [fit_length(load_audio(it["path"], sample_rate=rate)[0], prompt_n, fade_samples=0) for it in alike]
+            real_hits = recognised(clf, gen, np.concatenate([wav, *said])[:total_n], label, gen.n_samples)
         rows.append(
             {
                 "id": item["id"],
@@ -183,16 +235,20 @@ def main() -> None:
                 "decoded_err": dec_cont,
                 "decoded_recon_err": dec_rec,
                 "decoded_ratio": dec_cont / max(dec_rec, 1e-9),
+                "followed": cont.followed,
+                "recognised": hits,
+                "real_recognised": real_hits,
             }
         )
     cpu = time.process_time() - start
-    keys = [k for k in rows[0] if k not in ("id", "label", "seed", "window_levels_db", "empty_window")]
+    skip = ("id", "label", "seed", "window_levels_db", "empty_window", "followed", "recognised", "real_recognised")
+    keys = [k for k in rows[0] if k not in skip]
     print(
         f"{args.run}: {len(prompts)} held-out prompts of {args.prompt_seconds} s continued to {args.seconds} s "
         f"({len(rows)} continuations) "
         f"(T={args.temperature}, top_k={args.top_k}); windows of {gen.n_samples} samples, the prior's context "
         f"restarting at {model.slide_points(0, 4 * model.cfg.code_frames)} codes of {code_samples} samples "
-        f"(from an empty prefix); {cpu:.1f} CPU-s"
+        f"(from an empty prefix); level following {args.follow_level} dB; {cpu:.1f} CPU-s"
     )
     print(f"{'measure':22s} {'weakest':>8s} {'median':>8s}  weakest item")
     for k in keys:
@@ -216,6 +272,32 @@ def main() -> None:
         f"  over 6 dB by kind: {n_level} level, {n_empty} with an empty window "
         f"(> {EMPTY_DB:.0f} dB below the prompt's: {empty})"
     )
+    sounds = [f for r in rows for f in r["followed"]]
+    if args.follow_level is not None:
+        gains = np.array([f["gain_db"] for f in sounds]) if sounds else np.zeros(1)
+        bounded = [f for f in sounds if f["bounded"]]
+        n_cont = sum(any(f["bounded"] for f in r["followed"]) for r in rows)
+        print(
+            f"level following: {len(sounds)} sounds after the prompts, {int(np.sum(gains != 0))} given a gain "
+            f"(cut {int(np.sum(gains < 0))}, lifted {int(np.sum(gains > 0))}); |gain| dB quantiles (50, 90, 100) "
+            f"of those: "
+            + (
+                " / ".join(f"{v:.1f}" for v in np.percentile(np.abs(gains[gains != 0]), (50, 90, 100)))
+                if np.any(gains)
+                else "-"
+            )
+            + f"; at the bound: {len(bounded)} sounds in {n_cont} of {len(rows)} continuations"
+        )
+    if clf is not None:
+        hit, tot = sum(r["recognised"][0] for r in rows), sum(r["recognised"][1] for r in rows)
+        rhit, rtot = sum(r["real_recognised"][0] for r in rows), sum(r["real_recognised"][1] for r in rows)
+        worst = min(rows, key=lambda r: r["recognised"][0] / max(r["recognised"][1], 1))
+        print(
+            f"recognised as the prompt's label (windows after the first): {hit} of {tot} ({hit / max(tot, 1):.3f}); "
+            f"real speech of the same speaker {rhit} of {rtot} ({rhit / max(rtot, 1):.3f}); "
+            f"continuations with none recognised: {sum(r['recognised'][0] == 0 for r in rows)} "
+            f"(weakest {worst['id']} seed {worst['seed']}: {worst['recognised'][0]} of {worst['recognised'][1]})"
+        )
     if args.json:
         print(json.dumps(rows, indent=1))
 

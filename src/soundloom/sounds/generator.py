@@ -27,6 +27,7 @@ from ..core.spectral import SpectrogramConfig
 from ..data.stats import Normalizer
 from . import latent_prior
 from .decode import LEVELS, audio_to_features, default_griffin_lim_iters, features_to_audio, finish_audio
+from .levelfollow import MAX_GAIN_DB, follow_level
 from .models import ModelFileError, build_model, config_from_dict, load_safetensors, load_state, protocol
 from .postfilter import PostFilter
 from .runfiles import CONFIG_FILE, MODEL_FILE, STATS_FILE, file_sha256, read_run_info
@@ -54,6 +55,9 @@ class Sound:
     # A continuation's prompt (audio, rate) when it came as an array: :meth:`Generator.save` writes it
     # beside the sound and names it in ``sources`` so the sidecar can recall the sound.
     prompt: tuple[np.ndarray, int] | None = field(default=None, repr=False, compare=False)
+    # A continuation's sounds after the prompt and the gain each got to follow its level (not in the sidecar:
+    # re-rendering finds them again).
+    followed: list[dict] = field(default_factory=list, repr=False, compare=False)
 
     def sidecar(self, model: dict) -> dict:
         """The JSON record written beside the audio file."""
@@ -129,9 +133,16 @@ class Generator:
         sample_rate: int | None = None,
         level: str = "peak",
         postfilter: PostFilter | None = None,
+        follow_level: float | None = 3.0,
     ) -> None:
+        """``follow_level``: a continuation's sounds after the prompt are kept within this many dB of the prompt's
+        active level (:mod:`.levelfollow`, gain at most ``MAX_GAIN_DB``); None leaves them at the level drawn."""
         if level not in LEVELS:
             raise ParameterError(f"level must be one of {LEVELS}, got {level!r}")
+        if follow_level is not None and not 0.0 <= float(follow_level) <= MAX_GAIN_DB:
+            raise ParameterError(f"follow_level must be None or 0..{MAX_GAIN_DB:g} dB, got {follow_level!r}")
+        self.follow_level = None if follow_level is None else float(follow_level)
+        self.follow_max_gain = MAX_GAIN_DB
         self.model, self.prior, self.normalizer, self.spec = model.eval(), prior, normalizer, spec
         self.postfilter = postfilter
         self.n_samples, self.info = n_samples, info
@@ -301,11 +312,23 @@ class Generator:
         seconds: float | None = None,
     ) -> tuple[np.ndarray, int]:
         """Audio ``(samples,)`` and its rate for one latent (with a continuation's prompt, if any)."""
+        if prompt is not None:
+            return self._render_prompted(latent, label, pitch, prompt, seconds)[:2]
         feat = self.decode_features(latent, label, pitch)
-        if prompt is None:
-            wav = self._to_audio(feat[None], self._length(seconds), [label])[0]
-            return finish_audio(wav, self.spec.sample_rate, self.out_rate, self.level), self.sample_rate
-        return self._render_continuation(feat, prompt, seconds, label)
+        wav = self._to_audio(feat[None], self._length(seconds), [label])[0]
+        return finish_audio(wav, self.spec.sample_rate, self.out_rate, self.level), self.sample_rate
+
+    def _render_prompted(
+        self,
+        latent: np.ndarray,
+        label: str | None,
+        pitch: int | None,
+        prompt: tuple[np.ndarray, int],
+        seconds: float | None,
+    ) -> tuple[np.ndarray, int, list[dict]]:
+        """:meth:`render` of a continuation, with the sounds level following found after the prompt and the
+        gain each got (:meth:`.levelfollow.FollowedSound.to_dict`)."""
+        return self._render_continuation(self.decode_features(latent, label, pitch), prompt, seconds, label)
 
     def render_many(
         self,
@@ -640,7 +663,7 @@ class Generator:
                 loss.backward()
                 opt.step()
             latent = z.detach()[0].numpy().astype(np.float32)
-            wav, rate = self.render(latent, label, pitch, prompt=(prompt, prompt_sample_rate), seconds=seconds)
+            wav, rate, followed = self._render_prompted(latent, label, pitch, (prompt, prompt_sample_rate), seconds)
             sounds.append(
                 Sound(
                     wav,
@@ -651,10 +674,16 @@ class Generator:
                     "continue",
                     seed + i,
                     self._params(
-                        seconds=seconds, steps=steps, temperature=temperature, sample_rate=rate, prompt_frames=pf
+                        seconds=seconds,
+                        steps=steps,
+                        temperature=temperature,
+                        sample_rate=rate,
+                        prompt_frames=pf,
+                        **self._follow_params(),
                     ),
                     dict(sources),
                     None if sources else (prompt, prompt_sample_rate),
+                    followed,
                 )
             )
         return sounds
@@ -691,9 +720,14 @@ class Generator:
             gen = torch.Generator().manual_seed(seed + i)
             latent = self.model.continue_latent(codes[: max(keep, 0)], n_codes, lab, pit, temperature, gen, top_k)
             latent = latent.numpy().astype(np.float32)
-            wav, rate = self.render(latent, label, pitch, prompt=(prompt, prompt_sample_rate), seconds=seconds)
+            wav, rate, followed = self._render_prompted(latent, label, pitch, (prompt, prompt_sample_rate), seconds)
             params = self._params(
-                seconds=seconds, temperature=temperature, sample_rate=rate, prompt_frames=pf, prompt_codes=keep
+                seconds=seconds,
+                temperature=temperature,
+                sample_rate=rate,
+                prompt_frames=pf,
+                prompt_codes=keep,
+                **self._follow_params(),
             )
             if top_k:
                 params["top_k"] = top_k
@@ -709,16 +743,23 @@ class Generator:
                     params,
                     dict(sources),
                     None if sources else (prompt, prompt_sample_rate),
+                    followed,
                 )
             )
         return sounds
 
+    def _follow_params(self) -> dict:
+        """A continuation's level following as its sidecar records it (null: not followed)."""
+        if self.follow_level is None:
+            return {"follow_level": None}
+        return {"follow_level": self.follow_level, "follow_max_gain_db": self.follow_max_gain}
+
     def _render_continuation(
         self, feat: torch.Tensor, prompt: tuple[np.ndarray, int], seconds: float | None, label: str | None = None
-    ) -> tuple[np.ndarray, int]:
+    ) -> tuple[np.ndarray, int, list[dict]]:
         """Prompt frames from the prompt, later frames from ``feat`` (post-filtered for ``label``); the prompt's
-        own samples are kept up to a short crossfade into the phase-reconstructed rest. Output at the prompt's
-        rate."""
+        own samples are kept up to a short crossfade into the phase-reconstructed rest, and the sounds after it
+        follow the prompt's level (``follow_level``). Output at the prompt's rate, and the sounds followed."""
         from ..core.convert import resample
 
         wav_in, rate_in = prompt
@@ -745,8 +786,12 @@ class Generator:
         wav = wav * np.float32(gain)
         wav[:keep] = p_model_wav[:keep]
         wav[keep : keep + fade] = (1 - ramp) * p_model_wav[keep:] + ramp * wav[keep : keep + fade]
+        followed: list[dict] = []
+        if self.follow_level is not None:
+            wav, found = follow_level(wav, p_model_wav, model_rate, self.follow_level, self.follow_max_gain)
+            followed = [f.to_dict(model_rate) for f in found]
         out = finish_audio(wav, model_rate, rate_in, self.level)
-        return out, rate_in
+        return out, rate_in, followed
 
     # ---- files -------------------------------------------------------------------------------
     def save(
@@ -790,9 +835,13 @@ class Generator:
             label, pitch = record.get("label"), record.get("pitch")
         except (KeyError, TypeError, ValueError) as exc:
             raise ParameterError(where, f"not a soundloom sidecar ({exc})") from exc
-        old = (self.griffin_lim_iters, self.out_rate, self.level, self.postfilter)
+        old = (self.griffin_lim_iters, self.out_rate, self.level, self.postfilter, self.follow_level)
+        old_gain = self.follow_max_gain
         self.griffin_lim_iters = int(params.get("griffin_lim_iters", self.griffin_lim_iters))
         self.level = params.get("level", self.level)
+        # A continuation saved before level following has no key: it was not followed.
+        self.follow_level = params.get("follow_level")
+        self.follow_max_gain = float(params.get("follow_max_gain_db", MAX_GAIN_DB))
         if not params.get("postfilter"):
             self.postfilter = None  # rendered without one (an older run, or the option off)
         try:
@@ -804,12 +853,14 @@ class Generator:
                 wav, rate = load_audio(sources["prompt"])
                 if sources.get("prompt_seconds") is not None:
                     wav = trim_prompt(wav, rate, float(sources["prompt_seconds"]))
-                audio, rate = self.render(latent, label, pitch, prompt=(wav, rate), seconds=params["seconds"])
+                audio, rate, followed = self._render_prompted(latent, label, pitch, (wav, rate), params["seconds"])
             else:
                 self.out_rate = int(params.get("sample_rate", self.sample_rate))
                 audio, rate = self.render(latent, label, pitch, seconds=params.get("seconds"))
+                followed = []
         finally:
-            self.griffin_lim_iters, self.out_rate, self.level, self.postfilter = old
+            self.griffin_lim_iters, self.out_rate, self.level, self.postfilter, self.follow_level = old
+            self.follow_max_gain = old_gain
         return Sound(
             audio,
             rate,
@@ -820,4 +871,5 @@ class Generator:
             record.get("seed"),
             dict(params),
             dict(sources),
+            followed=followed,
         )
