@@ -80,6 +80,13 @@ def test_a_silent_window_stays_silent_and_the_gain_is_bounded():
     out, found = follow_level(np.concatenate([prompt, faint]), prompt, RATE, 3.0)
     assert len(found) == 1 and found[0].bounded and found[0].gain_db == MAX_GAIN_DB
     assert abs(level(out[len(prompt) :]) - level(faint) - MAX_GAIN_DB) < 0.3
+    # A faint onset the output's end cuts off (40 ms) is not measured: it keeps the gain before it.
+    onset = np.zeros(RATE // 2, np.float32)
+    onset[-RATE // 25 :] = 0.003 * np.sin(np.arange(RATE // 25) * 0.3)
+    wav = np.concatenate([prompt, loud, onset])
+    out, found = follow_level(wav, prompt, RATE, 3.0)
+    assert len(found) == 1 and found[0].end <= len(prompt) + len(loud)
+    assert np.allclose(out[-RATE // 25 :], wav[-RATE // 25 :] * 10 ** (found[0].gain_db / 20), rtol=1e-5)
 
 
 # ---- through the Generator: a tiny vqvae and prior over steady tones ---------------------------------------

@@ -3,11 +3,11 @@
 A prior continues a prompt window by window, and once its window slides the context restarts from the silence
 after a sound, so the next sound is drawn at its label's usual level, not the prompt's speaker's. Here the
 added part is cut into sounds (runs of frames within ``SILENCE_DB`` of the prompt's active level, closer runs
-merged), each sound's active level is measured against the prompt's, and a sound more than ``tolerance_db``
-louder or quieter gets a constant gain that brings it to that tolerance, at most ``max_gain_db``. The gain
-changes only between sounds, smoothed over ``RAMP_S``, and is exactly 0 dB on the prompt. Frames more than
-``SILENCE_DB`` below the prompt are no sound: they are never measured, and a near-silent stretch gets no gain
-of its own (only the ramp between its neighbours' gains, each bounded).
+merged, the shortest left out), each sound's active level is measured against the prompt's, and a sound more
+than ``tolerance_db`` louder or quieter gets a constant gain that brings it to that tolerance, at most
+``max_gain_db``. The gain changes only between sounds, smoothed over ``RAMP_S``, and is exactly 0 dB on the
+prompt. Frames more than ``SILENCE_DB`` below the prompt are no sound: they are never measured, and a
+near-silent stretch gets no gain of its own (only the ramp between its neighbours' gains, each bounded).
 """
 
 from __future__ import annotations
@@ -19,6 +19,9 @@ import numpy as np
 FRAME_S = 0.02  # level frames
 SILENCE_DB = 40.0  # frames this far below the prompt's active level are silence
 MERGE_S = 0.15  # runs of sound closer than this are one sound (a stop's closure inside a word)
+# Shorter sounds are not measured (a click, or the onset of a sound the output's end cuts off: its level is
+# its first few frames'); they keep the gain around them.
+MIN_SOUND_S = 0.1
 RAMP_S = 0.05  # the shortest gain change
 MAX_GAIN_DB = 12.0
 
@@ -66,7 +69,7 @@ def active_level_db(wav: np.ndarray, rate: int) -> float | None:
 
 def _sounds(wav: np.ndarray, start: int, rate: int, floor_db: float) -> list[tuple[int, int, float]]:
     """Sounds of ``wav[start:]``: ``(start, end, active level dB)``, runs of frames above ``floor_db``, merged
-    across gaps shorter than ``MERGE_S``."""
+    across gaps shorter than ``MERGE_S``, at least ``MIN_SOUND_S`` long."""
     frame = max(1, int(round(FRAME_S * rate)))
     p = frame_powers(wav[start:], frame)
     loud = p >= 10 ** (floor_db / 10)
@@ -78,7 +81,10 @@ def _sounds(wav: np.ndarray, start: int, rate: int, floor_db: float) -> list[tup
     firsts = np.concatenate([[idx[0]], idx[breaks + 1]])
     lasts = np.concatenate([idx[breaks], [idx[-1]]])
     out = []
+    shortest = max(1, int(round(MIN_SOUND_S / FRAME_S)))
     for a, b in zip(firsts, lasts):
+        if b + 1 - a < shortest:
+            continue
         level = float(10 * np.log10(p[a : b + 1][loud[a : b + 1]].mean()))
         out.append((start + int(a) * frame, min(len(wav), start + (int(b) + 1) * frame), level))
     return out
