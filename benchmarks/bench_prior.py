@@ -17,6 +17,12 @@ copy after its prior (on the training split, as export does), ``off`` renders wi
 skips the one-Gaussian copy. ``--per-label N``: N sounds per label and seed instead of the reference's count
 (4 per class on the built-in one-shots), drawn from disjoint seeds (seed ``s`` draws items ``s * N`` onward;
 without it, seed ``s`` draws items ``s`` to ``s + count - 1``, so consecutive seeds share all but one).
+``--postfilter-kind`` (with ``fit``): which post-filter to fit (``gv``, as export; ``quantile``; ``gv+quantile``).
+
+Floor gaps are given against the held-out reference (``floor_gap_db``: the issue's measure; its per-class median
+rests on the 2-6 held-out clips of each class) and against the training split's real clips through the same front
+end (``floor_gap_train_db``, some 35 clips a class); the summary gives each class's gap furthest above real
+(``floor_gap_db_worst``) and furthest below (``floor_gap_db_lowest``) over seeds.
 """
 
 from __future__ import annotations
@@ -32,12 +38,13 @@ import numpy as np
 import torch
 
 from soundloom.data.store import FeatureStore
+from soundloom.sounds.evaluation.fidelity import spectral_floor_db
 from soundloom.sounds.evaluation.fixed_space import FixedFeatureSpace
 from soundloom.sounds.evaluation.judge import build_reference, generate_like, judge
 from soundloom.sounds.evaluation.report import classifier_scorer, split_rows
 from soundloom.sounds.generator import Generator
 from soundloom.sounds.models import load_safetensors, save_safetensors
-from soundloom.sounds.postfilter import POSTFILTER_FILE
+from soundloom.sounds.postfilter import KINDS, POSTFILTER_FILE
 from soundloom.sounds.training.data import StoreDataModule, split_store
 from soundloom.sounds.training.export import fit_prior, fit_run_postfilter, posterior_means
 
@@ -45,9 +52,9 @@ KEYS = ("accuracy", "fixed_fd_ratio", "fixed_diversity_within_class", "classifie
 LOWER_IS_BETTER = {"fixed_fd_ratio", "classifier_fd_ratio"}
 
 
-def refit_copy(run: Path, dest: Path, components: int, postfilter: str = "run") -> Path:
+def refit_copy(run: Path, dest: Path, components: int, postfilter: str = "run", pf_kind: str = "gv") -> Path:
     """A copy of ``run`` whose prior is refitted with at most ``components`` per class (and with ``postfilter``
-    "fit", its post-filter refitted on that prior; "off": removed); returns it."""
+    "fit", its post-filter of ``pf_kind`` refitted on that prior; "off": removed); returns it."""
     shutil.copytree(run, dest, ignore=shutil.ignore_patterns("checkpoints", "samples", "eval", "plots"))
     gen = Generator.from_run(dest, level="none")
     info, kind = gen.info, gen.model.cfg.kind
@@ -67,10 +74,10 @@ def refit_copy(run: Path, dest: Path, components: int, postfilter: str = "run") 
     if postfilter != "run":
         (dest / POSTFILTER_FILE).unlink(missing_ok=True)
     if postfilter == "fit":
-        post = fit_run_postfilter(gen.model, prior, data.train_set, gen.normalizer)
+        post = fit_run_postfilter(gen.model, prior, data.train_set, gen.normalizer, kind=pf_kind)
         if post is not None:
             post.save(dest)
-            print(json.dumps({"components": components, "postfilter": post.ratio}), flush=True)
+            print(json.dumps({"components": components, "postfilter": post.kind, "ratio": post.ratio}), flush=True)
     return dest
 
 
@@ -89,6 +96,7 @@ def main() -> None:
     ap.add_argument("--components", type=int, default=10)
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--postfilter", choices=("run", "fit", "off"), default="run")
+    ap.add_argument("--postfilter-kind", choices=KINDS, default="gv")
     ap.add_argument("--priors", choices=("both", "mixture"), default="both")
     ap.add_argument("--per-label", type=int, default=None)
     args = ap.parse_args()
@@ -96,9 +104,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         runs = {}
         if args.priors == "both":
-            runs["one Gaussian"] = refit_copy(args.run, Path(tmp) / "gaussian", 1, args.postfilter)
+            kind = args.postfilter_kind
+            runs["one Gaussian"] = refit_copy(args.run, Path(tmp) / "gaussian", 1, args.postfilter, kind)
         runs[f"mixture (<= {args.components})"] = refit_copy(
-            args.run, Path(tmp) / "mixture", args.components, args.postfilter
+            args.run, Path(tmp) / "mixture", args.components, args.postfilter, args.postfilter_kind
         )
         first = Generator.from_run(next(iter(runs.values())), level="none")
         info = first.info
@@ -113,11 +122,14 @@ def main() -> None:
         train = build_reference(first, store, train_rows, label_key, group_key, None, [])
         train_emb = np.asarray(space.transform(list(train.clips), ref.sample_rate))
         train_labels = np.array(train.labels)
+        train_floor = spectral_floor_db(train.clips, ref.sample_rate)
+        train_floor = {c: float(np.median(train_floor[train_labels == c])) for c in sorted(set(train.labels))}
         base = nearest_training_distance(space, ref.sample_rate, train_emb, train_labels, ref.clips, ref.labels)
         result: dict = {
             "run": str(args.run),
             "temperature": args.temperature,
             "postfilter": args.postfilter,
+            "postfilter_kind": args.postfilter_kind if args.postfilter == "fit" else None,
             "per_label": args.per_label,
             "priors": {},
         }
@@ -133,6 +145,12 @@ def main() -> None:
                 row["accuracy_weakest"] = s.get("accuracy_weakest")
                 floors = judged["fixed_space"]["spectral_floor"]["per_class"]
                 row["floor_gap_db"] = {c: round(v["delta_db"], 1) for c, v in sorted(floors.items())}
+                made_floor, made_labels = spectral_floor_db(made.clips, made.sample_rate), np.array(made.labels)
+                row["floor_gap_train_db"] = {
+                    c: round(float(np.median(made_floor[made_labels == c])) - f, 1)
+                    for c, f in train_floor.items()
+                    if (made_labels == c).any()
+                }
                 if seed == 0:
                     d = nearest_training_distance(
                         space, ref.sample_rate, train_emb, train_labels, made.clips, made.labels
@@ -149,6 +167,10 @@ def main() -> None:
             summary["nearest_training_ratio"] = rows[0]["nearest_training_ratio"]
             gaps = [r["floor_gap_db"] for r in rows]
             summary["floor_gap_db_worst"] = {c: max(g[c] for g in gaps) for c in gaps[0]}
+            summary["floor_gap_db_lowest"] = {c: min(g[c] for g in gaps) for c in gaps[0]}
+            gaps = [r["floor_gap_train_db"] for r in rows]
+            summary["floor_gap_train_db_worst"] = {c: max(g[c] for g in gaps) for c in gaps[0]}
+            summary["floor_gap_train_db_lowest"] = {c: min(g[c] for g in gaps) for c in gaps[0]}
             result["priors"][name] = {"seeds": rows, "summary": summary}
             print(name, json.dumps(summary), flush=True)
     if args.json:

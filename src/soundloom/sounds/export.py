@@ -194,6 +194,13 @@ def export_description(gen: Generator, inputs: tuple[torch.Tensor, ...], names: 
             "with r = postfilter.ratio[label] ('*' for none); shift each item by one dB offset to its power before; "
             "clip per row to the statistics' range (normalised -1..1)",
         )
+        if post.kind == "quantile":
+            invert[1] = invert[1].replace(
+                "; shift each item",
+                "; then (kind 'quantile') per row i: p = frame peak of db; db = min(db, p + interp(db - p, "
+                "postfilter.quantiles[label].model[i], postfilter.quantiles[label].real[i])) (numpy.interp); "
+                "shift each item",
+            )
     if waveform:
         outputs = [{"name": "audio", "shape": ["batch", int(gen.n_samples)], "dtype": "float32", "units": "[-1, 1]"}]
         invert = ["audio = output 'audio' (batch, n_samples) at sample_rate: no phase reconstruction"]
@@ -247,6 +254,12 @@ def postfilter(db, label):
     r = pf["ratio"].get(label, pf["ratio"]["*"])
     m = db.mean(axis=0, keepdims=True)
     out = m + r * (db - m)
+    q = pf.get("quantiles")
+    if q:  # kind "quantile": each row's dB below the frame peak mapped to the real quantiles, never raised
+        t = q.get(label, q["*"]) if label is not None else q["*"]
+        peak = out.max(axis=0, keepdims=True)
+        mapped = np.stack([np.interp(row, xp, fp) for row, xp, fp in zip(out - peak, t["model"], t["real"])])
+        out = np.minimum(mapped + peak, out)
     k = np.log(10.0) / 10.0  # the item keeps its power: one dB shift (log-sum-exp of power)
     out = out + (np.logaddexp.reduce(db.ravel() * k) - np.logaddexp.reduce(out.ravel() * k)) / k
     st = info["statistics"]

@@ -13,6 +13,13 @@ items' spread (root mean square deviation from the frame mean, over frames whose
 (samples of its fitted prior, or reconstructions for kinds without one). The result is
 clipped to the range the normaliser can represent, which real features never leave.
 
+A second, optional stage (file version 2, ``"kind": "quantile"``) maps each mel row's level below its frame's
+peak through a per-class quantile table (histogram matching, as in bias correction of climate models): the
+model's quantiles of ``db - frame peak`` over active frames of its own output, against the real training
+items' quantiles, per class and row. It only ever lowers a value (``min(mapped, db)``): a blurred decoder
+under-represents a row's loud values, and a map that also lifted would turn the leakage of one item into
+another item's peak (sweeps, whose rows differ from item to item, gained 25-40 dB of floor that way).
+
 The ratios live beside the weights in ``postfilter.json``; a run without the file renders as before::
 
     pf = PostFilter.load(run_dir)          # None when the run has none
@@ -40,6 +47,9 @@ ACTIVE_DB = 40.0
 # Ratios outside this range are clipped: the filter undoes smoothing, it never smooths (ratio < 1 would), and
 # a ratio above 3 would mean a model so blurred that sharpening cannot save it.
 MIN_RATIO, MAX_RATIO = 1.0, 3.0
+# What fit_run_postfilter fits: the global-variance ratios; the quantile stage alone (ratios 1); or both.
+KINDS = ("gv", "quantile", "gv+quantile")
+QUANTILES = 33  # quantiles per class and row of the quantile stage (evenly spaced probabilities 0..1)
 
 
 def frame_spread_db(db: torch.Tensor, active_db: float = ACTIVE_DB) -> float:
@@ -55,12 +65,54 @@ def frame_spread_db(db: torch.Tensor, active_db: float = ACTIVE_DB) -> float:
     return float(torch.sqrt(dev2 / (active.sum() * db.shape[1])))
 
 
+def peak_relative_quantiles(db: torch.Tensor, n: int = QUANTILES, active_db: float = ACTIVE_DB) -> torch.Tensor:
+    """Quantiles ``(rows, n)`` of ``db - frame peak`` (dB, <= 0) per row of spectra ``(N, rows, frames)``, over the
+    frames whose peak is within ``active_db`` of each item's loudest peak; probabilities evenly spaced 0..1."""
+    if db.ndim != 3 or db.shape[0] == 0:
+        raise ParameterError(f"expected dB spectra (N, rows, frames) with N > 0, got shape {tuple(db.shape)}")
+    db = db.double()
+    peak = db.amax(dim=1, keepdim=True)
+    active = (peak >= peak.amax(dim=2, keepdim=True) - active_db)[:, 0]  # (N, frames)
+    rel = (db - peak).permute(1, 0, 2)[:, active]  # (rows, active frames of all items)
+    return torch.quantile(rel, torch.linspace(0.0, 1.0, n, dtype=torch.float64), dim=1).T.contiguous()
+
+
+def _interp_rows(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor:
+    """Piecewise-linear ``fp(x)`` per row: ``x (B, rows, frames)``, knots ``xp``/``fp (rows, n)`` (xp
+    increasing); constant beyond the first and last knot (as ``numpy.interp``)."""
+    b, rows, frames = x.shape
+    flat = x.permute(1, 0, 2).reshape(rows, -1).contiguous()
+    i = torch.searchsorted(xp.contiguous(), flat).clamp(1, xp.shape[1] - 1)
+    x0, x1, y0, y1 = xp.gather(1, i - 1), xp.gather(1, i), fp.gather(1, i - 1), fp.gather(1, i)
+    w = ((flat - x0) / (x1 - x0)).clamp(0.0, 1.0)
+    return (y0 + w * (y1 - y0)).reshape(rows, b, frames).permute(1, 0, 2)
+
+
 @dataclass
 class PostFilter:
-    """Per-class spread ratios: ``ratio[label]`` scales each frame's deviation from its mean (dB)."""
+    """Per-class spread ratios: ``ratio[label]`` scales each frame's deviation from its mean (dB); optionally
+    ``quantiles[label] = (model, real)``, tables ``(rows, n)`` of dB below the frame peak (the quantile stage;
+    the model's increasing along each row)."""
 
     ratio: dict[str, float]
     info: dict = field(default_factory=dict)
+    quantiles: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None
+
+    @property
+    def kind(self) -> str:
+        return "gv" if self.quantiles is None else "quantile"
+
+    def _lower(self, db: torch.Tensor, labels: list[str | None]) -> torch.Tensor:
+        """The quantile stage: each row's dB below its frame peak mapped from the model's quantiles to the real
+        ones of the item's class (the all-class tables for others), never above its value before."""
+        assert self.quantiles is not None
+        peak = db.amax(dim=1, keepdim=True)
+        out = db.clone()
+        for i, lab in enumerate(labels):
+            model, real = self.quantiles[str(lab) if lab is not None and str(lab) in self.quantiles else ALL]
+            mapped = _interp_rows(db[i : i + 1] - peak[i : i + 1], model.to(db.dtype), real.to(db.dtype))
+            out[i : i + 1] = torch.minimum(mapped + peak[i : i + 1], db[i : i + 1])
+        return out
 
     def ratio_for(self, label: str | None) -> float:
         """The ratio of ``label`` (the all-class ratio for None or a label it was not fitted on)."""
@@ -73,12 +125,15 @@ class PostFilter:
     ) -> torch.Tensor:
         """Sharpened dB spectra ``(B, rows, frames)``: ``mean + ratio * (db - mean)`` per frame, shifted to the
         item's power before, clipped per row to ``[low_db, high_db]`` ``(rows,)``. ``labels``: one per item (None:
-        the all-class ratio)."""
+        the all-class ratio). With quantile tables, the sharpened spectra then go through the quantile stage
+        before the shift."""
         if db.ndim != 3 or len(labels) != db.shape[0]:
             raise ParameterError(f"expected {len(labels)} dB spectra (B, rows, frames), got shape {tuple(db.shape)}")
         r = torch.tensor([self.ratio_for(lab) for lab in labels], dtype=db.dtype)[:, None, None]
         frame_mean = db.mean(dim=1, keepdim=True)
         out = frame_mean + r * (db - frame_mean)
+        if self.quantiles is not None:
+            out = self._lower(out, labels)
         # log-sum-exp in dB: the item's power level before and after (stable for -150 dB rows)
         scale, dims = np.log(10.0) / 10.0, (1, 2)
         shift = (
@@ -89,7 +144,15 @@ class PostFilter:
 
     # ---- files -------------------------------------------------------------------------------
     def to_dict(self) -> dict:
-        return {"format": FORMAT, "version": 1, "ratio": dict(self.ratio), **self.info}
+        if self.quantiles is None:
+            return {"format": FORMAT, "version": 1, "ratio": dict(self.ratio), **self.info}
+
+        def table(t: torch.Tensor) -> list[list[float]]:
+            return [[round(float(v), 2) for v in row] for row in t]
+
+        q = {k: {"model": table(m), "real": table(r)} for k, (m, r) in self.quantiles.items()}
+        head = {"format": FORMAT, "version": 2, "kind": "quantile"}
+        return {**head, "ratio": dict(self.ratio), "quantiles": q, **self.info}
 
     def save(self, run_dir: str | os.PathLike) -> Path:
         return write_json(Path(run_dir) / POSTFILTER_FILE, self.to_dict())
@@ -104,9 +167,26 @@ class PostFilter:
             ratio = {str(k): float(v) for k, v in d["ratio"].items()}
             if ALL not in ratio or not all(math.isfinite(v) and v > 0 for v in ratio.values()):
                 raise ValueError("ratios must be finite, positive and include the all-class one")
+            quantiles = None
+            if d.get("kind", "gv") == "quantile":
+                quantiles = {}
+                for k, v in d["quantiles"].items():
+                    model, real = (torch.tensor(v[w], dtype=torch.float64) for w in ("model", "real"))
+                    if model.ndim != 2 or model.shape != real.shape or model.shape[1] < 2:
+                        raise ValueError(f"quantile tables of {k!r} must be two (rows, n >= 2) tables alike")
+                    if not (torch.isfinite(model).all() and torch.isfinite(real).all()):
+                        raise ValueError(f"quantile tables of {k!r} must be finite")
+                    if (model.diff(dim=1) <= 0).any():
+                        raise ValueError(f"the model quantiles of {k!r} must be increasing")
+                    quantiles[str(k)] = (model, real)
+                if ALL not in quantiles:
+                    raise ValueError("quantile tables must include the all-class one")
+            elif d.get("kind", "gv") != "gv":
+                raise ValueError(f"unknown kind {d.get('kind')!r}")
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise ModelFileError(where or POSTFILTER_FILE, f"malformed post-filter ({exc})") from exc
-        return cls(ratio, {k: v for k, v in d.items() if k not in ("format", "version", "ratio")})
+        skip = ("format", "version", "kind", "ratio", "quantiles")
+        return cls(ratio, {k: v for k, v in d.items() if k not in skip}, quantiles)
 
     @classmethod
     def load(cls, run_dir: str | os.PathLike) -> PostFilter | None:
@@ -149,3 +229,42 @@ def fit_postfilter(
             ratios[lab] = ratio(real_l == lab, model_l == lab)
     info = {"source": source, "active_db": ACTIVE_DB, "items": int(len(real_l)), "model_items": int(len(model_l))}
     return PostFilter({k: round(v, 4) for k, v in ratios.items()}, info)
+
+
+def fit_quantile_postfilter(
+    real_db: torch.Tensor,
+    real_labels: list[str | None],
+    model_db: torch.Tensor,
+    model_labels: list[str | None],
+    source: str,
+    ratios: dict[str, float] | None = None,
+    n: int = QUANTILES,
+) -> PostFilter:
+    """The quantile post-filter: :func:`peak_relative_quantiles` of the real items and of the model's output,
+    per label and over all items, after the global-variance stage of ``ratios`` (None: ratio 1, no GV stage).
+
+    Shapes and labels as :func:`fit_postfilter`; the model's tables are taken from its output sharpened by
+    ``ratios``, since that is what the quantile stage sees at render.
+    """
+    real_l, model_l = np.array([str(v) for v in real_labels]), np.array([str(v) for v in model_labels])
+    ratios = dict(ratios) if ratios is not None else {ALL: 1.0}
+    gv = PostFilter(ratios)
+    r = torch.tensor([gv.ratio_for(v) for v in model_labels], dtype=torch.float64)[:, None, None]
+    frame_mean = model_db.double().mean(dim=1, keepdim=True)
+    sharp = frame_mean + r * (model_db.double() - frame_mean)  # the GV stage before its shift and clip
+
+    def tables(r_sel: np.ndarray, m_sel: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        model = peak_relative_quantiles(sharp[torch.from_numpy(m_sel)], n).round(decimals=2)
+        real = peak_relative_quantiles(real_db[torch.from_numpy(r_sel)], n).round(decimals=2)
+        # Tied knots (a row that is its frame's peak in many frames has several quantiles at 0 dB) would make the
+        # map ambiguous at the tie: the model's knots are made strictly increasing, 0.01 dB apart at least.
+        for k in range(1, n):
+            model[:, k] = torch.maximum(model[:, k], model[:, k - 1] + 0.01)
+        return model, real
+
+    quantiles = {ALL: tables(np.ones(len(real_l), bool), np.ones(len(model_l), bool))}
+    for lab in sorted(set(real_l) & set(model_l)):
+        if lab != "None":
+            quantiles[lab] = tables(real_l == lab, model_l == lab)
+    info = {"source": source, "active_db": ACTIVE_DB, "items": int(len(real_l)), "model_items": int(len(model_l))}
+    return PostFilter(ratios, info, quantiles)

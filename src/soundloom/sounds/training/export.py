@@ -18,11 +18,12 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ...core.atomic import write_json
+from ...core.errors import ParameterError
 from ...data.stats import Normalizer
 from .. import latent_prior
 from ..models import get_kind, save_safetensors
 from ..models.protocol import decode_latent, encode_latent, output
-from ..postfilter import PostFilter, fit_postfilter
+from ..postfilter import KINDS, PostFilter, fit_postfilter, fit_quantile_postfilter
 from ..runfiles import CONFIG_FILE, MODEL_FILE, RUN_FORMAT_VERSION, STATS_FILE
 
 
@@ -129,11 +130,15 @@ def fit_run_postfilter(
     normalizer: Normalizer,
     batch_size: int = 64,
     seed: int = 0,
+    kind: str = "gv",
 ) -> PostFilter | None:
     """The post-filter of a spectrogram model (None for a waveform kind), fitted on ``dataset`` (the training
     split): its items' spread against the model's output for the same items' labels and pitches. That output
     is one draw per item from the fitted Gaussian prior at temperature 1 (seeded), or the item's
-    reconstruction when the kind has no Gaussian prior (code models)."""
+    reconstruction when the kind has no Gaussian prior (code models). ``kind``: one of
+    :data:`~soundloom.sounds.postfilter.KINDS` (export fits ``gv``)."""
+    if kind not in KINDS:
+        raise ParameterError(f"post-filter kind must be one of {', '.join(KINDS)}, got {kind!r}")
     if output(model) == "waveform" or len(dataset) == 0:
         return None
     model.eval()
@@ -155,7 +160,11 @@ def fit_run_postfilter(
         labels += [model.cfg.labels[int(v)] if n_classes and int(v) >= 0 else None for v in lab]
     real_db, model_db = normalizer.denormalize(torch.cat(real)), normalizer.denormalize(torch.cat(made))
     source = "samples of the fitted prior, temperature 1" if gaussian else "reconstructions"
-    return fit_postfilter(real_db, labels, model_db, labels, source)
+    gv = fit_postfilter(real_db, labels, model_db, labels, source)
+    if kind == "gv":
+        return gv
+    ratios = gv.ratio if kind == "gv+quantile" else None
+    return fit_quantile_postfilter(real_db, labels, model_db, labels, source, ratios)
 
 
 def export_run(
