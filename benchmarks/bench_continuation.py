@@ -11,6 +11,10 @@ sound at the level the prior drew it). Per prompt:
 
 - **window jump**: level (RMS, dB) of each training-length window of the output against the next one's (a
   last partial window counts when it holds half a window; levels floored as below);
+- **active-level window jump**: the same between the windows' active levels (their frames within 40 dB of the
+  output's loudest, :mod:`soundloom.sounds.levelfollow`): how loud the sound in each window is, whatever share
+  of the window is silent (the window jump reads a window holding a short digit as quieter than one holding a
+  long one at the same level);
 - **seam jump**: RMS of the 50 ms before against the 50 ms after each seam, where the prompt's audio ends and
   where the prior's context restarts (every ``hop`` codes once it slides), levels floored at 60 dB below the
   output's peak so a silent gap is not an infinite jump;
@@ -55,6 +59,7 @@ import torch
 from soundloom.core import fit_length, load_audio
 from soundloom.core.spectral import features
 from soundloom.sounds import Generator
+from soundloom.sounds.levelfollow import FRAME_S, SILENCE_DB, frame_powers
 from soundloom.sounds.runfiles import read_run_info
 
 SEAM_S, FLOOR_DB, EMPTY_DB = 0.05, 60.0, 20.0
@@ -74,6 +79,22 @@ def window_levels(wav: np.ndarray, window: int, peak_db: float) -> list[float]:
 def window_jumps(wav: np.ndarray, window: int, peak_db: float) -> np.ndarray:
     """``|dB|`` between the levels of consecutive ``window``-sample windows (:func:`window_levels`)."""
     return np.abs(np.diff(window_levels(wav, window, peak_db)))
+
+
+def active_window_jumps(wav: np.ndarray, window: int, rate: int) -> np.ndarray:
+    """``|dB|`` between consecutive windows' **active** levels: the mean square of their 20-ms frames within
+    ``SILENCE_DB`` of the output's loudest frame (a window without one: ``FLOOR_DB`` below that frame), so a
+    window's share of silence does not count, only how loud its sound is."""
+    frame = int(round(FRAME_S * rate))
+    top = frame_powers(wav, frame).max() + 1e-20
+    levels = []
+    for i in range(0, len(wav), window):
+        if len(wav) - i < window // 2:
+            break
+        p = frame_powers(wav[i : i + window], frame)
+        on = p[p >= top * 10 ** (-SILENCE_DB / 10)]
+        levels.append(10 * np.log10(on.mean()) if len(on) else 10 * np.log10(top) - FLOOR_DB)
+    return np.abs(np.diff(levels))
 
 
 def seam_jumps(wav: np.ndarray, seams: list[int], rate: int, peak_db: float) -> np.ndarray:
@@ -228,6 +249,8 @@ def main() -> None:
                 "prompt_seam_jump_db": float(seam_jumps(out, seams[:1], rate, peak_db).max()),
                 "real_prompt_seam_jump_db": float(seam_jumps(real, seams[:1], rate, real_peak).max()),
                 "real_window_jump_db": float(window_jumps(real, gen.n_samples, real_peak).max()),
+                "active_window_jump_db": float(active_window_jumps(out, gen.n_samples, rate).max()),
+                "real_active_window_jump_db": float(active_window_jumps(real, gen.n_samples, rate).max()),
                 "real_seam_jump_db": float(seam_jumps(real, real_seams, rate, real_peak).max()),
                 "prompt_err_db": cont_err,
                 "recon_err_db": rec_err,
@@ -258,11 +281,23 @@ def main() -> None:
     over = sum(r["window_jump_db"] > 6.0 for r in rows)
     real_over = sum(r["real_window_jump_db"] > 6.0 for r in rows)
     print(f"window jumps over 6 dB: {over} of {len(rows)} continuations; {real_over} of {len(rows)} real sequences")
+    over_a = sum(r["active_window_jump_db"] > 6.0 for r in rows)
+    real_over_a = sum(r["real_active_window_jump_db"] > 6.0 for r in rows)
+    print(
+        f"active-level window jumps (silence left out) over 6 dB: {over_a} of {len(rows)} continuations; "
+        f"{real_over_a} of {len(rows)} real sequences"
+    )
     q = (50, 75, 90, 100)
-    for name, key in (("continuations", "window_jump_db"), ("real speech", "real_window_jump_db")):
+    for name, key in (
+        ("continuations", "window_jump_db"),
+        ("real speech", "real_window_jump_db"),
+        ("continuations", "active_window_jump_db"),
+        ("real speech", "real_active_window_jump_db"),
+    ):
         vals = np.array([r[key] for r in rows])
+        kind = "active-level" if key.endswith("active_window_jump_db") else "window"
         print(
-            f"  {name:13s} largest window jump dB, quantiles {q}: "
+            f"  {name:13s} largest {kind} jump dB, quantiles {q}: "
             + " / ".join(f"{v:.1f}" for v in np.percentile(vals, q))
         )
     empty = ", ".join(f"{r['id']} seed {r['seed']}" for r in rows if r["empty_window"]) or "none"
