@@ -313,7 +313,9 @@ def main() -> None:
         bounded = [f for f in sounds if f["bounded"]]
         n_cont = sum(any(f["bounded"] for f in r["followed"]) for r in rows)
         print(
-            f"level following: {len(sounds)} sounds after the prompts, {int(np.sum(gains != 0))} given a gain "
+            f"level following: {len(sounds)} sounds after the prompts "
+            f"({sum(bool(f.get('carried')) for f in sounds)} the prompt's own, carried on: kept), "
+            f"{int(np.sum(gains != 0))} given a gain "
             f"(cut {int(np.sum(gains < 0))}, lifted {int(np.sum(gains > 0))}); |gain| dB quantiles (50, 90, 100) "
             f"of those: "
             + (

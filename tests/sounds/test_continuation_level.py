@@ -89,6 +89,18 @@ def test_a_silent_window_stays_silent_and_the_gain_is_bounded():
     assert np.allclose(out[-RATE // 25 :], wav[-RATE // 25 :] * 10 ** (found[0].gain_db / 20), rtol=1e-5)
 
 
+def test_the_prompt_s_own_sound_carried_on_keeps_its_decay():
+    t = np.arange(2 * RATE) / RATE
+    note = (0.5 * np.exp(-3 * t) * np.sin(2 * np.pi * 440 * t)).astype(np.float32)  # 26 dB down by 2 s
+    prompt = note[: 2 * RATE // 5]
+    wav = np.concatenate([note, 0.5 * bursts([1.0], seed=6)])  # then a new sound, 6 dB louder than the attack
+    out, found = follow_level(wav, prompt, RATE, 3.0)
+    # the note is one sound until it falls 40 dB below the prompt's level, then comes the new one
+    assert len(found) == 2 and found[0].carried and found[0].gain_db == 0.0 and found[0].end > len(note) * 0.6
+    assert np.array_equal(out[: found[0].end - RATE // 20], wav[: found[0].end - RATE // 20])  # the decay, untouched
+    assert not found[-1].carried and found[-1].gain_db < 0  # the new sound follows
+
+
 # ---- through the Generator: a tiny vqvae and prior over steady tones ---------------------------------------
 N = 2048
 FREQS = {"low": 330.0, "high": 990.0}
@@ -132,11 +144,12 @@ def test_a_prior_continuation_follows_the_prompt_and_recalls_from_its_sidecar(pr
     gen = Generator.from_run(prior_run, griffin_lim_iters=2, level="none")
     assert gen.follow_level == 3.0
     prompt = (0.05 * steady(FREQS["low"], 1)[: N // 2]).astype(np.float32)  # far quieter than the training tones
+    prompt[-N // 8 :] = 0.0  # and ending in silence, so what the prior adds after it is its own and followed
     seconds = 3 * N / RATE
     (cont,) = gen.continue_(prompt, RATE, seconds, label="low", seed=1, temperature=1.0)
     fade = 2 * gen.spec.hop_length
     assert np.array_equal(cont.audio[: len(prompt) - fade], prompt[: len(prompt) - fade])
-    assert cont.params["follow_level"] == 3.0 and cont.followed
+    assert cont.params["follow_level"] == 3.0 and any(not s["carried"] and s["gain_db"] for s in cont.followed)
     for s in cont.followed:  # each sound after the prompt within the tolerance unless the bound stopped it
         a, b = int(s["start_s"] * RATE), int(s["end_s"] * RATE)
         if not s["bounded"]:

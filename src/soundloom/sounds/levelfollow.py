@@ -3,11 +3,12 @@
 A prior continues a prompt window by window, and once its window slides the context restarts from the silence
 after a sound, so the next sound is drawn at its label's usual level, not the prompt's speaker's. Here the
 added part is cut into sounds (runs of frames within ``SILENCE_DB`` of the prompt's active level, closer runs
-merged, the shortest left out), each sound's active level is measured against the prompt's, and a sound more
-than ``tolerance_db`` louder or quieter gets a constant gain that brings it to that tolerance, at most
-``max_gain_db``. The gain changes only between sounds, smoothed over ``RAMP_S``, and is exactly 0 dB on the
-prompt. Frames more than ``SILENCE_DB`` below the prompt are no sound: they are never measured, and a
-near-silent stretch gets no gain of its own (only the ramp between its neighbours' gains, each bounded).
+merged, the shortest left out; one the prompt's end cuts through is the prompt's and keeps its level), each
+sound's active level is measured against the prompt's, and a sound more than ``tolerance_db`` louder or
+quieter gets a constant gain that brings it to that tolerance, at most ``max_gain_db``. The gain changes only
+between sounds, smoothed over ``RAMP_S``, and is exactly 0 dB on the prompt. Frames more than ``SILENCE_DB``
+below the prompt are no sound: they are never measured, and a near-silent stretch gets no gain of its own
+(only the ramp between its neighbours' gains, each bounded).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class FollowedSound:
     level_db: float
     gain_db: float
     bounded: bool  # it needed more than the gain's bound
+    carried: bool = False  # the prompt's own last sound, carried on past its end: never followed
 
     def to_dict(self, rate: int) -> dict:
         return {
@@ -43,6 +45,7 @@ class FollowedSound:
             "level_db": round(self.level_db, 2),
             "gain_db": round(self.gain_db, 2),
             "bounded": self.bounded,
+            "carried": self.carried,
         }
 
 
@@ -100,16 +103,25 @@ def follow_level(
     """``wav`` ``(samples,)`` whose first ``len(prompt)`` samples are the prompt's, with each sound after them
     brought within ``tolerance_db`` of the prompt's active level (gain at most ``max_gain_db`` either way).
 
-    Returns the new audio (float32; the prompt's samples unchanged, bit for bit) and the sounds found after the
-    prompt with their gains. A silent prompt leaves everything as it is.
+    A sound the prompt's end cuts through (sound in the prompt's last frame and in the first frame after it) is
+    the prompt's own, carried on: it keeps its level (0 dB), so a note's decay or a word's fall is not lifted;
+    only the sounds that begin after it follow. Returns the new audio (float32; the prompt's samples unchanged,
+    bit for bit) and the sounds found after the prompt with their gains. A silent prompt leaves everything as it
+    is.
     """
     wav = np.asarray(wav, dtype=np.float32)
     start = len(prompt)
     reference = active_level_db(prompt, rate)
     if reference is None or start >= len(wav):
         return wav.copy(), []
+    floor = reference - SILENCE_DB
+    frame = max(1, int(round(FRAME_S * rate)))
+    sounding_end = frame_powers(prompt[-frame:], frame)[0] >= 10 ** (floor / 10)
     found = []
-    for a, b, level in _sounds(wav, start, rate, reference - SILENCE_DB):
+    for a, b, level in _sounds(wav, start, rate, floor):
+        if a == start and sounding_end:
+            found.append(FollowedSound(a, b, level, 0.0, False, carried=True))
+            continue
         dev = level - reference
         want = float(np.clip(dev, -tolerance_db, tolerance_db) - dev)
         gain = float(np.clip(want, -max_gain_db, max_gain_db))
