@@ -326,8 +326,8 @@ class Generator:
         prompt: tuple[np.ndarray, int],
         seconds: float | None,
     ) -> tuple[np.ndarray, int, list[dict]]:
-        """:meth:`render` of a continuation, with the sounds level following found after the prompt and the
-        gain each got (:meth:`.levelfollow.FollowedSound.to_dict`)."""
+        """:meth:`render` of a continuation, and the sounds level following found after the prompt, each with
+        the gain it got (:meth:`.levelfollow.FollowedSound.to_dict`; empty when not followed)."""
         return self._render_continuation(self.decode_features(latent, label, pitch), prompt, seconds, label)
 
     def render_many(
