@@ -253,6 +253,12 @@ def generate(
     postfilter: bool = typer.Option(
         True, "--postfilter/--no-postfilter", help="Sharpen with the run's postfilter.json (when it has one)."
     ),
+    follow_level: float = typer.Option(
+        3.0, help="A continuation's sounds after the prompt are kept within this many dB of the prompt's level."
+    ),
+    free_level: bool = typer.Option(
+        False, "--free-level", help="Leave a continuation's sounds at the level drawn (no --follow-level)."
+    ),
     threads: int = typer.Option(1, help=THREADS_HELP),
 ) -> None:
     """Sample, continue, interpolate or vary sounds; each file gets a JSON sidecar to recall it."""
@@ -265,7 +271,12 @@ def generate(
     set_threads(threads)
     start = time.monotonic()
     gen = Generator.from_run(
-        run, postfilter=postfilter, griffin_lim_iters=griffin_lim_iters, sample_rate=sample_rate, level=level
+        run,
+        postfilter=postfilter,
+        griffin_lim_iters=griffin_lim_iters,
+        sample_rate=sample_rate,
+        level=level,
+        follow_level=None if free_level else follow_level,
     )
     if from_sidecar is not None:
         sounds, prefix = [gen.from_sidecar(from_sidecar)], "recalled"

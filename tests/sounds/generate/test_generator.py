@@ -260,6 +260,11 @@ def test_cli_continue_from_the_first_part_of_a_long_prompt(tiny_run, tmp_path):
     assert res.exit_code == 0, res.output
     record = json.loads((tmp_path / "part" / "continue_000.json").read_text())
     assert record["sources"]["prompt_seconds"] == 0.05
+    assert record["params"]["follow_level"] == 3.0  # continuations follow the prompt's level by default
+    for flags, want in ((["--free-level"], None), (["--follow-level", "6"], 6.0)):
+        res = runner.invoke(app, base + ["--prompt-seconds", "0.05", *flags, "--out", str(tmp_path / "lv")])
+        assert res.exit_code == 0, res.output
+        assert json.loads((tmp_path / "lv" / "continue_000.json").read_text())["params"]["follow_level"] == want
     res = runner.invoke(
         app,
         [
