@@ -17,7 +17,7 @@ copy after its prior (on the training split, as export does), ``off`` renders wi
 skips the one-Gaussian copy. ``--per-label N``: N sounds per label and seed instead of the reference's count
 (4 per class on the built-in one-shots), drawn from disjoint seeds (seed ``s`` draws items ``s * N`` onward;
 without it, seed ``s`` draws items ``s`` to ``s + count - 1``, so consecutive seeds share all but one).
-``--postfilter-kind`` (with ``fit``): which post-filter to fit (``gv``, as export; ``quantile``; ``gv+quantile``).
+``--postfilter-kind`` (with ``fit``): which post-filter to fit (``quantile``, as export; ``gv``; ``gv+quantile``).
 
 Floor gaps are given against the held-out reference (``floor_gap_db``: the issue's measure; its per-class median
 rests on the 2-6 held-out clips of each class) and against the training split's real clips through the same front
@@ -44,7 +44,7 @@ from soundloom.sounds.evaluation.judge import build_reference, generate_like, ju
 from soundloom.sounds.evaluation.report import classifier_scorer, split_rows
 from soundloom.sounds.generator import Generator
 from soundloom.sounds.models import load_safetensors, save_safetensors
-from soundloom.sounds.postfilter import KINDS, POSTFILTER_FILE
+from soundloom.sounds.postfilter import DEFAULT_KIND, KINDS, POSTFILTER_FILE
 from soundloom.sounds.training.data import StoreDataModule, split_store
 from soundloom.sounds.training.export import fit_prior, fit_run_postfilter, posterior_means
 
@@ -52,7 +52,7 @@ KEYS = ("accuracy", "fixed_fd_ratio", "fixed_diversity_within_class", "classifie
 LOWER_IS_BETTER = {"fixed_fd_ratio", "classifier_fd_ratio"}
 
 
-def refit_copy(run: Path, dest: Path, components: int, postfilter: str = "run", pf_kind: str = "gv") -> Path:
+def refit_copy(run: Path, dest: Path, components: int, postfilter: str = "run", pf_kind: str = DEFAULT_KIND) -> Path:
     """A copy of ``run`` whose prior is refitted with at most ``components`` per class (and with ``postfilter``
     "fit", its post-filter of ``pf_kind`` refitted on that prior; "off": removed); returns it."""
     shutil.copytree(run, dest, ignore=shutil.ignore_patterns("checkpoints", "samples", "eval", "plots"))
@@ -96,7 +96,7 @@ def main() -> None:
     ap.add_argument("--components", type=int, default=10)
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--postfilter", choices=("run", "fit", "off"), default="run")
-    ap.add_argument("--postfilter-kind", choices=KINDS, default="gv")
+    ap.add_argument("--postfilter-kind", choices=KINDS, default=DEFAULT_KIND)
     ap.add_argument("--priors", choices=("both", "mixture"), default="both")
     ap.add_argument("--per-label", type=int, default=None)
     args = ap.parse_args()

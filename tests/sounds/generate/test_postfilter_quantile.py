@@ -33,7 +33,7 @@ def test_deepens_the_gaps_of_a_smeared_spectrum_and_never_lifts():
     real, held = partials(12, seed=0), partials(6, seed=1)
     labels = ["bell"] * 12
     post = fit_quantile_postfilter(real, labels, smear(real), labels, "test")
-    assert post.kind == "quantile" and post.ratio == {ALL: 1.0} and set(post.quantiles) == {ALL, "bell"}
+    assert post.kind == "quantile" and post.ratio == {ALL: 1.0, "bell": 1.0} and set(post.quantiles) == {ALL, "bell"}
     model, real_q = post.quantiles["bell"]
     assert model.shape == (48, 33) and (model.diff(dim=1) > 0).all()
     low, high = torch.full((48,), -300.0), torch.full((48,), 50.0)
@@ -90,7 +90,7 @@ def test_file_round_trip_and_version_1_unchanged(tmp_path):
 
 
 def quantile_copy(tiny_run, dest):
-    """A copy of ``tiny_run`` whose post-filter is refitted as the quantile kind (as export fits one)."""
+    """A copy of ``tiny_run`` whose post-filter is refitted as export fits one (the quantile kind)."""
     from soundloom.data.store import FeatureStore
     from soundloom.sounds.models import load_safetensors
     from soundloom.sounds.training.data import StoreDataModule, split_store
@@ -105,8 +105,9 @@ def quantile_copy(tiny_run, dest):
     prior = {k: v for k, v in load_safetensors(dest / "model.safetensors").items() if k.startswith("prior.")}
     with pytest.raises(ParameterError, match="kind"):
         fit_run_postfilter(gen.model, prior, data.train_set, gen.normalizer, kind="bands")
-    post = fit_run_postfilter(gen.model, prior, data.train_set, gen.normalizer, kind="quantile")
+    post = fit_run_postfilter(gen.model, prior, data.train_set, gen.normalizer)  # the kind export fits
     assert post.kind == "quantile" and set(post.quantiles) == {ALL, "a", "b", "c"}
+    assert set(post.ratio) == {ALL, "a", "b", "c"} and set(post.ratio.values()) == {1.0}
     post.save(dest)
     return dest
 

@@ -23,7 +23,7 @@ from ...data.stats import Normalizer
 from .. import latent_prior
 from ..models import get_kind, save_safetensors
 from ..models.protocol import decode_latent, encode_latent, output
-from ..postfilter import KINDS, PostFilter, fit_postfilter, fit_quantile_postfilter
+from ..postfilter import DEFAULT_KIND, KINDS, PostFilter, fit_postfilter, fit_quantile_postfilter
 from ..runfiles import CONFIG_FILE, MODEL_FILE, RUN_FORMAT_VERSION, STATS_FILE
 
 
@@ -130,13 +130,13 @@ def fit_run_postfilter(
     normalizer: Normalizer,
     batch_size: int = 64,
     seed: int = 0,
-    kind: str = "gv",
+    kind: str = DEFAULT_KIND,
 ) -> PostFilter | None:
     """The post-filter of a spectrogram model (None for a waveform kind), fitted on ``dataset`` (the training
     split): its items' spread against the model's output for the same items' labels and pitches. That output
     is one draw per item from the fitted Gaussian prior at temperature 1 (seeded), or the item's
     reconstruction when the kind has no Gaussian prior (code models). ``kind``: one of
-    :data:`~soundloom.sounds.postfilter.KINDS` (export fits ``gv``)."""
+    :data:`~soundloom.sounds.postfilter.KINDS` (default: the one export fits)."""
     if kind not in KINDS:
         raise ParameterError(f"post-filter kind must be one of {', '.join(KINDS)}, got {kind!r}")
     if output(model) == "waveform" or len(dataset) == 0:
