@@ -161,7 +161,9 @@ class PostFilter:
         return {**head, "ratio": dict(self.ratio), "quantiles": q, **self.info}
 
     def save(self, run_dir: str | os.PathLike) -> Path:
-        return write_json(Path(run_dir) / POSTFILTER_FILE, self.to_dict())
+        # quantile tables on one line (a third of the indented size); a ratio-only file as it always was written
+        indent = 1 if self.quantiles is None else None
+        return write_json(Path(run_dir) / POSTFILTER_FILE, self.to_dict(), indent=indent)
 
     @classmethod
     def from_dict(cls, d: dict, where: Path | None = None) -> PostFilter:
