@@ -51,8 +51,8 @@ MIN_RATIO, MAX_RATIO = 1.0, 3.0
 # What fit_run_postfilter fits: the global-variance ratios; the quantile stage alone (ratios 1); or both.
 KINDS = ("gv", "quantile", "gv+quantile")
 # The kind export fits. The quantile stage alone: at the demo's budget it is recognised more than GV on every draw
-# seed of three trainings (worst 0.896 against 0.861-0.882) and leaves no class far below the real floor, where GV
-# sharpens kicks and plucks 10-24 dB below it; GV keeps bells' floors lower (see the README's post-filter section).
+# seed of three trainings (worst 0.896 against 0.861-0.882) and keeps kicks and plucks within 7 dB of the training
+# clips' floor, where GV sharpens them 6-20 dB below it; GV keeps bells' and vowels' floors lower (README).
 DEFAULT_KIND = "quantile"
 QUANTILES = 33  # quantiles per class and row of the quantile stage (evenly spaced probabilities 0..1)
 
