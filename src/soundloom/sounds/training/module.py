@@ -1,5 +1,11 @@
 """Lightning module of the spectrogram VAE / CVAE: loss = recon + β·KL with a linear warm-up.
 
+With ``class_weighting`` a label-conditioned model weights each training item's reconstruction term by how
+hard its class is so far: ``sqrt(e_c / mean(e))`` normalised to mean 1 over the batch, where ``e_c`` is a running
+mean (decay 0.9 per batch) of the class's summed squared error. On the built-in one-shots the thin, moving
+partials of the sweeps and the bell cost several times the error of a kick or a hi-hat, and at a 3-minute
+budget their decoder is still blurring them when training stops.
+
 :func:`vae_module` is the training hook the "vae" and "cvae" kinds name in the model registry.
 """
 
@@ -8,7 +14,7 @@ from __future__ import annotations
 import lightning as L
 import torch
 
-from ..losses import beta_at, elbo_terms
+from ..losses import ElboTerms, beta_at, elbo_terms, kl_divergence, reconstruction_loss
 from ..models import build_model, config_from_dict
 
 
@@ -16,7 +22,13 @@ class VAEModule(L.LightningModule):
     """Wraps :class:`~soundloom.sounds.models.VAE`; batches are ``(x (B, rows, frames), label (B,), pitch (B,))``."""
 
     def __init__(
-        self, model: dict, lr: float = 1e-3, beta: float = 0.1, warmup_steps: int = 500, weight_decay: float = 0.0
+        self,
+        model: dict,
+        lr: float = 1e-3,
+        beta: float = 0.1,
+        warmup_steps: int = 500,
+        weight_decay: float = 0.0,
+        class_weighting: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -24,6 +36,21 @@ class VAEModule(L.LightningModule):
         # About a fifth less CPU time per step for these small convolutions (export makes tensors contiguous).
         self.model.to(memory_format=torch.channels_last)
         self.lr, self.beta, self.warmup_steps, self.weight_decay = lr, beta, warmup_steps, weight_decay
+        self.class_weighting = bool(class_weighting and self.model.label_conditioned)
+        if self.class_weighting:
+            # Running error per class (0: not seen yet); a buffer, so a resumed run keeps it.
+            self.register_buffer("class_error", torch.zeros(len(self.model.cfg.labels)))
+
+    @torch.no_grad()
+    def item_weights(self, per_item: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Weights ``(B,)`` (mean 1) of a batch's items from their summed squared errors ``per_item (B,)`` and
+        class indices ``labels (B,)``; updates the running error of each class in the batch first."""
+        err = self.class_error
+        for c in labels.unique():
+            e = per_item[labels == c].mean()
+            err[c] = e if err[c] == 0 else 0.9 * err[c] + 0.1 * e
+        w = (err[labels].clamp_min(1e-12) / err[err > 0].mean()).sqrt()
+        return w / w.mean()
 
     def conditions(
         self, labels: torch.Tensor, pitches: torch.Tensor
@@ -39,6 +66,12 @@ class VAEModule(L.LightningModule):
         lab, pit = self.conditions(labels, pitches)
         x_hat, mu, logvar = self.model(x, lab, pit, sample=True)
         terms = elbo_terms(x_hat, x, mu, logvar, beta)
+        if stage == "train" and self.class_weighting and bool((labels >= 0).all()):
+            # Logged terms stay unweighted, so runs with and without the weighting compare.
+            per_item = reconstruction_loss(x_hat, x)
+            weights = self.item_weights(per_item.detach(), labels)
+            loss = (weights * per_item).mean() + beta * kl_divergence(mu, logvar).mean()
+            terms = ElboTerms(loss, terms.recon, terms.kl, terms.mse, beta)
         on_step = stage == "train"
         self.log_dict(
             {
@@ -69,9 +102,19 @@ class VAEModule(L.LightningModule):
         self.log("val_loss", terms.loss, prog_bar=True, on_epoch=True, batch_size=batch[0].shape[0], sync_dist=True)
 
     def configure_optimizers(self):
-        return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        params = list(self.parameters())
+        # The fused kernel: the same AdamW update in one pass over each tensor, about a sixth less CPU time per
+        # step for these small models on one thread, so a CPU budget buys more steps.
+        fused = all(p.device.type in ("cpu", "cuda") for p in params)
+        return torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay, fused=fused)
 
 
 def vae_module(model: dict, cfg) -> VAEModule:
     """Training hook of the VAE family: a :class:`VAEModule` for model config ``model`` and a TrainConfig."""
-    return VAEModule(model, lr=cfg.lr, beta=cfg.beta, warmup_steps=cfg.warmup_steps)
+    return VAEModule(
+        model,
+        lr=cfg.lr,
+        beta=cfg.beta,
+        warmup_steps=cfg.warmup_steps,
+        class_weighting=getattr(cfg, "class_weighting", False),
+    )

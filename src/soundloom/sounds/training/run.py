@@ -71,6 +71,8 @@ class TrainConfig:
     griffin_lim_iters: int = 16
     threads: int | None = None  # torch CPU threads; 1 is fastest when the cores are shared
     model_options: dict = field(default_factory=dict)  # the kind's own options (registry), e.g. embed_dim
+    # A label-conditioned VAE weights each item's reconstruction by its class's running error (VAEModule).
+    class_weighting: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
