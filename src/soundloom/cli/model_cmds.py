@@ -85,6 +85,12 @@ def train(
     channels: str = typer.Option("8,16,32,64,128", help="Channels of each stride-2 stage."),
     beta: float = typer.Option(0.03, help="KL weight (reconstruction is a sum of squared errors)."),
     warmup_steps: int = typer.Option(200, help="Steps over which β ramps up from 0."),
+    class_weighting: bool = typer.Option(
+        False,
+        "--class-weighting",
+        help="Label-conditioned VAEs: weight each class's reconstruction by its running error, so the classes "
+        "still blurred get more of a short budget.",
+    ),
     seed: int = typer.Option(0),
     val_fraction: float = typer.Option(0.1, help="Share of speakers / instruments (else items) held out."),
     label_key: str = typer.Option("auto", help="Label to condition on (auto: label, instrument_family_str)."),
@@ -125,6 +131,7 @@ def train(
         channels=_ints(channels, "--channels"),
         beta=beta,
         warmup_steps=warmup_steps,
+        class_weighting=class_weighting,
         seed=seed,
         val_fraction=val_fraction,
         label_key=None if label_key == "none" else label_key,

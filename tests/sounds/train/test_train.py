@@ -186,3 +186,23 @@ def test_cpu_share_draws_each_job_once_then_within_its_share():
     assert not share.due("samples")  # 0.1 s drawn of ~0.1 s spent: over half
     _burn(0.2)
     assert share.due("samples")  # 0.1 s of ~0.3 s
+
+
+def test_cli_class_weighting_is_kept_in_the_run_and_on_resume(tiny_store, tmp_path):
+    import yaml
+
+    run = tmp_path / "run"
+    common = ["--batch-size", "8", "--latent", "2", "--channels", "4,8", "--val-fraction", "0.25", "--quiet"]
+    code, output = run_cli(
+        "train", tiny_store, "--out", run, "--epochs", "1", "--model", "cvae", "--class-weighting", *common
+    )
+    assert code == 0, output
+    assert yaml.safe_load((run / "config.yaml").read_text())["train"]["class_weighting"] is True
+    code, output = run_cli("train", tiny_store, "--out", run, "--epochs", "2", "--resume", "--quiet")
+    assert code == 0, output
+    assert (
+        yaml.safe_load((run / "config.yaml").read_text())["train"]["class_weighting"] is True
+    )  # not reset by the default
+    plain = tmp_path / "plain"
+    code, output = run_cli("train", tiny_store, "--out", plain, "--epochs", "1", "--model", "cvae", *common)
+    assert code == 0 and yaml.safe_load((plain / "config.yaml").read_text())["train"]["class_weighting"] is False
