@@ -105,7 +105,7 @@ def quantile_copy(tiny_run, dest):
     prior = {k: v for k, v in load_safetensors(dest / "model.safetensors").items() if k.startswith("prior.")}
     with pytest.raises(ParameterError, match="kind"):
         fit_run_postfilter(gen.model, prior, data.train_set, gen.normalizer, kind="bands")
-    post = fit_run_postfilter(gen.model, prior, data.train_set, gen.normalizer)  # the kind export fits
+    post = fit_run_postfilter(gen.model, prior, data.train_set, gen.normalizer, kind="quantile")  # the map alone
     assert post.kind == "quantile" and set(post.quantiles) == {ALL, "a", "b", "c"}
     assert set(post.ratio) == {ALL, "a", "b", "c"} and set(post.ratio.values()) == {1.0}
     post.save(dest)
