@@ -12,12 +12,9 @@ import soundfile as sf
 import torch
 
 from soundloom.core.errors import ParameterError
-from soundloom.core.io import write_audio
-from soundloom.core.spectral import SpectrogramConfig, features
-from soundloom.data.stats import Normalizer
-from soundloom.data.store import write_store
 from soundloom.sounds import Generator
 from soundloom.sounds.levelfollow import MAX_GAIN_DB, RAMP_S, active_level_db, follow_level
+from tests.sounds.models.test_prior import FREQS, N, make_prior_runs, steady
 
 torch.set_num_threads(1)
 RATE = 8000
@@ -102,42 +99,11 @@ def test_the_prompt_s_own_sound_carried_on_keeps_its_decay():
 
 
 # ---- through the Generator: a tiny vqvae and prior over steady tones ---------------------------------------
-N = 2048
-FREQS = {"low": 330.0, "high": 990.0}
-
-
-def steady(freq: float, take: int) -> np.ndarray:
-    t = np.arange(N) / RATE
-    return (0.4 * np.sin(2 * np.pi * freq * (1 + 0.01 * take) * t + take)).astype(np.float32)
-
-
 @pytest.fixture(scope="module")
 def prior_run(tmp_path_factory):
-    from soundloom.sounds.training import TrainConfig, train
-
-    root = tmp_path_factory.mktemp("follow")
-    spec = SpectrogramConfig(sample_rate=RATE, n_fft=128, hop_length=32, kind="db")
-    wavs, items = [], []
-    for label, freq in FREQS.items():
-        for take in range(8):
-            wav = steady(freq, take)
-            path = write_audio(root / "audio" / f"{label}_{take}.wav", wav, RATE)
-            wavs.append(wav)
-            items.append({"id": path.stem, "path": str(path), "labels": {"label": label}})
-    feats = features(torch.from_numpy(np.stack(wavs)), spec).numpy()
-    meta = {"sample_rate": RATE, "n_samples": N, "spectrogram": spec.to_dict()}
-    store = write_store(root / "store", feats, items, meta, Normalizer.fit(feats))
-    common = dict(features=str(store), batch_size=4, sample_items=0, val_fraction=0.0, lr=3e-3)
-    options = {"codebook_size": 16, "vq_channels": "16,32"}
-    vq = train(
-        TrainConfig(model="vqvae", epochs=2, latent_dim=8, model_options=options, **common),
-        root / "vq",
-        progress_bar=False,
-    )
-    options = {"vqvae": str(vq), "width": 16, "layers": 1, "heads": 2}
-    return train(
-        TrainConfig(model="prior", epochs=2, model_options=options, **common), root / "prior", progress_bar=False
-    )
+    return make_prior_runs(tmp_path_factory.mktemp("follow"), takes=8, vq_epochs=2, prior_epochs=2, prior_size=(16, 1))[
+        1
+    ]
 
 
 def test_a_prior_continuation_follows_the_prompt_and_recalls_from_its_sidecar(prior_run, tmp_path):

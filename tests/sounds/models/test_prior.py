@@ -32,12 +32,13 @@ def prior_run(tmp_path_factory):
     return make_prior_runs(tmp_path_factory.mktemp("prior"))
 
 
-def make_prior_runs(root):
-    """A store of steady tones (two labels), a tiny vqvae on it and a tiny prior over its codes."""
+def make_prior_runs(root, takes: int = 24, vq_epochs: int = 10, prior_epochs: int = 8, prior_size: tuple = (32, 2)):
+    """A store of steady tones (two labels, ``takes`` each), a tiny vqvae on it and a tiny prior over its codes
+    (``prior_size``: width and layers)."""
     spec = SpectrogramConfig(sample_rate=RATE, n_fft=128, hop_length=32, kind="db")
     wavs, items = [], []
     for label, freq in FREQS.items():
-        for take in range(24):  # many items, few epochs: each epoch end redraws the loss plot
+        for take in range(takes):  # many items, few epochs: each epoch end redraws the loss plot
             wav = steady(freq, take)
             path = write_audio(root / "audio" / f"{label}_{take}.wav", wav, RATE)
             wavs.append(wav)
@@ -54,7 +55,7 @@ def make_prior_runs(root):
     vq = train(
         TrainConfig(
             model="vqvae",
-            epochs=10,
+            epochs=vq_epochs,
             latent_dim=8,
             model_options={"codebook_size": 16, "vq_channels": "16,32"},
             **common,
@@ -64,7 +65,10 @@ def make_prior_runs(root):
     )
     prior = train(
         TrainConfig(
-            model="prior", epochs=8, model_options={"vqvae": str(vq), "width": 32, "layers": 2, "heads": 2}, **common
+            model="prior",
+            epochs=prior_epochs,
+            model_options={"vqvae": str(vq), "width": prior_size[0], "layers": prior_size[1], "heads": 2},
+            **common,
         ),
         root / "prior",
         progress_bar=False,
