@@ -117,10 +117,12 @@ class PostFilter:
         assert self.quantiles is not None
         peak = db.amax(dim=1, keepdim=True)
         out = db.clone()
-        for i, lab in enumerate(labels):
-            model, real = self.quantiles[str(lab) if lab is not None and str(lab) in self.quantiles else ALL]
-            mapped = _interp_rows(db[i : i + 1] - peak[i : i + 1], model.to(db.dtype), real.to(db.dtype))
-            out[i : i + 1] = torch.minimum(mapped + peak[i : i + 1], db[i : i + 1])
+        keys = [str(lab) if lab is not None and str(lab) in self.quantiles else ALL for lab in labels]
+        for key in dict.fromkeys(keys):  # the items of one table at once
+            idx = torch.tensor([i for i, k in enumerate(keys) if k == key])
+            model, real = self.quantiles[key]
+            mapped = _interp_rows(db[idx] - peak[idx], model.to(db.dtype), real.to(db.dtype))
+            out[idx] = torch.minimum(mapped + peak[idx], db[idx])
         return out
 
     def ratio_for(self, label: str | None) -> float:

@@ -50,6 +50,11 @@ def test_deepens_the_gaps_of_a_smeared_spectrum_and_never_lifts():
     gv = fit_postfilter(real, labels, smear(real), labels, "test")
     both = fit_quantile_postfilter(real, labels, smear(real), labels, "test", gv.ratio)
     assert both.ratio == gv.ratio and not torch.equal(both.quantiles["bell"][0], model)
+    # a batch of several classes (and unknown labels: the all-class tables) renders as its items one at a time
+    mixed = fit_quantile_postfilter(real, labels[:6] + ["kick"] * 6, smear(real), labels[:6] + ["kick"] * 6, "test")
+    labs = ["kick", "bell", None, "kick", "snare", "bell"]
+    alone = torch.cat([mixed.apply(blurred[i : i + 1], [lab], low, high) for i, lab in enumerate(labs)])
+    assert torch.equal(mixed.apply(blurred, labs, low, high), alone)
 
 
 def test_quantiles_are_taken_over_active_frames():
