@@ -46,9 +46,11 @@ class VAEModule(L.LightningModule):
         """Weights ``(B,)`` (mean 1) of a batch's items from their summed squared errors ``per_item (B,)`` and
         class indices ``labels (B,)``; updates the running error of each class in the batch first."""
         err = self.class_error
-        for c in labels.unique():
-            e = per_item[labels == c].mean()
-            err[c] = e if err[c] == 0 else 0.9 * err[c] + 0.1 * e
+        # per-class batch means without a Python loop over classes (no host round trip per class on a GPU)
+        count = torch.bincount(labels, minlength=len(err)).to(err.dtype)
+        mean = torch.zeros_like(err).index_add_(0, labels, per_item.to(err.dtype)) / count.clamp_min(1)
+        running = torch.where(err == 0, mean, 0.9 * err + 0.1 * mean)
+        err.copy_(torch.where(count > 0, running, err))
         w = (err[labels].clamp_min(1e-12) / err[err > 0].mean()).sqrt()
         return w / w.mean()
 
@@ -116,5 +118,5 @@ def vae_module(model: dict, cfg) -> VAEModule:
         lr=cfg.lr,
         beta=cfg.beta,
         warmup_steps=cfg.warmup_steps,
-        class_weighting=getattr(cfg, "class_weighting", False),
+        class_weighting=cfg.class_weighting,
     )
