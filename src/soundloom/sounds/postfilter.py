@@ -31,8 +31,10 @@ The ratios live beside the weights in ``postfilter.json``; a run without the fil
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -49,6 +51,7 @@ ACTIVE_DB = 40.0
 # Ratios outside this range are clipped: the filter undoes smoothing, it never smooths (ratio < 1 would), and
 # a ratio above 3 would mean a model so blurred that sharpening cannot save it.
 MIN_RATIO, MAX_RATIO = 1.0, 3.0
+T = TypeVar("T")
 # What fit_run_postfilter fits: the global-variance ratios; the quantile stage alone (ratios 1); or both.
 KINDS = ("gv", "quantile", "gv+quantile")
 # The kind export fits: the GV ratios, then the quantile stage. Without class weighting the quantile stage alone was
@@ -125,6 +128,12 @@ class PostFilter:
             out[idx] = torch.minimum(mapped + peak[idx], db[idx])
         return out
 
+    def _stretch(self, db: torch.Tensor, labels: list[str | None]) -> torch.Tensor:
+        """The GV stage alone: ``mean + ratio * (db - mean)`` per frame of spectra ``(B, rows, frames)``."""
+        r = torch.tensor([self.ratio_for(lab) for lab in labels], dtype=db.dtype)[:, None, None]
+        frame_mean = db.mean(dim=1, keepdim=True)
+        return frame_mean + r * (db - frame_mean)
+
     def ratio_for(self, label: str | None) -> float:
         """The ratio of ``label`` (the all-class ratio for None or a label it was not fitted on)."""
         if label is not None and str(label) in self.ratio:
@@ -140,9 +149,7 @@ class PostFilter:
         before the shift."""
         if db.ndim != 3 or len(labels) != db.shape[0]:
             raise ParameterError(f"expected {len(labels)} dB spectra (B, rows, frames), got shape {tuple(db.shape)}")
-        r = torch.tensor([self.ratio_for(lab) for lab in labels], dtype=db.dtype)[:, None, None]
-        frame_mean = db.mean(dim=1, keepdim=True)
-        out = frame_mean + r * (db - frame_mean)
+        out = self._stretch(db, labels)
         if self.quantiles is not None:
             out = self._lower(out, labels)
         # log-sum-exp in dB: the item's power level before and after (stable for -150 dB rows)
@@ -216,6 +223,21 @@ class PostFilter:
         return cls.from_dict(d, path)
 
 
+def _per_label(real_labels: list, model_labels: list, fit: Callable[[np.ndarray, np.ndarray], T]) -> dict[str, T]:
+    """``fit(real_mask, model_mask)`` over all items (key :data:`ALL`) and for each label both sides have (None
+    excluded); the masks select items of ``real_labels`` and ``model_labels``."""
+    real_l, model_l = np.array([str(v) for v in real_labels]), np.array([str(v) for v in model_labels])
+    out = {ALL: fit(np.ones(len(real_l), bool), np.ones(len(model_l), bool))}
+    for lab in sorted(set(real_l) & set(model_l)):
+        if lab != "None":
+            out[lab] = fit(real_l == lab, model_l == lab)
+    return out
+
+
+def _fit_info(source: str, real_labels: list, model_labels: list) -> dict:
+    return {"source": source, "active_db": ACTIVE_DB, "items": len(real_labels), "model_items": len(model_labels)}
+
+
 def fit_postfilter(
     real_db: torch.Tensor,
     real_labels: list[str | None],
@@ -229,19 +251,14 @@ def fit_postfilter(
     ``(M, rows, frames)``: the model's output for those classes. Labels the model made none of get the
     all-class ratio. ``source`` says what the model's output was (recorded in the file).
     """
-    real_l, model_l = np.array([str(v) for v in real_labels]), np.array([str(v) for v in model_labels])
 
     def ratio(r_sel: np.ndarray, m_sel: np.ndarray) -> float:
         real = frame_spread_db(real_db[torch.from_numpy(r_sel)])
         made = frame_spread_db(model_db[torch.from_numpy(m_sel)])
         return float(np.clip(real / max(made, 1e-6), MIN_RATIO, MAX_RATIO))
 
-    ratios = {ALL: ratio(np.ones(len(real_l), bool), np.ones(len(model_l), bool))}
-    for lab in sorted(set(real_l) & set(model_l)):
-        if lab != "None":
-            ratios[lab] = ratio(real_l == lab, model_l == lab)
-    info = {"source": source, "active_db": ACTIVE_DB, "items": int(len(real_l)), "model_items": int(len(model_l))}
-    return PostFilter({k: round(v, 4) for k, v in ratios.items()}, info)
+    ratios = _per_label(real_labels, model_labels, ratio)
+    return PostFilter({k: round(v, 4) for k, v in ratios.items()}, _fit_info(source, real_labels, model_labels))
 
 
 def fit_quantile_postfilter(
@@ -259,14 +276,9 @@ def fit_quantile_postfilter(
     Shapes and labels as :func:`fit_postfilter`; the model's tables are taken from its output sharpened by
     ``ratios``, since that is what the quantile stage sees at render.
     """
-    ratios = dict(ratios) if ratios is not None else None
-    real_l, model_l = np.array([str(v) for v in real_labels]), np.array([str(v) for v in model_labels])
-    if ratios is None:  # no GV stage: ratio 1 for every class the file covers
-        ratios = {ALL: 1.0, **{lab: 1.0 for lab in sorted(set(real_l) & set(model_l)) if lab != "None"}}
-    gv = PostFilter(ratios)
-    r = torch.tensor([gv.ratio_for(v) for v in model_labels], dtype=torch.float64)[:, None, None]
-    frame_mean = model_db.double().mean(dim=1, keepdim=True)
-    sharp = frame_mean + r * (model_db.double() - frame_mean)  # the GV stage before its shift and clip
+    # no GV stage: ratio 1 for every class the file covers
+    ratios = dict(ratios) if ratios is not None else _per_label(real_labels, model_labels, lambda r, m: 1.0)
+    sharp = PostFilter(ratios)._stretch(model_db.double(), model_labels)  # the GV stage before its shift and clip
 
     def tables(r_sel: np.ndarray, m_sel: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         model = peak_relative_quantiles(sharp[torch.from_numpy(m_sel)], n).round(decimals=2)
@@ -277,9 +289,5 @@ def fit_quantile_postfilter(
             model[:, k] = torch.maximum(model[:, k], model[:, k - 1] + 0.01)
         return model, real
 
-    quantiles = {ALL: tables(np.ones(len(real_l), bool), np.ones(len(model_l), bool))}
-    for lab in sorted(set(real_l) & set(model_l)):
-        if lab != "None":
-            quantiles[lab] = tables(real_l == lab, model_l == lab)
-    info = {"source": source, "active_db": ACTIVE_DB, "items": int(len(real_l)), "model_items": int(len(model_l))}
-    return PostFilter(ratios, info, quantiles)
+    quantiles = _per_label(real_labels, model_labels, tables)
+    return PostFilter(ratios, _fit_info(source, real_labels, model_labels), quantiles)
