@@ -59,7 +59,7 @@ import torch
 from soundloom.core import fit_length, load_audio
 from soundloom.core.spectral import features
 from soundloom.sounds import Generator
-from soundloom.sounds.levelfollow import FRAME_S, SILENCE_DB, frame_powers
+from soundloom.sounds.levelfollow import SILENCE_DB, frame_powers, frame_samples
 from soundloom.sounds.runfiles import read_run_info
 
 SEAM_S, FLOOR_DB, EMPTY_DB = 0.05, 60.0, 20.0
@@ -85,7 +85,7 @@ def active_window_jumps(wav: np.ndarray, window: int, rate: int) -> np.ndarray:
     """``|dB|`` between consecutive windows' **active** levels: the mean square of their 20-ms frames within
     ``SILENCE_DB`` of the output's loudest frame (a window without one: ``FLOOR_DB`` below that frame), so a
     window's share of silence does not count, only how loud its sound is."""
-    frame = int(round(FRAME_S * rate))
+    frame = frame_samples(rate)
     top = frame_powers(wav, frame).max() + 1e-20
     levels = []
     for i in range(0, len(wav), window):

@@ -49,6 +49,11 @@ class FollowedSound:
         }
 
 
+def frame_samples(rate: int) -> int:
+    """Samples in one level frame (``FRAME_S``) at ``rate`` Hz."""
+    return max(1, int(round(FRAME_S * rate)))
+
+
 def frame_powers(wav: np.ndarray, frame: int) -> np.ndarray:
     """Mean square of each ``frame``-sample frame of ``wav`` ``(samples,)``; a last partial frame counts."""
     x = np.asarray(wav, dtype=np.float64)
@@ -64,7 +69,7 @@ def frame_powers(wav: np.ndarray, frame: int) -> np.ndarray:
 def active_level_db(wav: np.ndarray, rate: int) -> float | None:
     """Level (dB of mean square) of the frames of ``wav`` within ``SILENCE_DB`` of its loudest one; None if
     it is all zeros."""
-    p = frame_powers(wav, max(1, int(round(FRAME_S * rate))))
+    p = frame_powers(wav, frame_samples(rate))
     if not len(p) or p.max() <= 0.0:
         return None
     return float(10 * np.log10(p[p >= p.max() * 10 ** (-SILENCE_DB / 10)].mean()))
@@ -73,7 +78,7 @@ def active_level_db(wav: np.ndarray, rate: int) -> float | None:
 def _sounds(wav: np.ndarray, start: int, rate: int, floor_db: float) -> list[tuple[int, int, float]]:
     """Sounds of ``wav[start:]``: ``(start, end, active level dB)``, runs of frames above ``floor_db``, merged
     across gaps shorter than ``MERGE_S``, at least ``MIN_SOUND_S`` long."""
-    frame = max(1, int(round(FRAME_S * rate)))
+    frame = frame_samples(rate)
     p = frame_powers(wav[start:], frame)
     loud = p >= 10 ** (floor_db / 10)
     idx = np.flatnonzero(loud)
@@ -115,7 +120,7 @@ def follow_level(
     if reference is None or start >= len(wav):
         return wav.copy(), []
     floor = reference - SILENCE_DB
-    frame = max(1, int(round(FRAME_S * rate)))
+    frame = frame_samples(rate)
     sounding_end = frame_powers(prompt[-frame:], frame)[0] >= 10 ** (floor / 10)
     found = []
     for a, b, level in _sounds(wav, start, rate, floor):
