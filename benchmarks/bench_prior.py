@@ -17,7 +17,7 @@ copy after its prior (on the training split, as export does), ``off`` renders wi
 skips the one-Gaussian copy. ``--per-label N``: N sounds per label and seed instead of the reference's count
 (4 per class on the built-in one-shots), drawn from disjoint seeds (seed ``s`` draws items ``s * N`` onward;
 without it, seed ``s`` draws items ``s`` to ``s + count - 1``, so consecutive seeds share all but one).
-``--postfilter-kind`` (with ``fit``): which post-filter to fit (``quantile``, as export; ``gv``; ``gv+quantile``).
+``--postfilter-kind`` (with ``fit``): what to fit (``gv+quantile``, as export; ``gv``; ``quantile``).
 
 Floor gaps are given against the held-out reference (``floor_gap_db``: the issue's measure; its per-class median
 rests on the 2-6 held-out clips of each class) and against the training split's real clips through the same front
