@@ -4,11 +4,15 @@ For each kind: train through the real entry (:func:`train`), forward shapes, a s
 reload through the registry, and every Generator mode: sample (recalled from its sidecar), variation,
 and interpolation / continuation where the kind does them, a clear ParameterError where it does not.
 A kind registered without an entry here fails the test, so the matrix cannot silently fall behind.
+
+``SOUNDLOOM_TEST_ACCELERATOR=gpu`` trains every kind on a CUDA GPU instead (``benchmarks/check_cuda.sh`` does, on a
+machine that has one); generation then runs from the saved safetensors on the CPU, as a user's would.
 """
 
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -29,6 +33,7 @@ from soundloom.sounds.training import TrainConfig, train
 from tests.sounds.models.synth_store import N_SAMPLES, SAMPLE_RATE, make_store, tone
 
 torch.set_num_threads(1)
+ACCELERATOR = os.environ.get("SOUNDLOOM_TEST_ACCELERATOR", "cpu")
 
 # Per kind: (TrainConfig overrides, the kind it starts from or stands on, and the option naming that run).
 MATRIX = {
@@ -69,6 +74,7 @@ def matrix_runs(tmp_path_factory):
             sample_items=1,
             griffin_lim_iters=2,
             val_fraction=0.25,
+            accelerator=ACCELERATOR,
             **{**overrides, "model_options": options},
         )
         runs[kind] = train(cfg, root / kind, progress_bar=False)

@@ -89,6 +89,15 @@ def test_prior_run_names_its_vqvae(prior_run):
     assert gen.model.vqvae.cfg.codebook_size == 16
 
 
+def test_the_attached_vqvae_moves_with_the_prior(prior_run):
+    """``.to`` and the like (Lightning's move to a GPU, and back to the CPU before export) carry the vqvae along,
+    though it is not a submodule: a dtype change stands in for a device here."""
+    model = Generator.from_run(prior_run[1], griffin_lim_iters=4).model.double()
+    assert {p.dtype for p in model.vqvae.parameters()} == {torch.float64}
+    model.float()
+    assert {p.dtype for p in model.vqvae.parameters()} == {torch.float32}
+
+
 def test_sliding_generation_is_longer_than_training_without_level_jumps(prior_run):
     gen = Generator.from_run(prior_run[1], griffin_lim_iters=8, level="none")
     seconds = 4 * N / RATE

@@ -225,6 +225,13 @@ class PriorModel(EmbeddedConditions, nn.Module):
             raise ModelFileError(self.cfg.vqvae.get("run", "?"), "this vqvae's codes differ from the prior's")
         object.__setattr__(self, "_vqvae", model.eval())
 
+    def _apply(self, fn, *args, **kwargs):
+        """``.to(device)`` / ``.cpu()`` and the like move the attached vqvae too (it is not a submodule), so a
+        prior trained on a GPU exports, and decodes, on the CPU."""
+        if getattr(self, "_vqvae", None) is not None:
+            self._vqvae._apply(fn, *args, **kwargs)
+        return super()._apply(fn, *args, **kwargs)
+
     @property
     def vqvae(self) -> VQVAE:
         if self._vqvae is None:
@@ -327,8 +334,8 @@ class PriorModel(EmbeddedConditions, nn.Module):
         computed once (``use_cache``) instead of the whole window running again for every code. Without the
         cache every step runs its context from scratch: the same contexts, the same codes (tested). The
         batch is one forward per step, so ``n`` sounds cost little more than one."""
-        b = len(generators)
-        codes = prefix.round().long().view(b, -1)
+        b, dev = len(generators), self.tokens.weight.device
+        codes = prefix.round().long().view(b, -1).to(dev)
         if codes.shape[1] > total:
             raise ParameterError(f"prompt has {codes.shape[1]} code frames, more than the {total} asked")
         window = self.cfg.code_frames - 1
@@ -340,9 +347,11 @@ class PriorModel(EmbeddedConditions, nn.Module):
         # for the whole batch at once instead of a multinomial call per item and step; (steps, B, 1), so a step
         # takes its column without a copy.
         uniforms = (
-            torch.stack([torch.rand(steps, generator=g) for g in generators], dim=1)[..., None] if steps else None
+            torch.stack([torch.rand(steps, generator=g) for g in generators], dim=1)[..., None].to(dev)
+            if steps
+            else None
         )
-        out = torch.empty(b, total, dtype=torch.long)
+        out = torch.empty(b, total, dtype=torch.long, device=dev)
         n = codes.shape[1]
         out[:, :n] = codes
         start = max(0, n - window)  # first code of the context
@@ -359,7 +368,7 @@ class PriorModel(EmbeddedConditions, nn.Module):
                     logits = self.next_logits(out[:, n - 1], cache, weights)
                 else:
                     cache = [] if use_cache else None
-                    resumed = torch.full((b,), start > 0)
+                    resumed = torch.full((b,), start > 0, device=dev)
                     logits = self.logits(out[:, start:n], labels, pitches, cache, resumed)[:, -1]
                 cdf = torch.softmax(_top_k(logits * inv_t if inv_t != 1.0 else logits, top_k), dim=-1).cumsum_(-1)
                 # The first code whose cumulative probability exceeds u (scaled by the sum, so rounding never
