@@ -27,7 +27,16 @@ from ..core.spectral import SpectrogramConfig
 from ..data.stats import Normalizer
 from . import latent_prior
 from .decode import LEVELS, audio_to_features, default_griffin_lim_iters, features_to_audio, finish_audio
-from .levelfollow import MAX_GAIN_DB, follow_level
+from .levelfollow import (
+    FOLLOW_WINDOW_DB,
+    MAX_GAIN_DB,
+    PAUSE_GUARD_DB,
+    PAUSE_REDRAWS,
+    follow_level,
+    quietest_window_db,
+    sliding_window_levels_db,
+    window_level_db,
+)
 from .models import ModelFileError, build_model, config_from_dict, load_safetensors, load_state, protocol
 from .postfilter import PostFilter
 from .runfiles import CONFIG_FILE, MODEL_FILE, STATS_FILE, file_sha256, read_run_info
@@ -73,6 +82,14 @@ class Sound:
             "sources": self.sources,
             "audio": {"sample_rate": self.sample_rate, "samples": int(len(self.audio))},
         }
+
+
+def redraw_seed(seed: int, attempt: int) -> int:
+    """The seed of a continuation's ``attempt``-th draw: ``seed`` itself first (a continuation that needs no
+    redraw is what it was before the pause guard), then one derived from both, apart from other sounds' seeds."""
+    if attempt == 0:
+        return int(seed)
+    return int(np.random.SeedSequence([int(seed) % 2**63, attempt]).generate_state(1, np.uint64)[0] % 2**63)
 
 
 def _sha256(path: Path) -> str:
@@ -134,15 +151,32 @@ class Generator:
         level: str = "peak",
         postfilter: PostFilter | None = None,
         follow_level: float | None = 3.0,
+        follow_window: float | None = FOLLOW_WINDOW_DB,
+        pause_guard: float | None = PAUSE_GUARD_DB,
+        pause_redraws: int = PAUSE_REDRAWS,
     ) -> None:
         """``follow_level``: a continuation's sounds after the prompt are kept within this many dB of the prompt's
-        active level (:mod:`.levelfollow`, gain at most ``MAX_GAIN_DB``); None leaves them at the level drawn."""
+        active level (:mod:`.levelfollow`, gain at most ``MAX_GAIN_DB``); None leaves them at the level drawn.
+        ``follow_window``: with it, the sounds' gains also keep two adjacent training-length windows within this
+        many dB of each other (RMS, silence included; None: off). ``pause_guard``: a prior's continuation with a
+        training-length window (anywhere after the prompt) more than this many dB below the prompt's is drawn
+        again, at most ``pause_redraws`` times, unless the prompt has such a pause itself (None: off)."""
         if level not in LEVELS:
             raise ParameterError(f"level must be one of {LEVELS}, got {level!r}")
         if follow_level is not None and not 0.0 <= float(follow_level) <= MAX_GAIN_DB:
             raise ParameterError(f"follow_level must be None or 0..{MAX_GAIN_DB:g} dB, got {follow_level!r}")
+        if follow_window is not None and not float(follow_window) > 0.0:
+            raise ParameterError(f"follow_window must be None or > 0 dB, got {follow_window!r}")
+        if pause_guard is not None and not float(pause_guard) > 0.0:
+            raise ParameterError(f"pause_guard must be None or > 0 dB, got {pause_guard!r}")
+        if int(pause_redraws) < 0:
+            raise ParameterError(f"pause_redraws must be >= 0, got {pause_redraws!r}")
         self.follow_level = None if follow_level is None else float(follow_level)
         self.follow_max_gain = MAX_GAIN_DB
+        self.follow_window = None if follow_window is None else float(follow_window)
+        self.follow_window_samples = int(n_samples)
+        self.pause_guard = None if pause_guard is None else float(pause_guard)
+        self.pause_redraws = int(pause_redraws)
         self.model, self.prior, self.normalizer, self.spec = model.eval(), prior, normalizer, spec
         self.postfilter = postfilter
         self.n_samples, self.info = n_samples, info
@@ -701,7 +735,12 @@ class Generator:
         top_k: int,
         sources: dict,
     ) -> list[Sound]:
-        """Continuation for a model that primes (a prior): the prompt's codes, then sampled ones, to ``seconds``."""
+        """Continuation for a model that primes (a prior): the prompt's codes, then sampled ones, to ``seconds``.
+
+        With ``pause_guard``, a draw whose output has a training-length window (from half a window before the
+        prompt's end on) more than that many dB below the prompt's last window is drawn again with the next
+        :func:`redraw_seed`, at most ``pause_redraws`` times (the least quiet draw kept if none clears it); the
+        params record how many redraws it took. The sidecar holds the codes, so it renders without redrawing."""
         model_rate = self.spec.sample_rate
         p_model = int(round(len(prompt) * model_rate / prompt_sample_rate))
         total = int(round(seconds * model_rate))
@@ -715,12 +754,20 @@ class Generator:
         keep = max(0, min(self.model.latent_frames(pf + 1) - 2, len(codes)))
         n_codes = self.model.latent_frames(1 + total // hop)
         seed = 0 if seed is None else int(seed)
+        guard = self._guards_pauses(prompt, prompt_sample_rate)
         sounds = []
         for i in range(n):
-            gen = torch.Generator().manual_seed(seed + i)
-            latent = self.model.continue_latent(codes[: max(keep, 0)], n_codes, lab, pit, temperature, gen, top_k)
-            latent = latent.numpy().astype(np.float32)
-            wav, rate, followed = self._render_prompted(latent, label, pitch, (prompt, prompt_sample_rate), seconds)
+            tries = []  # (depth of the quietest window, latent, rendering); the first within the guard is kept
+            for attempt in range(1 + (self.pause_redraws if guard else 0)):
+                gen = torch.Generator().manual_seed(redraw_seed(seed + i, attempt))
+                latent = self.model.continue_latent(codes[: max(keep, 0)], n_codes, lab, pit, temperature, gen, top_k)
+                latent = latent.numpy().astype(np.float32)
+                done = self._render_prompted(latent, label, pitch, (prompt, prompt_sample_rate), seconds)
+                tries.append((self._pause_depth(done[0], done[1], len(prompt)) if guard else 0.0, latent, done))
+                if not guard or tries[-1][0] <= self.pause_guard:
+                    break
+            best = min(tries, key=lambda t: t[0]) if guard and tries[-1][0] > self.pause_guard else tries[-1]
+            latent, (wav, rate, followed) = best[1], best[2]
             params = self._params(
                 seconds=seconds,
                 temperature=temperature,
@@ -729,6 +776,11 @@ class Generator:
                 prompt_codes=keep,
                 **self._follow_params(),
             )
+            if self.pause_guard is not None:
+                # How the codes were drawn (the sidecar holds the codes, so it renders the same without this).
+                params["pause_guard_db"] = self.pause_guard
+                params["pause_redraws"] = len(tries) - 1
+                params["pause_left"] = bool(guard and best[0] > self.pause_guard)
             if top_k:
                 params["top_k"] = top_k
             sounds.append(
@@ -752,7 +804,33 @@ class Generator:
         """A continuation's level following as its sidecar records it (null: not followed)."""
         if self.follow_level is None:
             return {"follow_level": None}
-        return {"follow_level": self.follow_level, "follow_max_gain_db": self.follow_max_gain}
+        out = {"follow_level": self.follow_level, "follow_max_gain_db": self.follow_max_gain}
+        out["follow_window_db"] = self.follow_window
+        if self.follow_window is not None:
+            out["follow_window_samples"] = self.follow_window_samples
+        return out
+
+    def _window_at(self, rate: int) -> int:
+        """The training length in samples at ``rate`` Hz (the windows level following and the pause guard read)."""
+        return int(round(self.follow_window_samples * rate / self.spec.sample_rate))
+
+    def _guards_pauses(self, prompt: np.ndarray, rate: int) -> bool:
+        """Whether the pause guard reads continuations of ``prompt`` (at ``rate`` Hz): it is on, and the prompt is
+        not silent and has no pause of its own (a window ``pause_guard`` below its loudest)."""
+        if self.pause_guard is None or window_level_db(prompt) is None:
+            return False
+        levels = sliding_window_levels_db(prompt, 0, self._window_at(rate), rate)
+        return not (len(levels) and levels.min() < levels.max() - self.pause_guard)
+
+    def _pause_depth(self, wav: np.ndarray, rate: int, prompt_samples: int) -> float:
+        """dB from the prompt's last window (the output's own copy of it, so any output level counts alike) down to
+        the quietest training-length window of ``wav`` from half a window before the prompt's end (+inf: none)."""
+        window = self._window_at(rate)
+        reference = window_level_db(wav[:prompt_samples][-window:])
+        quiet = quietest_window_db(wav, prompt_samples - window // 2, window, rate)
+        if reference is None or quiet is None:
+            return -np.inf
+        return float(reference - quiet)
 
     def _render_continuation(
         self, feat: torch.Tensor, prompt: tuple[np.ndarray, int], seconds: float | None, label: str | None = None
@@ -788,7 +866,10 @@ class Generator:
         wav[keep : keep + fade] = (1 - ramp) * p_model_wav[keep:] + ramp * wav[keep : keep + fade]
         followed: list[dict] = []
         if self.follow_level is not None:
-            wav, found = follow_level(wav, p_model_wav, model_rate, self.follow_level, self.follow_max_gain)
+            window = self.follow_window_samples if self.follow_window is not None else None
+            wav, found = follow_level(
+                wav, p_model_wav, model_rate, self.follow_level, self.follow_max_gain, window, self.follow_window
+            )
             followed = [f.to_dict(model_rate) for f in found]
         out = finish_audio(wav, model_rate, rate_in, self.level)
         return out, rate_in, followed
@@ -836,12 +917,15 @@ class Generator:
         except (KeyError, TypeError, ValueError) as exc:
             raise ParameterError(where, f"not a soundloom sidecar ({exc})") from exc
         old = (self.griffin_lim_iters, self.out_rate, self.level, self.postfilter, self.follow_level)
-        old_gain = self.follow_max_gain
+        old_gain, old_window = self.follow_max_gain, (self.follow_window, self.follow_window_samples)
         self.griffin_lim_iters = int(params.get("griffin_lim_iters", self.griffin_lim_iters))
         self.level = params.get("level", self.level)
         # A continuation saved before level following has no key: it was not followed.
         self.follow_level = params.get("follow_level")
         self.follow_max_gain = float(params.get("follow_max_gain_db", MAX_GAIN_DB))
+        # Nor window following before it existed.
+        self.follow_window = params.get("follow_window_db")
+        self.follow_window_samples = int(params.get("follow_window_samples", self.n_samples))
         if not params.get("postfilter"):
             self.postfilter = None  # rendered without one (an older run, or the option off)
         try:
@@ -861,6 +945,7 @@ class Generator:
         finally:
             self.griffin_lim_iters, self.out_rate, self.level, self.postfilter, self.follow_level = old
             self.follow_max_gain = old_gain
+            self.follow_window, self.follow_window_samples = old_window
         return Sound(
             audio,
             rate,
