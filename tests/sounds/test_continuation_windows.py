@@ -102,6 +102,7 @@ def prior_run(tmp_path_factory):
 
 def test_the_pause_guard_redraws_records_and_renders_again(prior_run, tmp_path):
     prompt = steady(FREQS["low"], 1)[: N // 2].astype(np.float32)
+    prompt[-N // 8 :] = 0.0  # ending in silence: what the prior adds after it is its own
     seconds = 4 * N / RATE
     kw = dict(label="low", seed=3, temperature=1.0)
     off = Generator.from_run(prior_run, griffin_lim_iters=2, level="none", pause_guard=None)
@@ -129,6 +130,9 @@ def test_the_pause_guard_redraws_records_and_renders_again(prior_run, tmp_path):
     (made,) = old.continue_(prompt, RATE, seconds, **kw)
     record["latent"] = [float(v) for v in made.latent]
     assert np.array_equal(strict.from_sidecar(record).audio, made.audio)
+    # A prompt that ends inside a sound (a note cut mid-decay): the quiet after it is its decay, never redrawn.
+    (note,) = strict.continue_(steady(FREQS["low"], 1)[: N // 2], RATE, seconds, **kw)
+    assert note.params["pause_redraws"] == 0 and note.params["pause_left"] is False
     with pytest.raises(ParameterError, match="follow_window"):
         Generator.from_run(prior_run, follow_window=0.0)
     with pytest.raises(ParameterError, match="pause_guard"):

@@ -32,6 +32,7 @@ from .levelfollow import (
     MAX_GAIN_DB,
     PAUSE_GUARD_DB,
     PAUSE_REDRAWS,
+    ends_in_sound,
     follow_level,
     quietest_window_db,
     sliding_window_levels_db,
@@ -815,9 +816,10 @@ class Generator:
         return int(round(self.follow_window_samples * rate / self.spec.sample_rate))
 
     def _guards_pauses(self, prompt: np.ndarray, rate: int) -> bool:
-        """Whether the pause guard reads continuations of ``prompt`` (at ``rate`` Hz): it is on, and the prompt is
-        not silent and has no pause of its own (a window ``pause_guard`` below its loudest)."""
-        if self.pause_guard is None or window_level_db(prompt) is None:
+        """Whether the pause guard reads continuations of ``prompt`` (at ``rate`` Hz): it is on, the prompt is not
+        silent, does not end inside a sound (a note cut mid-decay: the quiet that follows is its decay, not a
+        pause) and has no pause of its own (a window ``pause_guard`` below its loudest)."""
+        if self.pause_guard is None or window_level_db(prompt) is None or ends_in_sound(prompt, rate):
             return False
         levels = sliding_window_levels_db(prompt, 0, self._window_at(rate), rate)
         return not (len(levels) and levels.min() < levels.max() - self.pause_guard)

@@ -124,6 +124,16 @@ def _sounds(wav: np.ndarray, start: int, rate: int, floor_db: float) -> list[tup
     return out
 
 
+def ends_in_sound(prompt: np.ndarray, rate: int) -> bool:
+    """Whether the last level frame of ``prompt`` ``(samples,)`` holds sound (within ``SILENCE_DB`` of its active
+    level): a continuation then carries that sound on (its decay is the prompt's, not a pause)."""
+    reference = active_level_db(prompt, rate)
+    if reference is None:
+        return False
+    frame = frame_samples(rate)
+    return bool(frame_powers(prompt[-frame:], frame)[0] >= 10 ** ((reference - SILENCE_DB) / 10))
+
+
 def window_level_db(wav: np.ndarray) -> float | None:
     """RMS level (dB) of ``wav`` ``(samples,)``, silence included; None if it is all zeros."""
     ms = float(np.mean(np.square(wav, dtype=np.float64))) if len(wav) else 0.0
@@ -238,9 +248,8 @@ def follow_level(
     reference = active_level_db(prompt, rate)
     if reference is None or start >= len(wav):
         return wav.copy(), []
+    sounding_end = ends_in_sound(prompt, rate)
     floor = reference - SILENCE_DB
-    frame = frame_samples(rate)
-    sounding_end = frame_powers(prompt[-frame:], frame)[0] >= 10 ** (floor / 10)
     found = []
     for a, b, level in _sounds(wav, start, rate, floor):
         if a == start and sounding_end:
