@@ -10,13 +10,13 @@ between sounds, smoothed over ``RAMP_S``, and is exactly 0 dB on the prompt. Fra
 below the prompt are no sound: they are never measured, and a near-silent stretch gets no gain of its own
 (only the ramp between its neighbours' gains, each bounded).
 
-Window following (``window_db``) then holds the level of every window of ``window`` samples (RMS over the
-window, silence included: a window holding a short sound reads quieter than one holding a long one at the same
-level) within ``window_db`` of the prompt's window, so two windows differ by at most twice that. It moves each
-sound's constant gain, least-squares from the gain above, so that every window of that length from half a window
-before the prompt's end on (every ``WINDOW_STEP_S``, wherever a reader's windows begin) comes within the bound,
-as far as the sounds allow: no sound further than ``WINDOW_SOUND_DB`` from the prompt's active level, no gain
-over ``max_gain_db``, and silence never lifted (a window with no sound in it stays as quiet as it is).
+Window following (``window_db``) then keeps the level of each window of ``window`` samples (RMS over the window,
+silence included: a window holding a short sound reads quieter than one holding a long one at the same level)
+within ``window_db`` of the next one's. It moves each sound's constant gain from the gain
+above, least squares over the windows from the output's start (and, weighted less, those at every
+``WINDOW_STEP_S`` between), as far as the sounds allow: no sound further than ``WINDOW_SOUND_DB`` from the
+prompt's active level, no gain over ``max_gain_db``, and silence never lifted (a window with no sound in it stays
+as quiet as it is: a pause is the sampler's to redraw, :class:`soundloom.sounds.Generator`'s pause guard).
 """
 
 from __future__ import annotations
@@ -37,7 +37,13 @@ MAX_GAIN_DB = 12.0
 # sounds each within it are within twice it of each other; real speakers' clips differ by 5.6 dB at the 90th
 # percentile, see the README).
 WINDOW_SOUND_DB = 6.0
-WINDOW_STEP_S = 0.01  # windows held: one every this many seconds
+# Windows held: the grid of windows from the output's start (where a reader's windows begin), and, with a quarter
+# of that weight in all, the pairs of windows beginning every WINDOW_STEP_S between (a reader whose windows are a
+# little longer or shorter drifts off the grid). All offsets at full weight pull against the grid: speech with
+# pauses has offsets at which no gains hold every pair (real digits, clips one after another, at 0.5 s off the
+# grid: every sequence has a jump over 6 dB).
+WINDOW_STEP_S = 0.01
+OFFSET_SHARE = 0.25
 # The defaults a Generator continues with (:class:`soundloom.sounds.Generator`): two adjacent training-length
 # windows within 5 dB (a dB under the 6-dB target: a reader's windows need not begin where these do), and a
 # continuation with a window more than 10 dB below the prompt's drawn again (real speech of the held-out digits
@@ -162,18 +168,17 @@ def quietest_window_db(wav: np.ndarray, first: int, window: int, rate: int) -> f
 
 def _hold_windows(
     wav: np.ndarray,
-    start: int,
     rate: int,
     found: list[FollowedSound],
-    reference_db: float,
     active_db: float,
     window: int,
     window_db: float,
     max_gain_db: float,
 ) -> list[FollowedSound]:
-    """``found`` with gains moved so that two adjacent windows of ``window`` samples (one pair every
-    ``WINDOW_STEP_S`` from the output's start; a last window cut by the output's end counts when it holds half a
-    window) differ in RMS level by at most ``window_db``, as far as the bounds allow (:func:`follow_level`)."""
+    """``found`` with gains moved so that two adjacent windows of ``window`` samples (on the grid from the output's
+    start, and at a quarter of the weight in all, one pair every ``WINDOW_STEP_S`` between; a last window cut by
+    the output's end counts when it holds half a window) differ in RMS level by at most ``window_db``, as far as
+    the bounds allow (:func:`follow_level`): least squares of the excess over the bound, bounded gains."""
     from scipy.optimize import minimize
 
     free = [i for i, s in enumerate(found) if not s.carried]
@@ -181,7 +186,10 @@ def _hold_windows(
     if not free or n < window + window // 2:
         return found
     step = max(1, int(round(WINDOW_STEP_S * rate)))
-    firsts = np.arange(0, n - window - window // 2 + 1, step)
+    grid = np.arange(0, n - window - window // 2 + 1, window)
+    offset = np.setdiff1d(np.arange(0, n - window - window // 2 + 1, step), grid)
+    firsts = np.concatenate([grid, offset])
+    weight = np.concatenate([np.ones(len(grid)), np.full(len(offset), OFFSET_SHARE * len(grid) / max(len(offset), 1))])
     # Windows: [a, a + window) and [a + window, min(a + 2 window, n)) for each pair start a.
     lo_edge = np.concatenate([firsts, firsts + window])
     hi_edge = np.minimum(lo_edge + window, n)
@@ -205,11 +213,11 @@ def _hold_windows(
         total = fixed + energy @ lin
         level = 10 * np.log10(total / length)
         jump = level[half:] - level[:half]
-        over = np.maximum(np.abs(jump) - band, 0.0) * np.sign(jump)
+        over = np.maximum(np.abs(jump) - band, 0.0) * np.sign(jump) * np.sqrt(weight)
         # d level / d gain_j = the share of sound j's energy in the window; a small pull towards each sound's own
         # gain keeps them where sound following put them wherever the windows allow it.
         share = energy * lin / total[:, None]
-        grad = 2 * over @ (share[half:] - share[:half]) + 2e-3 * (gains - base)
+        grad = 2 * (over * np.sqrt(weight)) @ (share[half:] - share[:half]) + 2e-3 * (gains - base)
         return float(np.sum(over**2) + 1e-3 * np.sum((gains - base) ** 2)), grad
 
     result = minimize(cost, base, jac=True, method="L-BFGS-B", bounds=list(zip(lo, hi)))
@@ -260,9 +268,7 @@ def follow_level(
         gain = float(np.clip(want, -max_gain_db, max_gain_db))
         found.append(FollowedSound(a, b, level, gain, abs(want) > max_gain_db))
     if window_db is not None and window:
-        held = window_level_db(prompt[-window:])
-        if held is not None:
-            found = _hold_windows(wav, start, rate, found, held, reference, int(window), float(window_db), max_gain_db)
+        found = _hold_windows(wav, rate, found, reference, int(window), float(window_db), max_gain_db)
     if not any(s.gain_db for s in found):
         return wav.copy(), found
     # Target gain: 0 dB until half a ramp after the prompt, constant over each sound, linear between sounds;
