@@ -7,7 +7,11 @@ Prompts: ``--n`` clips of the run's held-out groups (``val_groups`` in its ``mod
 spread over labels, each fitted to ``--prompt-seconds`` (padded with silence when shorter, as the front end
 pads training items), continued with their own label. Output with ``level="none"``, so the prompt keeps its
 level, and with the Generator's level following (``--follow-level DB``, its default 3 dB; ``none``: off, each
-sound at the level the prior drew it). Per prompt:
+sound at the level the prior drew it), its window following (``--follow-window DB``, default 5: two adjacent
+training-length windows within that; ``none``: off) and its pause guard (``--pause-guard DB``, default 10: a
+draw with a training-length window that far below the prompt's is drawn again; ``none``: off). The level
+measures read windows of ``--window-seconds`` (default: the training length); jumps between two windows that
+both lie inside the prompt are the prompt's own and left out. Per prompt:
 
 - **window jump**: level (RMS, dB) of each training-length window of the output against the next one's (a
   last partial window counts when it holds half a window; levels floored as below);
@@ -40,6 +44,13 @@ training-length window after the first, of the continuation and of a real refere
 same speaker saying the same label in other held-out clips, one after another), is classified: **recognised**
 is the share of those windows given the prompt's label, so a gain cannot hide a content fault.
 
+- **sounding-window jump**: the active-level jump between consecutive windows that hold sound, windows of
+  silence between them left out (at windows shorter than the pause between two digits, real speech has whole
+  windows of silence, which the other two measures read as jumps of 40 dB and more);
+- **pause depth**: dB from the prompt's last window (RMS) down to the quietest window of the same length from
+  half a window before the prompt's end on, one every 10 ms: the longest near-silence, wherever a reader's
+  windows begin (the pause guard's reading; redraws and draws kept with a pause are counted).
+
 ``--draws K`` continues each prompt K times (seeds ``seed + i + k * n``): 20 prompts, one draw each, is too
 few to tell two samplers apart (on the digits, one prior gave 3 of 20 over 6 dB with one seed and 8 of 50,
 worst 9 dB, or 4 of 50, worst 42 dB, with 50 prompts and two seeds).
@@ -59,7 +70,14 @@ import torch
 from soundloom.core import fit_length, load_audio
 from soundloom.core.spectral import features
 from soundloom.sounds import Generator
-from soundloom.sounds.levelfollow import SILENCE_DB, frame_powers, frame_samples
+from soundloom.sounds.levelfollow import (
+    FOLLOW_WINDOW_DB,
+    PAUSE_GUARD_DB,
+    SILENCE_DB,
+    frame_powers,
+    frame_samples,
+    quietest_window_db,
+)
 from soundloom.sounds.runfiles import read_run_info
 
 SEAM_S, FLOOR_DB, EMPTY_DB = 0.05, 60.0, 20.0
@@ -76,15 +94,23 @@ def window_levels(wav: np.ndarray, window: int, peak_db: float) -> list[float]:
     return [max(rms_db(wav[i : i + window]), peak_db - FLOOR_DB) for i in starts]
 
 
-def window_jumps(wav: np.ndarray, window: int, peak_db: float) -> np.ndarray:
-    """``|dB|`` between the levels of consecutive ``window``-sample windows (:func:`window_levels`)."""
-    return np.abs(np.diff(window_levels(wav, window, peak_db)))
+def outside_prompt(jumps: np.ndarray, window: int, prompt: int) -> np.ndarray:
+    """``jumps`` between consecutive windows less those between two windows inside the first ``prompt`` samples
+    (the prompt's own, kept bit for bit; there are some only when the window is shorter than the prompt)."""
+    inside = (np.arange(len(jumps)) + 2) * window <= prompt
+    return jumps[~inside]
 
 
-def active_window_jumps(wav: np.ndarray, window: int, rate: int) -> np.ndarray:
-    """``|dB|`` between consecutive windows' **active** levels: the mean square of their 20-ms frames within
-    ``SILENCE_DB`` of the output's loudest frame (a window without one: ``FLOOR_DB`` below that frame), so a
-    window's share of silence does not count, only how loud its sound is."""
+def window_jumps(wav: np.ndarray, window: int, peak_db: float, prompt: int = 0) -> np.ndarray:
+    """``|dB|`` between the levels of consecutive ``window``-sample windows (:func:`window_levels`), less those
+    inside the first ``prompt`` samples (:func:`outside_prompt`)."""
+    return outside_prompt(np.abs(np.diff(window_levels(wav, window, peak_db))), window, prompt)
+
+
+def active_levels(wav: np.ndarray, window: int, rate: int) -> list[float | None]:
+    """Each ``window``-sample window's **active** level (dB): the mean square of its 20-ms frames within
+    ``SILENCE_DB`` of the output's loudest frame; None for a window without one (a last partial window counts
+    when it holds half a window)."""
     frame = frame_samples(rate)
     top = frame_powers(wav, frame).max() + 1e-20
     levels = []
@@ -93,8 +119,36 @@ def active_window_jumps(wav: np.ndarray, window: int, rate: int) -> np.ndarray:
             break
         p = frame_powers(wav[i : i + window], frame)
         on = p[p >= top * 10 ** (-SILENCE_DB / 10)]
-        levels.append(10 * np.log10(on.mean()) if len(on) else 10 * np.log10(top) - FLOOR_DB)
-    return np.abs(np.diff(levels))
+        levels.append(float(10 * np.log10(on.mean())) if len(on) else None)
+    return levels
+
+
+def active_window_jumps(wav: np.ndarray, window: int, rate: int, prompt: int = 0) -> np.ndarray:
+    """``|dB|`` between consecutive windows' active levels (:func:`active_levels`; a window without sound:
+    ``FLOOR_DB`` below the output's loudest frame), so a window's share of silence does not count, only how loud
+    its sound is (less the jumps inside the first ``prompt`` samples)."""
+    frame = frame_samples(rate)
+    floor = 10 * np.log10(frame_powers(wav, frame).max() + 1e-20) - FLOOR_DB
+    levels = [floor if v is None else v for v in active_levels(wav, window, rate)]
+    return outside_prompt(np.abs(np.diff(levels)), window, prompt)
+
+
+def sounding_window_jumps(wav: np.ndarray, window: int, rate: int, prompt: int = 0) -> np.ndarray:
+    """``|dB|`` between the active levels of consecutive windows **that hold sound** (windows of silence between
+    them left out: a pause is not a level), less those of two windows inside the first ``prompt`` samples."""
+    sounding = [(i, v) for i, v in enumerate(active_levels(wav, window, rate)) if v is not None]
+    pairs = [(b, abs(w - v)) for (a, v), (b, w) in zip(sounding, sounding[1:])]
+    return np.array([j for b, j in pairs if (b + 1) * window > prompt] or [0.0])
+
+
+def pause_depth(wav: np.ndarray, window: int, rate: int, prompt: int) -> float:
+    """dB from the level (RMS) of the prompt's last ``window`` samples down to the quietest window of that length
+    beginning half a window before the prompt's end or later (one every 10 ms): how far the output's quietest
+    stretch of that length falls below the prompt, wherever a reader's windows begin (floored as above)."""
+    reference = rms_db(wav[:prompt][-window:])
+    quiet = quietest_window_db(wav, prompt - window // 2, window, rate)
+    floor = 20 * np.log10(np.abs(wav).max() + 1e-12) - FLOOR_DB
+    return reference - max(quiet if quiet is not None else reference, floor)
 
 
 def seam_jumps(wav: np.ndarray, seams: list[int], rate: int, peak_db: float) -> np.ndarray:
@@ -109,7 +163,7 @@ def seam_jumps(wav: np.ndarray, seams: list[int], rate: int, peak_db: float) -> 
     return np.asarray(out)
 
 
-def follow_option(text: str) -> float | None:
+def db_option(text: str) -> float | None:
     return None if text.lower() in ("none", "off") else float(text)
 
 
@@ -176,15 +230,39 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument(
         "--follow-level",
-        type=follow_option,
+        type=db_option,
         default=3.0,
         help="Generator follow_level: dB a sound may differ from the prompt's level (default 3); none: off.",
+    )
+    p.add_argument(
+        "--follow-window",
+        type=db_option,
+        default=FOLLOW_WINDOW_DB,
+        help=f"Generator follow_window: dB two adjacent windows may differ ({FOLLOW_WINDOW_DB:g}); none: off.",
+    )
+    p.add_argument(
+        "--pause-guard",
+        type=db_option,
+        default=PAUSE_GUARD_DB,
+        help=f"Generator pause_guard: a window this far below the prompt's is redrawn ({PAUSE_GUARD_DB:g}); none: off.",
+    )
+    p.add_argument(
+        "--window-seconds",
+        type=float,
+        default=None,
+        help="Window of the level measures (default: the run's training length; recognition always uses that).",
     )
     p.add_argument("--classifier", type=Path, default=None, help="A digits classifier: recognition per window.")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    gen = Generator.from_run(args.run, level="none", follow_level=args.follow_level)
+    gen = Generator.from_run(
+        args.run,
+        level="none",
+        follow_level=args.follow_level,
+        follow_window=args.follow_window,
+        pause_guard=args.pause_guard,
+    )
     clf = None
     if args.classifier is not None:
         from soundloom.sounds.evaluation.report import load_classifier
@@ -194,6 +272,7 @@ def main() -> None:
     model = gen.model
     code_samples = model.vqvae.cfg.factor * hop_samples
     prompt_n, total_n = int(round(args.prompt_seconds * rate)), int(round(args.seconds * rate))
+    win = gen.n_samples if args.window_seconds is None else int(round(args.window_seconds * rate))
     prompts, by_group = held_out_prompts(args.run, args.n)
     info = read_run_info(args.run)
     lkey, gkey = info["label_key"], info["group_key"]
@@ -209,7 +288,7 @@ def main() -> None:
         )
         out = cont.audio
         peak_db = 20 * np.log10(np.abs(out).max() + 1e-12)
-        levels = window_levels(out, gen.n_samples, peak_db)
+        levels = window_levels(out, win, peak_db)
         # Seams: the prompt's end, and each code at which the prior's context restarts (its window slides).
         slides = model.slide_points(int(cont.params["prompt_codes"]), len(cont.latent))
         seams = [prompt_n] + [c * code_samples for c in slides if c * code_samples < total_n]
@@ -242,15 +321,19 @@ def main() -> None:
                 "id": item["id"],
                 "label": label,
                 "seed": seed,
-                "window_jump_db": float(np.abs(np.diff(levels)).max()),
+                "window_jump_db": float(window_jumps(out, win, peak_db, prompt_n).max()),
                 "window_levels_db": [round(v, 2) for v in levels],
                 "empty_window": bool(min(levels[1:], default=levels[0]) < levels[0] - EMPTY_DB),
                 "seam_jump_db": float(seam_jumps(out, seams, rate, peak_db).max()),
                 "prompt_seam_jump_db": float(seam_jumps(out, seams[:1], rate, peak_db).max()),
                 "real_prompt_seam_jump_db": float(seam_jumps(real, seams[:1], rate, real_peak).max()),
-                "real_window_jump_db": float(window_jumps(real, gen.n_samples, real_peak).max()),
-                "active_window_jump_db": float(active_window_jumps(out, gen.n_samples, rate).max()),
-                "real_active_window_jump_db": float(active_window_jumps(real, gen.n_samples, rate).max()),
+                "real_window_jump_db": float(window_jumps(real, win, real_peak, prompt_n).max()),
+                "active_window_jump_db": float(active_window_jumps(out, win, rate, prompt_n).max()),
+                "real_active_window_jump_db": float(active_window_jumps(real, win, rate, prompt_n).max()),
+                "sounding_jump_db": float(sounding_window_jumps(out, win, rate, prompt_n).max()),
+                "real_sounding_jump_db": float(sounding_window_jumps(real, win, rate, prompt_n).max()),
+                "pause_depth_db": pause_depth(out, win, rate, prompt_n),
+                "real_pause_depth_db": pause_depth(real, win, rate, prompt_n),
                 "real_seam_jump_db": float(seam_jumps(real, real_seams, rate, real_peak).max()),
                 "prompt_err_db": cont_err,
                 "recon_err_db": rec_err,
@@ -259,19 +342,23 @@ def main() -> None:
                 "decoded_recon_err": dec_rec,
                 "decoded_ratio": dec_cont / max(dec_rec, 1e-9),
                 "followed": cont.followed,
+                "redraws": int(cont.params.get("pause_redraws", 0)),
+                "pause_left": bool(cont.params.get("pause_left", False)),
                 "recognised": hits,
                 "real_recognised": real_hits,
             }
         )
     cpu = time.process_time() - start
     skip = ("id", "label", "seed", "window_levels_db", "empty_window", "followed", "recognised", "real_recognised")
+    skip += ("redraws", "pause_left")
     keys = [k for k in rows[0] if k not in skip]
     print(
         f"{args.run}: {len(prompts)} held-out prompts of {args.prompt_seconds} s continued to {args.seconds} s "
         f"({len(rows)} continuations) "
-        f"(T={args.temperature}, top_k={args.top_k}); windows of {gen.n_samples} samples, the prior's context "
+        f"(T={args.temperature}, top_k={args.top_k}); windows of {win} samples, the prior's context "
         f"restarting at {model.slide_points(0, 4 * model.cfg.code_frames)} codes of {code_samples} samples "
-        f"(from an empty prefix); level following {args.follow_level} dB; {cpu:.1f} CPU-s"
+        f"(from an empty prefix); level following {args.follow_level} dB, windows {args.follow_window} dB, "
+        f"pause guard {args.pause_guard} dB; {cpu:.1f} CPU-s"
     )
     print(f"{'measure':22s} {'weakest':>8s} {'median':>8s}  weakest item")
     for k in keys:
@@ -287,15 +374,23 @@ def main() -> None:
         f"active-level window jumps (silence left out) over 6 dB: {over_a} of {len(rows)} continuations; "
         f"{real_over_a} of {len(rows)} real sequences"
     )
+    over_s = sum(r["sounding_jump_db"] > 6.0 for r in rows)
+    real_over_s = sum(r["real_sounding_jump_db"] > 6.0 for r in rows)
+    print(
+        f"active-level jumps between windows that hold sound (pauses left out) over 6 dB: {over_s} of {len(rows)} "
+        f"continuations; {real_over_s} of {len(rows)} real sequences"
+    )
     q = (50, 75, 90, 100)
     for name, key in (
         ("continuations", "window_jump_db"),
         ("real speech", "real_window_jump_db"),
         ("continuations", "active_window_jump_db"),
         ("real speech", "real_active_window_jump_db"),
+        ("continuations", "sounding_jump_db"),
+        ("real speech", "real_sounding_jump_db"),
     ):
         vals = np.array([r[key] for r in rows])
-        kind = "active-level" if key.endswith("active_window_jump_db") else "window"
+        kind = "active-level" if "active" in key else "sounding-window" if "sounding" in key else "window"
         print(
             f"  {name:13s} largest {kind} jump dB, quantiles {q}: "
             + " / ".join(f"{v:.1f}" for v in np.percentile(vals, q))
@@ -307,6 +402,20 @@ def main() -> None:
         f"  over 6 dB by kind: {n_level} level, {n_empty} with an empty window "
         f"(> {EMPTY_DB:.0f} dB below the prompt's: {empty})"
     )
+    for name, key in (("continuations", "pause_depth_db"), ("real speech", "real_pause_depth_db")):
+        vals = np.array([r[key] for r in rows])
+        print(
+            f"  {name:13s} quietest window after the prompt, dB below the prompt's (every 10 ms): median / 90 % / "
+            f"worst {' / '.join(f'{v:.1f}' for v in np.percentile(vals, (50, 90, 100)))}; over 10 dB: "
+            f"{int(np.sum(vals > 10.0))} of {len(rows)}"
+        )
+    if args.pause_guard is not None:
+        redraws = np.array([r["redraws"] for r in rows])
+        print(
+            f"pause guard ({args.pause_guard:g} dB): {int(np.sum(redraws > 0))} of {len(rows)} continuations drawn "
+            f"again ({int(redraws.sum())} redraws, at most {int(redraws.max())}); "
+            f"{sum(r['pause_left'] for r in rows)} kept with a pause after every try"
+        )
     sounds = [f for r in rows for f in r["followed"]]
     if args.follow_level is not None:
         gains = np.array([f["gain_db"] for f in sounds]) if sounds else np.zeros(1)
