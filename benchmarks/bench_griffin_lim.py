@@ -8,15 +8,23 @@ per second of audio and the spectral convergence (SC) each reaches, with the rat
     python benchmarks/bench_griffin_lim.py --folder ../devdata/notes/audio --limit 48 --sweep 4,8,16,32 \
         --mel-iters 0,8,16,32      # the generator's whole decode: mel -> magnitude (NNLS) -> Griffin-Lim
 
-``--sweep`` times soundloom alone (CPU seconds per second of audio, one thread) for each iteration count and
-reports SC against the true magnitude; with ``--mel-iters`` the magnitude first goes through a 64-band mel
-power spectrogram and back (``mel_to_magnitude``), as generated mel features do, so SC includes what the
-mel inversion loses.
+``--sweep`` times soundloom alone (CPU seconds per second of audio, one thread; median of ``--repeats`` rounds that
+run every configuration in turn) for each iteration count and reports SC and the log-spectral distance (LSD, dB,
+magnitudes floored at -100 dB) against the true magnitude; with ``--mel-iters`` the magnitude first goes through a
+64-band mel power spectrogram and back (``mel_to_magnitude``), as generated mel features do, so both include what
+the mel inversion loses.
+``--ceiling 0,1,2`` also sweeps ``griffin_lim(..., ceiling_iters=k)`` (the last k of the iterations project onto
+``|X| <= target`` instead of ``|X| = target``; same cost) and adds the median spectral floor of the
+reconstructions (``spectral_floor_db``, dB re the loudest bin) beside the real clips' own:
+
+    python benchmarks/bench_griffin_lim.py --folder ../devdata/notes/audio --limit 48 --sweep 8 --mel-iters 16 \
+        --ceiling 0,1,2,4
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from pathlib import Path
 
@@ -109,36 +117,66 @@ def run(name: str, wavs: np.ndarray, cfg: SpectrogramConfig, n_iter: int, repeat
     )
 
 
-def sweep(wavs: np.ndarray, cfg: SpectrogramConfig, gl_iters: list[int], mel_iters: list[int], n_mels: int) -> None:
-    """SC and CPU time of the decode path for each (mel iterations, Griffin-Lim iterations)."""
+def log_spectral_distance(target_mag: torch.Tensor, wav: torch.Tensor, cfg: SpectrogramConfig) -> torch.Tensor:
+    """RMS difference of the dB magnitudes (floored at -100 dB) per item, dB: target ``(..., F, T)``."""
+    est = magnitude(wav, cfg)
+    frames = min(est.shape[-1], target_mag.shape[-1])
+    a = 20 * torch.log10(target_mag[..., :frames].clamp_min(1e-5))
+    b = 20 * torch.log10(est[..., :frames].clamp_min(1e-5))
+    return (a - b).pow(2).mean((-2, -1)).sqrt()
+
+
+def sweep(
+    wavs: np.ndarray,
+    cfg: SpectrogramConfig,
+    gl_iters: list[int],
+    mel_iters: list[int],
+    n_mels: int,
+    ceilings: list[int] | None = None,
+    repeats: int = 5,
+) -> None:
+    """SC, LSD and CPU time of the decode path for each (mel iterations, Griffin-Lim iterations, ceiling
+    iterations); with ``ceilings``, also the median spectral floor of the output beside the clips' own."""
     x = torch.from_numpy(wavs)
     mags, length = magnitude(x, cfg), wavs.shape[-1]
     seconds_audio = wavs.size / cfg.sample_rate
     mel_cfg = SpectrogramConfig(**{**cfg.to_dict(), "kind": "mel", "n_mels": n_mels})
     mel_power = mel_spectrogram(x, mel_cfg)
+    floor = None
+    if ceilings:
+        from soundloom.sounds.evaluation.fidelity import spectral_floor_db
+
+        floor = spectral_floor_db
+        print(f"the clips' own spectral floor: median {float(np.median(floor(wavs, cfg.sample_rate))):.1f} dB")
     print(
-        f"{'mel iters':>9s} {'GL iters':>8s} {'ms CPU / s audio':>16s} {'x real time':>11s} "
-        f"{'SC mean':>8s} {'SC max':>7s}"
+        f"{'mel iters':>9s} {'GL iters':>8s} {'ceiling':>7s} {'ms CPU / s audio':>16s} {'x real time':>11s} "
+        f"{'SC mean':>8s} {'SC max':>7s} {'LSD dB':>7s}" + (f" {'floor dB':>8s}" if floor else "")
     )
-    for mi in mel_iters or [-1]:
-        for gi in gl_iters:
+    configs = [(m, g, c) for m in mel_iters or [-1] for g in gl_iters for c in ceilings or [0] if c <= g]
 
-            def decode(mi: int = mi, gi: int = gi) -> torch.Tensor:
-                mag = mags if mi < 0 else mel_to_magnitude(mel_power, mel_cfg, iters=mi)
-                return griffin_lim(mag, cfg, n_iter=gi, length=length)
+    def decode(mi: int, gi: int, ci: int) -> torch.Tensor:
+        mag = mags if mi < 0 else mel_to_magnitude(mel_power, mel_cfg, iters=mi)
+        return griffin_lim(mag, cfg, n_iter=gi, length=length, ceiling_iters=ci)
 
-            decode()
-            best = float("inf")
-            for _ in range(3):
-                t0 = time.process_time()
-                y = decode()
-                best = min(best, time.process_time() - t0)
-            sc = spectral_convergence(mags, y, cfg)
-            label = "-" if mi < 0 else str(mi)
-            print(
-                f"{label:>9s} {gi:8d} {1000 * best / seconds_audio:16.2f} {seconds_audio / best:11.1f} "
-                f"{float(sc.mean()):8.4f} {float(sc.max()):7.4f}"
-            )
+    # Timed in rounds, each round every configuration once (in turn), so load from other processes falls on all of
+    # them alike; the median over rounds is reported.
+    outputs = {c: decode(*c) for c in configs}  # also the warm-up
+    times: dict[tuple[int, int, int], list[float]] = {c: [] for c in configs}
+    for _ in range(repeats):
+        for c in configs:
+            t0 = time.process_time()
+            decode(*c)
+            times[c].append(time.process_time() - t0)
+    for (mi, gi, ci), y in outputs.items():
+        cpu = statistics.median(times[(mi, gi, ci)])
+        sc = spectral_convergence(mags, y, cfg)
+        lsd = log_spectral_distance(mags, y, cfg)
+        label = "-" if mi < 0 else str(mi)
+        tail = f" {float(np.median(floor(y.numpy(), cfg.sample_rate))):8.1f}" if floor else ""
+        print(
+            f"{label:>9s} {gi:8d} {ci:7d} {1000 * cpu / seconds_audio:16.2f} {seconds_audio / cpu:11.1f} "
+            f"{float(sc.mean()):8.4f} {float(sc.max()):7.4f} {float(lsd.mean()):7.2f}" + tail
+        )
 
 
 def main() -> None:
@@ -153,6 +191,8 @@ def main() -> None:
     ap.add_argument("--sweep", help="comma-separated Griffin-Lim iteration counts: time and SC of soundloom's alone")
     ap.add_argument("--mel-iters", help="with --sweep: comma-separated mel inversion iterations (through --n-mels)")
     ap.add_argument("--n-mels", type=int, default=64)
+    ap.add_argument("--ceiling", help="with --sweep: comma-separated ceiling_iters (of the GL iterations) to sweep")
+    ap.add_argument("--hop", type=int, default=None, help="hop in samples (default: n_fft / 4)")
     ap.add_argument(
         "--threads",
         type=int,
@@ -161,7 +201,7 @@ def main() -> None:
     )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    cfg = SpectrogramConfig(sample_rate=args.sample_rate, n_fft=args.n_fft, overlap=0.75)
+    cfg = SpectrogramConfig(sample_rate=args.sample_rate, n_fft=args.n_fft, hop_length=args.hop or args.n_fft // 4)
     if args.sweep:
         wavs = (
             load_folder(args.folder, args.limit, args.sample_rate, args.seconds)
@@ -169,7 +209,8 @@ def main() -> None:
             else synth_notes(args.limit, args.sample_rate, args.seconds)
         )
         mel = [int(v) for v in args.mel_iters.split(",")] if args.mel_iters else []
-        sweep(wavs, cfg, [int(v) for v in args.sweep.split(",")], mel, args.n_mels)
+        ceilings = [int(v) for v in args.ceiling.split(",")] if args.ceiling else None
+        sweep(wavs, cfg, [int(v) for v in args.sweep.split(",")], mel, args.n_mels, ceilings, args.repeats)
         return
     if args.folder:
         run(

@@ -1,3 +1,5 @@
+import math
+
 import librosa
 import numpy as np
 import pytest
@@ -138,29 +140,42 @@ def test_vocoder_init_converges_faster_than_random():
     assert sc["vocoder"] < sc["random"]
 
 
-def _reference_griffin_lim(mag, cfg, n_iter, length):
-    """The textbook loop over torch.stft / istft, for comparison with the framed fast path."""
+def _reference_griffin_lim(mag, cfg, n_iter, length, ceiling_iters=0):
+    """The textbook loop over torch.stft / istft, for comparison with the framed fast path; the last
+    ``ceiling_iters`` iterations clip the consistent spectrum to ``|X| <= mag`` instead."""
     from soundloom.core.spectral import vocoder_phase
 
     angles = torch.polar(torch.ones_like(mag), vocoder_phase(mag, cfg))
     prev = torch.zeros_like(angles)
-    for _ in range(n_iter):
-        rebuilt = stft(istft(mag * angles, cfg, length=length), cfg)
+    spec = mag * angles
+    for i in range(n_iter):
+        rebuilt = stft(istft(spec, cfg, length=length), cfg)
+        if i >= n_iter - ceiling_iters:
+            spec = rebuilt * torch.clamp(mag / (rebuilt.abs() + 1e-16), max=1.0)
+            continue
         angles = rebuilt - (0.99 / 1.99) * prev
         angles = angles / (angles.abs() + 1e-16)
+        spec = mag * angles
         prev = rebuilt
-    return istft(mag * angles, cfg, length=length)
+    return istft(spec, cfg, length=length)
 
 
 @pytest.mark.parametrize(
-    "n_fft,win_length,hop,window", [(512, None, 128, "hann"), (1024, 800, 200, "hamming"), (256, None, 64, "blackman")]
+    "n_fft,win_length,hop,window,ceiling",
+    [
+        (512, None, 128, "hann", 0),
+        (1024, 800, 200, "hamming", 0),
+        (256, None, 64, "blackman", 0),
+        (512, None, 128, "hann", 3),
+        (512, None, 96, "hann", 3),  # n_fft not a multiple of the hop: the torch.stft loop's own ceiling
+    ],
 )
-def test_framed_griffin_lim_equals_the_stft_loop(n_fft, win_length, hop, window):
+def test_framed_griffin_lim_equals_the_stft_loop(n_fft, win_length, hop, window, ceiling):
     cfg = SpectrogramConfig(sample_rate=SR, n_fft=n_fft, win_length=win_length, hop_length=hop, window=window)
     x = torch.from_numpy(np.stack([harmonic_tone(SR, 0.5), noise_burst(SR, 0.5)]))
     mag = magnitude(x, cfg)
-    fast = griffin_lim(mag, cfg, n_iter=16, length=x.shape[-1])
-    ref = _reference_griffin_lim(mag, cfg, 16, x.shape[-1])
+    fast = griffin_lim(mag, cfg, n_iter=16, length=x.shape[-1], ceiling_iters=ceiling)
+    ref = _reference_griffin_lim(mag, cfg, 16, x.shape[-1], ceiling)
     torch.testing.assert_close(fast, ref, rtol=0, atol=5e-4)
     odd = griffin_lim(mag, cfg, n_iter=2, length=x.shape[-1] - 37)  # a length the frames do not fit exactly
     assert odd.shape == (2, x.shape[-1] - 37)
@@ -182,3 +197,39 @@ def test_griffin_lim_leaves_its_magnitude_untouched_in_any_layout():
         before = m.clone()
         griffin_lim(m, cfg, n_iter=2)
         assert torch.equal(m, before)
+
+
+def _quiet_bin_share_db(target: torch.Tensor, wav: torch.Tensor, cfg: SpectrogramConfig) -> float:
+    """Energy of ``wav``'s STFT in the bins where ``target`` is over 80 dB below its peak, dB re all its energy."""
+    est = magnitude(wav, cfg)
+    quiet = target < 1e-4 * target.max()
+    return 10 * math.log10(est[quiet].pow(2).sum().item() / est.pow(2).sum().item())
+
+
+@pytest.mark.parametrize("through_mel", [False, True])
+def test_ceiling_iterations_leave_less_energy_where_the_target_has_none(through_mel):
+    """Partials over silence: projecting the last iterations onto |X| <= target (same cost) leaves less energy in
+    the bins the target leaves empty than plain fast Griffin-Lim, and converges about as well (SC within 20 %).
+    On real clips through mel the ceiling is not better on both SC and LSD (benchmarks/bench_griffin_lim.py
+    --ceiling), so it is opt-in."""
+    cfg = SpectrogramConfig(sample_rate=SR, n_fft=512, hop_length=128, kind="mel", n_mels=64)
+    silence = np.zeros(2000, np.float32)
+    x = torch.from_numpy(np.concatenate([silence, harmonic_tone(SR, 0.5, f0=300.0, partials=5), silence]))
+    true = magnitude(x, cfg)
+    target = features_to_magnitude(features(x, cfg), cfg) if through_mel else true
+    plain = griffin_lim(target, cfg, n_iter=8, length=x.shape[-1])
+    ceiled = griffin_lim(target, cfg, n_iter=8, length=x.shape[-1], ceiling_iters=2)
+    assert _quiet_bin_share_db(true, ceiled, cfg) < _quiet_bin_share_db(true, plain, cfg) - 3.0
+    sc_plain, sc_ceiled = (spectral_convergence(true, y, cfg).item() for y in (plain, ceiled))
+    assert sc_ceiled < 1.2 * sc_plain  # measured: 0.0131 against 0.0115 exact, 0.052 against 0.055 through mel
+    assert torch.equal(griffin_lim(target, cfg, n_iter=8, length=x.shape[-1], ceiling_iters=0), plain)
+    with pytest.raises(ValueError, match="ceiling_iters"):
+        griffin_lim(target, cfg, n_iter=2, ceiling_iters=3)
+
+
+def test_ceiling_batch_renders_bitwise_as_its_items():
+    cfg = SpectrogramConfig(sample_rate=8000, n_fft=256, hop_length=64)
+    x = torch.from_numpy(np.stack([harmonic_tone(8000, 0.4, f0=f) for f in (220.0, 700.0)]))
+    mag = magnitude(x, cfg)
+    one_by_one = torch.cat([griffin_lim(mag[i : i + 1], cfg, n_iter=6, ceiling_iters=2) for i in range(2)])
+    assert torch.equal(one_by_one, griffin_lim(mag, cfg, n_iter=6, ceiling_iters=2))

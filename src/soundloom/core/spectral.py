@@ -250,6 +250,7 @@ def griffin_lim(
     length: int | None = None,
     init: str = "vocoder",
     seed: int | None = 0,
+    ceiling_iters: int = 0,
 ) -> torch.Tensor:
     """Fast Griffin-Lim (Perraudin, Balazs & Sondergaard 2013): phase from a magnitude.
 
@@ -261,12 +262,20 @@ def griffin_lim(
         init: "vocoder" (phase advanced at each spectral peak's interpolated frequency, see
             :func:`vocoder_phase`; converges in fewer iterations on tonal sounds), "random"
             (seeded, as librosa) or "zeros".
+        ceiling_iters: how many of the ``n_iter`` iterations, the last ones, project the consistent
+            spectrum onto ``|X| <= mag`` (keep it where it is below the target, cut it to the target
+            where it is above) instead of setting ``|X| = mag``, without momentum. Both sets are convex,
+            so these passes only remove what leaks above the target (a quieter floor between and
+            around partials) and never add energy where the target has none; they cost what the
+            iterations they replace cost. 0 (the default) is plain fast Griffin-Lim, bit for bit.
     Returns:
         Waveform ``(..., samples)``. Every item is computed independently, so a batch gives
         the same result as its items one by one.
     """
     if mag.shape[-2] != cfg.n_bins:
         raise ValueError(f"expected {cfg.n_bins} bins (n_fft={cfg.n_fft}), got {mag.shape[-2]}")
+    if not 0 <= ceiling_iters <= n_iter:
+        raise ParameterError(f"ceiling_iters must be within 0..n_iter ({n_iter}), got {ceiling_iters}")
     mag = mag.float()
     if init == "random":
         gen = torch.Generator(device="cpu")
@@ -285,18 +294,23 @@ def griffin_lim(
     if cfg.n_fft % hop == 0:
         shape = mag.shape
         wav = _griffin_lim_frames(
-            mag.reshape(-1, *shape[-2:]), phase.reshape(-1, *shape[-2:]), cfg, n_iter, momentum, work_len
+            mag.reshape(-1, *shape[-2:]), phase.reshape(-1, *shape[-2:]), cfg, n_iter, momentum, work_len, ceiling_iters
         ).reshape(*shape[:-2], work_len)
     else:
         angles = torch.polar(torch.ones_like(mag), phase)
         prev = torch.zeros_like(angles)
         alpha = momentum / (1.0 + momentum)
-        for _ in range(n_iter):
-            rebuilt = stft(istft(mag * angles, cfg, length=work_len), cfg)
+        spec = mag * angles
+        for i in range(n_iter):
+            rebuilt = stft(istft(spec, cfg, length=work_len), cfg)
+            if i >= n_iter - ceiling_iters:
+                spec = rebuilt * (torch.minimum(rebuilt.abs(), mag) / (rebuilt.abs() + 1e-16))
+                continue
             angles = rebuilt - alpha * prev
             angles = angles / (angles.abs() + 1e-16)
+            spec = mag * angles
             prev = rebuilt
-        wav = istft(mag * angles, cfg, length=work_len)
+        wav = istft(spec, cfg, length=work_len)
     if work_len == out_len:
         return wav
     return torch.nn.functional.pad(wav, (0, max(0, out_len - work_len)))[..., :out_len]
@@ -334,7 +348,13 @@ def _overlap_add(frames: torch.Tensor, hop: int, win: torch.Tensor | None = None
 
 
 def _griffin_lim_frames(
-    mag: torch.Tensor, phase: torch.Tensor, cfg: SpectrogramConfig, n_iter: int, momentum: float, length: int
+    mag: torch.Tensor,
+    phase: torch.Tensor,
+    cfg: SpectrogramConfig,
+    n_iter: int,
+    momentum: float,
+    length: int,
+    ceiling_iters: int = 0,
 ) -> torch.Tensor:
     """The same iteration as the ``torch.stft`` loop, with the frame plumbing done once.
 
@@ -361,8 +381,14 @@ def _griffin_lim_frames(
     spec = torch.view_as_complex(torch.stack([torch.cos(phase_t), torch.sin(phase_t)], dim=-1)).mul_(mag_t)
     prev = None
     alpha = momentum / (1.0 + momentum)
-    for _ in range(n_iter):
+    for i in range(n_iter):
         rebuilt = to_spec(to_signal(spec))
+        if i >= n_iter - ceiling_iters:
+            # Projection onto |X| <= mag of the consistent spectrum itself: min(1, mag / |rebuilt|) per bin.
+            pairs = torch.view_as_real(rebuilt)
+            scale = torch.mul(pairs[..., 0], pairs[..., 0]).addcmul_(pairs[..., 1], pairs[..., 1]).sqrt_().add_(1e-16)
+            spec = rebuilt.mul_(torch.div(mag_t, scale, out=scale).clamp_max_(1.0))
+            continue
         spec = rebuilt.clone() if prev is None else torch.add(rebuilt, prev, alpha=-alpha)
         # The accelerated estimate's phase with the target magnitude: one real scale per bin. |x| as the root
         # of re^2 + im^2 (torch.hypot / complex abs guard against overflow, which magnitudes never near, at
