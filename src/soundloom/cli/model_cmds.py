@@ -105,7 +105,7 @@ def train(
     """Train a generative model (VAE / CVAE / any registered kind); writes checkpoints, samples, plots and
     model.safetensors to RUN. A kind's own options follow as --name value (see `soundloom models`)."""
     from ..sounds.models import get_kind
-    from ..sounds.training import TrainConfig
+    from ..sounds.training import TrainConfig, first_process
     from ..sounds.training import train as run_train
 
     # Unknown tokens (the kind's options) arrive in ctx.args; one written before FEATURES took its place.
@@ -153,6 +153,8 @@ def train(
         cfg = TrainConfig(**settings)
     start = time.monotonic()
     run_train(cfg, out, resume=resume, progress_bar=not quiet)
+    if not first_process():  # a DDP run's other processes: the first one reports
+        return
     info = out / "model.json"
     training = json.loads(info.read_text()).get("training", {}) if info.is_file() else {}
     if training.get("stopped"):

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
@@ -119,8 +120,15 @@ class VectorQuantizer(nn.Module):
     def _update(self, z: torch.Tensor, codes: torch.Tensor) -> None:
         flat = z.permute(0, 2, 1).reshape(-1, self.dim)
         onehot = F.one_hot(codes.view(-1), self.size).type_as(flat)
-        self.ema_count.mul_(self.decay).add_(onehot.sum(0), alpha=1 - self.decay)
-        self.ema_sum.mul_(self.decay).add_(onehot.T @ flat, alpha=1 - self.decay)
+        counts, sums = onehot.sum(0), onehot.T @ flat
+        shared = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+        if shared:
+            # DDP: each process sees its part of the batch. The statistics of the whole batch (as Jukebox does)
+            # keep every process's codebook the same.
+            dist.all_reduce(counts)
+            dist.all_reduce(sums)
+        self.ema_count.mul_(self.decay).add_(counts, alpha=1 - self.decay)
+        self.ema_sum.mul_(self.decay).add_(sums, alpha=1 - self.decay)
         n = self.ema_count.sum()
         count = (self.ema_count + 1e-5) / (n + self.size * 1e-5) * n  # Laplace smoothing
         self.codebook.copy_(self.ema_sum / count[:, None])
@@ -128,6 +136,8 @@ class VectorQuantizer(nn.Module):
         if dead.any():
             # Deterministic under the global seed: torch.randint draws from it.
             picks = flat[torch.randint(0, flat.shape[0], (int(dead.sum()),), device=flat.device)]
+            if shared:
+                dist.broadcast(picks, 0)  # the first process's picks, so the codebooks stay equal
             # A restarted code counts as used twice the threshold: unchosen, it is restarted again in ~70 steps.
             fresh = 2.0 * self.restart_below
             self.codebook[dead] = picks

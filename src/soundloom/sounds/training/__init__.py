@@ -1,5 +1,5 @@
 """soundloom.sounds.training: Lightning training of spectrogram VAEs into a run directory."""
 
-from .run import TrainConfig, train
+from .run import TrainConfig, first_process, train
 
-__all__ = ["TrainConfig", "train"]
+__all__ = ["TrainConfig", "first_process", "train"]

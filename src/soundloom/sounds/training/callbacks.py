@@ -110,9 +110,12 @@ class MetricsCSV(L.Callback):
             loss_curves(self.path, self.plot)
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        if trainer.sanity_checking or not trainer.is_global_zero:
+        if trainer.sanity_checking:
             return
+        # Read on every process: under DDP an epoch mean is an all-reduce, computed when first read.
         m = {k: float(v) for k, v in trainer.callback_metrics.items() if torch.as_tensor(v).numel() == 1}
+        if not trainer.is_global_zero:
+            return
         row = {
             "epoch": trainer.current_epoch,
             "step": trainer.global_step,

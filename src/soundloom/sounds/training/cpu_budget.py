@@ -4,7 +4,7 @@ A wall-clock budget (``--max-minutes``) buys fewer steps on a shared machine; ``
 work wherever it runs. CPU time is the process's own (all threads) plus its children's (data-loader workers:
 those already reaped, from ``getrusage``, and those still alive, from ``/proc`` on Linux). A second stage
 (``prior`` over a ``vqvae``, ``vaegan`` from a ``cvae``) inherits its first stage's recorded CPU time, so one
-budget covers every stage.
+budget covers every stage. With DDP the budget is each process's (the run records the first process's time).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 import lightning as L
+import torch
 
 from ...core.cputime import process_cpu_seconds
 from ..runfiles import CONFIG_FILE
@@ -59,6 +60,11 @@ class CpuClock(L.Callback):
         if self.budget_s is None or trainer.should_stop:
             return
         spent = self.inherited_s + self.own_seconds()
+        if trainer.world_size > 1:
+            # DDP: each process has the budget, and all take the same decision, that of the one furthest on (a
+            # process that stopped alone would leave the others waiting in their next all-reduce).
+            mine = torch.tensor(spent, dtype=torch.float64, device=trainer.strategy.root_device)
+            spent = float(trainer.strategy.reduce(mine, reduce_op="max"))
         if spent >= self.budget_s:
             trainer.should_stop = True
             self.reason = (

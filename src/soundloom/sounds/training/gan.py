@@ -150,6 +150,7 @@ class VAEGANModule(L.LightningModule):
             on_step=True,
             on_epoch=True,
             batch_size=b,
+            sync_dist=True,  # epoch means over every DDP process (a no-op on one)
         )
         self.log("loss", loss_g, prog_bar=True, on_step=True, on_epoch=False, batch_size=b)
 

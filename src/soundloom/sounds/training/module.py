@@ -87,7 +87,7 @@ class VAEModule(L.LightningModule):
             on_epoch=True,
             prog_bar=False,
             batch_size=x.shape[0],
-            sync_dist=not on_step,
+            sync_dist=True,  # epoch means over every DDP process (a no-op on one)
         )
         return terms
 

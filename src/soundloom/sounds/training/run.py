@@ -31,6 +31,7 @@ from pathlib import Path
 import lightning as L
 import torch
 import yaml
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from ...core.atomic import sweep_stale_temps, write_text
 from ...core.errors import ModelFileError, ParameterError
@@ -205,6 +206,11 @@ def train(
             progress(clock.reason, 1, 1)
         export_run(run_dir, module.model, data.train_set, run_info, store.normalizer.to_dict())
     return run_dir
+
+
+def first_process() -> bool:
+    """True in the process that exports and reports: the only one, or the first of a DDP run's processes."""
+    return getattr(rank_zero_only, "rank", 0) == 0
 
 
 def _first_stage_cpu_s(options: dict) -> float:

@@ -59,7 +59,7 @@ class VQVAEModule(L.LightningModule):
             on_step=on_step,
             on_epoch=True,
             batch_size=x.shape[0],
-            sync_dist=not on_step,
+            sync_dist=True,  # epoch means over every DDP process (a no-op on one)
         )
         return loss
 
@@ -112,7 +112,7 @@ class PriorModule(L.LightningModule):
         lab, pit = self.conditions(labels, pitches)
         loss = self.model(codes, lab, pit, resumed)
         on_step = stage == "train"
-        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, batch_size=x.shape[0], sync_dist=not on_step)
+        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, batch_size=x.shape[0], sync_dist=True)
         return loss
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:

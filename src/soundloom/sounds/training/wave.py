@@ -108,7 +108,7 @@ class WaveVAEModule(L.LightningModule):
             on_step=on_step,
             on_epoch=True,
             batch_size=x.shape[0],
-            sync_dist=not on_step,
+            sync_dist=True,  # epoch means over every DDP process (a no-op on one)
         )
         return loss
 
