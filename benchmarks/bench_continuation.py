@@ -147,8 +147,8 @@ def pause_depth(wav: np.ndarray, window: int, rate: int, prompt: int) -> float:
     stretch of that length falls below the prompt, wherever a reader's windows begin (floored as above)."""
     reference = rms_db(wav[:prompt][-window:])
     quiet = quietest_window_db(wav, prompt - window // 2, window, rate)
-    floor = 20 * np.log10(np.abs(wav).max() + 1e-12) - FLOOR_DB
-    return reference - max(quiet if quiet is not None else reference, floor)
+    floor = float(20 * np.log10(np.abs(wav).max() + 1e-12)) - FLOOR_DB
+    return float(reference - max(quiet if quiet is not None else reference, floor))
 
 
 def seam_jumps(wav: np.ndarray, seams: list[int], rate: int, peak_db: float) -> np.ndarray:
