@@ -322,7 +322,7 @@ def main() -> None:
                 "label": label,
                 "seed": seed,
                 "window_jump_db": float(window_jumps(out, win, peak_db, prompt_n).max()),
-                "window_levels_db": [round(v, 2) for v in levels],
+                "window_levels_db": [round(float(v), 2) for v in levels],
                 "empty_window": bool(min(levels[1:], default=levels[0]) < levels[0] - EMPTY_DB),
                 "seam_jump_db": float(seam_jumps(out, seams, rate, peak_db).max()),
                 "prompt_seam_jump_db": float(seam_jumps(out, seams[:1], rate, peak_db).max()),
