@@ -20,6 +20,7 @@ spectra of the rendered audio (what inversion adds, in the feature space the mod
 the evaluation reports (linear bins, generated minus resynthesised real), then the generated floor under other
 phase reconstructions of the same magnitudes (``--gl-iters``, default 8 and 32; ``--ceiling K``:
 ``griffin_lim(..., ceiling_iters=K)``), each beside the resynthesised real floor under the same reconstruction.
+``--mel-method fista-diag`` inverts every mel spectrum here with per-bin steps (``mel_to_magnitude``).
 """
 
 from __future__ import annotations
@@ -91,6 +92,7 @@ def main() -> None:
     ap.add_argument("--postfilter-kind", choices=KINDS, default=DEFAULT_KIND)
     ap.add_argument("--gl-iters", default="8,32", help="comma-separated Griffin-Lim iterations to compare")
     ap.add_argument("--ceiling", type=int, default=2, help="ceiling_iters of the first --gl-iters to compare (0: none)")
+    ap.add_argument("--mel-method", default="fista", help="mel_to_magnitude's method for every magnitude here")
     args = ap.parse_args()
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
@@ -103,7 +105,8 @@ def main() -> None:
         wavs, labels = real_clips(gen, np.sort(train_rows))
         gen_db, gen_labels = generated_mels(gen, args.per_label, args.seeds, args.temperature)
     real_db = features(wavs, cfg)
-    real_mag, gen_mag = features_to_magnitude(real_db, cfg), features_to_magnitude(gen_db, cfg)
+    real_mag = features_to_magnitude(real_db, cfg, mel_method=args.mel_method)
+    gen_mag = features_to_magnitude(gen_db, cfg, mel_method=args.mel_method)
     true_mag = magnitude(wavs, cfg)
     default_iters = int(args.gl_iters.split(",")[0])
 
@@ -136,7 +139,7 @@ def main() -> None:
     print(
         f"{args.run}: T {args.temperature}, {args.seeds} x {args.per_label} a class, post-filter {args.postfilter}"
         f"{' ' + args.postfilter_kind if args.postfilter == 'fit' else ''}; real = training split "
-        f"({len(labels)} clips); GL{default_iters} is the default render"
+        f"({len(labels)} clips); mel inversion {args.mel_method}; GL{default_iters} is the default render"
     )
     print("\nreal clips, median floor dB | " + " | ".join(real) + " | front-end penalty (resynth - raw)")
     for c in classes:

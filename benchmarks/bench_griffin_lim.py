@@ -19,6 +19,9 @@ reconstructions (``spectral_floor_db``, dB re the loudest bin) beside the real c
 
     python benchmarks/bench_griffin_lim.py --folder ../devdata/notes/audio --limit 48 --sweep 8 --mel-iters 16 \
         --ceiling 0,1,2,4
+
+``--mel-methods fista,fista-diag`` sweeps ``mel_to_magnitude``'s methods (one step size for every bin, or one per
+bin); each configuration's rows are timed in the same rounds.
 """
 
 from __future__ import annotations
@@ -134,6 +137,7 @@ def sweep(
     n_mels: int,
     ceilings: list[int] | None = None,
     repeats: int = 5,
+    mel_methods: list[str] | None = None,
 ) -> None:
     """SC, LSD and CPU time of the decode path for each (mel iterations, Griffin-Lim iterations, ceiling
     iterations); with ``ceilings``, also the median spectral floor of the output beside the clips' own."""
@@ -149,32 +153,36 @@ def sweep(
         floor = spectral_floor_db
         print(f"the clips' own spectral floor: median {float(np.median(floor(wavs, cfg.sample_rate))):.1f} dB")
     print(
-        f"{'mel iters':>9s} {'GL iters':>8s} {'ceiling':>7s} {'ms CPU / s audio':>16s} {'x real time':>11s} "
-        f"{'SC mean':>8s} {'SC max':>7s} {'LSD dB':>7s}" + (f" {'floor dB':>8s}" if floor else "")
+        f"{'mel method':>10s} {'mel iters':>9s} {'GL iters':>8s} {'ceiling':>7s} {'ms CPU / s audio':>16s} "
+        f"{'x real time':>11s} {'SC mean':>8s} {'SC max':>7s} {'LSD dB':>7s}" + (f" {'floor dB':>8s}" if floor else "")
     )
-    configs = [(m, g, c) for m in mel_iters or [-1] for g in gl_iters for c in ceilings or [0] if c <= g]
+    methods = mel_methods or ["fista"]
+    configs = [
+        (m, g, c, k) for k in methods for m in mel_iters or [-1] for g in gl_iters for c in ceilings or [0] if c <= g
+    ]
+    configs = list(dict.fromkeys((m, g, c, k if m >= 0 else "-") for m, g, c, k in configs))
 
-    def decode(mi: int, gi: int, ci: int) -> torch.Tensor:
-        mag = mags if mi < 0 else mel_to_magnitude(mel_power, mel_cfg, iters=mi)
+    def decode(mi: int, gi: int, ci: int, method: str) -> torch.Tensor:
+        mag = mags if mi < 0 else mel_to_magnitude(mel_power, mel_cfg, iters=mi, method=method)
         return griffin_lim(mag, cfg, n_iter=gi, length=length, ceiling_iters=ci)
 
     # Timed in rounds, each round every configuration once (in turn), so load from other processes falls on all of
     # them alike; the median over rounds is reported.
     outputs = {c: decode(*c) for c in configs}  # also the warm-up
-    times: dict[tuple[int, int, int], list[float]] = {c: [] for c in configs}
+    times: dict[tuple, list[float]] = {c: [] for c in configs}
     for _ in range(repeats):
         for c in configs:
             t0 = time.process_time()
             decode(*c)
             times[c].append(time.process_time() - t0)
-    for (mi, gi, ci), y in outputs.items():
-        cpu = statistics.median(times[(mi, gi, ci)])
+    for (mi, gi, ci, method), y in outputs.items():
+        cpu = statistics.median(times[(mi, gi, ci, method)])
         sc = spectral_convergence(mags, y, cfg)
         lsd = log_spectral_distance(mags, y, cfg)
         label = "-" if mi < 0 else str(mi)
         tail = f" {float(np.median(floor(y.numpy(), cfg.sample_rate))):8.1f}" if floor else ""
         print(
-            f"{label:>9s} {gi:8d} {ci:7d} {1000 * cpu / seconds_audio:16.2f} {seconds_audio / cpu:11.1f} "
+            f"{method:>10s} {label:>9s} {gi:8d} {ci:7d} {1000 * cpu / seconds_audio:16.2f} {seconds_audio / cpu:11.1f} "
             f"{float(sc.mean()):8.4f} {float(sc.max()):7.4f} {float(lsd.mean()):7.2f}" + tail
         )
 
@@ -192,6 +200,7 @@ def main() -> None:
     ap.add_argument("--mel-iters", help="with --sweep: comma-separated mel inversion iterations (through --n-mels)")
     ap.add_argument("--n-mels", type=int, default=64)
     ap.add_argument("--ceiling", help="with --sweep: comma-separated ceiling_iters (of the GL iterations) to sweep")
+    ap.add_argument("--mel-methods", help="with --mel-iters: comma-separated mel_to_magnitude methods to sweep")
     ap.add_argument("--hop", type=int, default=None, help="hop in samples (default: n_fft / 4)")
     ap.add_argument(
         "--threads",
@@ -210,7 +219,8 @@ def main() -> None:
         )
         mel = [int(v) for v in args.mel_iters.split(",")] if args.mel_iters else []
         ceilings = [int(v) for v in args.ceiling.split(",")] if args.ceiling else None
-        sweep(wavs, cfg, [int(v) for v in args.sweep.split(",")], mel, args.n_mels, ceilings, args.repeats)
+        methods = args.mel_methods.split(",") if args.mel_methods else None
+        sweep(wavs, cfg, [int(v) for v in args.sweep.split(",")], mel, args.n_mels, ceilings, args.repeats, methods)
         return
     if args.folder:
         run(

@@ -13,6 +13,7 @@ from soundloom.core.spectral import (
     istft,
     magnitude,
     mel_spectrogram,
+    mel_to_magnitude,
     mfcc,
     spectral_convergence,
     stft,
@@ -92,6 +93,34 @@ def test_mel_inversion_is_close_in_mel_space():
     rebuilt = torch.matmul(torch.from_numpy(librosa.filters.mel(sr=SR, n_fft=512, n_mels=80)), mag.pow(2))
     target = torch.pow(10.0, mel_db / 10)
     assert ((rebuilt - target).norm() / target.norm()).item() < 0.1
+
+
+def test_mel_inversion_with_a_step_per_bin_gets_closer_at_the_same_iterations():
+    """The per-bin steps ("fista-diag") reach a smaller mel error and a magnitude closer to the true one in 16
+    iterations than one step for every bin; the default stays "fista" (renders as before) and an unknown method is
+    refused."""
+    cfg = SpectrogramConfig(sample_rate=SR, n_fft=512, kind="mel", n_mels=64)
+    # Partials up into the wide high bands, where one global step crawls (0.418 -> 0.390, 0.279 -> 0.262 measured).
+    x = torch.from_numpy(np.stack([harmonic_tone(SR, 0.5, 1000.0, 7), harmonic_tone(SR, 0.5, 440.0, 16)]))
+    mel_power, true = mel_spectrogram(x, cfg), magnitude(x, cfg)
+    fb = torch.from_numpy(librosa.filters.mel(sr=SR, n_fft=512, n_mels=64))
+    out = {m: mel_to_magnitude(mel_power, cfg, iters=16, method=m) for m in ("fista", "fista-diag")}
+
+    def mel_error(mag):
+        return ((fb @ mag.pow(2) - mel_power).norm() / mel_power.norm()).item()
+
+    def mag_error(mag):
+        return ((mag - true).norm() / true.norm()).item()
+
+    assert mel_error(out["fista-diag"]) < mel_error(out["fista"])
+    assert mag_error(out["fista-diag"]) < 0.97 * mag_error(out["fista"])
+    assert (out["fista-diag"] >= 0).all()
+    db = features(x, cfg)
+    assert torch.equal(
+        features_to_magnitude(db, cfg), mel_to_magnitude(torch.pow(10.0, db / 10.0), cfg, method="fista")
+    )
+    with pytest.raises(ValueError, match="fista-diag"):
+        mel_to_magnitude(mel_power, cfg, method="lbfgs")
 
 
 @pytest.mark.parametrize("n_fft,overlap", [(512, 0.75), (1024, 0.75)])

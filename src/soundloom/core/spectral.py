@@ -130,12 +130,15 @@ def features(wav: torch.Tensor, cfg: SpectrogramConfig) -> torch.Tensor:
     return mfcc(wav, cfg)
 
 
-def features_to_magnitude(feat: torch.Tensor, cfg: SpectrogramConfig, mel_iters: int = 16) -> torch.Tensor:
+def features_to_magnitude(
+    feat: torch.Tensor, cfg: SpectrogramConfig, mel_iters: int = 16, mel_method: str = "fista"
+) -> torch.Tensor:
     """Linear magnitude ``(..., n_fft // 2 + 1, frames)`` from features of ``cfg.kind``.
 
     Mel features are inverted by non-negative least squares (accelerated projected gradient from the
     pseudo-inverse), as librosa's ``mel_to_stft`` does; 16 iterations of it lose less (spectral
     convergence 0.260 on 48 dev notes) than 32 of the plain projected gradient did (0.275).
+    ``mel_method``: see :func:`mel_to_magnitude`.
     """
     if cfg.kind == "magnitude":
         return feat.clamp_min(0)
@@ -144,7 +147,7 @@ def features_to_magnitude(feat: torch.Tensor, cfg: SpectrogramConfig, mel_iters:
     if cfg.kind == "db":
         return db_to_amplitude(feat)
     if cfg.kind == "mel":
-        return mel_to_magnitude(torch.pow(10.0, feat / 10.0), cfg, iters=mel_iters)
+        return mel_to_magnitude(torch.pow(10.0, feat / 10.0), cfg, iters=mel_iters, method=mel_method)
     raise ParameterError("MFCC features cannot be inverted to audio")
 
 
@@ -153,6 +156,20 @@ def _mel_inverse(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: f
     """Filterbank, its pseudo-inverse and the gradient step ``1 / ||fb||_2^2``, once per config."""
     fb = torch.from_numpy(_mel_basis(sample_rate, n_fft, n_mels, fmin, fmax))
     return fb, torch.linalg.pinv(fb), 1.0 / float(torch.linalg.matrix_norm(fb, ord=2) ** 2)
+
+
+@lru_cache(maxsize=8)
+def _mel_diagonal_step(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None) -> torch.Tensor:
+    """Per-bin steps ``(bins, 1)``: ``1 / (fb^T fb 1)_k``, 0 for bins in no triangle (they keep the pseudo-inverse's 0).
+
+    ``diag(fb^T fb 1) - fb^T fb`` is diagonally dominant with a non-negative diagonal (every entry of ``fb^T fb`` is
+    >= 0), so positive semi-definite (Gershgorin): a diagonal bound on the curvature that keeps each projected step a
+    descent (the FISTA bound in that metric). The one global step ``1 / ||fb||_2^2`` is set by the tall narrow low
+    triangles of the area-normalised (Slaney) filterbank and crawls in the wide high ones; these steps do not.
+    """
+    fb = _mel_inverse(sample_rate, n_fft, n_mels, fmin, fmax)[0]
+    rows = fb.T @ fb.sum(dim=1, keepdim=True)
+    return torch.where(rows > 0, 1.0 / rows.clamp_min(1e-30), torch.zeros_like(rows))
 
 
 @lru_cache(maxsize=8)
@@ -165,10 +182,26 @@ def _mel_sparse(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: fl
         return fb.to_sparse_csr(), fb.T.contiguous().to_sparse_csr()
 
 
-def mel_to_magnitude(mel_power: torch.Tensor, cfg: SpectrogramConfig, iters: int = 16) -> torch.Tensor:
-    """Approximate ``|STFT|`` from mel power ``(..., n_mels, frames)`` (non-negative least squares)."""
+MEL_METHODS = ("fista", "fista-diag")
+
+
+def mel_to_magnitude(
+    mel_power: torch.Tensor, cfg: SpectrogramConfig, iters: int = 16, method: str = "fista"
+) -> torch.Tensor:
+    """Approximate ``|STFT|`` from mel power ``(..., n_mels, frames)`` (non-negative least squares).
+
+    ``method``: "fista" (one step size for every bin) or "fista-diag" (a step per bin, see
+    :func:`_mel_diagonal_step`: the same cost per iteration, closer to the NNLS optimum in as many; on real clips
+    through 64 mel bands and 8 Griffin-Lim iterations, 16 iterations of it reach spectral convergence 0.291 /
+    0.240 / 0.179 and log-spectral distance 8.24 / 11.38 / 6.01 dB on one-shots / notes / digits, against 0.303 /
+    0.260 / 0.181 and 9.24 / 11.70 / 6.20 dB: ``benchmarks/bench_griffin_lim.py --mel-methods``).
+    """
+    if method not in MEL_METHODS:
+        raise ParameterError(f"mel inversion method must be one of {MEL_METHODS}, got {method!r}")
     key = (cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.fmin_hz, cfg.fmax_hz)
     fb, pinv, step = _mel_inverse(*key)
+    if method == "fista-diag":
+        step = _mel_diagonal_step(*key).to(mel_power.device)
     pinv = pinv.to(mel_power.device)
     if mel_power.device.type == "cpu":
         fb_s, fb_t = _mel_sparse(*key)
@@ -187,10 +220,15 @@ def mel_to_magnitude(mel_power: torch.Tensor, cfg: SpectrogramConfig, iters: int
 
 
 def _mel_nnls(
-    mel: torch.Tensor, fb_s: torch.Tensor, fb_t: torch.Tensor, pinv: torch.Tensor, step: float, iters: int
+    mel: torch.Tensor,
+    fb_s: torch.Tensor,
+    fb_t: torch.Tensor,
+    pinv: torch.Tensor,
+    step: float | torch.Tensor,
+    iters: int,
 ) -> torch.Tensor:
     """Power ``(bins, N) >= 0`` minimising ``||fb @ P - mel||^2`` for mel power ``(n_mels, N)``, from the
-    pseudo-inverse.
+    pseudo-inverse. ``step``: one gradient step for every bin, or one per bin ``(bins, 1)``.
 
     Accelerated projected gradient (FISTA, Beck & Teboulle 2009): the plain projected gradient needs about
     four times the iterations for the same mel error. In place where it can be: the loop is memory-bound.
@@ -200,7 +238,10 @@ def _mel_nnls(
     point, t = power, 1.0
     for _ in range(iters):
         grad = torch.matmul(fb_t, torch.matmul(fb_s, point)).sub_(fb_t_mel)
-        new = torch.add(point, grad, alpha=-step).clamp_min_(0)
+        if isinstance(step, torch.Tensor):
+            new = torch.sub(point, grad.mul_(step)).clamp_min_(0)
+        else:
+            new = torch.add(point, grad, alpha=-step).clamp_min_(0)
         t_next = (1.0 + math.sqrt(1.0 + 4.0 * t * t)) / 2.0
         point = torch.add(new, power.sub_(new), alpha=-(t - 1.0) / t_next)  # new + c (new - power)
         power, t = new, t_next
