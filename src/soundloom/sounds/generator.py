@@ -826,7 +826,8 @@ class Generator:
 
     def _pause_depth(self, wav: np.ndarray, rate: int, prompt_samples: int) -> float:
         """dB from the prompt's last window (the output's own copy of it, so any output level counts alike) down to
-        the quietest training-length window of ``wav`` from half a window before the prompt's end (+inf: none)."""
+        the quietest training-length window of ``wav`` from half a window before the prompt's end (-inf when no whole
+        window fits there, or the prompt is silent: nothing to guard)."""
         window = self._window_at(rate)
         reference = window_level_db(wav[:prompt_samples][-window:])
         quiet = quietest_window_db(wav, prompt_samples - window // 2, window, rate)
