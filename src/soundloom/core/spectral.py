@@ -173,13 +173,15 @@ def _mel_diagonal_step(sample_rate: int, n_fft: int, n_mels: int, fmin: float, f
 
 
 @lru_cache(maxsize=8)
-def _mel_sparse(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None):
-    """The filterbank and its transpose as CSR matrices: each bin lies in at most two triangles, so the
-    products of the inversion's loop touch ~2 of every ``n_mels`` entries a dense product would."""
+def _mel_sparse(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None, diag: bool = False):
+    """The filterbank and its transpose (``diag``: each row of the transpose times its bin's step, see
+    :func:`_mel_diagonal_step`) as CSR matrices: each bin lies in at most two triangles, so the products of the
+    inversion's loop touch ~2 of every ``n_mels`` entries a dense product would."""
     fb = _mel_inverse(sample_rate, n_fft, n_mels, fmin, fmax)[0]
+    fb_t = fb.T * _mel_diagonal_step(sample_rate, n_fft, n_mels, fmin, fmax) if diag else fb.T
     with warnings.catch_warnings():  # "sparse CSR support is in beta": the product used here is long stable
         warnings.simplefilter("ignore", UserWarning)
-        return fb.to_sparse_csr(), fb.T.contiguous().to_sparse_csr()
+        return fb.to_sparse_csr(), fb_t.contiguous().to_sparse_csr()
 
 
 MEL_METHODS = ("fista", "fista-diag")
@@ -200,13 +202,16 @@ def mel_to_magnitude(
         raise ParameterError(f"mel inversion method must be one of {MEL_METHODS}, got {method!r}")
     key = (cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.fmin_hz, cfg.fmax_hz)
     fb, pinv, step = _mel_inverse(*key)
-    if method == "fista-diag":
-        step = _mel_diagonal_step(*key).to(mel_power.device)
     pinv = pinv.to(mel_power.device)
+    diag = method == "fista-diag"
     if mel_power.device.type == "cpu":
-        fb_s, fb_t = _mel_sparse(*key)
+        fb_s, fb_t = _mel_sparse(*key, diag)
     else:
         fb_s, fb_t = fb.to(mel_power.device), fb.T.to(mel_power.device)
+        if diag:
+            fb_t = fb_t * _mel_diagonal_step(*key).to(mel_power.device)
+    if diag:  # the per-bin steps are folded into the transpose: the loop is the same as with one step of 1
+        step = 1.0
     # Every frame of every item is one column of a 2-D problem, solved in blocks of columns: on the CPU a block
     # of 512 keeps the loop's (bins, 512) matrices in cache (half the time of one pass over every column).
     shape = mel_power.shape
@@ -220,15 +225,10 @@ def mel_to_magnitude(
 
 
 def _mel_nnls(
-    mel: torch.Tensor,
-    fb_s: torch.Tensor,
-    fb_t: torch.Tensor,
-    pinv: torch.Tensor,
-    step: float | torch.Tensor,
-    iters: int,
+    mel: torch.Tensor, fb_s: torch.Tensor, fb_t: torch.Tensor, pinv: torch.Tensor, step: float, iters: int
 ) -> torch.Tensor:
     """Power ``(bins, N) >= 0`` minimising ``||fb @ P - mel||^2`` for mel power ``(n_mels, N)``, from the
-    pseudo-inverse. ``step``: one gradient step for every bin, or one per bin ``(bins, 1)``.
+    pseudo-inverse. ``fb_t``: the transpose, or the transpose with a step per row folded in (``step`` then 1).
 
     Accelerated projected gradient (FISTA, Beck & Teboulle 2009): the plain projected gradient needs about
     four times the iterations for the same mel error. In place where it can be: the loop is memory-bound.
@@ -238,10 +238,7 @@ def _mel_nnls(
     point, t = power, 1.0
     for _ in range(iters):
         grad = torch.matmul(fb_t, torch.matmul(fb_s, point)).sub_(fb_t_mel)
-        if isinstance(step, torch.Tensor):
-            new = torch.sub(point, grad.mul_(step)).clamp_min_(0)
-        else:
-            new = torch.add(point, grad, alpha=-step).clamp_min_(0)
+        new = torch.add(point, grad, alpha=-step).clamp_min_(0)
         t_next = (1.0 + math.sqrt(1.0 + 4.0 * t * t)) / 2.0
         point = torch.add(new, power.sub_(new), alpha=-(t - 1.0) / t_next)  # new + c (new - power)
         power, t = new, t_next
