@@ -302,10 +302,11 @@ def griffin_lim(
             (seeded, as librosa) or "zeros".
         ceiling_iters: how many of the ``n_iter`` iterations, the last ones, project the consistent
             spectrum onto ``|X| <= mag`` (keep it where it is below the target, cut it to the target
-            where it is above) instead of setting ``|X| = mag``, without momentum. Both sets are convex,
-            so these passes only remove what leaks above the target (a quieter floor between and
-            around partials) and never add energy where the target has none; they cost what the
-            iterations they replace cost. 0 (the default) is plain fast Griffin-Lim, bit for bit.
+            where it is above) instead of setting ``|X| = mag``, without momentum (alternating
+            projections between two convex sets). They cut what leaks above the target rather than
+            re-impose its magnitude everywhere, so less energy lands where the target is near silent
+            (tests), at some spectral convergence on inconsistent (mel-inverted) targets; they cost
+            what the iterations they replace cost. 0 (the default) is plain fast Griffin-Lim, bit for bit.
     Returns:
         Waveform ``(..., samples)``. Every item is computed independently, so a batch gives
         the same result as its items one by one.
