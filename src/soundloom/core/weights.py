@@ -52,7 +52,10 @@ def load_safetensors(path: str | os.PathLike, kind: str | None = None) -> dict[s
 
 
 def load_state(model: nn.Module, tensors: dict[str, torch.Tensor], path: str | os.PathLike) -> None:
-    """Load ``tensors`` into ``model`` strictly; mismatches raise :class:`ModelFileError`."""
+    """Load ``tensors`` into ``model`` strictly; mismatches raise :class:`ModelFileError`. A model with an
+    ``upgrade_state(tensors)`` method first completes the tensors of files saved by older versions."""
+    if hasattr(model, "upgrade_state"):
+        tensors = model.upgrade_state(tensors)
     own = model.state_dict()
     missing = sorted(set(own) - set(tensors))
     extra = sorted(set(tensors) - set(own))

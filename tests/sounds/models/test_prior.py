@@ -98,6 +98,22 @@ def test_the_attached_vqvae_moves_with_the_prior(prior_run):
     assert {p.dtype for p in model.vqvae.parameters()} == {torch.float32}
 
 
+def test_a_joined_prior_saved_before_the_resumed_vector_loads_and_samples_as_before(prior_run, tmp_path):
+    from soundloom.sounds.models import build_model, config_from_dict, load_safetensors, load_state, save_safetensors
+
+    cfg = config_from_dict({**Generator.from_run(prior_run[1]).model.cfg.to_dict(), "joined": 0.25})
+    state = {k: v for k, v in build_model(cfg).state_dict().items() if k != "resumed"}
+    path = save_safetensors(tmp_path / "old.safetensors", state, kind="prior")
+    model = build_model(cfg)
+    load_state(model, load_safetensors(path, kind="prior"), path)
+    assert torch.equal(model.resumed, torch.zeros_like(model.resumed))
+    codes = torch.randint(0, cfg.codebook_size, (2, 5), generator=torch.Generator().manual_seed(0))
+    labels = torch.zeros(2, dtype=torch.long) if cfg.labels else None
+    with torch.no_grad():
+        marked = model.logits(codes, labels, None, resumed=torch.tensor([True, True]))
+        assert torch.equal(marked, model.logits(codes, labels, None))
+
+
 def test_sliding_generation_is_longer_than_training_without_level_jumps(prior_run):
     gen = Generator.from_run(prior_run[1], griffin_lim_iters=8, level="none")
     seconds = 4 * N / RATE

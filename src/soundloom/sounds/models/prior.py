@@ -225,6 +225,13 @@ class PriorModel(EmbeddedConditions, nn.Module):
             raise ModelFileError(self.cfg.vqvae.get("run", "?"), "this vqvae's codes differ from the prior's")
         object.__setattr__(self, "_vqvae", model.eval())
 
+    def upgrade_state(self, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Weights saved before the "resumed" vector existed (joined priors of older runs) get a zero one: it adds
+        nothing to the condition token, so such a prior samples as it did."""
+        if self.resumed is not None and "resumed" not in tensors:
+            return {**tensors, "resumed": torch.zeros_like(self.resumed)}
+        return tensors
+
     def _apply(self, fn, *args, **kwargs):
         """``.to(device)`` / ``.cpu()`` and the like move the attached vqvae too (it is not a submodule), so a
         prior trained on a GPU exports, and decodes, on the CPU."""
