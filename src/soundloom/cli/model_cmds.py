@@ -268,6 +268,15 @@ def generate(
     free_level: bool = typer.Option(
         False, "--free-level", help="Leave a continuation's sounds at the level drawn (no --follow-level)."
     ),
+    follow_window: float = typer.Option(
+        5.0, help="A continuation's adjacent training-length windows are kept within this many dB of each other."
+    ),
+    free_windows: bool = typer.Option(False, "--free-windows", help="No --follow-window."),
+    pause_guard: float = typer.Option(
+        10.0, help="A prior's continuation with a window this many dB below the prompt's last one is drawn again."
+    ),
+    no_pause_guard: bool = typer.Option(False, "--no-pause-guard", help="No --pause-guard."),
+    pause_redraws: int = typer.Option(4, help="At most this many draws again for --pause-guard."),
     threads: int = typer.Option(1, help=THREADS_HELP),
 ) -> None:
     """Sample, continue, interpolate or vary sounds; each file gets a JSON sidecar to recall it."""
@@ -286,6 +295,9 @@ def generate(
         sample_rate=sample_rate,
         level=level,
         follow_level=None if free_level else follow_level,
+        follow_window=None if free_windows else follow_window,
+        pause_guard=None if no_pause_guard else pause_guard,
+        pause_redraws=pause_redraws,
     )
     if from_sidecar is not None:
         sounds, prefix = [gen.from_sidecar(from_sidecar)], "recalled"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import shutil
 
@@ -11,7 +12,9 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 from soundloom.cli import app
+from soundloom.cli.model_cmds import generate as generate_cmd
 from soundloom.sounds import Generator
+from soundloom.sounds.levelfollow import FOLLOW_WINDOW_DB, PAUSE_GUARD_DB, PAUSE_REDRAWS
 from soundloom.sounds.models import ModelFileError
 from tests.sounds.cli import run_cli
 from tests.sounds.models.synth_store import N_SAMPLES, SAMPLE_RATE, tone
@@ -261,10 +264,17 @@ def test_cli_continue_from_the_first_part_of_a_long_prompt(tiny_run, tmp_path):
     record = json.loads((tmp_path / "part" / "continue_000.json").read_text())
     assert record["sources"]["prompt_seconds"] == 0.05
     assert record["params"]["follow_level"] == 3.0  # continuations follow the prompt's level by default
-    for flags, want in ((["--free-level"], None), (["--follow-level", "6"], 6.0)):
+    assert record["params"]["follow_window_db"] == FOLLOW_WINDOW_DB
+    for flags, key, want in (
+        (["--free-level"], "follow_level", None),
+        (["--follow-level", "6"], "follow_level", 6.0),
+        (["--free-windows"], "follow_window_db", None),
+        (["--follow-window", "4"], "follow_window_db", 4.0),
+    ):
         res = runner.invoke(app, base + ["--prompt-seconds", "0.05", *flags, "--out", str(tmp_path / "lv")])
         assert res.exit_code == 0, res.output
-        assert json.loads((tmp_path / "lv" / "continue_000.json").read_text())["params"]["follow_level"] == want
+        assert json.loads((tmp_path / "lv" / "continue_000.json").read_text())["params"][key] == want
+
     res = runner.invoke(
         app,
         [
@@ -280,6 +290,13 @@ def test_cli_continue_from_the_first_part_of_a_long_prompt(tiny_run, tmp_path):
     assert np.array_equal(
         sf.read(tmp_path / "part" / "continue_000.wav")[0], sf.read(tmp_path / "re" / "recalled_000.wav")[0]
     )
+
+
+def test_cli_continuation_defaults_are_the_generators():
+    """The CLI spells its defaults out (so `--help` needs no torch); they must be the Generator's."""
+    defaults = {k: v.default for k, v in inspect.signature(generate_cmd).parameters.items()}
+    want = {"follow_window": FOLLOW_WINDOW_DB, "pause_guard": PAUSE_GUARD_DB, "pause_redraws": PAUSE_REDRAWS}
+    assert {k: defaults[k].default for k in want} == want
 
 
 def test_api_continuation_recalls_from_its_sidecar(tiny_run, tmp_path):
