@@ -103,6 +103,8 @@ def test_eval_reports_both_spaces_weakest_classes_and_meanings(runs):
     assert np.isfinite(s["fixed_fd_ratio"]) and np.isfinite(s["classifier_fd_ratio"]) and g["pitch"] is None
     text = "\n".join(describe(report))
     assert "fixed FD ratio" in text and "classifier space" in text and "spectral floor" in text
+    assert s["spectral_floor_raw_weakest"]["class"] in {"a", "b", "c"}  # the files are read again as prepare cut them
+    assert "against the recorded clips" in text
     assert "np.str_" not in text
     assert all(grp in text for grp in report["heldout_groups"])  # says which groups were held out
     res = CliRunner().invoke(app, ["eval", str(runs.trained), "--griffin-lim-iters", "2", "--n-per-label", "3"])

@@ -118,6 +118,21 @@ def test_compare_sets_report(real):
     assert summary["missing_classes"] == [] and summary["unknown_classes"] == []
 
 
+def test_the_floor_is_also_judged_against_the_recorded_clips(real):
+    clips, labels, space = real
+    through_front_end, _ = labelled_tones(len(clips) // 2, seed=2, noise_db=-40.0)  # a front end that adds a floor
+    gen, gen_labels = labelled_tones(30, seed=3)
+    result = F.compare_sets(
+        through_front_end, gen, labels, gen_labels, space, sample_rate=SR, splits=1, ndb_bins=4, real_raw=clips
+    )
+    per_class = result["spectral_floor"]["per_class"]
+    assert all(v["delta_db"] < -20 for v in per_class.values())  # cleaner than the resynthesised reference ...
+    assert all(abs(v["delta_raw_db"]) < 10 for v in per_class.values())  # ... and about as clean as recorded
+    assert result["summary"]["spectral_floor_raw_weakest"]["class"] in set(labels)
+    with pytest.raises(ParameterError, match="real_raw has 2 clips"):
+        F.compare_sets(clips, gen, labels, gen_labels, space, sample_rate=SR, splits=1, real_raw=clips[:2])
+
+
 def test_compare_sets_fits_an_unfitted_space_on_real_only():
     clips, labels = labelled_tones(10, seed=4)
     gen, gen_labels = labelled_tones(10, seed=5, noise_db=-20.0)

@@ -125,6 +125,7 @@ def _row(run: str | os.PathLike, gen: Generator, result: dict, speed: dict, stor
         "classifier_recall": s.get("classifier_recall"),
         "spectral_floor_gap_db": s["spectral_floor_gap_db"],
         "spectral_floor_worst_class": (s["spectral_floor_weakest"] or {}).get("class"),
+        "spectral_floor_raw_gap_db": (s.get("spectral_floor_raw_weakest") or {}).get("delta_raw_db"),
         "pitch_accuracy": s.get("pitch_accuracy"),
         "summary": s,
     }
@@ -151,6 +152,7 @@ COLUMNS = (
     ("classifier_precision", "clf prec", "{:.2f}"),
     ("classifier_recall", "clf rec", "{:.2f}"),
     ("spectral_floor_gap_db", "floor gap dB", "{:+.1f}"),
+    ("spectral_floor_raw_gap_db", "rec. floor dB", "{:+.1f}"),
     ("pitch_accuracy", "pitch", "{:.3f}"),
 )
 
@@ -158,8 +160,9 @@ LEGEND = (
     "acc: classifier hears the asked class | FD ratio: FD(generated, real) / FD(real, real), 1 = like unseen real | "
     "div/cls: generated / real spread within a class (< 1 collapse) | prec / recall: generated inside real "
     "neighbourhoods / real covered | clf *: the same in the classifier's embedding | floor gap: worst class's "
-    "spectral floor, generated minus real (> 0 = noise) | audio s/CPU s: generation speed on one core | "
-    "CPU s: training CPU seconds, every stage included"
+    "spectral floor, generated minus real (> 0 = noise) | rec. floor: the class furthest from the recorded "
+    "clips' floor (either way; the real clips through the front end carry its floor) | audio s/CPU s: generation "
+    "speed on one core | CPU s: training CPU seconds, every stage included"
 )
 
 

@@ -248,6 +248,7 @@ def compare_sets(
     ndb_bins: int = 20,
     splits: int = 5,
     seed: int = 0,
+    real_raw: Clips | None = None,
 ) -> dict:
     """Judge generated clips against real reference clips in a fixed feature space.
 
@@ -261,6 +262,9 @@ def compare_sets(
             (FD, precision / recall, NDB) then split by whole groups. Use it when the generated
             set cannot share the reference's groups (held-out speakers, other packages).
         k: neighbours for precision / recall radii.
+        real_raw: the same real clips as recorded (not through the front end), one per ``real`` clip: the
+            spectral floor is then also given against them (``raw_db``, ``delta_raw_db``), what a listener
+            compares with; the resynthesised ``real`` clips carry the front end's own floor.
     Returns:
         JSON-ready dict: ``space``, ``frechet``, ``ndb``, ``precision_recall`` (overall, per class
         and a real-vs-real ``baseline``: the part vs the rest), ``diversity`` (overall and per
@@ -306,6 +310,13 @@ def compare_sets(
     }
     for v in floor.values():
         v["delta_db"] = v["generated_db"] - v["real_db"]
+    if real_raw is not None:
+        if len(real_raw) != len(real):
+            raise ParameterError(f"real_raw has {len(real_raw)} clips, real has {len(real)}")
+        floor_raw = spectral_floor_db(real_raw, sample_rate)
+        for c, v in floor.items():
+            v["raw_db"] = float(np.median(floor_raw[lr == c]))
+            v["delta_raw_db"] = v["generated_db"] - v["raw_db"]
 
     summary = {
         "fd_ratio": frechet["ratio"],
@@ -333,6 +344,10 @@ def compare_sets(
     if floor:
         worst = max(floor, key=lambda c: floor[c]["delta_db"])
         summary["spectral_floor_weakest"] = {"class": worst, **floor[worst]}
+        if real_raw is not None:
+            # Either way: a floor far below the recorded one is as far from it as one above.
+            worst = max(floor, key=lambda c: abs(floor[c]["delta_raw_db"]))
+            summary["spectral_floor_raw_weakest"] = {"class": worst, **floor[worst]}
     return {
         "space": space.to_dict(),
         "n_real": len(emb_r),

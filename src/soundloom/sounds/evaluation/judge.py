@@ -28,7 +28,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ...core.errors import ParameterError
+from ...core.convert import fit_length
+from ...core.errors import ParameterError, SoundloomError
+from ...core.io import load_audio
+from ...data.prepare import PrepareConfig, load_clip
 from ...data.store import FeatureStore
 from ..decode import features_to_audio
 from ..generator import Generator
@@ -60,6 +63,8 @@ class Reference:
         pitches: MIDI pitch per clip, or None for unpitched data.
         features: the real items' normalised features ``(N, rows, frames)``.
         group_key, heldout_groups: where the groups came from.
+        raw: the same items as recorded ``(N, samples)`` (each file cut as ``prepare`` cut it, not through the
+            front end), or None when a file can no longer be read: the spectral floor is also judged against them.
     """
 
     clips: np.ndarray
@@ -70,6 +75,7 @@ class Reference:
     features: torch.Tensor
     group_key: str | None
     heldout_groups: list[str]
+    raw: np.ndarray | None = None
 
 
 @dataclass
@@ -130,7 +136,25 @@ def build_reference(
         feat,
         group_key,
         sorted(heldout_groups),
+        recorded_clips(store, rows),
     )
+
+
+def recorded_clips(store: FeatureStore, rows: np.ndarray) -> np.ndarray | None:
+    """Store items ``rows`` read again from their files and cut as ``prepare`` cut them (a store made otherwise:
+    resampled to its rate, its first ``n_samples``) ``(N, n_samples)`` float32; None when a file is gone or no
+    longer readable (the floor is then judged against the resynthesised clips only)."""
+    settings = store.config.get("prepare")
+    try:
+        if settings:
+            cfg = PrepareConfig(**settings)
+            clips = [load_clip(store.items[int(r)]["path"], cfg)[0] for r in rows]
+        else:
+            n = int(store.n_samples)
+            clips = [fit_length(load_audio(store.items[int(r)]["path"], store.sample_rate)[0], n) for r in rows]
+        return np.stack(clips).astype(np.float32)
+    except (OSError, KeyError, TypeError, ValueError, SoundloomError):
+        return None
 
 
 def _conditions(gen: Generator, ref: Reference, n_per_label: int | None) -> list[tuple[str | None, int | None, int]]:
@@ -372,6 +396,7 @@ def judge(
         generated_rate=made.sample_rate,
         groups_real=ref.groups,
         seed=seed,
+        real_raw=None if ref.raw is None else list(ref.raw),
     )
     fixed.pop("space")  # the same for every set: reported once by the caller
     pitch = pitch_measures(ref, made) if made.pitches is not None and ref.pitches is not None else None
@@ -389,6 +414,7 @@ def judge(
         "fixed_recall_weakest": s.get("recall_weakest"),
         "spectral_floor_weakest": floor,
         "spectral_floor_gap_db": None if floor is None else floor["delta_db"],
+        "spectral_floor_raw_weakest": s.get("spectral_floor_raw_weakest"),
         "missing_classes": s["missing_classes"],
     }
     if clf is not None:

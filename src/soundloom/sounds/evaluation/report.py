@@ -370,6 +370,13 @@ def describe(report: dict) -> list[str]:
                 f"  spectral floor, worst class {str(floor['class'])!r}: {floor['real_db']:.1f} dB real -> "
                 f"{floor['generated_db']:.1f} dB generated ({floor['delta_db']:+.1f} dB; > 0 = noise under the sound)"
             )
+        raw = s.get("spectral_floor_raw_weakest")
+        if raw:
+            lines.append(
+                f"  spectral floor against the recorded clips, furthest class {str(raw['class'])!r}: "
+                f"{raw['raw_db']:.1f} dB recorded -> {raw['generated_db']:.1f} dB generated "
+                f"({raw['delta_raw_db']:+.1f} dB; the front end alone puts the reference at {raw['real_db']:.1f})"
+            )
         if g["classifier_space"]:
             lines.append(
                 f"  classifier space: FD ratio {s['classifier_fd_ratio']:.2f}, precision "
