@@ -92,6 +92,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", type=Path)
     ap.add_argument("--classifier", type=Path, required=True)
+    ap.add_argument(
+        "--classifier-run",
+        type=Path,
+        default=None,
+        help="A run on the store the classifier was trained on (its front end feeds the classifier); "
+        "default: the run judged. For a run on other features (another mel count, linear dB).",
+    )
     ap.add_argument("--temperature", type=float, default=0.9)
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--components", type=int, default=10)
@@ -118,7 +125,9 @@ def main() -> None:
         held = sorted(info.get("val_groups", []))
         ref = build_reference(first, store, val_rows, label_key, group_key, None, held)
         space = FixedFeatureSpace().fit(list(ref.clips), ref.sample_rate)
-        scorer, _, classes = classifier_scorer(args.classifier, first)
+        # The classifier hears audio through the front end (and statistics) of the store it was trained on.
+        front = Generator.from_run(args.classifier_run, level="none") if args.classifier_run else first
+        scorer, _, classes = classifier_scorer(args.classifier, front)
         ref_scores = scorer.audio(torch.from_numpy(ref.clips))
         train = build_reference(first, store, train_rows, label_key, group_key, None, [])
         train_emb = np.asarray(space.transform(list(train.clips), ref.sample_rate))

@@ -19,7 +19,6 @@ import torch
 
 from ...core.convert import fit_length
 from ...core.errors import ParameterError
-from ...core.io import AudioError, load_audio
 from ...core.progress import ProgressCallback, null_progress
 from ...core.spectral import features, features_to_magnitude
 from ...data.store import FeatureStore
@@ -32,7 +31,15 @@ from ..training.data import StoreDataset
 from ..training.export import posterior_means
 from . import metrics as M
 from .fixed_space import FixedFeatureSpace
-from .judge import Reference, build_reference, continuation_contour, generate_like, judge, render_features
+from .judge import (
+    Reference,
+    build_reference,
+    continuation_contour,
+    generate_like,
+    judge,
+    recorded_clips,
+    render_features,
+)
 
 
 def load_classifier(path: str | os.PathLike) -> tuple[SpectrogramClassifier, dict]:
@@ -63,15 +70,9 @@ class _Scorer:
 
 
 def _originals(store: FeatureStore, rows: np.ndarray) -> list[np.ndarray] | None:
-    """The recordings of store ``rows`` at the store's rate and length, or None when any is unreadable."""
-    out = []
-    for row in rows:
-        try:
-            wav, _ = load_audio(store.items[int(row)]["path"], store.sample_rate)
-        except (AudioError, KeyError, OSError):
-            return None
-        out.append(fit_length(wav, store.n_samples))
-    return out
+    """The recordings of store ``rows`` cut as the store cut them, or None when any is unreadable."""
+    clips = recorded_clips(store, rows)
+    return None if clips is None else list(clips)
 
 
 def _reconstruct(
