@@ -129,7 +129,7 @@ def main() -> None:
         front = Generator.from_run(args.classifier_run, level="none") if args.classifier_run else first
         scorer, _, classes = classifier_scorer(args.classifier, front)
         ref_scores = scorer.audio(torch.from_numpy(ref.clips))
-        train = build_reference(first, store, train_rows, label_key, group_key, None, [])
+        train = build_reference(first, store, train_rows, label_key, group_key, None, [], recorded=False)
         train_emb = np.asarray(space.transform(list(train.clips), ref.sample_rate))
         train_labels = np.array(train.labels)
         train_floor = spectral_floor_db(train.clips, ref.sample_rate)

@@ -241,9 +241,9 @@ def follow_level(
     """``wav`` ``(samples,)`` whose first ``len(prompt)`` samples are the prompt's, with each sound after them
     brought within ``tolerance_db`` of the prompt's active level (gain at most ``max_gain_db`` either way).
 
-    With ``window_db`` (and ``window``, samples), the gains then hold every window of that length within
-    ``window_db`` of the prompt's window level (its last ``window`` samples, or all of it when shorter; the
-    module's docstring). Without, the output is what it was before window following existed, bit for bit.
+    With ``window_db`` (and ``window``, samples), the gains are then moved so that two adjacent windows of that
+    length differ by at most ``window_db`` (:func:`_hold_windows`; the module's docstring). Without, the output is
+    what it was before window following existed, bit for bit.
 
     A sound the prompt's end cuts through (sound in the prompt's last frame and in the first frame after it) is
     the prompt's own, carried on: it keeps its level (0 dB), so a note's decay or a word's fall is not lifted;

@@ -112,8 +112,10 @@ def build_reference(
     group_key: str | None,
     griffin_lim_iters: int | None,
     heldout_groups: Sequence[str] = (),
+    recorded: bool = True,
 ) -> Reference:
-    """The reference of real store items ``rows`` rendered as the run renders its own output."""
+    """The reference of real store items ``rows`` rendered as the run renders its own output, and (``recorded``)
+    the same items read again from their files (:func:`recorded_clips`)."""
     rows = np.sort(np.asarray(rows))
     if len(rows) < 4:
         raise ParameterError(f"{store.path}: the reference needs at least 4 held-out items, got {len(rows)}")
@@ -136,7 +138,7 @@ def build_reference(
         feat,
         group_key,
         sorted(heldout_groups),
-        recorded_clips(store, rows),
+        recorded_clips(store, rows) if recorded else None,
     )
 
 

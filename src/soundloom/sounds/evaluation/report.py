@@ -240,7 +240,7 @@ def evaluate_run(
     if ref.pitches is not None:
         # Continuations of the first few held-out recordings: does the model keep the prompt's pitch going?
         picks = np.sort(val_rows)[:continuation_items]
-        recordings = _originals(store, picks)
+        recordings = None if ref.raw is None else list(ref.raw[: len(picks)])  # the reference's rows are sorted too
         if recordings is not None and len(recordings):
             report["continuation"] = continuation_contour(
                 gen, recordings, store.sample_rate, ref.labels[: len(picks)], ref.pitches[: len(picks)], seed=seed
