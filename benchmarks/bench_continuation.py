@@ -9,9 +9,13 @@ pads training items), continued with their own label. Output with ``level="none"
 level, and with the Generator's level following (``--follow-level DB``, its default 3 dB; ``none``: off, each
 sound at the level the prior drew it), its window following (``--follow-window DB``, default 5: two adjacent
 training-length windows within that; ``none``: off) and its pause guard (``--pause-guard DB``, default 10: a
-draw with a training-length window that far below the prompt's is drawn again; ``none``: off). The level
-measures read windows of ``--window-seconds`` (default: the training length); jumps between two windows that
-both lie inside the prompt are the prompt's own and left out. Per prompt:
+draw with a training-length window that far below the prompt's is drawn again; ``none``: off) and window guard
+(``--window-guard DB``, default 5: a draw whose adjacent training-length windows from the output's start are still
+that far apart after following is drawn again, within the same budget; ``none``: off). The level measures read
+windows of ``--window-seconds`` (default: the training length); jumps between two windows that both lie inside the
+prompt are the prompt's own and left out. ``--also-windows 1.0 0.5 1.0@0.25`` adds readings of the window jump at
+other lengths and starts (``1.0@0.25``: 1-s windows beginning 0.25 s into the output, where the window guard does
+not look), each beside real speech's. Per prompt:
 
 - **window jump**: level (RMS, dB) of each training-length window of the output against the next one's (a
   last partial window counts when it holds half a window; levels floored as below);
@@ -74,6 +78,7 @@ from soundloom.sounds.levelfollow import (
     FOLLOW_WINDOW_DB,
     PAUSE_GUARD_DB,
     SILENCE_DB,
+    WINDOW_GUARD_DB,
     frame_powers,
     frame_samples,
     quietest_window_db,
@@ -247,6 +252,20 @@ def main() -> None:
         help=f"Generator pause_guard: a window this far below the prompt's is redrawn ({PAUSE_GUARD_DB:g}); none: off.",
     )
     p.add_argument(
+        "--window-guard",
+        type=db_option,
+        default=WINDOW_GUARD_DB,
+        help=f"Generator window_guard: adjacent windows this far apart are redrawn ({WINDOW_GUARD_DB:g}); none: off.",
+    )
+    p.add_argument(
+        "--also-windows",
+        nargs="*",
+        default=[],
+        metavar="SECONDS[@OFFSET]",
+        help="More readings of the window jump (e.g. 1.0 0.5 1.0@0.25: 1-s windows beginning 0.25 s in), each "
+        "printed as the count over 6 dB beside real speech's.",
+    )
+    p.add_argument(
         "--window-seconds",
         type=float,
         default=None,
@@ -262,7 +281,18 @@ def main() -> None:
         follow_level=args.follow_level,
         follow_window=args.follow_window,
         pause_guard=args.pause_guard,
+        window_guard=args.window_guard,
     )
+    readings = []
+    for spec in args.also_windows:
+        length, _, offset = spec.partition("@")
+        readings.append(
+            (
+                spec,
+                int(round(float(length) * gen.spec.sample_rate)),
+                int(round(float(offset or 0) * gen.spec.sample_rate)),
+            )
+        )
     clf = None
     if args.classifier is not None:
         from soundloom.sounds.evaluation.report import load_classifier
@@ -344,13 +374,21 @@ def main() -> None:
                 "followed": cont.followed,
                 "redraws": int(cont.params.get("pause_redraws", 0)),
                 "pause_left": bool(cont.params.get("pause_left", False)),
+                "window_left": bool(cont.params.get("window_left", False)),
+                "readings": {
+                    spec: [
+                        float(window_jumps(out[o:], w, peak_db, prompt_n - o).max()),
+                        float(window_jumps(real[o:], w, real_peak, prompt_n - o).max()),
+                    ]
+                    for spec, w, o in readings
+                },
                 "recognised": hits,
                 "real_recognised": real_hits,
             }
         )
     cpu = time.process_time() - start
     skip = ("id", "label", "seed", "window_levels_db", "empty_window", "followed", "recognised", "real_recognised")
-    skip += ("redraws", "pause_left")
+    skip += ("redraws", "pause_left", "window_left", "readings")
     keys = [k for k in rows[0] if k not in skip]
     print(
         f"{args.run}: {len(prompts)} held-out prompts of {args.prompt_seconds} s continued to {args.seconds} s "
@@ -358,7 +396,7 @@ def main() -> None:
         f"(T={args.temperature}, top_k={args.top_k}); windows of {win} samples, the prior's context "
         f"restarting at {model.slide_points(0, 4 * model.cfg.code_frames)} codes of {code_samples} samples "
         f"(from an empty prefix); level following {args.follow_level} dB, windows {args.follow_window} dB, "
-        f"pause guard {args.pause_guard} dB; {cpu:.1f} CPU-s"
+        f"pause guard {args.pause_guard} dB, window guard {args.window_guard} dB; {cpu:.1f} CPU-s"
     )
     print(f"{'measure':22s} {'weakest':>8s} {'median':>8s}  weakest item")
     for k in keys:
@@ -409,12 +447,20 @@ def main() -> None:
             f"worst {' / '.join(f'{v:.1f}' for v in np.percentile(vals, (50, 90, 100)))}; over 10 dB: "
             f"{int(np.sum(vals > 10.0))} of {len(rows)}"
         )
-    if args.pause_guard is not None:
+    for spec, w, o in readings:
+        vals = np.array([r["readings"][spec] for r in rows])
+        print(
+            f"window jumps over 6 dB, windows of {w} samples from {o}: {int(np.sum(vals[:, 0] > 6.0))} of {len(rows)} "
+            f"continuations (worst {vals[:, 0].max():.1f}); {int(np.sum(vals[:, 1] > 6.0))} of {len(rows)} real "
+            f"sequences (worst {vals[:, 1].max():.1f})"
+        )
+    if args.pause_guard is not None or args.window_guard is not None:
         redraws = np.array([r["redraws"] for r in rows])
         print(
-            f"pause guard ({args.pause_guard:g} dB): {int(np.sum(redraws > 0))} of {len(rows)} continuations drawn "
-            f"again ({int(redraws.sum())} redraws, at most {int(redraws.max())}); "
-            f"{sum(r['pause_left'] for r in rows)} kept with a pause after every try"
+            f"pause guard ({args.pause_guard} dB), window guard ({args.window_guard} dB): {int(np.sum(redraws > 0))} "
+            f"of {len(rows)} continuations drawn again ({int(redraws.sum())} redraws, at most {int(redraws.max())}); "
+            f"{sum(r['pause_left'] for r in rows)} kept with a pause, {sum(r['window_left'] for r in rows)} with a "
+            f"window jump after every try"
         )
     sounds = [f for r in rows for f in r["followed"]]
     if args.follow_level is not None:

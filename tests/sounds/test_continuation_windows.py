@@ -105,15 +105,18 @@ def test_the_pause_guard_redraws_records_and_renders_again(prior_run, tmp_path):
     prompt[-N // 8 :] = 0.0  # ending in silence: what the prior adds after it is its own
     seconds = 4 * N / RATE
     kw = dict(label="low", seed=3, temperature=1.0)
-    off = Generator.from_run(prior_run, griffin_lim_iters=2, level="none", pause_guard=None)
+    # The pause guard alone (the window guard: tests/sounds/test_continuation_guard.py).
+    off = Generator.from_run(prior_run, griffin_lim_iters=2, level="none", pause_guard=None, window_guard=None)
     (free,) = off.continue_(prompt, RATE, seconds, **kw)
     assert "pause_guard_db" not in free.params
     # A guard no draw can fail: the first draw is kept, the same codes as without the guard.
-    lax = Generator.from_run(prior_run, griffin_lim_iters=2, level="none", pause_guard=200.0)
+    lax = Generator.from_run(prior_run, griffin_lim_iters=2, level="none", pause_guard=200.0, window_guard=None)
     (first,) = lax.continue_(prompt, RATE, seconds, **kw)
     assert np.array_equal(first.latent, free.latent) and first.params["pause_redraws"] == 0
     # A guard no draw can pass: every redraw is made, the least quiet kept, and the sidecar says so.
-    strict = Generator.from_run(prior_run, griffin_lim_iters=2, level="none", pause_guard=1e-3, pause_redraws=3)
+    strict = Generator.from_run(
+        prior_run, griffin_lim_iters=2, level="none", pause_guard=1e-3, pause_redraws=3, window_guard=None
+    )
     (kept,) = strict.continue_(prompt, RATE, seconds, **kw)
     assert kept.params["pause_redraws"] == 3 and kept.params["pause_left"] is True
     (same,) = strict.continue_(prompt, RATE, seconds, **kw)

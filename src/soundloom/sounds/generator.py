@@ -32,10 +32,12 @@ from .levelfollow import (
     MAX_GAIN_DB,
     PAUSE_GUARD_DB,
     PAUSE_REDRAWS,
+    WINDOW_GUARD_DB,
     ends_in_sound,
     follow_level,
     quietest_window_db,
     sliding_window_levels_db,
+    window_jump_db,
     window_level_db,
 )
 from .models import ModelFileError, build_model, config_from_dict, load_safetensors, load_state, protocol
@@ -155,13 +157,17 @@ class Generator:
         follow_window: float | None = FOLLOW_WINDOW_DB,
         pause_guard: float | None = PAUSE_GUARD_DB,
         pause_redraws: int = PAUSE_REDRAWS,
+        window_guard: float | None = WINDOW_GUARD_DB,
     ) -> None:
         """``follow_level``: a continuation's sounds after the prompt are kept within this many dB of the prompt's
         active level (:mod:`.levelfollow`, gain at most ``MAX_GAIN_DB``); None leaves them at the level drawn.
         ``follow_window``: with it, the sounds' gains also keep two adjacent training-length windows within this
         many dB of each other (RMS, silence included; None: off). ``pause_guard``: a prior's continuation with a
         training-length window (anywhere after the prompt) more than this many dB below the prompt's is drawn
-        again, at most ``pause_redraws`` times, unless the prompt has such a pause itself (None: off)."""
+        again, at most ``pause_redraws`` times, unless the prompt has such a pause itself (None: off).
+        ``window_guard``: a prior's continuation whose adjacent training-length windows (from the output's start)
+        still differ by more than this many dB after following is drawn again, within the same ``pause_redraws``
+        (None: off)."""
         if level not in LEVELS:
             raise ParameterError(f"level must be one of {LEVELS}, got {level!r}")
         if follow_level is not None and not 0.0 <= float(follow_level) <= MAX_GAIN_DB:
@@ -170,6 +176,8 @@ class Generator:
             raise ParameterError(f"follow_window must be None or > 0 dB, got {follow_window!r}")
         if pause_guard is not None and not float(pause_guard) > 0.0:
             raise ParameterError(f"pause_guard must be None or > 0 dB, got {pause_guard!r}")
+        if window_guard is not None and not float(window_guard) > 0.0:
+            raise ParameterError(f"window_guard must be None or > 0 dB, got {window_guard!r}")
         if int(pause_redraws) < 0:
             raise ParameterError(f"pause_redraws must be >= 0, got {pause_redraws!r}")
         self.follow_level = None if follow_level is None else float(follow_level)
@@ -178,6 +186,7 @@ class Generator:
         self.follow_window_samples = int(n_samples)
         self.pause_guard = None if pause_guard is None else float(pause_guard)
         self.pause_redraws = int(pause_redraws)
+        self.window_guard = None if window_guard is None else float(window_guard)
         self.model, self.prior, self.normalizer, self.spec = model.eval(), prior, normalizer, spec
         self.postfilter = postfilter
         self.n_samples, self.info = n_samples, info
@@ -740,8 +749,10 @@ class Generator:
 
         With ``pause_guard``, a draw whose output has a training-length window (from half a window before the
         prompt's end on) more than that many dB below the prompt's last window is drawn again with the next
-        :func:`redraw_seed`, at most ``pause_redraws`` times (the least quiet draw kept if none clears it); the
-        params record how many redraws it took. The sidecar holds the codes, so it renders without redrawing."""
+        :func:`redraw_seed`, at most ``pause_redraws`` times; with ``window_guard``, so is one with two adjacent
+        training-length windows (from the output's start) more than that many dB apart after following. If no
+        draw clears both, the one with the least excess over them (dB, summed) is kept. The params record how many
+        redraws it took and what was left. The sidecar holds the codes, so it renders without redrawing."""
         model_rate = self.spec.sample_rate
         p_model = int(round(len(prompt) * model_rate / prompt_sample_rate))
         total = int(round(seconds * model_rate))
@@ -756,19 +767,23 @@ class Generator:
         n_codes = self.model.latent_frames(1 + total // hop)
         seed = 0 if seed is None else int(seed)
         guard = self._guards_pauses(prompt, prompt_sample_rate)
+        wguard = self._guards_windows(prompt, prompt_sample_rate)
         sounds = []
         for i in range(n):
-            tries = []  # (depth of the quietest window, latent, rendering); the first within the guard is kept
-            for attempt in range(1 + (self.pause_redraws if guard else 0)):
+            # (dB over the guards, pause over, jump over, latent, rendering); the first within both is kept.
+            tries: list[tuple] = []
+            for attempt in range(1 + (self.pause_redraws if guard or wguard else 0)):
                 gen = torch.Generator().manual_seed(redraw_seed(seed + i, attempt))
                 latent = self.model.continue_latent(codes[: max(keep, 0)], n_codes, lab, pit, temperature, gen, top_k)
                 latent = latent.numpy().astype(np.float32)
                 done = self._render_prompted(latent, label, pitch, (prompt, prompt_sample_rate), seconds)
-                tries.append((self._pause_depth(done[0], done[1], len(prompt)) if guard else 0.0, latent, done))
-                if not guard or tries[-1][0] <= self.pause_guard:
+                pause = max(self._pause_depth(done[0], done[1], len(prompt)) - self.pause_guard, 0.0) if guard else 0.0
+                jump = max(self._window_jump(done[0], done[1], len(prompt)) - self.window_guard, 0.0) if wguard else 0.0
+                tries.append((pause + jump, pause, jump, latent, done))
+                if pause + jump <= 0.0:
                     break
-            best = min(tries, key=lambda t: t[0]) if guard and tries[-1][0] > self.pause_guard else tries[-1]
-            latent, (wav, rate, followed) = best[1], best[2]
+            best = min(tries, key=lambda t: t[0])  # the first of the least excess: the last try when it clears
+            latent, (wav, rate, followed) = best[3], best[4]
             params = self._params(
                 seconds=seconds,
                 temperature=temperature,
@@ -777,11 +792,18 @@ class Generator:
                 prompt_codes=keep,
                 **self._follow_params(),
             )
+            # How the codes were drawn (the sidecar holds the codes, so it renders the same without this);
+            # pause_redraws counts the redraws of both guards.
             if self.pause_guard is not None:
-                # How the codes were drawn (the sidecar holds the codes, so it renders the same without this).
                 params["pause_guard_db"] = self.pause_guard
+            if self.window_guard is not None:
+                params["window_guard_db"] = self.window_guard
+            if self.pause_guard is not None or self.window_guard is not None:
                 params["pause_redraws"] = len(tries) - 1
-                params["pause_left"] = bool(guard and best[0] > self.pause_guard)
+            if self.pause_guard is not None:
+                params["pause_left"] = bool(best[1] > 0.0)
+            if self.window_guard is not None:
+                params["window_left"] = bool(best[2] > 0.0)
             if top_k:
                 params["top_k"] = top_k
             sounds.append(
@@ -823,6 +845,19 @@ class Generator:
             return False
         levels = sliding_window_levels_db(prompt, 0, self._window_at(rate), rate)
         return not (len(levels) and levels.min() < levels.max() - self.pause_guard)
+
+    def _guards_windows(self, prompt: np.ndarray, rate: int) -> bool:
+        """Whether the window guard reads continuations of ``prompt`` (at ``rate`` Hz): it is on, the prompt is not
+        silent, does not end inside a sound (a note's decay falls from window to window) and has no such jump between
+        its own windows."""
+        if self.window_guard is None or window_level_db(prompt) is None or ends_in_sound(prompt, rate):
+            return False
+        return window_jump_db(prompt, self._window_at(rate)) <= self.window_guard
+
+    def _window_jump(self, wav: np.ndarray, rate: int, prompt_samples: int) -> float:
+        """Largest dB between adjacent training-length windows of ``wav`` from its start, the prompt's own pairs
+        left out (:func:`window_jump_db`)."""
+        return window_jump_db(wav, self._window_at(rate), prompt_samples)
 
     def _pause_depth(self, wav: np.ndarray, rate: int, prompt_samples: int) -> float:
         """dB from the prompt's last window (the output's own copy of it, so any output level counts alike) down to
