@@ -44,3 +44,24 @@ def test_griffin_lim_chunks_keep_leading_dims():
     nested = griffin_lim(torch.stack([mag, mag.flip(0)]), cfg, n_iter=3, length=1600)
     assert nested.shape == (2, 2, 1600)
     assert torch.equal(nested[1, 0], nested[0, 1])
+
+
+@pytest.mark.parametrize("method", ["fista", "fista-diag"])
+def test_mel_inversion_with_int32_indices_equals_int64_bitwise(method):
+    cfg = SpectrogramConfig(sample_rate=SR, n_fft=256, hop_length=64, kind="mel", n_mels=32)
+    x = torch.from_numpy(np.stack([harmonic_tone(SR, 0.3), noise_burst(SR, 0.3)]))
+    mel = torch.pow(10.0, features(x, cfg) / 10.0)
+    got = spectral.mel_to_magnitude(mel, cfg, iters=8, method=method)
+    key = (cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.fmin_hz, cfg.fmax_hz)
+    fb_s, fb_t = spectral._mel_sparse(*key, method == "fista-diag")
+    assert fb_s.crow_indices().dtype == torch.int32 and fb_t.col_indices().dtype == torch.int32
+    fb, pinv, step = spectral._mel_inverse(*key)
+    wide = [
+        torch.sparse_csr_tensor(
+            m.crow_indices().long(), m.col_indices().long(), m.values(), m.shape, check_invariants=True
+        )
+        for m in (fb_s, fb_t)
+    ]
+    cols = mel.movedim(-2, 0).reshape(cfg.n_mels, -1)
+    want = spectral._mel_nnls(cols, *wide, pinv, 1.0 if method == "fista-diag" else step, 8).sqrt_()
+    assert torch.equal(got.movedim(-2, 0).reshape(want.shape), want)

@@ -176,12 +176,20 @@ def _mel_diagonal_step(sample_rate: int, n_fft: int, n_mels: int, fmin: float, f
 def _mel_sparse(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None, diag: bool = False):
     """The filterbank and its transpose (``diag``: each row of the transpose times its bin's step, see
     :func:`_mel_diagonal_step`) as CSR matrices: each bin lies in at most two triangles, so the products of the
-    inversion's loop touch ~2 of every ``n_mels`` entries a dense product would."""
+    inversion's loop touch ~2 of every ``n_mels`` entries a dense product would. Their indices are int32: with
+    int64 ones every product first converts them (the same product, bit for bit, at about 60% of the time)."""
     fb = _mel_inverse(sample_rate, n_fft, n_mels, fmin, fmax)[0]
     fb_t = fb.T * _mel_diagonal_step(sample_rate, n_fft, n_mels, fmin, fmax) if diag else fb.T
     with warnings.catch_warnings():  # "sparse CSR support is in beta": the product used here is long stable
         warnings.simplefilter("ignore", UserWarning)
-        return fb.to_sparse_csr(), fb_t.contiguous().to_sparse_csr()
+        return tuple(_csr32(m.contiguous().to_sparse_csr()) for m in (fb, fb_t))
+
+
+def _csr32(m: torch.Tensor) -> torch.Tensor:
+    """A CSR matrix with int32 row and column indices (the ones the CPU's sparse product takes as they are)."""
+    return torch.sparse_csr_tensor(
+        m.crow_indices().int(), m.col_indices().int(), m.values(), m.shape, check_invariants=True
+    )
 
 
 MEL_METHODS = ("fista", "fista-diag")
