@@ -22,6 +22,12 @@ reconstructions (``spectral_floor_db``, dB re the loudest bin) beside the real c
 
 ``--mel-methods fista,fista-diag`` sweeps ``mel_to_magnitude``'s methods (one step size for every bin, or one per
 bin); each configuration's rows are timed in the same rounds.
+``--gl-chunks 0,65536,131072`` sweeps how many spectrum values (items x frames x bins) Griffin-Lim iterates on at
+once on the CPU (0: the whole batch; the library's default is ``spectral._GL_CHUNK_BINS``); every chunking gives the
+same audio, bit for bit, and the script says so:
+
+    python benchmarks/bench_griffin_lim.py --folder /tmp/fam/data/oneshots --limit 20 --sweep 8 --mel-iters 16 \
+        --gl-chunks 0,32768,65536,131072,262144 --repeats 15
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ import librosa
 import numpy as np
 import torch
 
-from soundloom.core import fit_length, load_audio
+from soundloom.core import fit_length, load_audio, spectral
 from soundloom.core.spectral import (
     SpectrogramConfig,
     griffin_lim,
@@ -138,6 +144,7 @@ def sweep(
     ceilings: list[int] | None = None,
     repeats: int = 5,
     mel_methods: list[str] | None = None,
+    gl_chunks: list[int] | None = None,
 ) -> None:
     """SC, LSD and CPU time of the decode path for each (mel iterations, Griffin-Lim iterations, ceiling
     iterations); with ``ceilings``, also the median spectral floor of the output beside the clips' own."""
@@ -153,18 +160,30 @@ def sweep(
         floor = spectral_floor_db
         print(f"the clips' own spectral floor: median {float(np.median(floor(wavs, cfg.sample_rate))):.1f} dB")
     print(
-        f"{'mel method':>10s} {'mel iters':>9s} {'GL iters':>8s} {'ceiling':>7s} {'ms CPU / s audio':>16s} "
-        f"{'x real time':>11s} {'SC mean':>8s} {'SC max':>7s} {'LSD dB':>7s}" + (f" {'floor dB':>8s}" if floor else "")
+        f"{'mel method':>10s} {'mel iters':>9s} {'GL iters':>8s} {'ceiling':>7s} {'GL chunk':>8s} "
+        f"{'ms CPU / s audio':>16s} {'x real time':>11s} {'SC mean':>8s} {'SC max':>7s} {'LSD dB':>7s}"
+        + (f" {'floor dB':>8s}" if floor else "")
     )
     methods = mel_methods or ["fista"]
+    default_chunk = spectral._GL_CHUNK_BINS
     configs = [
-        (m, g, c, k) for k in methods for m in mel_iters or [-1] for g in gl_iters for c in ceilings or [0] if c <= g
+        (m, g, c, k, b)
+        for k in methods
+        for m in mel_iters or [-1]
+        for g in gl_iters
+        for c in ceilings or [0]
+        for b in gl_chunks or [default_chunk]
+        if c <= g
     ]
-    configs = list(dict.fromkeys((m, g, c, k if m >= 0 else "-") for m, g, c, k in configs))
+    configs = list(dict.fromkeys((m, g, c, k if m >= 0 else "-", b) for m, g, c, k, b in configs))
 
-    def decode(mi: int, gi: int, ci: int, method: str) -> torch.Tensor:
+    def decode(mi: int, gi: int, ci: int, method: str, chunk: int) -> torch.Tensor:
         mag = mags if mi < 0 else mel_to_magnitude(mel_power, mel_cfg, iters=mi, method=method)
-        return griffin_lim(mag, cfg, n_iter=gi, length=length, ceiling_iters=ci)
+        spectral._GL_CHUNK_BINS = chunk if chunk > 0 else 1 << 62  # 0: the whole batch at once
+        try:
+            return griffin_lim(mag, cfg, n_iter=gi, length=length, ceiling_iters=ci)
+        finally:
+            spectral._GL_CHUNK_BINS = default_chunk
 
     # Timed in rounds, each round every configuration once (in turn), so load from other processes falls on all of
     # them alike; the median over rounds is reported.
@@ -175,16 +194,21 @@ def sweep(
             t0 = time.process_time()
             decode(*c)
             times[c].append(time.process_time() - t0)
-    for (mi, gi, ci, method), y in outputs.items():
-        cpu = statistics.median(times[(mi, gi, ci, method)])
+    for (mi, gi, ci, method, chunk), y in outputs.items():
+        cpu = statistics.median(times[(mi, gi, ci, method, chunk)])
         sc = spectral_convergence(mags, y, cfg)
         lsd = log_spectral_distance(mags, y, cfg)
         label = "-" if mi < 0 else str(mi)
         tail = f" {float(np.median(floor(y.numpy(), cfg.sample_rate))):8.1f}" if floor else ""
         print(
-            f"{method:>10s} {label:>9s} {gi:8d} {ci:7d} {1000 * cpu / seconds_audio:16.2f} {seconds_audio / cpu:11.1f} "
-            f"{float(sc.mean()):8.4f} {float(sc.max()):7.4f} {float(lsd.mean()):7.2f}" + tail
+            f"{method:>10s} {label:>9s} {gi:8d} {ci:7d} {chunk:8d} {1000 * cpu / seconds_audio:16.2f} "
+            f"{seconds_audio / cpu:11.1f} {float(sc.mean()):8.4f} {float(sc.max()):7.4f} {float(lsd.mean()):7.2f}"
+            + tail
         )
+    if gl_chunks and len(gl_chunks) > 1:
+        first = {c[:4]: y for c, y in reversed(list(outputs.items()))}
+        same = all(torch.equal(y, first[c[:4]]) for c, y in outputs.items())
+        print(f"every chunking gives the same audio bit for bit: {same}")
 
 
 def main() -> None:
@@ -203,6 +227,9 @@ def main() -> None:
     ap.add_argument("--mel-methods", help="with --mel-iters: comma-separated mel_to_magnitude methods to sweep")
     ap.add_argument("--hop", type=int, default=None, help="hop in samples (default: n_fft / 4)")
     ap.add_argument(
+        "--gl-chunks", help="with --sweep: comma-separated Griffin-Lim chunk sizes (spectrum values; 0: all)"
+    )
+    ap.add_argument(
         "--threads",
         type=int,
         default=1,
@@ -220,7 +247,9 @@ def main() -> None:
         mel = [int(v) for v in args.mel_iters.split(",")] if args.mel_iters else []
         ceilings = [int(v) for v in args.ceiling.split(",")] if args.ceiling else None
         methods = args.mel_methods.split(",") if args.mel_methods else None
-        sweep(wavs, cfg, [int(v) for v in args.sweep.split(",")], mel, args.n_mels, ceilings, args.repeats, methods)
+        chunks = [int(v) for v in args.gl_chunks.split(",")] if args.gl_chunks else None
+        gl = [int(v) for v in args.sweep.split(",")]
+        sweep(wavs, cfg, gl, mel, args.n_mels, ceilings, args.repeats, methods, chunks)
         return
     if args.folder:
         run(
