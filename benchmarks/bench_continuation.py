@@ -10,12 +10,13 @@ level, and with the Generator's level following (``--follow-level DB``, its defa
 sound at the level the prior drew it), its window following (``--follow-window DB``, default 5: two adjacent
 training-length windows within that; ``none``: off) and its pause guard (``--pause-guard DB``, default 10: a
 draw with a training-length window that far below the prompt's is drawn again; ``none``: off) and window guard
-(``--window-guard DB``, default 5: a draw whose adjacent training-length windows from the output's start are still
-that far apart after following is drawn again, within the same budget; ``none``: off). The level measures read
-windows of ``--window-seconds`` (default: the training length); jumps between two windows that both lie inside the
-prompt are the prompt's own and left out. ``--also-windows 1.0 0.5 1.0@0.25`` adds readings of the window jump at
-other lengths and starts (``1.0@0.25``: 1-s windows beginning 0.25 s into the output, where the window guard does
-not look), each beside real speech's. Per prompt:
+(``--window-guard DB``, default 5: a draw whose adjacent training-length windows from the output's start, or whole
+ones half a window apart, are still that far apart after following is drawn again, within the same budget;
+``none``: off). The level measures read windows of ``--window-seconds`` (default: the training length); jumps
+between two windows that both lie inside the prompt are the prompt's own and left out. ``--also-windows 1.0 0.5
+1.0@0.25 1.0/0.5`` adds readings of the window jump at other lengths and starts, each beside real speech's:
+``1.0@0.25`` is 1-s windows beginning 0.25 s into the output (where the window guard does not look), ``1.0/0.5``
+whole 1-s windows every 0.5 s (overlapping by half). Per prompt:
 
 - **window jump**: level (RMS, dB) of each training-length window of the output against the next one's (a
   last partial window counts when it holds half a window; levels floored as below);
@@ -110,6 +111,16 @@ def window_jumps(wav: np.ndarray, window: int, peak_db: float, prompt: int = 0) 
     """``|dB|`` between the levels of consecutive ``window``-sample windows (:func:`window_levels`), less those
     inside the first ``prompt`` samples (:func:`outside_prompt`)."""
     return outside_prompt(np.abs(np.diff(window_levels(wav, window, peak_db))), window, prompt)
+
+
+def hop_jumps(wav: np.ndarray, window: int, hop: int, peak_db: float, prompt: int = 0) -> np.ndarray:
+    """``|dB|`` between the levels of whole ``window``-sample windows beginning every ``hop`` samples (overlapping
+    when ``hop < window``; floored ``FLOOR_DB`` below the peak), less those whose later window ends inside the first
+    ``prompt`` samples; ``[0.0]`` when no pair is left."""
+    starts = list(range(0, len(wav) - window + 1, hop))
+    levels = np.array([max(rms_db(wav[i : i + window]), peak_db - FLOOR_DB) for i in starts])
+    jumps = np.abs(np.diff(levels))[np.array(starts[1:], dtype=int) + window > prompt] if len(starts) > 1 else []
+    return np.asarray(jumps) if len(jumps) else np.zeros(1)
 
 
 def active_levels(wav: np.ndarray, window: int, rate: int) -> list[float | None]:
@@ -261,9 +272,9 @@ def main() -> None:
         "--also-windows",
         nargs="*",
         default=[],
-        metavar="SECONDS[@OFFSET]",
-        help="More readings of the window jump (e.g. 1.0 0.5 1.0@0.25: 1-s windows beginning 0.25 s in), each "
-        "printed as the count over 6 dB beside real speech's.",
+        metavar="SECONDS[@OFFSET][/HOP]",
+        help="More readings of the window jump (e.g. 1.0 0.5 1.0@0.25 1.0/0.5: 1-s windows beginning 0.25 s in; "
+        "whole 1-s windows every 0.5 s), each printed as the count over 6 dB beside real speech's.",
     )
     p.add_argument(
         "--window-seconds",
@@ -283,9 +294,11 @@ def main() -> None:
         pause_guard=args.pause_guard,
         window_guard=args.window_guard,
     )
-    readings = []
+    readings, hops = [], {}
     for spec in args.also_windows:
-        length, _, offset = spec.partition("@")
+        spec_body, _, hop_s = spec.partition("/")
+        length, _, offset = spec_body.partition("@")
+        hops[spec] = int(round(float(hop_s) * gen.spec.sample_rate)) if hop_s else None
         readings.append(
             (
                 spec,
@@ -377,8 +390,12 @@ def main() -> None:
                 "window_left": bool(cont.params.get("window_left", False)),
                 "readings": {
                     spec: [
-                        float(window_jumps(out[o:], w, peak_db, prompt_n - o).max()),
-                        float(window_jumps(real[o:], w, real_peak, prompt_n - o).max()),
+                        float(window_jumps(out[o:], w, peak_db, prompt_n - o).max())
+                        if hops[spec] is None
+                        else float(hop_jumps(out[o:], w, hops[spec], peak_db, prompt_n - o).max()),
+                        float(window_jumps(real[o:], w, real_peak, prompt_n - o).max())
+                        if hops[spec] is None
+                        else float(hop_jumps(real[o:], w, hops[spec], real_peak, prompt_n - o).max()),
                     ]
                     for spec, w, o in readings
                 },
@@ -450,7 +467,9 @@ def main() -> None:
     for spec, w, o in readings:
         vals = np.array([r["readings"][spec] for r in rows])
         print(
-            f"window jumps over 6 dB, windows of {w} samples from {o}: {int(np.sum(vals[:, 0] > 6.0))} of {len(rows)} "
+            f"window jumps over 6 dB, windows of {w} samples from {o}"
+            + (f" every {hops[spec]} (whole ones)" if hops[spec] else "")
+            + f": {int(np.sum(vals[:, 0] > 6.0))} of {len(rows)} "
             f"continuations (worst {vals[:, 0].max():.1f}); {int(np.sum(vals[:, 1] > 6.0))} of {len(rows)} real "
             f"sequences (worst {vals[:, 1].max():.1f})"
         )

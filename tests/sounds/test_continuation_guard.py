@@ -1,7 +1,7 @@
 """The window guard: a prior's continuation whose adjacent training-length windows (from the output's start, a last
-window cut by the output's end counted when it holds half a window) still jump after following is drawn again,
-seeded, within the pause guard's budget, recorded in the sidecar; the prompt is kept and a sound re-renders bit for
-bit."""
+window cut by the output's end counted when it holds half a window; or whole ones half a window apart) still jump
+after following is drawn again, seeded, within the pause guard's budget, recorded in the sidecar; the prompt is kept
+and a sound re-renders bit for bit."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def tone(seconds: float, amplitude: float) -> np.ndarray:
     return (amplitude * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32)
 
 
-def test_window_jump_reads_the_grid_the_last_part_and_leaves_the_prompt_out():
+def test_window_jump_reads_the_grid_the_last_part_half_a_window_on_and_leaves_the_prompt_out():
     w = RATE
     # Four windows from the start: 0 dB, 0 dB, -8 dB, then a last window that holds only 0.6 of one.
     wav = np.concatenate([tone(1, 0.1), tone(1, 0.1), tone(1, 0.1 * 10 ** (-8 / 20)), tone(0.6, 0.1)])
@@ -41,6 +41,12 @@ def test_window_jump_reads_the_grid_the_last_part_and_leaves_the_prompt_out():
     # A window of zeros is floored below the peak, not an infinite jump.
     silent = np.concatenate([tone(1, 0.1), np.zeros(w, np.float32)])
     assert window_jump_db(silent, w) == pytest.approx(JUMP_FLOOR_DB - 10 * np.log10(2), abs=0.01)
+    # Half a second of sound in each second, placed so that the grid reads them alike but a reader whose windows
+    # overlap by half finds one with none: only the half-window reading sees the pause.
+    hush = np.zeros(w // 2, np.float32)
+    paced = np.concatenate([tone(0.5, 0.1), hush, hush, tone(0.5, 0.1), tone(0.5, 0.1), hush])
+    assert window_jump_db(paced, w) == pytest.approx(0.0, abs=0.01)
+    assert window_jump_db(paced, w, half_hop=True) == pytest.approx(JUMP_FLOOR_DB - 10 * np.log10(4), abs=0.01)
 
 
 # ---- through the Generator: a tiny vqvae and prior over steady tones ---------------------------------------
@@ -84,7 +90,7 @@ def test_the_window_guard_redraws_records_and_renders_again(prior_run, tmp_path)
     mid = make(window_guard=3.0, pause_redraws=2)
     for seed in range(4):
         (c,) = mid.continue_(prompt, RATE, seconds, seed=seed, **kw)
-        jump = window_jump_db(c.audio, N, len(prompt))
+        jump = window_jump_db(c.audio, N, len(prompt), half_hop=True)
         assert c.params["window_left"] == (jump > 3.0)
     # A prompt that ends inside a sound (a note cut mid-decay): its decay falls from window to window, never redrawn.
     (note,) = strict.continue_(steady(FREQS["low"], 1)[: N // 2], RATE, seconds, seed=3, **kw)

@@ -165,9 +165,9 @@ class Generator:
         many dB of each other (RMS, silence included; None: off). ``pause_guard``: a prior's continuation with a
         training-length window (anywhere after the prompt) more than this many dB below the prompt's is drawn
         again, at most ``pause_redraws`` times, unless the prompt has such a pause itself (None: off).
-        ``window_guard``: a prior's continuation whose adjacent training-length windows (from the output's start)
-        still differ by more than this many dB after following is drawn again, within the same ``pause_redraws``
-        (None: off)."""
+        ``window_guard``: a prior's continuation whose adjacent training-length windows (from the output's start, or
+        half a window apart) still differ by more than this many dB after following is drawn again, within the same
+        ``pause_redraws`` (None: off)."""
         if level not in LEVELS:
             raise ParameterError(f"level must be one of {LEVELS}, got {level!r}")
         if follow_level is not None and not 0.0 <= float(follow_level) <= MAX_GAIN_DB:
@@ -750,7 +750,8 @@ class Generator:
         With ``pause_guard``, a draw whose output has a training-length window (from half a window before the
         prompt's end on) more than that many dB below the prompt's last window is drawn again with the next
         :func:`redraw_seed`, at most ``pause_redraws`` times; with ``window_guard``, so is one with two adjacent
-        training-length windows (from the output's start) more than that many dB apart after following. If no
+        training-length windows from the output's start (or two whole ones half a window apart) more than that many
+        dB apart after following. If no
         draw clears both, the one with the least excess over them (dB, summed) is kept. The params record how many
         redraws it took and what was left. The sidecar holds the codes, so it renders without redrawing."""
         model_rate = self.spec.sample_rate
@@ -855,9 +856,9 @@ class Generator:
         return window_jump_db(prompt, self._window_at(rate)) <= self.window_guard
 
     def _window_jump(self, wav: np.ndarray, rate: int, prompt_samples: int) -> float:
-        """Largest dB between adjacent training-length windows of ``wav`` from its start, the prompt's own pairs
-        left out (:func:`window_jump_db`)."""
-        return window_jump_db(wav, self._window_at(rate), prompt_samples)
+        """Largest dB between adjacent training-length windows of ``wav`` from its start, and between whole ones half
+        a window apart, the prompt's own pairs left out (:func:`window_jump_db`)."""
+        return window_jump_db(wav, self._window_at(rate), prompt_samples, half_hop=True)
 
     def _pause_depth(self, wav: np.ndarray, rate: int, prompt_samples: int) -> float:
         """dB from the prompt's last window (the output's own copy of it, so any output level counts alike) down to
