@@ -15,12 +15,21 @@ prior; cvae then vaegan), so every member costs the same training CPU. Training 
 the least of ``--repeats`` calls after a warm-up call; reported as seconds of audio per CPU second (1.0 =
 real time on one core), with the Griffin-Lim iterations the generator uses by default (``--griffin-lim-iters``
 to set them).
+
+``--decode-against OTHER/src/soundloom/core/spectral.py`` times the decode path of another checkout in the same
+process instead: ``Generator.sample(n)`` alternated call by call with that file's ``griffin_lim`` and
+``features_to_magnitude`` and with this one's (least / median / most CPU of ``--repeats`` calls each), and says
+whether both gave the same audio bit for bit:
+
+    python benchmarks/bench_family.py /tmp/fam/features --out /tmp/fam/runs --members vqvae+prior --repeats 20 \
+        --decode-against /tmp/base/src/soundloom/core/spectral.py
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 from pathlib import Path
 
@@ -100,6 +109,39 @@ def speed(
     }
 
 
+def decode_against(run: Path, n: int, other: Path, calls: int) -> dict:
+    """``Generator.sample(n)`` with the decode functions of the spectral module at ``other`` and with this checkout's,
+    alternated call by call: CPU seconds of each call, and whether the audio was the same bit for bit."""
+    import importlib.util
+
+    import numpy as np
+
+    from soundloom.core import spectral
+    from soundloom.sounds import decode
+
+    spec = importlib.util.spec_from_file_location("soundloom.core._other_spectral", other)
+    old = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(old)
+    gen = Generator.from_run(run)
+    label = gen.labels[0] if gen.labels and gen.model.label_conditioned else None
+    times: dict[str, list[float]] = {"other": [], "this": []}
+    audio: dict[str, np.ndarray] = {}
+    try:
+        for i in range(calls + 1):  # the first round warms both up, untimed
+            for name in ("other", "this") if i % 2 else ("this", "other"):
+                module = old if name == "other" else spectral
+                decode.griffin_lim, decode.features_to_magnitude = module.griffin_lim, module.features_to_magnitude
+                start = time.process_time()
+                sounds = gen.sample(n, label=label, seed=1)
+                if i:
+                    times[name].append(time.process_time() - start)
+                audio[name] = np.stack([s.audio for s in sounds])
+    finally:
+        decode.griffin_lim, decode.features_to_magnitude = spectral.griffin_lim, spectral.features_to_magnitude
+    seconds = sum(len(s.audio) / s.sample_rate for s in sounds)
+    return {"audio_s": seconds, "cpu_s": times, "same_audio": bool(np.array_equal(audio["other"], audio["this"]))}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("features")
@@ -115,9 +157,21 @@ def main() -> None:
     p.add_argument("--speed-only", action="store_true", help="Only time generation of existing runs.")
     p.add_argument("--judge", action="store_true", help="Also run the independent judge (compare_runs).")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--decode-against", type=Path, help="Another checkout's core/spectral.py: time both decode paths.")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     members = args.members.split(",")
+    if args.decode_against:
+        for m in members:
+            r = decode_against(args.out / MEMBERS[m][-1][0], args.n, args.decode_against, args.repeats)
+            print(f"{m}: same audio bit for bit: {r['same_audio']}")
+            for name, cpu in r["cpu_s"].items():
+                least, median, most = min(cpu), statistics.median(cpu), max(cpu)
+                print(
+                    f"  {name:5s} CPU s least {least:.3f} ({r['audio_s'] / least:.1f}x)  median {median:.3f} "
+                    f"({r['audio_s'] / median:.1f}x)  most {most:.3f} ({r['audio_s'] / most:.1f}x)"
+                )
+        return
     runs = {}
     for m in members:
         if args.speed_only:
