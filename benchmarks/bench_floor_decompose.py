@@ -35,9 +35,9 @@ import torch
 
 from bench_prior import refit_copy
 from soundloom.core import fit_length, load_audio
+from soundloom.core.floor import spectral_floor_db
 from soundloom.core.spectral import features, features_to_magnitude, griffin_lim, istft, magnitude, stft
 from soundloom.data.store import FeatureStore
-from soundloom.sounds.evaluation.fidelity import spectral_floor_db
 from soundloom.sounds.evaluation.report import split_rows
 from soundloom.sounds.generator import Generator
 from soundloom.sounds.postfilter import DEFAULT_KIND, KINDS

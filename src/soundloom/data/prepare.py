@@ -40,8 +40,8 @@ from pathlib import Path
 import numpy as np
 
 from ..core.convert import fit_length, resample, to_mono
-from ..core.errors import DataError, ParameterError
-from ..core.io import AudioError, audio_info, os_reason, read_head, validate_audio
+from ..core.errors import DataError, ParameterError, SoundloomError
+from ..core.io import AudioError, audio_info, load_audio, os_reason, read_head, validate_audio
 from ..core.progress import ProgressCallback, null_progress
 from ..core.spectrogram import SpectrogramConfig, features_numpy
 from .layouts import Dataset, discover
@@ -837,3 +837,21 @@ def fit_normalizer(
         raise DataError("no features to fit normalisation statistics on")
     part = _sums(feats)
     return _from_sums(np.asarray(part["sum"]), np.asarray(part["sumsq"]), part["count"], clip_sigma)
+
+
+def recorded_clips(store: FeatureStore, rows: np.ndarray) -> np.ndarray | None:
+    """Store items ``rows`` read again from their files and cut as ``prepare`` cut them (a store made otherwise:
+    resampled to its rate, its first ``n_samples``) ``(N, n_samples)`` float32; None when a file is gone or no
+    longer readable (the evaluation's floor is then judged against the resynthesised clips only, and the post-filter is
+    calibrated against them)."""
+    settings = store.config.get("prepare")
+    try:
+        if settings:
+            cfg = PrepareConfig(**settings)
+            clips = [load_clip(store.items[int(r)]["path"], cfg)[0] for r in rows]
+        else:
+            n = int(store.n_samples)
+            clips = [fit_length(load_audio(store.items[int(r)]["path"], store.sample_rate)[0], n) for r in rows]
+        return np.stack(clips).astype(np.float32)
+    except (OSError, KeyError, TypeError, ValueError, SoundloomError):
+        return None

@@ -105,6 +105,10 @@ def test_eval_reports_both_spaces_weakest_classes_and_meanings(runs):
     assert "fixed FD ratio" in text and "classifier space" in text and "spectral floor" in text
     assert s["spectral_floor_raw_weakest"]["class"] in {"a", "b", "c"}  # the files are read again as prepare cut them
     assert "against the recorded clips" in text
+    # The floor rests on every item of each class (24 a class here, fewer than FLOOR_PER_CLASS), held-out ones too.
+    assert report["reference"]["floor_items"] == 72 and report["reference"]["floor_heldout_items"] == 18
+    assert all(v["n_real"] == 24 for v in g["fixed_space"]["spectral_floor"]["per_class"].values())
+    assert "(24 real clips)" in text
     assert "np.str_" not in text
     assert all(grp in text for grp in report["heldout_groups"])  # says which groups were held out
     res = CliRunner().invoke(app, ["eval", str(runs.trained), "--griffin-lim-iters", "2", "--n-per-label", "3"])
@@ -164,6 +168,19 @@ def test_every_registered_kind_is_judged_through_its_generator(runs, tmp_path):
         assert report["reconstruction"]["items"] > 0 and np.isfinite(report["reconstruction"]["mse"]), kind
         assert np.isfinite(report["generation"][0]["summary"]["fixed_fd_ratio"]), kind
         assert (run_of(kind) / "eval" / "samples_grid.png").is_file(), kind
+
+
+def test_the_floor_set_takes_held_out_items_first_and_caps_each_class():
+    from soundloom.sounds.evaluation.judge import floor_rows
+
+    store = type("S", (), {"labels": lambda self, key: ["a"] * 10 + ["b"] * 3, "__len__": lambda self: 13})()
+    picked = floor_rows(store, np.array([8, 9, 12]), "label", per_class=4, seed=1)
+    a, b = [r for r in picked if r < 10], [r for r in picked if r >= 10]
+    assert len(a) == 4 and {8, 9} <= set(a) and b == [10, 11, 12]  # held out first; a small class whole
+    assert list(picked) == sorted(picked) and list(floor_rows(store, np.array([8, 9, 12]), "label", 4, 1)) == list(
+        picked
+    )
+    assert len(floor_rows(store, np.array([0]), None, per_class=5)) == 5  # one class without labels
 
 
 def test_conditions_follow_the_reference_labels_and_pitches():

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ...core.errors import ParameterError
+from ...core.floor import frame_floor_db, spectral_floor_db
 from .fixed_space import Clips, FixedFeatureSpace
 from .metrics import mean_pairwise_distance, number_of_statistically_different_bins
 
@@ -206,32 +207,6 @@ def diversity_by_class(
     return out
 
 
-# -- audio-level measure ----------------------------------------------------------------------
-
-
-def spectral_floor_db(clips: Clips, sample_rate: int, quantile: float = 0.1) -> np.ndarray:
-    """Per-clip spectral floor ``(N,)`` in dB relative to the clip's loudest bin.
-
-    The clip is analysed at its own rate with a ~32 ms Hann STFT; power is averaged over time
-    and the floor is the median dB of the quietest ``quantile`` of bins. Clean partials over
-    silence sit near -100 dB or lower; broadband noise (the fault of generated bells) lifts it to
-    roughly the noise level. Silence is not trimmed: it adds no power, and a trimmed edge would
-    add the broadband leakage of a step.
-    """
-    import librosa
-
-    n_fft = int(2 ** np.ceil(np.log2(max(64, 0.032 * sample_rate))))
-    out = np.empty(len(clips))
-    for i, clip in enumerate(clips):
-        wav = np.asarray(clip, dtype=np.float32)
-        spec = librosa.stft(wav, n_fft=n_fft, hop_length=n_fft // 4, pad_mode="constant")
-        power = (np.abs(spec) ** 2).mean(axis=1)
-        db = 10 * np.log10(np.maximum(power, 1e-30) / max(float(power.max()), 1e-30))
-        quiet = np.sort(db)[: max(1, int(round(quantile * len(db))))]
-        out[i] = float(np.median(quiet))
-    return out
-
-
 # -- everything at once -----------------------------------------------------------------------
 
 
@@ -249,6 +224,7 @@ def compare_sets(
     splits: int = 5,
     seed: int = 0,
     real_raw: Clips | None = None,
+    floor: tuple[Clips, Clips | None, Sequence] | None = None,
 ) -> dict:
     """Judge generated clips against real reference clips in a fixed feature space.
 
@@ -265,6 +241,8 @@ def compare_sets(
         real_raw: the same real clips as recorded (not through the front end), one per ``real`` clip: the
             spectral floor is then also given against them (``raw_db``, ``delta_raw_db``), what a listener
             compares with; the resynthesised ``real`` clips carry the front end's own floor.
+        floor: ``(rendered, recorded or None, labels)``, a larger real set the spectral floor is judged on
+            instead of ``real`` / ``real_raw`` (a class's floors spread too widely for a few held-out clips).
     Returns:
         JSON-ready dict: ``space``, ``frechet``, ``ndb``, ``precision_recall`` (overall, per class
         and a real-vs-real ``baseline``: the part vs the rest), ``diversity`` (overall and per
@@ -300,23 +278,34 @@ def compare_sets(
     div_overall["ratio"] = div_overall["generated"] / max(div_overall["real"], 1e-12)
     div = {"overall": div_overall, "per_class": diversity_by_class(emb_r, emb_g, lr, lg)}
 
-    floor_r, floor_g = spectral_floor_db(real, sample_rate), spectral_floor_db(generated, generated_rate)
+    floor_rendered, floor_recorded, floor_labels = floor if floor is not None else (real, real_raw, lr)
+    if real_raw is not None and floor is None and len(real_raw) != len(real):
+        raise ParameterError(f"real_raw has {len(real_raw)} clips, real has {len(real)}")
+    lf = np.asarray([str(x) for x in floor_labels])
+    if len(lf) != len(floor_rendered) or (floor_recorded is not None and len(floor_recorded) != len(lf)):
+        raise ParameterError(f"the floor set's clips and labels differ in number ({len(floor_rendered)}, {len(lf)})")
+    floor_r, floor_g = spectral_floor_db(floor_rendered, sample_rate), spectral_floor_db(generated, generated_rate)
     floor = {
         c: {
-            "real_db": float(np.median(floor_r[lr == c])),
+            "real_db": float(np.median(floor_r[lf == c])),
             "generated_db": float(np.median(floor_g[lg == c])),
+            "n_real": int((lf == c).sum()),
         }
         for c in classes
+        if (lf == c).any()
     }
     for v in floor.values():
         v["delta_db"] = v["generated_db"] - v["real_db"]
-    if real_raw is not None:
-        if len(real_raw) != len(real):
-            raise ParameterError(f"real_raw has {len(real_raw)} clips, real has {len(real)}")
-        floor_raw = spectral_floor_db(real_raw, sample_rate)
+    if floor_recorded is not None:
+        floor_raw = spectral_floor_db(floor_recorded, sample_rate)
+        # and inside the sounding frames, where noise between partials shows that the clip average hides
+        frame_raw, frame_g = frame_floor_db(floor_recorded, sample_rate), frame_floor_db(generated, generated_rate)
         for c, v in floor.items():
-            v["raw_db"] = float(np.median(floor_raw[lr == c]))
+            v["raw_db"] = float(np.median(floor_raw[lf == c]))
             v["delta_raw_db"] = v["generated_db"] - v["raw_db"]
+            v["frame_raw_db"] = float(np.median(frame_raw[lf == c]))
+            v["frame_generated_db"] = float(np.median(frame_g[lg == c]))
+            v["delta_frame_raw_db"] = v["frame_generated_db"] - v["frame_raw_db"]
 
     summary = {
         "fd_ratio": frechet["ratio"],
@@ -344,7 +333,7 @@ def compare_sets(
     if floor:
         worst = max(floor, key=lambda c: floor[c]["delta_db"])
         summary["spectral_floor_weakest"] = {"class": worst, **floor[worst]}
-        if real_raw is not None:
+        if floor_recorded is not None:
             # Either way: a floor far below the recorded one is as far from it as one above.
             worst = max(floor, key=lambda c: abs(floor[c]["delta_raw_db"]))
             summary["spectral_floor_raw_weakest"] = {"class": worst, **floor[worst]}
@@ -356,6 +345,6 @@ def compare_sets(
         "ndb": ndb,
         "precision_recall": pr,
         "diversity": div,
-        "spectral_floor": {"quantile": 0.1, "per_class": floor},
+        "spectral_floor": {"quantile": 0.1, "n_real": len(lf), "per_class": floor},
         "summary": summary,
     }

@@ -28,10 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ...core.convert import fit_length
-from ...core.errors import ParameterError, SoundloomError
-from ...core.io import load_audio
-from ...data.prepare import PrepareConfig, load_clip
+from ...core.errors import ParameterError
+from ...data.prepare import recorded_clips
 from ...data.store import FeatureStore
 from ..decode import features_to_audio
 from ..generator import Generator
@@ -64,7 +62,9 @@ class Reference:
         features: the real items' normalised features ``(N, rows, frames)``.
         group_key, heldout_groups: where the groups came from.
         raw: the same items as recorded ``(N, samples)`` (each file cut as ``prepare`` cut it, not through the
-            front end), or None when a file can no longer be read: the spectral floor is also judged against them.
+            front end), or None when a file can no longer be read.
+        floor: the larger set the spectral floor is judged on (:class:`FloorSet`), or None: then the held-out
+            items above.
     """
 
     clips: np.ndarray
@@ -76,6 +76,32 @@ class Reference:
     group_key: str | None
     heldout_groups: list[str]
     raw: np.ndarray | None = None
+    floor: FloorSet | None = None
+
+
+# Items a class the spectral floor is judged on. A class's real floors spread widely (the built-in bells' from
+# -101 to -49 dB, interquartile -79..-59 over 40 clips), so the median of the 2-6 held-out clips a class that a
+# 10 % item split leaves could land 20 dB from the class's (README).
+FLOOR_PER_CLASS = 64
+
+
+@dataclass
+class FloorSet:
+    """Real items the spectral floor is judged on: every item of each class up to :data:`FLOOR_PER_CLASS`, the
+    held-out ones first, so a class's median rests on more than a handful of clips. The floor is a property of a
+    class's sound, not of which items the model saw; copying training items would match held-out floors as well.
+
+    Attributes:
+        rendered: ``(N, samples)`` through the run's front end and Griffin-Lim.
+        recorded: ``(N, samples)`` as recorded (cut as ``prepare`` cut them), or None when a file is unreadable.
+        labels: class per item.
+        heldout: how many of the N are held-out items.
+    """
+
+    rendered: np.ndarray
+    recorded: np.ndarray | None
+    labels: list[str]
+    heldout: int
 
 
 @dataclass
@@ -113,9 +139,11 @@ def build_reference(
     griffin_lim_iters: int | None,
     heldout_groups: Sequence[str] = (),
     recorded: bool = True,
+    floor_per_class: int = FLOOR_PER_CLASS,
 ) -> Reference:
     """The reference of real store items ``rows`` rendered as the run renders its own output, and (``recorded``)
-    the same items read again from their files (:func:`recorded_clips`)."""
+    the same items read again from their files (:func:`recorded_clips`), with the floor set
+    (:func:`floor_rows`, ``floor_per_class`` items a class; 0: none, the floor is judged on ``rows``)."""
     rows = np.sort(np.asarray(rows))
     if len(rows) < 4:
         raise ParameterError(f"{store.path}: the reference needs at least 4 held-out items, got {len(rows)}")
@@ -129,6 +157,17 @@ def build_reference(
     pitches = None
     if getattr(gen.model, "pitch_conditioned", False) and "pitch" in store.label_names():
         pitches = np.array([int(p) for p in store.labels("pitch")])[rows]
+    floor = None
+    if floor_per_class > 0:
+        picked = floor_rows(store, rows, label_key, floor_per_class)
+        floor_feat = torch.from_numpy(store.normalized(picked))
+        names = np.asarray(store.labels(label_key), dtype=object)[picked] if label_key else ["all"] * len(picked)
+        floor = FloorSet(
+            render_features(gen, floor_feat, griffin_lim_iters).numpy().astype(np.float32),
+            recorded_clips(store, picked) if recorded else None,
+            [str(v) for v in names],
+            int(np.isin(picked, rows).sum()),
+        )
     return Reference(
         clips,
         gen.spec.sample_rate,
@@ -139,24 +178,24 @@ def build_reference(
         group_key,
         sorted(heldout_groups),
         recorded_clips(store, rows) if recorded else None,
+        floor,
     )
 
 
-def recorded_clips(store: FeatureStore, rows: np.ndarray) -> np.ndarray | None:
-    """Store items ``rows`` read again from their files and cut as ``prepare`` cut them (a store made otherwise:
-    resampled to its rate, its first ``n_samples``) ``(N, n_samples)`` float32; None when a file is gone or no
-    longer readable (the floor is then judged against the resynthesised clips only)."""
-    settings = store.config.get("prepare")
-    try:
-        if settings:
-            cfg = PrepareConfig(**settings)
-            clips = [load_clip(store.items[int(r)]["path"], cfg)[0] for r in rows]
-        else:
-            n = int(store.n_samples)
-            clips = [fit_length(load_audio(store.items[int(r)]["path"], store.sample_rate)[0], n) for r in rows]
-        return np.stack(clips).astype(np.float32)
-    except (OSError, KeyError, TypeError, ValueError, SoundloomError):
-        return None
+def floor_rows(
+    store: FeatureStore, heldout: np.ndarray, label_key: str | None, per_class: int = FLOOR_PER_CLASS, seed: int = 0
+) -> np.ndarray:
+    """Sorted store rows of the floor set: per class (one class without ``label_key``) its held-out rows, then its
+    other rows in a seeded order, ``per_class`` at most."""
+    names = np.asarray([str(v) for v in store.labels(label_key)]) if label_key else np.full(len(store), "all")
+    held = np.zeros(len(store), dtype=bool)
+    held[np.asarray(heldout, dtype=int)] = True
+    order = np.random.default_rng(seed).permutation(len(store))
+    order = np.concatenate([order[held[order]], order[~held[order]]])  # held-out first, each part seeded
+    picked = []
+    for c in sorted(set(names)):
+        picked.extend(order[names[order] == c][:per_class].tolist())
+    return np.sort(np.asarray(picked, dtype=int))
 
 
 def _conditions(gen: Generator, ref: Reference, n_per_label: int | None) -> list[tuple[str | None, int | None, int]]:
@@ -399,6 +438,7 @@ def judge(
         groups_real=ref.groups,
         seed=seed,
         real_raw=None if ref.raw is None else list(ref.raw),
+        floor=None if ref.floor is None else (ref.floor.rendered, ref.floor.recorded, ref.floor.labels),
     )
     fixed.pop("space")  # the same for every set: reported once by the caller
     pitch = pitch_measures(ref, made) if made.pitches is not None and ref.pitches is not None else None
@@ -448,9 +488,12 @@ def judge(
 
 
 __all__ = [
+    "FLOOR_PER_CLASS",
+    "FloorSet",
     "GeneratedSet",
     "Reference",
     "build_reference",
+    "floor_rows",
     "classifier_measures",
     "continuation_contour",
     "embedding_measures",

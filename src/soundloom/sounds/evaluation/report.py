@@ -21,6 +21,7 @@ from ...core.convert import fit_length
 from ...core.errors import ParameterError
 from ...core.progress import ProgressCallback, null_progress
 from ...core.spectral import features, features_to_magnitude
+from ...data.prepare import recorded_clips
 from ...data.store import FeatureStore
 from ..generator import Generator
 from ..losses import mr_stft_distance
@@ -37,7 +38,6 @@ from .judge import (
     continuation_contour,
     generate_like,
     judge,
-    recorded_clips,
     render_features,
 )
 
@@ -276,6 +276,9 @@ def reference_record(ref: Reference, space: FixedFeatureSpace) -> dict:
         "baseline_split": "by group" if ref.groups is not None else "by item",
         "pitched": ref.pitches is not None,
         "fixed_space": settings,
+        # The spectral floor's real side: up to FLOOR_PER_CLASS items a class, held-out ones first.
+        "floor_items": None if ref.floor is None else len(ref.floor.labels),
+        "floor_heldout_items": None if ref.floor is None else ref.floor.heldout,
     }
 
 
@@ -368,7 +371,8 @@ def describe(report: dict) -> list[str]:
         floor = s.get("spectral_floor_weakest")
         if floor:
             lines.append(
-                f"  spectral floor, worst class {str(floor['class'])!r}: {floor['real_db']:.1f} dB real -> "
+                f"  spectral floor, worst class {str(floor['class'])!r} ({floor['n_real']} real clips): "
+                f"{floor['real_db']:.1f} dB real -> "
                 f"{floor['generated_db']:.1f} dB generated ({floor['delta_db']:+.1f} dB; > 0 = noise under the sound)"
             )
         raw = s.get("spectral_floor_raw_weakest")

@@ -1,0 +1,60 @@
+"""The spectral floor of a clip: how far below its loudest bins its quietest bins lie (dB).
+
+Clean partials over silence sit near -100 dB or lower; broadband noise under a sound (a blurred decoder's
+fault, or Griffin-Lim's leakage) lifts it to roughly the noise level. Two views that can disagree:
+:func:`spectral_floor_db` averages power over the whole clip first (the evaluation's measure), so it sees the
+bins a sound never reaches; :func:`frame_floor_db` looks inside each sounding frame, where noise between a pluck's
+harmonics shows even when the clip's average spectrum looks clean. The post-filter's calibration at export
+(:mod:`soundloom.sounds.postfilter`) balances both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def spectral_floor_db(
+    clips: Sequence[np.ndarray] | np.ndarray, sample_rate: int, quantile: float | Sequence[float] = 0.1
+) -> np.ndarray:
+    """Per-clip spectral floor in dB relative to the clip's loudest bin: ``(N,)``, or ``(N, Q)`` for a sequence
+    of ``Q`` quantiles.
+
+    The clip is analysed at its own rate with a ~32 ms Hann STFT; power is averaged over time and the floor is
+    the median dB of the quietest ``quantile`` of bins. Silence is not trimmed: it adds no power, and a trimmed
+    edge would add the broadband leakage of a step.
+    """
+    import librosa
+
+    qs = np.atleast_1d(np.asarray(quantile, dtype=float))
+    n_fft = int(2 ** np.ceil(np.log2(max(64, 0.032 * sample_rate))))
+    out = np.empty((len(clips), len(qs)))
+    for i, clip in enumerate(clips):
+        wav = np.asarray(clip, dtype=np.float32)
+        spec = librosa.stft(wav, n_fft=n_fft, hop_length=n_fft // 4, pad_mode="constant")
+        power = (np.abs(spec) ** 2).mean(axis=1)
+        db = np.sort(10 * np.log10(np.maximum(power, 1e-30) / max(float(power.max()), 1e-30)))
+        for j, q in enumerate(qs):
+            out[i, j] = float(np.median(db[: max(1, int(round(q * len(db))))]))
+    return out if np.ndim(quantile) else out[:, 0]
+
+
+def frame_floor_db(
+    clips: Sequence[np.ndarray] | np.ndarray, sample_rate: int, percentile: float = 10.0, active_db: float = 40.0
+) -> np.ndarray:
+    """Per-clip floor inside the sounding frames ``(N,)``, dB: per frame, the ``percentile`` of its bins' dB below
+    the frame's loudest bin, the median over frames whose loudest bin is within ``active_db`` of the clip's
+    loudest (the same ~32 ms Hann STFT as :func:`spectral_floor_db`). A silent clip gives 0."""
+    import librosa
+
+    n_fft = int(2 ** np.ceil(np.log2(max(64, 0.032 * sample_rate))))
+    out = np.zeros(len(clips))
+    for i, clip in enumerate(clips):
+        mag = np.abs(librosa.stft(np.asarray(clip, dtype=np.float32), n_fft=n_fft, hop_length=n_fft // 4))
+        db = 20 * np.log10(np.maximum(mag, 1e-10))
+        peak = db.max(axis=0)
+        active = peak >= peak.max() - active_db
+        if mag.max() > 0:
+            out[i] = float(np.median(np.percentile(db[:, active], percentile, axis=0) - peak[active]))
+    return out
