@@ -19,11 +19,12 @@ skips the one-Gaussian copy. ``--per-label N``: N sounds per label and seed inst
 without it, seed ``s`` draws items ``s`` to ``s + count - 1``, so consecutive seeds share all but one).
 ``--postfilter-kind`` (with ``fit``): what to fit (``gv+quantile``, as export; ``gv``; ``quantile``).
 
-Floor gaps are given against the held-out reference through the front end (``floor_gap_db``; its per-class median
-rests on the 2-6 held-out clips of each class), against the same held-out clips as recorded (``floor_gap_raw_db``:
-"the real sounds'" of the issue, which the front end's own floor does not lift), and against the training split's
-real clips through the front end (``floor_gap_train_db``, some 35 clips a class); the summary gives each class's gap
-furthest above real (``..._worst``) and furthest below (``..._lowest``) over seeds.
+Floor gaps are given against the evaluation's floor set through the front end (``floor_gap_db``: every item of a
+class up to 64, held-out ones first, :class:`~soundloom.sounds.evaluation.judge.FloorSet`), against the same items
+as recorded (``floor_gap_raw_db``: "the real sounds'" of the issue, which the front end's own floor does not lift),
+the same inside the sounding frames (``floor_gap_frame_raw_db``, :func:`~soundloom.core.floor.frame_floor_db`), and
+against the training split's real clips through the front end (``floor_gap_train_db``); the summary gives each
+class's gap furthest above real (``..._worst``) and furthest below (``..._lowest``) over seeds.
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from soundloom.core.floor import spectral_floor_db
 from soundloom.data.store import FeatureStore
-from soundloom.sounds.evaluation.fidelity import spectral_floor_db
 from soundloom.sounds.evaluation.fixed_space import FixedFeatureSpace
 from soundloom.sounds.evaluation.judge import build_reference, generate_like, judge
 from soundloom.sounds.evaluation.report import classifier_scorer, split_rows
@@ -53,9 +54,12 @@ KEYS = ("accuracy", "fixed_fd_ratio", "fixed_diversity_within_class", "classifie
 LOWER_IS_BETTER = {"fixed_fd_ratio", "classifier_fd_ratio"}
 
 
-def refit_copy(run: Path, dest: Path, components: int, postfilter: str = "run", pf_kind: str = DEFAULT_KIND) -> Path:
+def refit_copy(
+    run: Path, dest: Path, components: int, postfilter: str = "run", pf_kind: str = DEFAULT_KIND, calibrate: bool = True
+) -> Path:
     """A copy of ``run`` whose prior is refitted with at most ``components`` per class (and with ``postfilter``
-    "fit", its post-filter of ``pf_kind`` refitted on that prior; "off": removed); returns it."""
+    "fit", its post-filter of ``pf_kind`` refitted on that prior, its strengths calibrated unless not ``calibrate``;
+    "off": removed); returns it."""
     shutil.copytree(run, dest, ignore=shutil.ignore_patterns("checkpoints", "samples", "eval", "plots"))
     gen = Generator.from_run(dest, level="none")
     info, kind = gen.info, gen.model.cfg.kind
@@ -75,10 +79,11 @@ def refit_copy(run: Path, dest: Path, components: int, postfilter: str = "run", 
     if postfilter != "run":
         (dest / POSTFILTER_FILE).unlink(missing_ok=True)
     if postfilter == "fit":
-        post = fit_run_postfilter(gen.model, prior, data.train_set, gen.normalizer, kind=pf_kind)
+        post = fit_run_postfilter(gen.model, prior, data.train_set, gen.normalizer, kind=pf_kind, calibrate=calibrate)
         if post is not None:
             post.save(dest)
-            print(json.dumps({"components": components, "postfilter": post.kind, "ratio": post.ratio}), flush=True)
+            fitted = {"components": components, "postfilter": post.kind, "ratio": post.ratio, "strength": post.strength}
+            print(json.dumps(fitted), flush=True)
     return dest
 
 
@@ -105,6 +110,9 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--postfilter", choices=("run", "fit", "off"), default="run")
     ap.add_argument("--postfilter-kind", choices=KINDS, default=DEFAULT_KIND)
+    ap.add_argument(
+        "--no-calibrate", action="store_true", help="with --postfilter fit: keep every class's strength at 1"
+    )
     ap.add_argument("--priors", choices=("both", "mixture"), default="both")
     ap.add_argument("--per-label", type=int, default=None)
     args = ap.parse_args()
@@ -113,9 +121,16 @@ def main() -> None:
         runs = {}
         if args.priors == "both":
             kind = args.postfilter_kind
-            runs["one Gaussian"] = refit_copy(args.run, Path(tmp) / "gaussian", 1, args.postfilter, kind)
+            runs["one Gaussian"] = refit_copy(
+                args.run, Path(tmp) / "gaussian", 1, args.postfilter, kind, not args.no_calibrate
+            )
         runs[f"mixture (<= {args.components})"] = refit_copy(
-            args.run, Path(tmp) / "mixture", args.components, args.postfilter, args.postfilter_kind
+            args.run,
+            Path(tmp) / "mixture",
+            args.components,
+            args.postfilter,
+            args.postfilter_kind,
+            not args.no_calibrate,
         )
         first = Generator.from_run(next(iter(runs.values())), level="none")
         info = first.info
@@ -129,7 +144,9 @@ def main() -> None:
         front = Generator.from_run(args.classifier_run, level="none") if args.classifier_run else first
         scorer, _, classes = classifier_scorer(args.classifier, front)
         ref_scores = scorer.audio(torch.from_numpy(ref.clips))
-        train = build_reference(first, store, train_rows, label_key, group_key, None, [], recorded=False)
+        train = build_reference(
+            first, store, train_rows, label_key, group_key, None, [], recorded=False, floor_per_class=0
+        )
         train_emb = np.asarray(space.transform(list(train.clips), ref.sample_rate))
         train_labels = np.array(train.labels)
         train_floor = spectral_floor_db(train.clips, ref.sample_rate)
@@ -140,6 +157,7 @@ def main() -> None:
             "temperature": args.temperature,
             "postfilter": args.postfilter,
             "postfilter_kind": args.postfilter_kind if args.postfilter == "fit" else None,
+            "calibrated": args.postfilter == "fit" and not args.no_calibrate,
             "per_label": args.per_label,
             "priors": {},
         }
@@ -155,8 +173,11 @@ def main() -> None:
                 row["accuracy_weakest"] = s.get("accuracy_weakest")
                 floors = judged["fixed_space"]["spectral_floor"]["per_class"]
                 row["floor_gap_db"] = {c: round(v["delta_db"], 1) for c, v in sorted(floors.items())}
-                if ref.raw is not None:  # against the recorded clips: what the issue's "real sounds'" reads
+                if all("delta_raw_db" in v for v in floors.values()):  # the recorded clips: the issue's "real sounds'"
                     row["floor_gap_raw_db"] = {c: round(v["delta_raw_db"], 1) for c, v in sorted(floors.items())}
+                    row["floor_gap_frame_raw_db"] = {
+                        c: round(v["delta_frame_raw_db"], 1) for c, v in sorted(floors.items())
+                    }
                 made_floor, made_labels = spectral_floor_db(made.clips, made.sample_rate), np.array(made.labels)
                 row["floor_gap_train_db"] = {
                     c: round(float(np.median(made_floor[made_labels == c])) - f, 1)
@@ -180,10 +201,11 @@ def main() -> None:
             gaps = [r["floor_gap_db"] for r in rows]
             summary["floor_gap_db_worst"] = {c: max(g[c] for g in gaps) for c in gaps[0]}
             summary["floor_gap_db_lowest"] = {c: min(g[c] for g in gaps) for c in gaps[0]}
-            if "floor_gap_raw_db" in rows[0]:
-                gaps = [r["floor_gap_raw_db"] for r in rows]
-                summary["floor_gap_raw_db_worst"] = {c: max(g[c] for g in gaps) for c in gaps[0]}
-                summary["floor_gap_raw_db_lowest"] = {c: min(g[c] for g in gaps) for c in gaps[0]}
+            for key in ("floor_gap_raw_db", "floor_gap_frame_raw_db"):
+                if key in rows[0]:
+                    gaps = [r[key] for r in rows]
+                    summary[f"{key}_worst"] = {c: max(g[c] for g in gaps) for c in gaps[0]}
+                    summary[f"{key}_lowest"] = {c: min(g[c] for g in gaps) for c in gaps[0]}
             gaps = [r["floor_gap_train_db"] for r in rows]
             summary["floor_gap_train_db_worst"] = {c: max(g[c] for g in gaps) for c in gaps[0]}
             summary["floor_gap_train_db_lowest"] = {c: min(g[c] for g in gaps) for c in gaps[0]}

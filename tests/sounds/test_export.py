@@ -103,7 +103,8 @@ def test_example_script_writes_audio(tiny_run, tmp_path):
 
 
 def test_example_postfilter_matches_soundloom(tiny_run, tmp_path):
-    """The example's NumPy post-filter is the one soundloom renders with (ratios forced above 1 so it acts)."""
+    """The example's NumPy post-filter is the one soundloom renders with (ratios forced above 1 and strengths
+    forced away from 0 so it acts; the calibration may switch a tiny run's classes off)."""
     import runpy
 
     from soundloom.sounds.postfilter import PostFilter
@@ -111,6 +112,7 @@ def test_example_postfilter_matches_soundloom(tiny_run, tmp_path):
     paths = export_run(tiny_run, tmp_path / "onnx", fmt="onnx")
     info = json.loads(paths["json"].read_text())
     info["postfilter"]["ratio"] = {"*": 1.3, "a": 1.0, "b": 1.7, "c": 1.2}
+    info["postfilter"]["strength"] = {"*": 0.8, "a": 1.0, "b": 1.5, "c": 0.0}
     paths["json"].write_text(json.dumps(info))
     example = runpy.run_path(str(paths["example"]), run_name="example")  # functions only: main() not run
     gen = Generator.from_run(tiny_run)

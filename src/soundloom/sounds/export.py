@@ -188,6 +188,13 @@ def export_description(gen: Generator, inputs: tuple[torch.Tensor, ...], names: 
     ]
     post = getattr(gen, "postfilter", None)
     if post is not None and not waveform:
+        if post.strength is not None:
+            strength = (
+                "; then db = db_before + s * (db - db_before) with s = postfilter.strength[label] ('*' for none or a "
+                "label not there)"
+            )
+        else:
+            strength = ""
         invert.insert(
             1,
             "postfilter (soundloom renders with it): per frame m = mean of db over rows; db = m + r * (db - m) "
@@ -201,6 +208,7 @@ def export_description(gen: Generator, inputs: tuple[torch.Tensor, ...], names: 
                 "postfilter.quantiles[label].model[i], postfilter.quantiles[label].real[i])) (numpy.interp); "
                 "shift each item",
             )
+        invert[1] = invert[1].replace("; shift each item", strength + "; shift each item")
     if waveform:
         outputs = [{"name": "audio", "shape": ["batch", int(gen.n_samples)], "dtype": "float32", "units": "[-1, 1]"}]
         invert = ["audio = output 'audio' (batch, n_samples) at sample_rate: no phase reconstruction"]
@@ -260,6 +268,9 @@ def postfilter(db, label):
         peak = out.max(axis=0, keepdims=True)
         mapped = np.stack([np.interp(row, xp, fp) for row, xp, fp in zip(out - peak, t["model"], t["real"])])
         out = np.minimum(mapped + peak, out)
+    strength = pf.get("strength") or {}  # per class, how much of the filter's change is applied (1 or absent: all)
+    a = strength.get(label, strength.get("*", 1.0)) if label is not None else strength.get("*", 1.0)
+    out = db + a * (out - db)
     k = np.log(10.0) / 10.0  # the item keeps its power: one dB shift (log-sum-exp of power)
     out = out + (np.logaddexp.reduce(db.ravel() * k) - np.logaddexp.reduce(out.ravel() * k)) / k
     st = info["statistics"]

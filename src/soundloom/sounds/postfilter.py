@@ -22,6 +22,13 @@ another item's peak (sweeps, whose rows differ from item to item, gained 25-40 d
 fits both stages, the quantile map after the GV ratios (:data:`DEFAULT_KIND`); ``quantile`` is the map alone
 (ratios 1), ``gv`` the ratios alone.
 
+A last, optional step scales what the stages do per class: ``db + strength * (filtered - db)`` (``"strength"`` in
+the file; 1 or absent: as fitted). The stages are fitted in the mel domain, but what a listener hears as a floor
+is in the linear bins after inversion, where the same fitted filter leaves one class's floor 8 dB too noisy (the
+demo's bells) and over-cleans another by as much (plucks). :func:`calibrate_strength` chooses each class's
+strength on the training split so that the model's rendered floors (:mod:`soundloom.core.floor`: the clip's
+average spectrum and inside its sounding frames) come as near as both can to the training items' recordings.
+
 The ratios live beside the weights in ``postfilter.json``; a run without the file renders as before::
 
     pf = PostFilter.load(run_dir)          # None when the run has none
@@ -31,7 +38,7 @@ The ratios live beside the weights in ``postfilter.json``; a run without the fil
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -41,6 +48,7 @@ import torch
 
 from ..core.atomic import write_json
 from ..core.errors import ModelFileError, ParameterError
+from ..core.floor import frame_floor_db, spectral_floor_db
 
 POSTFILTER_FILE = "postfilter.json"
 FORMAT = "soundloom-postfilter"
@@ -61,6 +69,12 @@ KINDS = ("gv", "quantile", "gv+quantile")
 # 7-8 dB below (README).
 DEFAULT_KIND = "gv+quantile"
 QUANTILES = 33  # quantiles per class and row of the quantile stage (evenly spaced probabilities 0..1)
+# Strengths tried per class by calibrate_strength (0: no post-filter; above 1 the stages' effect extrapolated).
+STRENGTHS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
+# The floor the calibration matches: the mean over these quantiles of the quietest bins, not the evaluation's
+# single tenth, so that the fit does not merely agree with the one number the report prints.
+CALIBRATION_QUANTILES = (0.05, 0.1, 0.2)
+CALIBRATION_ITEMS = 32  # training items a class rendered per strength (seeded pick)
 
 
 def frame_spread_db(db: torch.Tensor, active_db: float = ACTIVE_DB) -> float:
@@ -109,6 +123,7 @@ class PostFilter:
     ratio: dict[str, float]
     info: dict = field(default_factory=dict)
     quantiles: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None
+    strength: dict[str, float] | None = None  # per class, see the module docstring; None: 1 for every class
 
     @property
     def kind(self) -> str:
@@ -140,6 +155,14 @@ class PostFilter:
             return self.ratio[str(label)]
         return self.ratio[ALL]
 
+    def strength_for(self, label: str | None) -> float:
+        """The strength of ``label``: its own, else the all-class one, else 1 (as fitted)."""
+        if self.strength is None:
+            return 1.0
+        if label is not None and str(label) in self.strength:
+            return self.strength[str(label)]
+        return self.strength.get(ALL, 1.0)
+
     def apply(
         self, db: torch.Tensor, labels: list[str | None], low_db: torch.Tensor, high_db: torch.Tensor
     ) -> torch.Tensor:
@@ -152,6 +175,9 @@ class PostFilter:
         out = self._stretch(db, labels)
         if self.quantiles is not None:
             out = self._lower(out, labels)
+        if self.strength is not None:
+            k = torch.tensor([self.strength_for(lab) for lab in labels], dtype=db.dtype)[:, None, None]
+            out = db + k * (out - db)
         # log-sum-exp in dB: the item's power level before and after (stable for -150 dB rows)
         scale, dims = np.log(10.0) / 10.0, (1, 2)
         shift = (
@@ -162,15 +188,16 @@ class PostFilter:
 
     # ---- files -------------------------------------------------------------------------------
     def to_dict(self) -> dict:
+        extra = {} if self.strength is None else {"strength": dict(self.strength)}
         if self.quantiles is None:
-            return {"format": FORMAT, "version": 1, "ratio": dict(self.ratio), **self.info}
+            return {"format": FORMAT, "version": 1, "ratio": dict(self.ratio), **extra, **self.info}
 
         def table(t: torch.Tensor) -> list[list[float]]:
             return [[round(float(v), 2) for v in row] for row in t]
 
         q = {k: {"model": table(m), "real": table(r)} for k, (m, r) in self.quantiles.items()}
         head = {"format": FORMAT, "version": 2, "kind": "quantile"}
-        return {**head, "ratio": dict(self.ratio), "quantiles": q, **self.info}
+        return {**head, "ratio": dict(self.ratio), **extra, "quantiles": q, **self.info}
 
     def save(self, run_dir: str | os.PathLike) -> Path:
         # quantile tables on one line (a third of the indented size); a ratio-only file as it always was written
@@ -203,10 +230,15 @@ class PostFilter:
                     raise ValueError("quantile tables must include the all-class one")
             elif d.get("kind", "gv") != "gv":
                 raise ValueError(f"unknown kind {d.get('kind')!r}")
+            strength = None
+            if "strength" in d:
+                strength = {str(k): float(v) for k, v in d["strength"].items()}
+                if not all(math.isfinite(v) and 0 <= v <= 10 for v in strength.values()):
+                    raise ValueError("strengths must be finite and within 0..10")
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise ModelFileError(where or POSTFILTER_FILE, f"malformed post-filter ({exc})") from exc
-        skip = ("format", "version", "kind", "ratio", "quantiles")
-        return cls(ratio, {k: v for k, v in d.items() if k not in skip}, quantiles)
+        skip = ("format", "version", "kind", "ratio", "quantiles", "strength")
+        return cls(ratio, {k: v for k, v in d.items() if k not in skip}, quantiles, strength)
 
     @classmethod
     def load(cls, run_dir: str | os.PathLike) -> PostFilter | None:
@@ -291,3 +323,89 @@ def fit_quantile_postfilter(
 
     quantiles = _per_label(real_labels, model_labels, tables)
     return PostFilter(ratios, _fit_info(source, real_labels, model_labels), quantiles)
+
+
+def _balanced(strengths: Sequence[float], curves: Sequence[tuple[Sequence[float], float]], steps: int = 61) -> float:
+    """The strength whose largest gap to its target over ``curves`` is least: each curve is ``(floors (dB, one per
+    strength), target dB)``, linear between grid points, searched on ``steps`` points from the first strength to the
+    last (the least strength on a tie). One measure's floor may keep falling where another's has passed its target:
+    a pluck whose clip average is clean can still be noisy between its harmonics."""
+    grid = np.linspace(strengths[0], strengths[-1], steps)
+    worst = np.zeros(steps)
+    for floors, target in curves:
+        worst = np.maximum(worst, np.abs(np.interp(grid, strengths, floors) - target))
+    return float(grid[int(np.argmin(worst))])
+
+
+def calibrate_strength(
+    post: PostFilter,
+    real_db: torch.Tensor,
+    model_db: torch.Tensor,
+    labels: list[str | None],
+    render: Callable[[torch.Tensor], np.ndarray],
+    sample_rate: int,
+    low_db: torch.Tensor,
+    high_db: torch.Tensor,
+    strengths: Sequence[float] = STRENGTHS,
+    per_class: int = CALIBRATION_ITEMS,
+    seed: int = 0,
+    recordings: Callable[[np.ndarray], np.ndarray | None] | None = None,
+) -> PostFilter:
+    """``post`` with a strength per class (and the all-class one) such that the model's output, filtered and
+    rendered, has the floor of the real items as recorded (``recordings``: item indices -> their recordings
+    ``(n, samples)`` at ``sample_rate``, or None when unreadable), else of the real items rendered unfiltered.
+
+    ``real_db``, ``model_db`` ``(N, rows, frames)``: training items' dB spectra and the model's output for the
+    same items' conditions, ``labels`` one per item. ``render``: dB spectra ``(B, rows, frames)`` -> waveforms
+    ``(B, samples)`` at ``sample_rate`` Hz, the front end the run renders with. ``low_db``, ``high_db`` ``(rows,)``:
+    the clip range of :meth:`PostFilter.apply`. Up to ``per_class`` items a class (seeded) are rendered once real
+    and once per strength. Two floors are matched at once (:func:`_balanced`), each the median over a class's
+    items: the clip's average spectrum (:func:`~soundloom.core.floor.spectral_floor_db`, the mean over
+    :data:`CALIBRATION_QUANTILES`) and inside its sounding frames (:func:`~soundloom.core.floor.frame_floor_db`).
+    The chosen strengths and the floors behind them are recorded in ``info["calibration"]``.
+    """
+    if not len(strengths) or list(strengths) != sorted(strengths) or strengths[0] < 0:
+        raise ParameterError(f"strengths must be increasing and >= 0, got {list(strengths)}")
+    names = np.array([str(v) for v in labels])
+    rng = np.random.default_rng(seed)
+    keys = {str(lab): np.flatnonzero(names == lab) for lab in sorted(set(names)) if lab != "None"}
+    keys = {lab: idx for lab, idx in keys.items() if len(idx) >= 4}
+    picks = {lab: np.sort(rng.permutation(idx)[:per_class]) for lab, idx in keys.items()}
+    picks[ALL] = np.sort(rng.permutation(len(names))[:per_class])
+    rows = np.unique(np.concatenate(list(picks.values())))
+    at = {int(r): i for i, r in enumerate(rows)}
+    sub = torch.from_numpy(rows)
+    sub_labels = [labels[int(r)] for r in rows]
+
+    def floors(wav: np.ndarray) -> np.ndarray:
+        """``(items, 2)``: the clip-average and the in-frame floor, dB."""
+        clips = list(wav)
+        average = spectral_floor_db(clips, sample_rate, CALIBRATION_QUANTILES).mean(axis=1)
+        return np.stack([average, frame_floor_db(clips, sample_rate)], axis=1)
+
+    recorded = recordings(rows) if recordings is not None else None
+    real = floors(recorded if recorded is not None else render(real_db[sub].float()))
+    made = []
+    for k in strengths:
+        trial = PostFilter(post.ratio, post.info, post.quantiles, {ALL: float(k)})
+        made.append(floors(render(trial.apply(model_db[sub].double(), sub_labels, low_db, high_db).float())))
+    chosen, record = {}, {}
+    for lab, idx in picks.items():
+        pos = [at[int(r)] for r in idx]
+        target = np.median(real[pos], axis=0)  # (2,)
+        curve = np.array([np.median(m[pos], axis=0) for m in made])  # (strengths, 2)
+        chosen[lab] = round(_balanced(strengths, [(curve[:, j], float(target[j])) for j in range(2)]), 3)
+        record[lab] = {
+            "real_db": [round(float(v), 2) for v in target],
+            "floors_db": [[round(float(v), 2) for v in row] for row in curve],
+            "items": len(pos),
+        }
+    against = "recorded" if recorded is not None else "front end"
+    calibration = {
+        "target": against,
+        "measures": ["clip average (mean of quantiles)", "in sounding frames (10th percentile)"],
+        "strengths": list(strengths),
+        "quantiles": list(CALIBRATION_QUANTILES),
+    }
+    info = {**post.info, "calibration": {**calibration, "per_class": record}}
+    return PostFilter(post.ratio, info, post.quantiles, chosen)

@@ -19,11 +19,21 @@ from torch.utils.data import Dataset
 
 from ...core.atomic import write_json
 from ...core.errors import ParameterError
+from ...core.spectral import features_to_magnitude, griffin_lim
+from ...data.prepare import recorded_clips
 from ...data.stats import Normalizer
 from .. import latent_prior
+from ..decode import default_griffin_lim_iters
 from ..models import get_kind, save_safetensors
 from ..models.protocol import decode_latent, encode_latent, output
-from ..postfilter import DEFAULT_KIND, KINDS, PostFilter, fit_postfilter, fit_quantile_postfilter
+from ..postfilter import (
+    DEFAULT_KIND,
+    KINDS,
+    PostFilter,
+    calibrate_strength,
+    fit_postfilter,
+    fit_quantile_postfilter,
+)
 from ..runfiles import CONFIG_FILE, MODEL_FILE, RUN_FORMAT_VERSION, STATS_FILE
 
 
@@ -131,12 +141,16 @@ def fit_run_postfilter(
     batch_size: int = 64,
     seed: int = 0,
     kind: str = DEFAULT_KIND,
+    calibrate: bool = True,
 ) -> PostFilter | None:
     """The post-filter of a spectrogram model (None for a waveform kind), fitted on ``dataset`` (the training
     split): its items' spread against the model's output for the same items' labels and pitches. That output
     is one draw per item from the fitted Gaussian prior at temperature 1 (seeded), or the item's
     reconstruction when the kind has no Gaussian prior (code models). ``kind``: one of
-    :data:`~soundloom.sounds.postfilter.KINDS` (default: the one export fits)."""
+    :data:`~soundloom.sounds.postfilter.KINDS` (default: the one export fits). ``calibrate``: then choose each
+    class's strength (:func:`~soundloom.sounds.postfilter.calibrate_strength`): the model's output through the
+    front end of the dataset's store (mel inversion and the default Griffin-Lim, as a run renders) against the
+    items' recordings, read again as ``prepare`` cut them (rendered through the front end when unreadable)."""
     if kind not in KINDS:
         raise ParameterError(f"post-filter kind must be one of {', '.join(KINDS)}, got {kind!r}")
     if output(model) == "waveform" or len(dataset) == 0:
@@ -160,11 +174,26 @@ def fit_run_postfilter(
         labels += [model.cfg.labels[int(v)] if n_classes and int(v) >= 0 else None for v in lab]
     real_db, model_db = normalizer.denormalize(torch.cat(real)), normalizer.denormalize(torch.cat(made))
     source = "samples of the fitted prior, temperature 1" if gaussian else "reconstructions"
-    gv = fit_postfilter(real_db, labels, model_db, labels, source)
-    if kind == "gv":
-        return gv
-    ratios = gv.ratio if kind == "gv+quantile" else None
-    return fit_quantile_postfilter(real_db, labels, model_db, labels, source, ratios)
+    post = fit_postfilter(real_db, labels, model_db, labels, source)
+    if kind != "gv":
+        ratios = post.ratio if kind == "gv+quantile" else None
+        post = fit_quantile_postfilter(real_db, labels, model_db, labels, source, ratios)
+    store = getattr(dataset, "store", None)
+    if not calibrate or store is None:
+        return post
+    spec, n_samples = store.spectrogram, store.n_samples
+    iters = default_griffin_lim_iters(spec)
+
+    def render(db: torch.Tensor) -> np.ndarray:
+        return griffin_lim(features_to_magnitude(db, spec), spec, n_iter=iters, length=n_samples).numpy()
+
+    ones = torch.ones(real_db.shape[1], 1)
+    low, high = normalizer.denormalize(-ones)[:, 0], normalizer.denormalize(ones)[:, 0]
+    rows = getattr(dataset, "rows", None)
+    recordings = None if rows is None else (lambda idx: recorded_clips(store, np.asarray(rows)[idx]))
+    return calibrate_strength(
+        post, real_db, model_db, labels, render, spec.sample_rate, low, high, seed=seed, recordings=recordings
+    )
 
 
 def export_run(
