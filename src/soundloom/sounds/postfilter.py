@@ -325,16 +325,20 @@ def fit_quantile_postfilter(
     return PostFilter(ratios, _fit_info(source, real_labels, model_labels), quantiles)
 
 
-def _balanced(strengths: Sequence[float], curves: Sequence[tuple[Sequence[float], float]], steps: int = 61) -> float:
+def _balanced(
+    strengths: Sequence[float], curves: Sequence[tuple[Sequence[float], float]], steps: int = 61, slack_db: float = 1.0
+) -> float:
     """The strength whose largest gap to its target over ``curves`` is least: each curve is ``(floors (dB, one per
     strength), target dB)``, linear between grid points, searched on ``steps`` points from the first strength to the
-    last (the least strength on a tie). One measure's floor may keep falling where another's has passed its target:
-    a pluck whose clip average is clean can still be noisy between its harmonics."""
+    last. Among the strengths within ``slack_db`` of that least largest gap, the one with the least summed gap (then
+    the least strength): when one floor cannot be reached at any strength (a front end's own floor), the other still
+    decides. One measure's floor may keep falling where another's has passed its target: a pluck whose clip average is
+    clean can still be noisy between its harmonics."""
     grid = np.linspace(strengths[0], strengths[-1], steps)
-    worst = np.zeros(steps)
-    for floors, target in curves:
-        worst = np.maximum(worst, np.abs(np.interp(grid, strengths, floors) - target))
-    return float(grid[int(np.argmin(worst))])
+    gaps = np.stack([np.abs(np.interp(grid, strengths, floors) - target) for floors, target in curves])
+    worst, total = gaps.max(axis=0), gaps.sum(axis=0)
+    near = worst <= worst.min() + slack_db
+    return float(grid[int(np.argmin(np.where(near, total, np.inf)))])
 
 
 def calibrate_strength(

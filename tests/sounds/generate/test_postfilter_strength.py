@@ -63,7 +63,12 @@ def test_the_strength_balances_the_largest_gap_over_both_floors():
     assert _balanced(grid, [([-50.0, -55.0, -52.0], -60.0)]) == 1.0  # a stronger filter that leaks: the nearest
     # one measure wants 0.5, the other 1.5: the strength where both gaps are equal (|10 - 20 s| = |15 - 10 s|)
     both = [([-40.0, -60.0, -80.0], -50.0), ([-20.0, -30.0, -40.0], -35.0)]
-    assert _balanced(grid, both) == pytest.approx(5 / 6, abs=1e-6)
+    assert _balanced(grid, both, slack_db=0.0) == pytest.approx(5 / 6, abs=1e-6)
+    # within the slack of the least largest gap, the least summed gap decides: a floor no strength reaches (about
+    # 40 dB off everywhere, half a dB less at 0) no longer pins the strength that the other floor needs (1)
+    stuck = [([-40.5, -40.0, -39.8], -80.0), ([-20.0, -30.0, -40.0], -30.0)]
+    assert _balanced(grid, stuck, slack_db=0.0) == 0.0
+    assert _balanced(grid, stuck) == pytest.approx(1.0)
 
 
 def tones(n: int, seed: int, noise_db: float | None) -> np.ndarray:
