@@ -9,11 +9,13 @@ import json
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
 from soundloom.core.errors import ParameterError
 from soundloom.sounds import Generator
 from soundloom.sounds.levelfollow import JUMP_FLOOR_DB, window_jump_db
+from tests.cli import run_cli
 from tests.sounds.models.test_prior import FREQS, N, make_prior_runs, steady
 
 torch.set_num_threads(1)
@@ -107,3 +109,25 @@ def test_both_guards_share_one_budget(prior_run):
     )
     (c,) = both.continue_(prompt, RATE, 4 * N / RATE, label="low", seed=5, temperature=1.0)
     assert c.params["pause_redraws"] == 2 and c.params["pause_left"] is True and c.params["window_left"] is True
+
+
+def test_cli_guard_flags(prior_run, tmp_path):
+    """`--window-guard DB` is recorded; `--no-window-guard` and `--free-level` (levels as drawn) turn it off, while
+    `--free-level` leaves the pause guard on."""
+    prompt = steady(FREQS["low"], 1)[: N // 2].astype(np.float32)
+    prompt[-N // 8 :] = 0.0
+    sf.write(tmp_path / "prompt.wav", prompt, RATE, subtype="FLOAT")
+    base = ["generate", prior_run, "--continue", tmp_path / "prompt.wav", "--label", "low", "--seconds", 4 * N / RATE]
+    base += ["--griffin-lim-iters", "2", "--seed", "3"]
+    for flags, window, pause in (
+        (["--window-guard", "4"], 4.0, 10.0),
+        (["--no-window-guard"], None, 10.0),
+        (["--free-level"], None, 10.0),
+        (["--free-level", "--no-pause-guard"], None, None),
+    ):
+        out = tmp_path / "-".join(f.strip("-") for f in flags)
+        code, output = run_cli(*base, *flags, "--out", out)
+        assert code == 0, output
+        params = json.loads((out / "continue_000.json").read_text())["params"]
+        assert params.get("window_guard_db") == window and params.get("pause_guard_db") == pause, flags
+        assert params.get("follow_level") == (None if "--free-level" in flags else 3.0)

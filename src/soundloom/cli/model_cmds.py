@@ -266,7 +266,10 @@ def generate(
         3.0, help="A continuation's sounds after the prompt are kept within this many dB of the prompt's level."
     ),
     free_level: bool = typer.Option(
-        False, "--free-level", help="Leave a continuation's sounds at the level drawn (no --follow-level)."
+        False,
+        "--free-level",
+        help="Leave a continuation's sounds at the level drawn: no --follow-level (so no --follow-window either) "
+        "and no --window-guard; the pause guard stays (a long near-silence is content, not level).",
     ),
     follow_window: float = typer.Option(
         5.0, help="A continuation's adjacent training-length windows are kept within this many dB of each other."
@@ -276,7 +279,15 @@ def generate(
         10.0, help="A prior's continuation with a window this many dB below the prompt's last one is drawn again."
     ),
     no_pause_guard: bool = typer.Option(False, "--no-pause-guard", help="No --pause-guard."),
-    pause_redraws: int = typer.Option(4, help="At most this many draws again for --pause-guard."),
+    window_guard: float = typer.Option(
+        5.0,
+        help="A prior's continuation whose adjacent training-length windows are still this many dB apart after "
+        "following is drawn again.",
+    ),
+    no_window_guard: bool = typer.Option(False, "--no-window-guard", help="No --window-guard."),
+    pause_redraws: int = typer.Option(
+        4, help="At most this many draws again, for --pause-guard and --window-guard together."
+    ),
     threads: int = typer.Option(1, help=THREADS_HELP),
 ) -> None:
     """Sample, continue, interpolate or vary sounds; each file gets a JSON sidecar to recall it."""
@@ -297,6 +308,7 @@ def generate(
         follow_level=None if free_level else follow_level,
         follow_window=None if free_windows else follow_window,
         pause_guard=None if no_pause_guard else pause_guard,
+        window_guard=None if (no_window_guard or free_level) else window_guard,
         pause_redraws=pause_redraws,
     )
     if from_sidecar is not None:

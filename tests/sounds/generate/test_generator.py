@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from soundloom.cli import app
 from soundloom.cli.model_cmds import generate as generate_cmd
 from soundloom.sounds import Generator
-from soundloom.sounds.levelfollow import FOLLOW_WINDOW_DB, PAUSE_GUARD_DB, PAUSE_REDRAWS
+from soundloom.sounds.levelfollow import FOLLOW_WINDOW_DB, PAUSE_GUARD_DB, PAUSE_REDRAWS, WINDOW_GUARD_DB
 from soundloom.sounds.models import ModelFileError
 from tests.sounds.cli import run_cli
 from tests.sounds.models.synth_store import N_SAMPLES, SAMPLE_RATE, tone
@@ -295,7 +295,12 @@ def test_cli_continue_from_the_first_part_of_a_long_prompt(tiny_run, tmp_path):
 def test_cli_continuation_defaults_are_the_generators():
     """The CLI spells its defaults out (so `--help` needs no torch); they must be the Generator's."""
     defaults = {k: v.default for k, v in inspect.signature(generate_cmd).parameters.items()}
-    want = {"follow_window": FOLLOW_WINDOW_DB, "pause_guard": PAUSE_GUARD_DB, "pause_redraws": PAUSE_REDRAWS}
+    want = {
+        "follow_window": FOLLOW_WINDOW_DB,
+        "pause_guard": PAUSE_GUARD_DB,
+        "pause_redraws": PAUSE_REDRAWS,
+        "window_guard": WINDOW_GUARD_DB,
+    }
     assert {k: defaults[k].default for k in want} == want
 
 
