@@ -16,7 +16,7 @@ from soundloom.core.errors import ParameterError
 from soundloom.sounds import Generator
 from soundloom.sounds.levelfollow import JUMP_FLOOR_DB, window_jump_db
 from tests.cli import run_cli
-from tests.sounds.models.test_prior import FREQS, N, make_prior_runs, steady
+from tests.sounds.models.test_prior import FREQS, N, steady
 
 torch.set_num_threads(1)
 RATE = 8000
@@ -51,11 +51,7 @@ def test_window_jump_reads_the_grid_the_last_part_half_a_window_on_and_leaves_th
     assert window_jump_db(paced, w, half_hop=True) == pytest.approx(JUMP_FLOOR_DB - 10 * np.log10(4), abs=0.01)
 
 
-# ---- through the Generator: a tiny vqvae and prior over steady tones ---------------------------------------
-@pytest.fixture(scope="module")
-def prior_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("guard")
-    return make_prior_runs(root, takes=8, vq_epochs=2, prior_epochs=2, prior_size=(16, 1))[1]
+# ---- through the Generator: a tiny vqvae and prior over steady tones (`prior_run`, tests/sounds/conftest.py) ----
 
 
 def test_the_window_guard_redraws_records_and_renders_again(prior_run, tmp_path):

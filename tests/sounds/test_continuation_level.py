@@ -14,7 +14,7 @@ import torch
 from soundloom.core.errors import ParameterError
 from soundloom.sounds import Generator
 from soundloom.sounds.levelfollow import MAX_GAIN_DB, RAMP_S, active_level_db, follow_level
-from tests.sounds.models.test_prior import FREQS, N, make_prior_runs, steady
+from tests.sounds.models.test_prior import FREQS, N, steady
 
 torch.set_num_threads(1)
 RATE = 8000
@@ -98,12 +98,7 @@ def test_the_prompt_s_own_sound_carried_on_keeps_its_decay():
     assert not found[-1].carried and found[-1].gain_db < 0  # the new sound follows
 
 
-# ---- through the Generator: a tiny vqvae and prior over steady tones ---------------------------------------
-@pytest.fixture(scope="module")
-def prior_run(tmp_path_factory):
-    return make_prior_runs(tmp_path_factory.mktemp("follow"), takes=8, vq_epochs=2, prior_epochs=2, prior_size=(16, 1))[
-        1
-    ]
+# ---- through the Generator: a tiny vqvae and prior over steady tones (`prior_run`, tests/sounds/conftest.py) ----
 
 
 def test_a_prior_continuation_follows_the_prompt_and_recalls_from_its_sidecar(prior_run, tmp_path):

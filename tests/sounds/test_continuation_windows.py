@@ -15,7 +15,7 @@ from soundloom.core.errors import ParameterError
 from soundloom.sounds import Generator
 from soundloom.sounds.generator import redraw_seed
 from soundloom.sounds.levelfollow import WINDOW_SOUND_DB, active_level_db, follow_level, quietest_window_db
-from tests.sounds.models.test_prior import FREQS, N, make_prior_runs, steady
+from tests.sounds.models.test_prior import FREQS, N, steady
 
 torch.set_num_threads(1)
 RATE = 8000
@@ -93,11 +93,7 @@ def test_redraw_seeds_start_with_the_seed_and_differ():
     assert len(seeds) == 80 and not seeds & set(range(1000))
 
 
-# ---- through the Generator: a tiny vqvae and prior over steady tones ---------------------------------------
-@pytest.fixture(scope="module")
-def prior_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("windows")
-    return make_prior_runs(root, takes=8, vq_epochs=2, prior_epochs=2, prior_size=(16, 1))[1]
+# ---- through the Generator: a tiny vqvae and prior over steady tones (`prior_run`, tests/sounds/conftest.py) ----
 
 
 def test_the_pause_guard_redraws_records_and_renders_again(prior_run, tmp_path):
