@@ -34,6 +34,7 @@ import json
 import shutil
 import statistics
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -79,10 +80,13 @@ def refit_copy(
     if postfilter != "run":
         (dest / POSTFILTER_FILE).unlink(missing_ok=True)
     if postfilter == "fit":
+        start = time.process_time()
         post = fit_run_postfilter(gen.model, prior, data.train_set, gen.normalizer, kind=pf_kind, calibrate=calibrate)
+        cpu_s = round(time.process_time() - start, 1)
         if post is not None:
             post.save(dest)
             fitted = {"components": components, "postfilter": post.kind, "ratio": post.ratio, "strength": post.strength}
+            fitted["postfilter_cpu_s"] = cpu_s
             print(json.dumps(fitted), flush=True)
     return dest
 
