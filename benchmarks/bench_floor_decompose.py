@@ -97,7 +97,7 @@ def main() -> None:
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         copy = refit_copy(args.run, Path(tmp) / "run", 10, args.postfilter, args.postfilter_kind)
-        gen = Generator.from_run(copy, level="none")
+        gen = Generator.from_run(copy, level="raw")
         cfg, n, rate = gen.spec, gen.n_samples, gen.spec.sample_rate
         if cfg.kind != "mel":
             raise SystemExit(f"{args.run}: a mel run is needed, this one has {cfg.kind!r} features")

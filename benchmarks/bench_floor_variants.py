@@ -63,7 +63,7 @@ def main() -> None:
             "calibrated": refit_copy(args.run, Path(tmp) / "cal", 10, "fit"),
             "strength 1": refit_copy(args.run, Path(tmp) / "fitted", 10, "fit", calibrate=False),
         }
-        gens = {name: Generator.from_run(run, level="none") for name, run in variants.items()}
+        gens = {name: Generator.from_run(run, level="raw") for name, run in variants.items()}
         rate = next(iter(gens.values())).spec.sample_rate
         result = {}
         for folder in sorted(p for p in args.data.iterdir() if p.is_dir()):

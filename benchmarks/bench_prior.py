@@ -62,7 +62,7 @@ def refit_copy(
     "fit", its post-filter of ``pf_kind`` refitted on that prior, its strengths calibrated unless not ``calibrate``;
     "off": removed); returns it."""
     shutil.copytree(run, dest, ignore=shutil.ignore_patterns("checkpoints", "samples", "eval", "plots"))
-    gen = Generator.from_run(dest, level="none")
+    gen = Generator.from_run(dest, level="raw")
     info, kind = gen.info, gen.model.cfg.kind
     store = FeatureStore.open(info["store"])
     t = info["train"]
@@ -136,7 +136,7 @@ def main() -> None:
             args.postfilter_kind,
             not args.no_calibrate,
         )
-        first = Generator.from_run(next(iter(runs.values())), level="none")
+        first = Generator.from_run(next(iter(runs.values())), level="raw")
         info = first.info
         store = FeatureStore.open(info["store"])
         train_rows, val_rows = split_rows(store, info)
@@ -145,7 +145,7 @@ def main() -> None:
         ref = build_reference(first, store, val_rows, label_key, group_key, None, held)
         space = FixedFeatureSpace().fit(list(ref.clips), ref.sample_rate)
         # The classifier hears audio through the front end (and statistics) of the store it was trained on.
-        front = Generator.from_run(args.classifier_run, level="none") if args.classifier_run else first
+        front = Generator.from_run(args.classifier_run, level="raw") if args.classifier_run else first
         scorer, _, classes = classifier_scorer(args.classifier, front)
         ref_scores = scorer.audio(torch.from_numpy(ref.clips))
         train = build_reference(
@@ -166,7 +166,7 @@ def main() -> None:
             "priors": {},
         }
         for name, run in runs.items():
-            gen = Generator.from_run(run, level="none")
+            gen = Generator.from_run(run, level="raw")
             rows = []
             for seed in range(args.seeds):
                 first_item = seed * args.per_label if args.per_label else seed

@@ -258,7 +258,9 @@ def generate(
     griffin_lim_iters: Optional[int] = typer.Option(
         None, help="Griffin-Lim iterations (default: 8 for mel features, 32 for linear ones)."
     ),
-    level: str = typer.Option("peak", help="peak | loudness | none"),
+    level: str = typer.Option(
+        "peak", help="peak | loudness | none (as rendered, clipped) | raw (as rendered, unclipped: float formats)"
+    ),
     postfilter: bool = typer.Option(
         True, "--postfilter/--no-postfilter", help="Sharpen with the run's postfilter.json (when it has one)."
     ),

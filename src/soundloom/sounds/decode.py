@@ -12,7 +12,7 @@ from ..core.errors import ParameterError
 from ..core.spectral import SpectrogramConfig, features, features_to_magnitude, griffin_lim
 from ..data.stats import Normalizer
 
-LEVELS = ("peak", "loudness", "none")
+LEVELS = ("peak", "loudness", "none", "raw")
 
 
 def default_griffin_lim_iters(spec: SpectrogramConfig) -> int:
@@ -69,7 +69,9 @@ def audio_to_features(
 
 
 def finish_audio(wav: np.ndarray, from_rate: int, to_rate: int | None, level: str = "peak") -> np.ndarray:
-    """Resample ``(samples,)`` to ``to_rate`` and level it: "peak" (-1 dBFS), "loudness" (-23 LUFS) or "none"."""
+    """Resample ``(samples,)`` to ``to_rate`` and level it: "peak" (-1 dBFS), "loudness" (-23 LUFS), "none" (as
+    rendered, clipped to [-1, 1] for a file) or "raw" (as rendered, unclipped: what a measurement reads, since a
+    clipped loud kick gains a broadband floor that the model never made)."""
     if level not in LEVELS:
         raise ParameterError(f"level must be one of {LEVELS}, got {level!r}")
     # Imported here: core.levels loads pyloudnorm and so scipy.signal, about as slow to import as torch.
@@ -83,4 +85,6 @@ def finish_audio(wav: np.ndarray, from_rate: int, to_rate: int | None, level: st
         out = normalize_peak(out)
     elif level == "loudness":
         out = normalize_loudness(out, rate)
+    if level == "raw":
+        return out.astype(np.float32)
     return np.clip(out, -1.0, 1.0).astype(np.float32)

@@ -65,7 +65,7 @@ def compare_runs(
         raise ParameterError("compare needs at least one run directory")
     if speed_items < 1:
         raise ParameterError(f"speed_items must be >= 1, got {speed_items}")
-    first = Generator.from_run(run_dirs[0], griffin_lim_iters=griffin_lim_iters, level="none")
+    first = Generator.from_run(run_dirs[0], griffin_lim_iters=griffin_lim_iters, level="raw")
     info = first.info
     store = FeatureStore.open(info["store"])
     _, val_rows = split_rows(store, info)
@@ -87,7 +87,7 @@ def compare_runs(
     rows = []
     for i, run in enumerate(run_dirs):
         progress(f"compare: {Path(run).name}", 1 + i, total)
-        gen = first if i == 0 else Generator.from_run(run, griffin_lim_iters=griffin_lim_iters, level="none")
+        gen = first if i == 0 else Generator.from_run(run, griffin_lim_iters=griffin_lim_iters, level="raw")
         run_scorer = None
         if scorer is not None:
             # The same classifier, fed through this run's front end (equal to the first's on one store).

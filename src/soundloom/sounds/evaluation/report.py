@@ -206,7 +206,7 @@ def evaluate_run(
     classifier's embedding; pitch-conditioned runs also get pitch accuracy, and the f0 contour error of
     continuations of ``continuation_items`` held-out recordings (``report["continuation"]``). See :mod:`.judge`.
     """
-    gen = Generator.from_run(run_dir, griffin_lim_iters=griffin_lim_iters, level="none")
+    gen = Generator.from_run(run_dir, griffin_lim_iters=griffin_lim_iters, level="raw")
     info = gen.info
     store = FeatureStore.open(features_path or info["store"])
     label_key, group_key = info.get("label_key"), info.get("group_key")
