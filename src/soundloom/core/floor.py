@@ -15,6 +15,16 @@ from collections.abc import Sequence
 import numpy as np
 
 
+def _stft_magnitude(clip: np.ndarray, sample_rate: int) -> np.ndarray:
+    """``|STFT|`` ``(bins, frames)`` of a clip with the floors' ~32 ms Hann window (a power of two, hop a quarter),
+    zero-padded at the edges."""
+    import librosa
+
+    n_fft = int(2 ** np.ceil(np.log2(max(64, 0.032 * sample_rate))))
+    wav = np.asarray(clip, dtype=np.float32)
+    return np.abs(librosa.stft(wav, n_fft=n_fft, hop_length=n_fft // 4, pad_mode="constant"))
+
+
 def spectral_floor_db(
     clips: Sequence[np.ndarray] | np.ndarray, sample_rate: int, quantile: float | Sequence[float] = 0.1
 ) -> np.ndarray:
@@ -25,15 +35,10 @@ def spectral_floor_db(
     the median dB of the quietest ``quantile`` of bins. Silence is not trimmed: it adds no power, and a trimmed
     edge would add the broadband leakage of a step.
     """
-    import librosa
-
     qs = np.atleast_1d(np.asarray(quantile, dtype=float))
-    n_fft = int(2 ** np.ceil(np.log2(max(64, 0.032 * sample_rate))))
     out = np.empty((len(clips), len(qs)))
     for i, clip in enumerate(clips):
-        wav = np.asarray(clip, dtype=np.float32)
-        spec = librosa.stft(wav, n_fft=n_fft, hop_length=n_fft // 4, pad_mode="constant")
-        power = (np.abs(spec) ** 2).mean(axis=1)
+        power = (_stft_magnitude(clip, sample_rate) ** 2).mean(axis=1)
         db = np.sort(10 * np.log10(np.maximum(power, 1e-30) / max(float(power.max()), 1e-30)))
         for j, q in enumerate(qs):
             out[i, j] = float(np.median(db[: max(1, int(round(q * len(db))))]))
@@ -46,12 +51,9 @@ def frame_floor_db(
     """Per-clip floor inside the sounding frames ``(N,)``, dB: per frame, the ``percentile`` of its bins' dB below
     the frame's loudest bin, the median over frames whose loudest bin is within ``active_db`` of the clip's
     loudest (the same ~32 ms Hann STFT as :func:`spectral_floor_db`). A silent clip gives 0."""
-    import librosa
-
-    n_fft = int(2 ** np.ceil(np.log2(max(64, 0.032 * sample_rate))))
     out = np.zeros(len(clips))
     for i, clip in enumerate(clips):
-        mag = np.abs(librosa.stft(np.asarray(clip, dtype=np.float32), n_fft=n_fft, hop_length=n_fft // 4))
+        mag = _stft_magnitude(clip, sample_rate)
         db = 20 * np.log10(np.maximum(mag, 1e-10))
         peak = db.max(axis=0)
         active = peak >= peak.max() - active_db

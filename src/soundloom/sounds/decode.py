@@ -49,6 +49,19 @@ def features_to_audio(
     db = normalizer.denormalize(feat.detach().float().cpu())
     if postfilter is not None:
         db = postfilter(db)
+    return db_to_audio(db, spec, n_samples, n_iter, mel_method, ceiling_iters)
+
+
+def db_to_audio(
+    db: torch.Tensor,
+    spec: SpectrogramConfig,
+    n_samples: int,
+    n_iter: int | None = None,
+    mel_method: str = "fista",
+    ceiling_iters: int = 0,
+) -> torch.Tensor:
+    """Denormalised dB features ``(B, rows, frames)`` -> waveforms ``(B, n_samples)``: the inversion and
+    Griffin-Lim of :func:`features_to_audio`, for callers that already hold dB (the post-filter's calibration)."""
     mag = features_to_magnitude(db, spec, mel_method=mel_method)
     iters = default_griffin_lim_iters(spec) if n_iter is None else n_iter
     return griffin_lim(mag, spec, n_iter=iters, length=n_samples, ceiling_iters=ceiling_iters)

@@ -41,7 +41,7 @@ from .levelfollow import (
     window_level_db,
 )
 from .models import ModelFileError, build_model, config_from_dict, load_safetensors, load_state, protocol
-from .postfilter import PostFilter
+from .postfilter import PostFilter, clip_range
 from .runfiles import CONFIG_FILE, MODEL_FILE, STATS_FILE, file_sha256, read_run_info
 
 PRIORS = ("fitted", "standard")
@@ -325,8 +325,7 @@ class Generator:
         post = self.postfilter
         if post is None:
             return None
-        ones = torch.ones(self.normalizer.mean.shape[0] if self.normalizer.mean is not None else 1, 1)
-        low, high = self.normalizer.denormalize(-ones)[:, 0], self.normalizer.denormalize(ones)[:, 0]
+        low, high = clip_range(self.normalizer)
 
         def apply(db: torch.Tensor) -> torch.Tensor:
             if from_frame <= 0:

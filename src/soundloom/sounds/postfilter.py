@@ -49,6 +49,7 @@ import torch
 from ..core.atomic import write_json
 from ..core.errors import ModelFileError, ParameterError
 from ..core.floor import frame_floor_db, spectral_floor_db
+from ..data.stats import Normalizer
 
 POSTFILTER_FILE = "postfilter.json"
 FORMAT = "soundloom-postfilter"
@@ -75,6 +76,13 @@ STRENGTHS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
 # single tenth, so that the fit does not merely agree with the one number the report prints.
 CALIBRATION_QUANTILES = (0.05, 0.1, 0.2)
 CALIBRATION_ITEMS = 32  # training items a class rendered per strength (seeded pick)
+
+
+def clip_range(normalizer: Normalizer) -> tuple[torch.Tensor, torch.Tensor]:
+    """The dB range ``(low, high)``, each ``(rows,)`` (one row for a row-independent normaliser), that the
+    normaliser represents: the clip range of :meth:`PostFilter.apply`."""
+    ones = torch.ones(normalizer.mean.shape[0] if normalizer.mean is not None else 1, 1)
+    return normalizer.denormalize(-ones)[:, 0], normalizer.denormalize(ones)[:, 0]
 
 
 def frame_spread_db(db: torch.Tensor, active_db: float = ACTIVE_DB) -> float:

@@ -137,19 +137,18 @@ def test_a_floor_set_replaces_the_held_out_clips_for_the_floor(real):
     clips, labels, space = real
     gen, gen_labels = labelled_tones(30, seed=3)
     noisy, noisy_labels = labelled_tones(5, seed=6, noise_db=-30.0)  # a floor set judged alone: its own labels
-    result = F.compare_sets(
-        clips, gen, labels, gen_labels, space, sample_rate=SR, splits=1, ndb_bins=4, floor=(noisy, noisy, noisy_labels)
-    )
+    common = dict(sample_rate=SR, splits=1, ndb_bins=4)
+    result = F.compare_sets(clips, gen, labels, gen_labels, space, **common, floor_set=(noisy, noisy, noisy_labels))
     floor = result["spectral_floor"]
     assert floor["n_real"] == 10 and all(v["n_real"] == 5 for v in floor["per_class"].values())
     assert all(v["delta_db"] < -20 and v["delta_raw_db"] < -20 for v in floor["per_class"].values())
     assert all(v["delta_frame_raw_db"] < -10 for v in floor["per_class"].values())  # inside the frames too
     without_recordings = F.compare_sets(
-        clips, gen, labels, gen_labels, space, sample_rate=SR, splits=1, ndb_bins=4, floor=(noisy, None, noisy_labels)
+        clips, gen, labels, gen_labels, space, **common, floor_set=(noisy, None, noisy_labels)
     )
     assert "delta_raw_db" not in without_recordings["spectral_floor"]["per_class"]["low"]
     with pytest.raises(ParameterError, match="differ in number"):
-        F.compare_sets(clips, gen, labels, gen_labels, space, sample_rate=SR, splits=1, floor=(noisy, None, ["low"]))
+        F.compare_sets(clips, gen, labels, gen_labels, space, **common, floor_set=(noisy, None, ["low"]))
 
 
 def test_compare_sets_fits_an_unfitted_space_on_real_only():

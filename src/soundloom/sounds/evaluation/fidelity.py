@@ -224,7 +224,7 @@ def compare_sets(
     splits: int = 5,
     seed: int = 0,
     real_raw: Clips | None = None,
-    floor: tuple[Clips, Clips | None, Sequence] | None = None,
+    floor_set: tuple[Clips, Clips | None, Sequence] | None = None,
 ) -> dict:
     """Judge generated clips against real reference clips in a fixed feature space.
 
@@ -241,7 +241,7 @@ def compare_sets(
         real_raw: the same real clips as recorded (not through the front end), one per ``real`` clip: the
             spectral floor is then also given against them (``raw_db``, ``delta_raw_db``), what a listener
             compares with; the resynthesised ``real`` clips carry the front end's own floor.
-        floor: ``(rendered, recorded or None, labels)``, a larger real set the spectral floor is judged on
+        floor_set: ``(rendered, recorded or None, labels)``, a larger real set the spectral floor is judged on
             instead of ``real`` / ``real_raw`` (a class's floors spread too widely for a few held-out clips).
     Returns:
         JSON-ready dict: ``space``, ``frechet``, ``ndb``, ``precision_recall`` (overall, per class
@@ -278,8 +278,8 @@ def compare_sets(
     div_overall["ratio"] = div_overall["generated"] / max(div_overall["real"], 1e-12)
     div = {"overall": div_overall, "per_class": diversity_by_class(emb_r, emb_g, lr, lg)}
 
-    floor_rendered, floor_recorded, floor_labels = floor if floor is not None else (real, real_raw, lr)
-    if real_raw is not None and floor is None and len(real_raw) != len(real):
+    floor_rendered, floor_recorded, floor_labels = floor_set if floor_set is not None else (real, real_raw, lr)
+    if real_raw is not None and floor_set is None and len(real_raw) != len(real):
         raise ParameterError(f"real_raw has {len(real_raw)} clips, real has {len(real)}")
     lf = np.asarray([str(x) for x in floor_labels])
     if len(lf) != len(floor_rendered) or (floor_recorded is not None and len(floor_recorded) != len(lf)):

@@ -157,14 +157,18 @@ def build_reference(
     pitches = None
     if getattr(gen.model, "pitch_conditioned", False) and "pitch" in store.label_names():
         pitches = np.array([int(p) for p in store.labels("pitch")])[rows]
+    picked = floor_rows(store, rows, label_key, floor_per_class) if floor_per_class > 0 else rows[:0]
+    # Each file read once: the held-out items' recordings and the floor set's (which holds most of them).
+    both = np.union1d(rows, picked)
+    recordings = recorded_clips(store, both) if recorded else None
+    raw = None if recordings is None else recordings[np.searchsorted(both, rows)]
     floor = None
     if floor_per_class > 0:
-        picked = floor_rows(store, rows, label_key, floor_per_class)
         floor_feat = torch.from_numpy(store.normalized(picked))
         names = np.asarray(store.labels(label_key), dtype=object)[picked] if label_key else ["all"] * len(picked)
         floor = FloorSet(
             render_features(gen, floor_feat, griffin_lim_iters).numpy().astype(np.float32),
-            recorded_clips(store, picked) if recorded else None,
+            None if recordings is None else recordings[np.searchsorted(both, picked)],
             [str(v) for v in names],
             int(np.isin(picked, rows).sum()),
         )
@@ -177,7 +181,7 @@ def build_reference(
         feat,
         group_key,
         sorted(heldout_groups),
-        recorded_clips(store, rows) if recorded else None,
+        raw,
         floor,
     )
 
@@ -438,7 +442,7 @@ def judge(
         groups_real=ref.groups,
         seed=seed,
         real_raw=None if ref.raw is None else list(ref.raw),
-        floor=None if ref.floor is None else (ref.floor.rendered, ref.floor.recorded, ref.floor.labels),
+        floor_set=None if ref.floor is None else (ref.floor.rendered, ref.floor.recorded, ref.floor.labels),
     )
     fixed.pop("space")  # the same for every set: reported once by the caller
     pitch = pitch_measures(ref, made) if made.pitches is not None and ref.pitches is not None else None

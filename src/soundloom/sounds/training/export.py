@@ -19,11 +19,10 @@ from torch.utils.data import Dataset
 
 from ...core.atomic import write_json
 from ...core.errors import ParameterError
-from ...core.spectral import features_to_magnitude, griffin_lim
 from ...data.prepare import recorded_clips
 from ...data.stats import Normalizer
 from .. import latent_prior
-from ..decode import default_griffin_lim_iters
+from ..decode import db_to_audio
 from ..models import get_kind, save_safetensors
 from ..models.protocol import decode_latent, encode_latent, output
 from ..postfilter import (
@@ -31,6 +30,7 @@ from ..postfilter import (
     KINDS,
     PostFilter,
     calibrate_strength,
+    clip_range,
     fit_postfilter,
     fit_quantile_postfilter,
 )
@@ -182,13 +182,11 @@ def fit_run_postfilter(
     if not calibrate or store is None:
         return post
     spec, n_samples = store.spectrogram, store.n_samples
-    iters = default_griffin_lim_iters(spec)
 
     def render(db: torch.Tensor) -> np.ndarray:
-        return griffin_lim(features_to_magnitude(db, spec), spec, n_iter=iters, length=n_samples).numpy()
+        return db_to_audio(db, spec, n_samples).numpy()
 
-    ones = torch.ones(real_db.shape[1], 1)
-    low, high = normalizer.denormalize(-ones)[:, 0], normalizer.denormalize(ones)[:, 0]
+    low, high = clip_range(normalizer)
     rows = getattr(dataset, "rows", None)
     recordings = None if rows is None else (lambda idx: recorded_clips(store, np.asarray(rows)[idx]))
     return calibrate_strength(
