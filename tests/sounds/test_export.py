@@ -226,3 +226,23 @@ def test_killed_export_leaves_no_export_or_the_whole_one(tiny_run, tmp_path):
     assert any(result.killed_running), "no run was killed while running: the delays are too long here"
     assert result.children_left == [] and result.temp_files == [], result
     assert tree_digest(out) == reference and len(states) == 3
+
+
+def test_example_fade_in_matches_soundloom(tiny_run, tmp_path):
+    """The example fades each decoded sound in as soundloom renders it (the class's, else the all-class fade)."""
+    import runpy
+
+    from soundloom.sounds.postfilter import PostFilter
+
+    paths = export_run(tiny_run, tmp_path / "onnx", fmt="onnx")
+    info = json.loads(paths["json"].read_text())
+    info["postfilter"]["fade_in_s"] = {"*": 0.002, "b": 0.01}
+    paths["json"].write_text(json.dumps(info))
+    example = runpy.run_path(str(paths["example"]), run_name="example")
+    post = PostFilter.from_dict(info["postfilter"])
+    wav = np.random.default_rng(0).uniform(-1, 1, 2048).astype(np.float32)
+    for label in ("b", "a", None):
+        ref = post.fade(wav[None], [label], info["sample_rate"])[0]
+        got = example["fade_in"](wav, label)
+        np.testing.assert_allclose(got, ref, atol=1e-6)
+        assert (got != wav).any()

@@ -209,6 +209,11 @@ def export_description(gen: Generator, inputs: tuple[torch.Tensor, ...], names: 
                 "shift each item",
             )
         invert[1] = invert[1].replace("; shift each item", strength + "; shift each item")
+        if post.fade_in_s is not None:
+            invert.append(
+                "audio[:n] *= sin(0.5 * pi * (arange(n) + 0.5) / n) ** 2 with n = round(postfilter.fade_in_s[label] "
+                "* sample_rate) ('*' for none or a label not there): the fade-in the class's recordings start with"
+            )
     if waveform:
         outputs = [{"name": "audio", "shape": ["batch", int(gen.n_samples)], "dtype": "float32", "units": "[-1, 1]"}]
         invert = ["audio = output 'audio' (batch, n_samples) at sample_rate: no phase reconstruction"]
@@ -282,6 +287,15 @@ def postfilter(db, label):
     return np.clip(out, low[:, None], high[:, None])
 
 
+def fade_in(wav, label):
+    """The fade-in the class's recordings start with (postfilter.fade_in_s, seconds), as soundloom renders it."""
+    fades = (info.get("postfilter") or {}).get("fade_in_s") or {}
+    n = min(len(wav), round(fades.get(label, fades.get("*", 0.0)) * info["sample_rate"]))
+    out = np.array(wav, copy=True)
+    out[:n] *= (np.sin(0.5 * np.pi * (np.arange(n) + 0.5) / max(n, 1)) ** 2).astype(out.dtype)
+    return out
+
+
 def main():
     import librosa
     import onnxruntime as ort
@@ -320,6 +334,7 @@ def main():
             mag = 10 ** (d / 20)
         wav = librosa.griffinlim(mag, n_iter=32, hop_length=spec["hop_length"], win_length=win,
                                  window=spec.get("window", "hann"), n_fft=spec["n_fft"], length=info["n_samples"])
+        wav = fade_in(wav, label)
         wav = 0.9 * wav / max(1e-9, float(np.abs(wav).max()))
         sf.write(out / f"decoded_{i}.wav", wav.astype(np.float32), info["sample_rate"])
     print("wrote", out)

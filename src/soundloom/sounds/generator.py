@@ -336,12 +336,13 @@ class Generator:
 
     def _to_audio(self, decoded: torch.Tensor, length: int, labels: list[str | None]) -> np.ndarray:
         """Decoded items ``(B, rows, frames)`` or ``(B, samples)`` -> waveforms ``(B, length)`` at the model's rate;
-        ``labels`` (one per item) choose each item's post-filter ratio."""
+        ``labels`` (one per item) choose each item's post-filter ratio and fade-in."""
         if protocol.output(self.model) == "waveform":
             return decoded.detach().float().cpu().numpy()[:, :length]
-        return features_to_audio(
+        wav = features_to_audio(
             decoded, self.normalizer, self.spec, length, self.griffin_lim_iters, self._sharpen(labels)
         ).numpy()
+        return wav if self.postfilter is None else self.postfilter.fade(wav, labels, self.spec.sample_rate)
 
     def _length(self, seconds: float | None) -> int:
         return self.n_samples if seconds is None else int(round(float(seconds) * self.spec.sample_rate))

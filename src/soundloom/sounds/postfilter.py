@@ -29,6 +29,14 @@ demo's bells) and over-cleans another by as much (plucks). :func:`calibrate_stre
 strength on the training split so that the model's rendered floors (:mod:`soundloom.core.floor`: the clip's
 average spectrum and inside its sounding frames) come as near as both can to the training items' recordings.
 
+A rendered one-shot starts wherever Griffin-Lim puts its first samples. A model whose first frame is louder than a
+recording's fade-in (a blurred onset) starts at a tenth of its peak or more, and that step at sample 0 is a click: its
+broadband splatter becomes the clip's spectral floor (the demo's rising sweeps read 27 dB noisier than recorded, and
+not one of their later frames does). So calibration also measures how each class's recordings begin
+(:func:`onset_seconds`: the time until the waveform first reaches :data:`ONSET_DB` below its peak) and gives the
+class's renders a fade-in of that length (``"fade_in_s"`` in the file; :func:`fade_in`). A class whose recordings
+start at full level (a plucked string's burst) gets none.
+
 The ratios live beside the weights in ``postfilter.json``; a run without the file renders as before::
 
     pf = PostFilter.load(run_dir)          # None when the run has none
@@ -76,6 +84,32 @@ STRENGTHS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
 # single tenth, so that the fit does not merely agree with the one number the report prints.
 CALIBRATION_QUANTILES = (0.05, 0.1, 0.2)
 CALIBRATION_ITEMS = 32  # training items a class rendered per strength (seeded pick)
+# A recording's onset ends where its waveform first reaches this level below its peak; fade-ins are capped at
+# MAX_FADE_IN_S, beyond which a slow swell is the sound itself (the model's frames carry it) and not a click to avoid.
+ONSET_DB = -20.0
+MAX_FADE_IN_S = 0.02
+
+
+def onset_seconds(clips: Sequence[np.ndarray] | np.ndarray, sample_rate: int, level_db: float = ONSET_DB) -> np.ndarray:
+    """Per clip ``(N,)``: seconds from its first sample to the first whose magnitude reaches ``level_db`` below the
+    clip's peak (0 for a silent clip)."""
+    out = np.zeros(len(clips))
+    for i, clip in enumerate(clips):
+        mag = np.abs(np.asarray(clip, dtype=np.float64))
+        peak = float(mag.max()) if mag.size else 0.0
+        if peak > 0:
+            out[i] = int(np.argmax(mag >= peak * 10 ** (level_db / 20))) / sample_rate
+    return out
+
+
+def fade_in(wav: np.ndarray, samples: Sequence[int]) -> np.ndarray:
+    """Waveforms ``(B, samples)``, item ``i``'s first ``samples[i]`` samples faded in (a sin² ramp from 0); a copy."""
+    out = np.array(wav, copy=True)
+    for i, n in enumerate(samples):
+        n = min(int(n), out.shape[-1])
+        if n > 0:
+            out[i, :n] *= (np.sin(0.5 * np.pi * (np.arange(n) + 0.5) / n) ** 2).astype(out.dtype)
+    return out
 
 
 def clip_range(normalizer: Normalizer) -> tuple[torch.Tensor, torch.Tensor]:
@@ -132,6 +166,7 @@ class PostFilter:
     info: dict = field(default_factory=dict)
     quantiles: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None
     strength: dict[str, float] | None = None  # per class, see the module docstring; None: 1 for every class
+    fade_in_s: dict[str, float] | None = None  # per class, seconds (see the module docstring); None: no fade-in
 
     @property
     def kind(self) -> str:
@@ -171,6 +206,21 @@ class PostFilter:
             return self.strength[str(label)]
         return self.strength.get(ALL, 1.0)
 
+    def fade_in_for(self, label: str | None) -> float:
+        """The fade-in (s) of ``label``: its own, else the all-class one, else 0."""
+        if self.fade_in_s is None:
+            return 0.0
+        if label is not None and str(label) in self.fade_in_s:
+            return self.fade_in_s[str(label)]
+        return self.fade_in_s.get(ALL, 0.0)
+
+    def fade(self, wav: np.ndarray, labels: list[str | None], sample_rate: int) -> np.ndarray:
+        """Rendered one-shots ``(B, samples)`` at ``sample_rate`` Hz, each with its class's fade-in (unchanged when the
+        file has none)."""
+        if self.fade_in_s is None:
+            return wav
+        return fade_in(wav, [round(self.fade_in_for(lab) * sample_rate) for lab in labels])
+
     def apply(
         self, db: torch.Tensor, labels: list[str | None], low_db: torch.Tensor, high_db: torch.Tensor
     ) -> torch.Tensor:
@@ -197,6 +247,8 @@ class PostFilter:
     # ---- files -------------------------------------------------------------------------------
     def to_dict(self) -> dict:
         extra = {} if self.strength is None else {"strength": dict(self.strength)}
+        if self.fade_in_s is not None:
+            extra["fade_in_s"] = dict(self.fade_in_s)
         if self.quantiles is None:
             return {"format": FORMAT, "version": 1, "ratio": dict(self.ratio), **extra, **self.info}
 
@@ -243,10 +295,15 @@ class PostFilter:
                 strength = {str(k): float(v) for k, v in d["strength"].items()}
                 if not all(math.isfinite(v) and 0 <= v <= 10 for v in strength.values()):
                     raise ValueError("strengths must be finite and within 0..10")
+            fades = None
+            if "fade_in_s" in d:
+                fades = {str(k): float(v) for k, v in d["fade_in_s"].items()}
+                if not all(math.isfinite(v) and 0 <= v <= 1 for v in fades.values()):
+                    raise ValueError("fade-ins must be finite and within 0..1 s")
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise ModelFileError(where or POSTFILTER_FILE, f"malformed post-filter ({exc})") from exc
-        skip = ("format", "version", "kind", "ratio", "quantiles", "strength")
-        return cls(ratio, {k: v for k, v in d.items() if k not in skip}, quantiles, strength)
+        skip = ("format", "version", "kind", "ratio", "quantiles", "strength", "fade_in_s")
+        return cls(ratio, {k: v for k, v in d.items() if k not in skip}, quantiles, strength, fades)
 
     @classmethod
     def load(cls, run_dir: str | os.PathLike) -> PostFilter | None:
@@ -374,6 +431,8 @@ def calibrate_strength(
     and once per strength. Two floors are matched at once (:func:`_balanced`), each the median over a class's
     items: the clip's average spectrum (:func:`~soundloom.core.floor.spectral_floor_db`, the mean over
     :data:`CALIBRATION_QUANTILES`) and inside its sounding frames (:func:`~soundloom.core.floor.frame_floor_db`).
+    With recordings, each class first gets the fade-in its recordings start with (the median over its picked items of
+    :func:`onset_seconds`, at most :data:`MAX_FADE_IN_S`; ``fade_in_s``), and the trials are measured faded.
     The chosen strengths and the floors behind them are recorded in ``info["calibration"]``.
     """
     if not len(strengths) or list(strengths) != sorted(strengths) or strengths[0] < 0:
@@ -397,10 +456,19 @@ def calibrate_strength(
 
     recorded = recordings(rows) if recordings is not None else None
     real = floors(recorded if recorded is not None else render(real_db[sub].float()))
+    fades = None
+    if recorded is not None:  # each class's fade-in: the median onset of its picked recordings
+        onsets = onset_seconds(list(recorded), sample_rate)
+        fades = {
+            lab: round(min(float(np.median(onsets[[at[int(r)] for r in idx]])), MAX_FADE_IN_S), 4)
+            for lab, idx in picks.items()
+        }
+    faded = PostFilter(post.ratio, fade_in_s=fades)
     made = []
     for k in strengths:
         trial = PostFilter(post.ratio, post.info, post.quantiles, {ALL: float(k)})
-        made.append(floors(render(trial.apply(model_db[sub].double(), sub_labels, low_db, high_db).float())))
+        wav = render(trial.apply(model_db[sub].double(), sub_labels, low_db, high_db).float())
+        made.append(floors(faded.fade(wav, sub_labels, sample_rate)))
     chosen, record = {}, {}
     for lab, idx in picks.items():
         pos = [at[int(r)] for r in idx]
@@ -420,4 +488,4 @@ def calibrate_strength(
         "quantiles": list(CALIBRATION_QUANTILES),
     }
     info = {**post.info, "calibration": {**calibration, "per_class": record}}
-    return PostFilter(post.ratio, info, post.quantiles, chosen)
+    return PostFilter(post.ratio, info, post.quantiles, chosen, fades)
