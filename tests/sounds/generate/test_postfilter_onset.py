@@ -102,3 +102,16 @@ def test_the_generator_fades_in_what_it_renders(prior_run):
         x, y = np.asarray(a.audio).ravel(), np.asarray(b.audio).ravel()
         assert np.abs(x[:4]).max() > 0 and np.abs(y[:4]).max() < 0.01 * np.abs(x[:4]).max() + 1e-9
         np.testing.assert_array_equal(x[n:], y[n:])
+
+
+def test_the_evaluation_renders_its_reference_with_the_same_fade_in(prior_run):
+    from soundloom.sounds.evaluation.judge import render_features
+
+    gen = Generator.from_run(prior_run, level="raw")
+    gen.postfilter = PostFilter({ALL: 1.0}, fade_in_s={ALL: 0.01})
+    feat = gen.decode_many([gen.draw_latents(1, "low", 1.0, s)[0] for s in range(2)], ["low", "low"])
+    plain = render_features(gen, feat, None).numpy()
+    faded = render_features(gen, feat, None, labels=["x", "x"]).numpy()
+    n = round(0.01 * gen.spec.sample_rate)
+    assert np.abs(faded[:, :4]).max() < 0.01 * np.abs(plain[:, :4]).max()
+    np.testing.assert_array_equal(plain[:, n:], faded[:, n:])

@@ -119,14 +119,21 @@ class GeneratedSet:
         return float(self.clips.shape[0] * self.clips.shape[1] / self.sample_rate)
 
 
-def render_features(gen: Generator, feat: torch.Tensor, iters: int | None, chunk: int = 128) -> torch.Tensor:
-    """Batched Griffin-Lim of normalised features ``(N, rows, frames)`` -> ``(N, samples)`` (no levelling)."""
-    return torch.cat(
+def render_features(
+    gen: Generator, feat: torch.Tensor, iters: int | None, chunk: int = 128, labels: Sequence[str] | None = None
+) -> torch.Tensor:
+    """Batched Griffin-Lim of normalised features ``(N, rows, frames)`` -> ``(N, samples)`` (no levelling). With
+    ``labels`` (one per item), each item starts with the fade-in the run gives its class's sounds (its post-filter's
+    ``fade_in_s``), so that a reference differs from generated sounds by its features, not by how it is rendered."""
+    wav = torch.cat(
         [
             features_to_audio(feat[i : i + chunk], gen.normalizer, gen.spec, gen.n_samples, iters)
             for i in range(0, len(feat), chunk)
         ]
     )
+    if labels is None or gen.postfilter is None:
+        return wav
+    return torch.from_numpy(gen.postfilter.fade(wav.numpy(), list(labels), gen.spec.sample_rate))
 
 
 @torch.no_grad()
@@ -148,8 +155,9 @@ def build_reference(
     if len(rows) < 4:
         raise ParameterError(f"{store.path}: the reference needs at least 4 held-out items, got {len(rows)}")
     feat = torch.from_numpy(store.normalized(rows))
-    clips = render_features(gen, feat, griffin_lim_iters).numpy().astype(np.float32)
     labels = [str(v) for v in np.asarray(store.labels(label_key), dtype=object)[rows]] if label_key else None
+    clips = render_features(gen, feat, griffin_lim_iters, labels=labels or ["all"] * len(rows))
+    clips = clips.numpy().astype(np.float32)
     groups = None
     if group_key:
         g = [str(v) for v in np.asarray(store.labels(group_key), dtype=object)[rows]]
@@ -167,7 +175,9 @@ def build_reference(
         floor_feat = torch.from_numpy(store.normalized(picked))
         names = np.asarray(store.labels(label_key), dtype=object)[picked] if label_key else ["all"] * len(picked)
         floor = FloorSet(
-            render_features(gen, floor_feat, griffin_lim_iters).numpy().astype(np.float32),
+            render_features(gen, floor_feat, griffin_lim_iters, labels=[str(v) for v in names])
+            .numpy()
+            .astype(np.float32),
             None if recordings is None else recordings[np.searchsorted(both, picked)],
             [str(v) for v in names],
             int(np.isin(picked, rows).sum()),
