@@ -113,6 +113,8 @@ def test_example_postfilter_matches_soundloom(tiny_run, tmp_path):
     info = json.loads(paths["json"].read_text())
     info["postfilter"]["ratio"] = {"*": 1.3, "a": 1.0, "b": 1.7, "c": 1.2}
     info["postfilter"]["strength"] = {"*": 0.8, "a": 1.0, "b": 1.5, "c": 0.0}
+    assert info["postfilter"]["envelope_rows"] % 2 == 1  # export stretches about the envelope
+    info["postfilter"]["envelope_rows"] = 5
     paths["json"].write_text(json.dumps(info))
     example = runpy.run_path(str(paths["example"]), run_name="example")  # functions only: main() not run
     gen = Generator.from_run(tiny_run)

@@ -197,7 +197,8 @@ def export_description(gen: Generator, inputs: tuple[torch.Tensor, ...], names: 
             strength = ""
         invert.insert(
             1,
-            "postfilter (soundloom renders with it): per frame m = mean of db over rows; db = m + r * (db - m) "
+            "postfilter (soundloom renders with it): per frame m = mean of db over rows (with postfilter.envelope_rows"
+            " = e: per row, the mean of the e rows centred on it, edge rows repeated); db = m + r * (db - m) "
             "with r = postfilter.ratio[label] ('*' for none); shift each item by one dB offset to its power before; "
             "clip per row to the statistics' range (normalised -1..1)",
         )
@@ -260,12 +261,17 @@ info = json.loads((here / "export.json").read_text())
 
 
 def postfilter(db, label):
-    """The run's post-filter, as soundloom renders: dB (rows, frames) sharpened about each frame's mean."""
+    """The run's post-filter, as soundloom renders: dB (rows, frames) sharpened about its spectral envelope."""
     pf = info.get("postfilter")
     if not pf:
         return db
     r = pf["ratio"].get(label, pf["ratio"]["*"])
-    m = db.mean(axis=0, keepdims=True)
+    e = pf.get("envelope_rows")  # the centre: each row's local mean over e rows (edge rows repeated), else the frame's
+    if e:
+        padded = np.pad(db, ((e // 2, e // 2), (0, 0)), mode="edge")
+        m = np.stack([padded[i : i + e].mean(axis=0) for i in range(len(db))])
+    else:
+        m = db.mean(axis=0, keepdims=True)
     out = m + r * (db - m)
     q = pf.get("quantiles")
     if q:  # kind "quantile": each row's dB below the frame peak mapped to the real quantiles, never raised

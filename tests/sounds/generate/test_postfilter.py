@@ -116,3 +116,27 @@ def test_generate_cli_switches_it_off(tiny_run, tmp_path):
         runs[name] = json.loads(sidecar.read_text())
     assert runs["on"]["params"]["postfilter"] is True
     assert "postfilter" not in runs["off"]["params"]
+
+
+def test_the_envelope_centre_deepens_valleys_and_keeps_the_tilt(tmp_path):
+    """About the frame mean a falling spectrum's top rows count as deviation and the stretch dulls the sound; about
+    the envelope only the ripple between partials is stretched."""
+    rows = torch.arange(64, dtype=torch.float64)
+    ripple = 5.0 * (-1.0) ** rows  # partials and the valleys between them
+    db = (-60.0 * rows / 63 + ripple)[None, :, None].repeat(1, 1, 4)  # (1, 64, 4), falling 60 dB to the top
+    mean = PostFilter({ALL: 1.5})._stretch(db, [None])
+    env = PostFilter({ALL: 1.5}, envelope_rows=9)._stretch(db, [None])
+    tilt = lambda x: float(x[0, 4:12, 0].mean() - x[0, 52:60, 0].mean())  # noqa: E731  (away from the edges)
+    assert tilt(mean) > tilt(db) + 10  # the top rows pushed down: duller
+    assert abs(tilt(env) - tilt(db)) < 1.0
+    depth = lambda x: float((x[0, 10:54:2, 0] - x[0, 11:55:2, 0]).mean())  # noqa: E731
+    assert depth(env) == pytest.approx(1.5 * depth(db), rel=0.1)
+    post = fit_postfilter(db, ["a"], db - 0.5 * ripple[None, :, None], ["a"], "test", envelope_rows=9)
+    assert post.envelope_rows == 9 and post.ratio["a"] > 1.5  # the model's ripple is half the real one's
+    post.save(tmp_path)
+    assert PostFilter.load(tmp_path).envelope_rows == 9
+    record = json.loads((tmp_path / POSTFILTER_FILE).read_text())
+    record["envelope_rows"] = 4
+    (tmp_path / POSTFILTER_FILE).write_text(json.dumps(record))
+    with pytest.raises(ModelFileError, match="odd positive"):
+        PostFilter.load(tmp_path)

@@ -9,7 +9,7 @@ import torch
 
 from soundloom.core.errors import ModelFileError
 from soundloom.core.floor import spectral_floor_db
-from soundloom.core.spectral import SpectrogramConfig, features, features_to_magnitude, griffin_lim
+from soundloom.core.spectral import features, features_to_magnitude, griffin_lim
 from soundloom.sounds.generator import Generator
 from soundloom.sounds.postfilter import (
     ALL,
@@ -21,11 +21,9 @@ from soundloom.sounds.postfilter import (
     fit_quantile_postfilter,
     onset_seconds,
 )
+from tests.sounds.generate.test_postfilter_strength import HIGH, LOW, SPEC, SR
 
 torch.set_num_threads(1)
-SR = 8000
-SPEC = SpectrogramConfig(sample_rate=SR, n_fft=256, hop_length=64, kind="db")
-LOW, HIGH = torch.full((129,), -100.0), torch.full((129,), 20.0)
 
 
 def sweeps(n: int, seed: int, fade_s: float) -> np.ndarray:

@@ -31,6 +31,7 @@ from ..postfilter import (
     PostFilter,
     calibrate_strength,
     clip_range,
+    envelope_rows_for,
     fit_postfilter,
     fit_quantile_postfilter,
 )
@@ -174,10 +175,11 @@ def fit_run_postfilter(
         labels += [model.cfg.labels[int(v)] if n_classes and int(v) >= 0 else None for v in lab]
     real_db, model_db = normalizer.denormalize(torch.cat(real)), normalizer.denormalize(torch.cat(made))
     source = "samples of the fitted prior, temperature 1" if gaussian else "reconstructions"
-    post = fit_postfilter(real_db, labels, model_db, labels, source)
+    envelope = envelope_rows_for(real_db.shape[1])
+    post = fit_postfilter(real_db, labels, model_db, labels, source, envelope_rows=envelope)
     if kind != "gv":
         ratios = post.ratio if kind == "gv+quantile" else None
-        post = fit_quantile_postfilter(real_db, labels, model_db, labels, source, ratios)
+        post = fit_quantile_postfilter(real_db, labels, model_db, labels, source, ratios, envelope_rows=envelope)
     store = getattr(dataset, "store", None)
     if not calibrate or store is None:
         return post
