@@ -125,7 +125,8 @@ def demo_steps(out: Path, train_minutes: float, quick: bool) -> list[Step]:
             "evaluate: recognition accuracy, diversity and FD next to real held-out clips",
             [
                 ["eval", run, "--temperatures", "1.0" if q else "0.8,1.0", "--json"]
-                + (["--n-per-label", "3"] if q else [])
+                # 16 a class, not the 4 held out: each class's floor and recognition then rest on 16 sounds
+                + ["--n-per-label", "3" if q else "16"]
             ],
             15 if q else 60,
             stdout_to=out / "eval" / "sounds.json",
