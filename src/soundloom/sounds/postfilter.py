@@ -38,11 +38,11 @@ average spectrum and inside its sounding frames) come as near as both can to the
 
 A rendered one-shot starts wherever Griffin-Lim puts its first samples. A model whose first frame is louder than a
 recording's fade-in (a blurred onset) starts at a tenth of its peak or more, and that step at sample 0 is a click: its
-broadband splatter becomes the clip's spectral floor (the demo's rising sweeps read 27 dB noisier than recorded, and
-not one of their later frames does). So calibration also measures how each class's recordings begin
-(:func:`onset_seconds`: the time until the waveform first reaches :data:`ONSET_DB` below its peak) and gives the
-class's renders a fade-in of that length (``"fade_in_s"`` in the file; :func:`fade_in`). A class whose recordings
-start at full level (a plucked string's burst) gets none.
+broadband splatter becomes the clip's spectral floor (the demo's rising sweeps read 27 dB noisier than recorded, where
+the rest of each clip mostly stays far below it in the top band). So calibration also measures how each class's
+recordings begin (:func:`onset_seconds`: the time until the waveform first reaches :data:`ONSET_DB` below its peak)
+and gives the class's renders a fade-in of that length (``"fade_in_s"`` in the file; :func:`fade_in`). A class whose
+recordings start at full level (a plucked string's burst) gets none.
 
 The ratios live beside the weights in ``postfilter.json``; a run without the file renders as before::
 
