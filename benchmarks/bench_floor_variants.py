@@ -21,30 +21,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from soundloom.core.floor import frame_floor_db
+from soundloom.core.floor import frame_floor_db, spectral_floor_db
 from soundloom.core.io import load_audio
 from soundloom.sounds.generator import Generator
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_prior import refit_copy  # noqa: E402
 
-MEASURES = (("q0.10 at 32 ms (eval)", 512, 0.10), ("q0.05 at 64 ms", 1024, 0.05), ("q0.25 at 16 ms", 256, 0.25))
+MEASURES = (("q0.10 at 32 ms (eval)", 0.032, 0.10), ("q0.05 at 64 ms", 0.064, 0.05), ("q0.25 at 16 ms", 0.016, 0.25))
 
 
 def floors(clips: list[np.ndarray], rate: int) -> dict[str, float]:
-    """Median over clips of each clip-average measure (STFT sizes for 16 kHz, scaled to ``rate``) and the in-frame."""
-    import librosa
-
-    out = {}
-    for name, n_fft_16k, q in MEASURES:
-        n_fft = max(64, int(n_fft_16k * rate / 16000))
-        vals = []
-        for x in clips:
-            spec = librosa.stft(np.asarray(x, np.float32), n_fft=n_fft, hop_length=n_fft // 4, pad_mode="constant")
-            p = (np.abs(spec) ** 2).mean(axis=1)
-            db = np.sort(10 * np.log10(np.maximum(p, 1e-30) / max(float(p.max()), 1e-30)))
-            vals.append(np.median(db[: max(1, int(round(q * len(db))))]))
-        out[name] = float(np.median(vals))
+    """Median over clips of each clip-average measure (``core.floor.spectral_floor_db`` at its window and quantile)
+    and of the in-frame floor."""
+    out = {name: float(np.median(spectral_floor_db(clips, rate, q, window_s))) for name, window_s, q in MEASURES}
     out["in frames"] = float(np.median(frame_floor_db(clips, rate)))
     return out
 

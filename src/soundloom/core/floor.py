@@ -15,30 +15,33 @@ from collections.abc import Sequence
 import numpy as np
 
 
-def _stft_magnitude(clip: np.ndarray, sample_rate: int) -> np.ndarray:
-    """``|STFT|`` ``(bins, frames)`` of a clip with the floors' ~32 ms Hann window (a power of two, hop a quarter),
-    zero-padded at the edges."""
+def _stft_magnitude(clip: np.ndarray, sample_rate: int, window_s: float = 0.032) -> np.ndarray:
+    """``|STFT|`` ``(bins, frames)`` of a clip with a Hann window of about ``window_s`` seconds (the next power of two
+    in samples, at least 64; hop a quarter), zero-padded at the edges."""
     import librosa
 
-    n_fft = int(2 ** np.ceil(np.log2(max(64, 0.032 * sample_rate))))
+    n_fft = int(2 ** np.ceil(np.log2(max(64, window_s * sample_rate))))
     wav = np.asarray(clip, dtype=np.float32)
     return np.abs(librosa.stft(wav, n_fft=n_fft, hop_length=n_fft // 4, pad_mode="constant"))
 
 
 def spectral_floor_db(
-    clips: Sequence[np.ndarray] | np.ndarray, sample_rate: int, quantile: float | Sequence[float] = 0.1
+    clips: Sequence[np.ndarray] | np.ndarray,
+    sample_rate: int,
+    quantile: float | Sequence[float] = 0.1,
+    window_s: float = 0.032,
 ) -> np.ndarray:
     """Per-clip spectral floor in dB relative to the clip's loudest bin: ``(N,)``, or ``(N, Q)`` for a sequence
     of ``Q`` quantiles.
 
-    The clip is analysed at its own rate with a ~32 ms Hann STFT; power is averaged over time and the floor is
-    the median dB of the quietest ``quantile`` of bins. Silence is not trimmed: it adds no power, and a trimmed
+    The clip is analysed at its own rate with a Hann STFT of ``window_s`` (~32 ms); power is averaged over time and the
+    floor is the median dB of the quietest ``quantile`` of bins. Silence is not trimmed: it adds no power, and a trimmed
     edge would add the broadband leakage of a step.
     """
     qs = np.atleast_1d(np.asarray(quantile, dtype=float))
     out = np.empty((len(clips), len(qs)))
     for i, clip in enumerate(clips):
-        power = (_stft_magnitude(clip, sample_rate) ** 2).mean(axis=1)
+        power = (_stft_magnitude(clip, sample_rate, window_s) ** 2).mean(axis=1)
         db = np.sort(10 * np.log10(np.maximum(power, 1e-30) / max(float(power.max()), 1e-30)))
         for j, q in enumerate(qs):
             out[i, j] = float(np.median(db[: max(1, int(round(q * len(db))))]))

@@ -201,7 +201,8 @@ def _class_table(d: dict, key: str, most: float, message: str) -> dict[str, floa
 
 @dataclass
 class PostFilter:
-    """Per-class spread ratios: ``ratio[label]`` scales each frame's deviation from its mean (dB); optionally
+    """Per-class spread ratios: ``ratio[label]`` scales each frame's deviation from its centre (dB: the frame mean, or
+    its spectral envelope with ``envelope_rows``); optionally
     ``quantiles[label] = (model, real)``, tables ``(rows, n)`` of dB below the frame peak (the quantile stage;
     the model's increasing along each row)."""
 
@@ -503,12 +504,11 @@ def calibrate_strength(
             lab: round(min(float(np.median(onsets[[at[int(r)] for r in idx]])), MAX_FADE_IN_S), 4)
             for lab, idx in picks.items()
         }
-    faded = PostFilter(post.ratio, fade_in_s=fades)
     made = []
     for k in strengths:
-        trial = replace(post, strength={ALL: float(k)}, fade_in_s=None)
+        trial = replace(post, strength={ALL: float(k)}, fade_in_s=fades)
         wav = render(trial.apply(model_db[sub].double(), sub_labels, low_db, high_db).float())
-        made.append(floors(faded.fade(wav, sub_labels, sample_rate)))
+        made.append(floors(trial.fade(wav, sub_labels, sample_rate)))
     chosen, record = {}, {}
     for lab, idx in picks.items():
         pos = [at[int(r)] for r in idx]
