@@ -205,8 +205,11 @@ def export_description(gen: Generator, inputs: tuple[torch.Tensor, ...], names: 
         if post.kind == "quantile":
             invert[1] = invert[1].replace(
                 "; shift each item",
-                "; then (kind 'quantile') per row i: p = frame peak of db; db = min(db, p + interp(db - p, "
-                "postfilter.quantiles[label].model[i], postfilter.quantiles[label].real[i])) (numpy.interp); "
+                "; then (kind 'quantile') per row i: p = frame peak of db; m = p + interp(db - p, "
+                "postfilter.quantiles[label].model[i], postfilter.quantiles[label].real[i]) (numpy.interp); "
+                "db = min(db, m), and with postfilter.lift_below = L, plus w * max(m - db, 0) where w = "
+                "interp(db - p, model[i], max(0, 1 - linspace(0, 1, n) / L)) (raised only in a row's quiet part; "
+                "a strength s scales that lift by min(s, 1)); "
                 "shift each item",
             )
         invert[1] = invert[1].replace("; shift each item", strength + "; shift each item")
@@ -273,15 +276,21 @@ def postfilter(db, label):
     else:
         m = db.mean(axis=0, keepdims=True)
     out = m + r * (db - m)
-    q = pf.get("quantiles")
-    if q:  # kind "quantile": each row's dB below the frame peak mapped to the real quantiles, never raised
+    q, lift = pf.get("quantiles"), 0.0
+    if q:  # kind "quantile": each row's dB below the frame peak mapped to the real quantiles, lowered only ...
         t = q.get(label, q["*"]) if label is not None else q["*"]
         peak = out.max(axis=0, keepdims=True)
-        mapped = np.stack([np.interp(row, xp, fp) for row, xp, fp in zip(out - peak, t["model"], t["real"])])
-        out = np.minimum(mapped + peak, out)
+        rel = out - peak
+        mapped = np.stack([np.interp(row, xp, fp) for row, xp, fp in zip(rel, t["model"], t["real"])])
+        lift = np.zeros_like(rel)
+        if pf.get("lift_below"):  # ... but in a row's quiet part: raised, in full at the lowest quantile, tapering
+            knots = np.clip(1.0 - np.linspace(0.0, 1.0, len(t["model"][0])) / pf["lift_below"], 0.0, None)
+            weight = np.stack([np.interp(row, xp, knots) for row, xp in zip(rel, t["model"])])  # to 0 at lift_below
+            lift = weight * np.maximum(mapped - rel, 0.0)
+        out = np.minimum(mapped, rel) + peak
     strength = pf.get("strength") or {}  # per class, how much of the filter's change is applied (1 or absent: all)
     a = strength.get(label, strength.get("*", 1.0)) if label is not None else strength.get("*", 1.0)
-    out = db + a * (out - db)
+    out = db + a * (out - db) + min(a, 1.0) * lift  # a lift is never extrapolated past the recordings' level
     k = np.log(10.0) / 10.0  # the item keeps its power: one dB shift (log-sum-exp of power)
     out = out + (np.logaddexp.reduce(db.ravel() * k) - np.logaddexp.reduce(out.ravel() * k)) / k
     st = info["statistics"]

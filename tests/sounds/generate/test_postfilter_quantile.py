@@ -4,6 +4,7 @@ a run renders with it and recalls exactly, and the exported ONNX example applies
 
 import json
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from soundloom.core.errors import ModelFileError, ParameterError
 from soundloom.sounds.generator import Generator
 from soundloom.sounds.postfilter import (
     ALL,
+    LIFT_BELOW,
     POSTFILTER_FILE,
     PostFilter,
     fit_postfilter,
@@ -55,6 +57,36 @@ def test_deepens_the_gaps_of_a_smeared_spectrum_and_never_lifts():
     labs = ["kick", "bell", None, "kick", "snare", "bell"]
     alone = torch.cat([mixed.apply(blurred[i : i + 1], [lab], low, high) for i, lab in enumerate(labs)])
     assert torch.equal(mixed.apply(blurred, labs, low, high), alone)
+
+
+def test_lift_below_restores_a_dull_band_and_leaves_the_peaks(tmp_path):
+    real, model = partials(12, seed=0), partials(12, seed=0)
+    real[:, 40:] = torch.maximum(real[:, 40:], torch.tensor(-30.0))  # a bright band up top, 30 dB below the peaks
+    model[:, 40:] = torch.maximum(model[:, 40:], torch.tensor(-45.0))  # the model's band 15 dB duller
+    labels = ["pluck"] * 12
+    lifted = fit_quantile_postfilter(real, labels, model, labels, "test", lift_below=0.5)
+    lower_only = fit_quantile_postfilter(real, labels, model, labels, "test")
+    x = model.double()
+    up, kept = lifted._lower(x, labels), lower_only._lower(x, labels)
+    band = x[:, 40:] < -1  # the band's quiet values (not the partials that fall in it)
+    assert (kept <= x).all() and torch.equal(kept[:, 40:][band], x[:, 40:][band])
+    assert float((up[:, 40:][band] - -30.0).abs().max()) < 1.0  # raised to the recordings' level
+    peaks = x == 0.0
+    assert torch.equal(up[peaks], x[peaks])  # the loud half of a row is never raised
+    # a strength scales the lift by at most 1: here the map lowers nothing, so strength 3 renders as strength 1
+    low, high = torch.full((48,), -300.0), torch.full((48,), 50.0)
+    at = {k: replace(lifted, strength={ALL: k}).apply(x, labels, low, high) for k in (0.5, 1.0, 3.0)}
+    torch.testing.assert_close(at[3.0], at[1.0])
+    half = at[0.5] - at[0.5].amax(dim=1, keepdim=True)  # dB below each frame's peak (0 dB partials in every frame)
+    assert float((half[:, 40:][band] - -37.5).abs().max()) < 1.0
+    # the file keeps the setting; a bad one is refused
+    lifted.save(tmp_path)
+    assert json.loads((tmp_path / POSTFILTER_FILE).read_text())["lift_below"] == 0.5
+    assert PostFilter.load(tmp_path).lift_below == 0.5
+    record = json.loads((tmp_path / POSTFILTER_FILE).read_text())
+    (tmp_path / POSTFILTER_FILE).write_text(json.dumps({**record, "lift_below": 1.5}))
+    with pytest.raises(ModelFileError, match="lift_below"):
+        PostFilter.load(tmp_path)
 
 
 def test_quantiles_are_taken_over_active_frames():
@@ -146,6 +178,9 @@ def test_onnx_example_applies_the_same_quantile_stage(tiny_run, tmp_path):
     ones = torch.ones(len(gen.normalizer.mean), 1)
     low, high = gen.normalizer.denormalize(-ones)[:, 0], gen.normalizer.denormalize(ones)[:, 0]
     post = PostFilter.from_dict(info["postfilter"])
+    assert post.lift_below == LIFT_BELOW  # export's map also lifts a row's quiet part: the example must too
+    unlifted = replace(post, lift_below=None)
+    assert not np.allclose(post.apply(db, ["b", "b"], low, high), unlifted.apply(db, ["b", "b"], low, high))
     for label in ("b", None):
         ref = post.apply(db, [label, label], low, high).numpy()
         for d, r in zip(db.numpy(), ref):

@@ -55,20 +55,24 @@ def test_strengths_round_trip_and_bad_ones_are_refused(tmp_path):
         PostFilter.load(tmp_path)
 
 
-def test_the_strength_balances_the_largest_gap_over_both_floors():
+def test_the_strength_matches_the_clip_average_first_then_the_frames():
     grid = (0.0, 1.0, 2.0)
     assert _balanced(grid, [([-40.0, -60.0, -80.0], -50.0)]) == pytest.approx(0.5)
+    assert _balanced(grid, [([-40.0, -60.0, -80.0], -50.0)], slack_db=0.0) == pytest.approx(0.5)
     assert _balanced(grid, [([-40.0, -60.0, -80.0], -30.0)]) == 0.0  # cleaner than real already unfiltered
     assert _balanced(grid, [([-40.0, -60.0, -80.0], -95.0)]) == 2.0  # never reached: the nearest
     assert _balanced(grid, [([-50.0, -55.0, -52.0], -60.0)]) == 1.0  # a stronger filter that leaks: the nearest
-    # one measure wants 0.5, the other 1.5: the strength where both gaps are equal (|10 - 20 s| = |15 - 10 s|)
+    # the clip average wants 0.5, the frames 1.5: the clip average decides, the frames choose within its slack
+    # (1 dB = 0.05 of strength on a 20 dB/strength curve), so the strength moves toward 1.5 by the slack alone
     both = [([-40.0, -60.0, -80.0], -50.0), ([-20.0, -30.0, -40.0], -35.0)]
-    assert _balanced(grid, both, slack_db=0.0) == pytest.approx(5 / 6, abs=1e-6)
-    # within the slack of the least largest gap, the least summed gap decides: a floor no strength reaches (about
-    # 40 dB off everywhere, half a dB less at 0) no longer pins the strength that the other floor needs (1)
-    stuck = [([-40.5, -40.0, -39.8], -80.0), ([-20.0, -30.0, -40.0], -30.0)]
-    assert _balanced(grid, stuck, slack_db=0.0) == 0.0
-    assert _balanced(grid, stuck) == pytest.approx(1.0)
+    assert _balanced(grid, both, slack_db=0.0) == pytest.approx(0.5)
+    assert 0.5 < _balanced(grid, both) <= 0.55
+    # a frame floor no strength reaches (about 40 dB off everywhere) never drags the clip average off its target;
+    # a clip average that is flat within the slack leaves the choice to the frames
+    stuck = [([-20.0, -30.0, -40.0], -30.0), ([-40.5, -40.0, -39.8], -80.0)]
+    assert _balanced(grid, stuck) == pytest.approx(1.0, abs=0.11)  # the slack: 1 dB on a 10 dB/strength curve
+    flat = [([-30.2, -30.0, -29.9], -30.0), ([-20.0, -30.0, -40.0], -40.0)]
+    assert _balanced(grid, flat) == pytest.approx(2.0)
 
 
 def tones(n: int, seed: int, noise_db: float | None) -> np.ndarray:

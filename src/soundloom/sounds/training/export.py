@@ -28,6 +28,7 @@ from ..models.protocol import decode_latent, encode_latent, output
 from ..postfilter import (
     DEFAULT_KIND,
     KINDS,
+    LIFT_BELOW,
     PostFilter,
     calibrate_strength,
     clip_range,
@@ -179,7 +180,9 @@ def fit_run_postfilter(
     post = fit_postfilter(real_db, labels, model_db, labels, source, envelope_rows=envelope)
     if kind != "gv":
         ratios = post.ratio if kind == "gv+quantile" else None
-        post = fit_quantile_postfilter(real_db, labels, model_db, labels, source, ratios, envelope_rows=envelope)
+        post = fit_quantile_postfilter(
+            real_db, labels, model_db, labels, source, ratios, envelope_rows=envelope, lift_below=LIFT_BELOW
+        )
     store = getattr(dataset, "store", None)
     if not calibrate or store is None:
         return post
