@@ -21,7 +21,8 @@ reconstructions (``spectral_floor_db``, dB re the loudest bin) beside the real c
         --ceiling 0,1,2,4
 
 ``--mel-methods fista,fista-diag`` sweeps ``mel_to_magnitude``'s methods (one step size for every bin, or one per
-bin); each configuration's rows are timed in the same rounds.
+bin); a method written ``fista+pinv`` starts from the pseudo-inverse instead of the default ``interp`` start. Each
+configuration's rows are timed in the same rounds.
 ``--gl-chunks 0,65536,131072`` sweeps how many spectrum values (items x frames x bins) Griffin-Lim iterates on at
 once on the CPU (0: the whole batch; the library's default is ``spectral._GL_CHUNK_BINS``); every chunking gives the
 same audio, bit for bit, and the script says so:
@@ -178,7 +179,8 @@ def sweep(
     configs = list(dict.fromkeys((m, g, c, k if m >= 0 else "-", b) for m, g, c, k, b in configs))
 
     def decode(mi: int, gi: int, ci: int, method: str, chunk: int) -> torch.Tensor:
-        mag = mags if mi < 0 else mel_to_magnitude(mel_power, mel_cfg, iters=mi, method=method)
+        name, _, init = method.partition("+")  # "fista+pinv": the method from the pseudo-inverse's start
+        mag = mags if mi < 0 else mel_to_magnitude(mel_power, mel_cfg, iters=mi, method=name, init=init or "interp")
         spectral._GL_CHUNK_BINS = chunk if chunk > 0 else 1 << 62  # 0: the whole batch at once
         try:
             return griffin_lim(mag, cfg, n_iter=gi, length=length, ceiling_iters=ci)
