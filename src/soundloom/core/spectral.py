@@ -131,7 +131,7 @@ def features(wav: torch.Tensor, cfg: SpectrogramConfig) -> torch.Tensor:
 
 
 def features_to_magnitude(
-    feat: torch.Tensor, cfg: SpectrogramConfig, mel_iters: int = 16, mel_method: str = "fista"
+    feat: torch.Tensor, cfg: SpectrogramConfig, mel_iters: int = 16, mel_method: str = "fista", mel_init: str = "interp"
 ) -> torch.Tensor:
     """Linear magnitude ``(..., n_fft // 2 + 1, frames)`` from features of ``cfg.kind``.
 
@@ -139,7 +139,7 @@ def features_to_magnitude(
     ``mel_to_stft`` solves it, started from each bin's share of its triangles' power rather than from the
     pseudo-inverse; see :func:`mel_to_magnitude`); 16 iterations of it lost less (spectral convergence 0.260 on
     48 dev notes, from the pseudo-inverse) than 32 of the plain projected gradient did (0.275).
-    ``mel_method``: see :func:`mel_to_magnitude`.
+    ``mel_method``, ``mel_init``: see :func:`mel_to_magnitude`.
     """
     if cfg.kind == "magnitude":
         return feat.clamp_min(0)
@@ -148,7 +148,7 @@ def features_to_magnitude(
     if cfg.kind == "db":
         return db_to_amplitude(feat)
     if cfg.kind == "mel":
-        return mel_to_magnitude(torch.pow(10.0, feat / 10.0), cfg, iters=mel_iters, method=mel_method)
+        return mel_to_magnitude(torch.pow(10.0, feat / 10.0), cfg, iters=mel_iters, method=mel_method, init=mel_init)
     raise ParameterError("MFCC features cannot be inverted to audio")
 
 

@@ -34,22 +34,23 @@ def features_to_audio(
     postfilter: Callable[[torch.Tensor], torch.Tensor] | None = None,
     mel_method: str = "fista",
     ceiling_iters: int = 0,
+    mel_init: str = "interp",
 ) -> torch.Tensor:
     """Normalised features ``(B, rows, frames)`` -> waveforms ``(B, n_samples)`` at ``spec.sample_rate``.
 
     ``n_iter``: Griffin-Lim iterations (None: :func:`default_griffin_lim_iters`). The whole batch goes through
     one batched mel inversion and one batched Griffin-Lim. ``postfilter``: applied to the denormalised dB
-    features ``(B, rows, frames)`` before inversion (a run's :class:`~.postfilter.PostFilter`). ``mel_method`` (see
-    :func:`~soundloom.core.spectral.mel_to_magnitude`) and ``ceiling_iters`` (see
-    :func:`~soundloom.core.spectral.griffin_lim`): their defaults render as every sidecar so far was rendered; a
-    caller that changes them must record them with the sound to recall it bit for bit.
+    features ``(B, rows, frames)`` before inversion (a run's :class:`~.postfilter.PostFilter`). ``mel_method``,
+    ``mel_init`` (see :func:`~soundloom.core.spectral.mel_to_magnitude`) and ``ceiling_iters`` (see
+    :func:`~soundloom.core.spectral.griffin_lim`): a caller that changes them must record them with the sound to
+    recall it bit for bit (the generator records ``mel_init``: sounds made before it existed started from "pinv").
 
     Deterministic (vocoder-initialised Griffin-Lim), so a latent always renders the same audio.
     """
     db = normalizer.denormalize(feat.detach().float().cpu())
     if postfilter is not None:
         db = postfilter(db)
-    return db_to_audio(db, spec, n_samples, n_iter, mel_method, ceiling_iters)
+    return db_to_audio(db, spec, n_samples, n_iter, mel_method, ceiling_iters, mel_init)
 
 
 def db_to_audio(
@@ -59,10 +60,11 @@ def db_to_audio(
     n_iter: int | None = None,
     mel_method: str = "fista",
     ceiling_iters: int = 0,
+    mel_init: str = "interp",
 ) -> torch.Tensor:
     """Denormalised dB features ``(B, rows, frames)`` -> waveforms ``(B, n_samples)``: the inversion and
     Griffin-Lim of :func:`features_to_audio`, for callers that already hold dB (the post-filter's calibration)."""
-    mag = features_to_magnitude(db, spec, mel_method=mel_method)
+    mag = features_to_magnitude(db, spec, mel_method=mel_method, mel_init=mel_init)
     iters = default_griffin_lim_iters(spec) if n_iter is None else n_iter
     return griffin_lim(mag, spec, n_iter=iters, length=n_samples, ceiling_iters=ceiling_iters)
 

@@ -193,6 +193,7 @@ class Generator:
         if griffin_lim_iters is None:
             griffin_lim_iters = default_griffin_lim_iters(spec)
         self.griffin_lim_iters, self.out_rate, self.level = griffin_lim_iters, sample_rate, level
+        self.mel_init = "interp"  # where mel inversion starts (sidecars record it: core.spectral.mel_to_magnitude)
 
     # ---- loading -----------------------------------------------------------------------------
     @classmethod
@@ -340,7 +341,13 @@ class Generator:
         if protocol.output(self.model) == "waveform":
             return decoded.detach().float().cpu().numpy()[:, :length]
         wav = features_to_audio(
-            decoded, self.normalizer, self.spec, length, self.griffin_lim_iters, self._sharpen(labels)
+            decoded,
+            self.normalizer,
+            self.spec,
+            length,
+            self.griffin_lim_iters,
+            self._sharpen(labels),
+            mel_init=self.mel_init,
         ).numpy()
         return wav if self.postfilter is None else self.postfilter.fade(wav, labels, self.spec.sample_rate)
 
@@ -493,6 +500,8 @@ class Generator:
 
     def _params(self, **extra) -> dict:
         post = {"postfilter": True} if self.postfilter is not None else {}
+        if self.spec.kind == "mel":
+            post["mel_init"] = self.mel_init
         return {
             "griffin_lim_iters": self.griffin_lim_iters,
             "sample_rate": self.sample_rate,
@@ -892,7 +901,9 @@ class Generator:
         pf = self._prompt_frames(len(p_model_wav), length if length > self.n_samples else None)
         mixed = torch.cat([target[:, :pf], feat[:, pf:]], dim=1)
         sharpen = self._sharpen([label], from_frame=pf)
-        wav = features_to_audio(mixed[None], self.normalizer, self.spec, length, self.griffin_lim_iters, sharpen)
+        wav = features_to_audio(
+            mixed[None], self.normalizer, self.spec, length, self.griffin_lim_iters, sharpen, mel_init=self.mel_init
+        )
         wav = wav[0].numpy()
         wav = wav[:total].copy()
         fade = min(2 * int(self.spec.hop_length), len(p_model_wav))
@@ -957,7 +968,10 @@ class Generator:
             raise ParameterError(where, f"not a soundloom sidecar ({exc})") from exc
         old = (self.griffin_lim_iters, self.out_rate, self.level, self.postfilter, self.follow_level)
         old_gain, old_window = self.follow_max_gain, (self.follow_window, self.follow_window_samples)
+        old_init = self.mel_init
         self.griffin_lim_iters = int(params.get("griffin_lim_iters", self.griffin_lim_iters))
+        # Sounds made before the key existed were inverted from the pseudo-inverse.
+        self.mel_init = str(params.get("mel_init", "pinv"))
         self.level = params.get("level", self.level)
         # A continuation saved before level following has no key: it was not followed.
         self.follow_level = params.get("follow_level")
@@ -985,6 +999,7 @@ class Generator:
             self.griffin_lim_iters, self.out_rate, self.level, self.postfilter, self.follow_level = old
             self.follow_max_gain = old_gain
             self.follow_window, self.follow_window_samples = old_window
+            self.mel_init = old_init
         return Sound(
             audio,
             rate,

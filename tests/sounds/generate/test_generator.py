@@ -89,6 +89,44 @@ def test_sidecars_recall_every_mode_exactly(tiny_run, tmp_path):
             assert np.array_equal(gen.from_sidecar(record).audio, s.audio), mode
 
 
+@pytest.fixture(scope="module")
+def mel_run(tmp_path_factory):
+    """A tiny cvae on a mel store (the kind whose inversion starts somewhere)."""
+    from soundloom.sounds.training import TrainConfig, train
+    from tests.sounds.models.synth_store import make_store
+
+    root = tmp_path_factory.mktemp("mel")
+    cfg = TrainConfig(
+        features=str(make_store(root, kind="mel")),
+        model="cvae",
+        epochs=1,
+        batch_size=8,
+        latent_dim=3,
+        channels=[4, 8],
+        warmup_steps=4,
+        sample_items=0,
+        val_fraction=0.25,
+    )
+    return train(cfg, root / "run", progress_bar=False)
+
+
+def test_sidecars_record_where_mel_inversion_started(mel_run, tiny_run):
+    """New sounds record the inversion's start; a sidecar from before the key existed re-renders from the
+    pseudo-inverse it was made with, and that differs from today's start. Runs of other feature kinds record none."""
+    assert "mel_init" not in Generator.from_run(tiny_run).sample(1, label="b")[0].params
+    gen = Generator.from_run(mel_run, griffin_lim_iters=4)
+    sound = gen.sample(1, label="b", seed=7)[0]
+    record = sound.sidecar(gen.model_record())
+    assert record["params"]["mel_init"] == "interp"
+    old = {**record, "params": {k: v for k, v in record["params"].items() if k != "mel_init"}}
+    before = gen.from_sidecar(old).audio
+    gen.mel_init = "pinv"
+    assert np.array_equal(gen.sample(1, label="b", seed=7)[0].audio, before)
+    gen.mel_init = "interp"
+    assert not np.array_equal(before, sound.audio)
+    assert np.array_equal(gen.from_sidecar(record).audio, sound.audio) and gen.mel_init == "interp"
+
+
 def test_continuation_keeps_prompt_and_rate(tiny_run):
     gen = Generator.from_run(tiny_run, griffin_lim_iters=4, level="none")
     x = tone(440.0, 0, 0)
