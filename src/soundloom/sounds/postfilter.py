@@ -29,8 +29,8 @@ item into another item's peak (sweeps, whose rows differ from item to item, gain
 files with ``"lift_below"`` (export writes :data:`LIFT_BELOW`) a value in the quiet part of its row may also be
 raised toward the real quantile: in full at the model's lowest quantile, the weight falling linearly to nothing at
 the ``lift_below`` quantile, so a row the model keeps quieter than the recordings (a dull top band, a thin noise
-floor) gets its floor back while its peaks stay where they were (on the demo run, the bells' clip-average floor went
-from 10 to 7 dB noisier than recorded at worst and the rising sweeps' from 11 to 5). Export fits both stages, the
+floor) gets its floor back while its peaks stay where they were (README: "The inversion's start, the quiet half of a
+row, and the clip average first", measured with the release's other changes). Export fits both stages, the
 quantile map after the GV ratios (:data:`DEFAULT_KIND`); ``quantile`` is the map alone (ratios 1), ``gv`` the
 ratios alone.
 
