@@ -7,14 +7,12 @@ from tests.sounds.models.synth_store import make_store
 torch.set_num_threads(1)
 
 
-@pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("gen")
-    store = make_store(root)
+def train_tiny(root, kind: str = "db", epochs: int = 2):
+    """A tiny cvae (latent 3, channels 4, 8) trained for ``epochs`` on a synthetic store of feature ``kind``."""
     cfg = TrainConfig(
-        features=str(store),
+        features=str(make_store(root, kind=kind)),
         model="cvae",
-        epochs=2,
+        epochs=epochs,
         batch_size=8,
         latent_dim=3,
         channels=[4, 8],
@@ -23,3 +21,14 @@ def tiny_run(tmp_path_factory):
         val_fraction=0.25,
     )
     return train(cfg, root / "run", progress_bar=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    return train_tiny(tmp_path_factory.mktemp("gen"))
+
+
+@pytest.fixture(scope="session")
+def mel_run(tmp_path_factory):
+    """A tiny cvae on a mel store (the kind whose inversion starts somewhere)."""
+    return train_tiny(tmp_path_factory.mktemp("mel"), kind="mel", epochs=1)

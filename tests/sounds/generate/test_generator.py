@@ -89,27 +89,6 @@ def test_sidecars_recall_every_mode_exactly(tiny_run, tmp_path):
             assert np.array_equal(gen.from_sidecar(record).audio, s.audio), mode
 
 
-@pytest.fixture(scope="module")
-def mel_run(tmp_path_factory):
-    """A tiny cvae on a mel store (the kind whose inversion starts somewhere)."""
-    from soundloom.sounds.training import TrainConfig, train
-    from tests.sounds.models.synth_store import make_store
-
-    root = tmp_path_factory.mktemp("mel")
-    cfg = TrainConfig(
-        features=str(make_store(root, kind="mel")),
-        model="cvae",
-        epochs=1,
-        batch_size=8,
-        latent_dim=3,
-        channels=[4, 8],
-        warmup_steps=4,
-        sample_items=0,
-        val_fraction=0.25,
-    )
-    return train(cfg, root / "run", progress_bar=False)
-
-
 def test_sidecars_record_where_mel_inversion_started(mel_run, tiny_run):
     """New sounds record the inversion's start; a sidecar from before the key existed re-renders from the
     pseudo-inverse it was made with, and that differs from today's start. Runs of other feature kinds record none."""
