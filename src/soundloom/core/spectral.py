@@ -173,7 +173,7 @@ def _mel_interp(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: fl
 
 @lru_cache(maxsize=8)
 def _mel_diagonal_step(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None) -> torch.Tensor:
-    """Per-bin steps ``(bins, 1)``: ``1 / (fb^T fb 1)_k``, 0 for bins in no triangle (they keep the pseudo-inverse's 0).
+    """Per-bin steps ``(bins, 1)``: ``1 / (fb^T fb 1)_k``, 0 for bins in no triangle (they keep the start's 0).
 
     ``diag(fb^T fb 1) - fb^T fb`` is diagonally dominant with a non-negative diagonal (every entry of ``fb^T fb`` is
     >= 0), so positive semi-definite (Gershgorin): a diagonal bound on the curvature that keeps each projected step a
@@ -229,7 +229,7 @@ def mel_to_magnitude(
         raise ParameterError(f"mel inversion start must be one of {MEL_INITS}, got {init!r}")
     key = (cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.fmin_hz, cfg.fmax_hz)
     fb, pinv, step = _mel_inverse(*key)
-    pinv = (pinv if init == "pinv" else _mel_interp(*key)).to(mel_power.device)
+    start = (pinv if init == "pinv" else _mel_interp(*key)).to(mel_power.device)
     diag = method == "fista-diag"
     if mel_power.device.type == "cpu":
         fb_s, fb_t = _mel_sparse(*key, diag)
@@ -245,23 +245,23 @@ def mel_to_magnitude(
     mel = mel_power.float().movedim(-2, 0).reshape(shape[-2], -1)
     block = 512 if mel_power.device.type == "cpu" else max(1, mel.shape[1])
     power = torch.cat(
-        [_mel_nnls(mel[:, i : i + block], fb_s, fb_t, pinv, step, iters) for i in range(0, mel.shape[1], block)], 1
+        [_mel_nnls(mel[:, i : i + block], fb_s, fb_t, start, step, iters) for i in range(0, mel.shape[1], block)], 1
     )
     out = power.sqrt_().reshape(fb.shape[1], *shape[:-2], shape[-1])
     return out.movedim(0, -2)
 
 
 def _mel_nnls(
-    mel: torch.Tensor, fb_s: torch.Tensor, fb_t: torch.Tensor, pinv: torch.Tensor, step: float, iters: int
+    mel: torch.Tensor, fb_s: torch.Tensor, fb_t: torch.Tensor, start: torch.Tensor, step: float, iters: int
 ) -> torch.Tensor:
-    """Power ``(bins, N) >= 0`` minimising ``||fb @ P - mel||^2`` for mel power ``(n_mels, N)``, from ``pinv @ mel``
-    clamped at 0 (``pinv`` ``(bins, n_mels)``: the pseudo-inverse or :func:`_mel_interp`). ``fb_t``: the transpose, or
+    """Power ``(bins, N) >= 0`` minimising ``||fb @ P - mel||^2`` for mel power ``(n_mels, N)``, from ``start @ mel``
+    clamped at 0 (``start`` ``(bins, n_mels)``: the pseudo-inverse or :func:`_mel_interp`). ``fb_t``: the transpose, or
     the transpose with a step per row folded in (``step`` then 1).
 
     Accelerated projected gradient (FISTA, Beck & Teboulle 2009): the plain projected gradient needs about
     four times the iterations for the same mel error. In place where it can be: the loop is memory-bound.
     """
-    power = torch.matmul(pinv, mel).clamp_min_(0)
+    power = torch.matmul(start, mel).clamp_min_(0)
     fb_t_mel = torch.matmul(fb_t, mel)
     point, t = power, 1.0
     for _ in range(iters):

@@ -23,7 +23,7 @@ from .. import __version__
 from ..core.atomic import write_json
 from ..core.errors import ParameterError
 from ..core.io import write_audio
-from ..core.spectral import SpectrogramConfig
+from ..core.spectral import MEL_INITS, SpectrogramConfig
 from ..data.stats import Normalizer
 from . import latent_prior
 from .decode import LEVELS, audio_to_features, default_griffin_lim_iters, features_to_audio, finish_audio
@@ -966,12 +966,14 @@ class Generator:
             label, pitch = record.get("label"), record.get("pitch")
         except (KeyError, TypeError, ValueError) as exc:
             raise ParameterError(where, f"not a soundloom sidecar ({exc})") from exc
+        mel_init = str(params.get("mel_init", "pinv"))  # sounds made before the key existed started from "pinv"
+        if mel_init not in MEL_INITS:
+            raise ParameterError(where, f"unknown mel inversion start {mel_init!r} (one of {', '.join(MEL_INITS)})")
         old = (self.griffin_lim_iters, self.out_rate, self.level, self.postfilter, self.follow_level)
         old_gain, old_window = self.follow_max_gain, (self.follow_window, self.follow_window_samples)
         old_init = self.mel_init
         self.griffin_lim_iters = int(params.get("griffin_lim_iters", self.griffin_lim_iters))
-        # Sounds made before the key existed were inverted from the pseudo-inverse.
-        self.mel_init = str(params.get("mel_init", "pinv"))
+        self.mel_init = mel_init
         self.level = params.get("level", self.level)
         # A continuation saved before level following has no key: it was not followed.
         self.follow_level = params.get("follow_level")

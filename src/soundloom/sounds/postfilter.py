@@ -266,9 +266,7 @@ class PostFilter:
 
     def ratio_for(self, label: str | None) -> float:
         """The ratio of ``label`` (the all-class ratio for None or a label it was not fitted on)."""
-        if label is not None and str(label) in self.ratio:
-            return self.ratio[str(label)]
-        return self.ratio[ALL]
+        return _for_class(self.ratio, label, self.ratio[ALL])
 
     def strength_for(self, label: str | None) -> float:
         """The strength of ``label``: its own, else the all-class one, else 1 (as fitted)."""

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from soundloom.cli import app
 from soundloom.cli.model_cmds import generate as generate_cmd
+from soundloom.core.errors import ParameterError
 from soundloom.sounds import Generator
 from soundloom.sounds.levelfollow import FOLLOW_WINDOW_DB, PAUSE_GUARD_DB, PAUSE_REDRAWS, WINDOW_GUARD_DB
 from soundloom.sounds.models import ModelFileError
@@ -104,6 +105,9 @@ def test_sidecars_record_where_mel_inversion_started(mel_run, tiny_run):
     gen.mel_init = "interp"
     assert not np.array_equal(before, sound.audio)
     assert np.array_equal(gen.from_sidecar(record).audio, sound.audio) and gen.mel_init == "interp"
+    with pytest.raises(ParameterError, match="mel inversion start 'zeros'"):
+        gen.from_sidecar({**record, "params": {**record["params"], "mel_init": "zeros"}})
+    assert gen.mel_init == "interp" and np.array_equal(gen.sample(1, label="b", seed=7)[0].audio, sound.audio)
 
 
 def test_continuation_keeps_prompt_and_rate(tiny_run):
