@@ -102,7 +102,9 @@ STRENGTHS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
 # The floor the calibration matches: the mean over these quantiles of the quietest bins, not the evaluation's
 # single tenth, so that the fit does not merely agree with the one number the report prints.
 CALIBRATION_QUANTILES = (0.05, 0.1, 0.2)
-CALIBRATION_ITEMS = 32  # training items a class rendered per strength (seeded pick)
+CALIBRATION_ITEMS = 32  # training items a class measured as recorded (seeded pick)
+# The model's items a class rendered per strength at export (seeded pick of its draws; see calibrate_strength).
+CALIBRATION_DRAWS = 96
 # A recording's onset ends where its waveform first reaches this level below its peak; fade-ins are capped at
 # MAX_FADE_IN_S, beyond which a slow swell is the sound itself (the model's frames carry it) and not a click to avoid.
 ONSET_DB = -20.0
@@ -512,34 +514,51 @@ def calibrate_strength(
     per_class: int = CALIBRATION_ITEMS,
     seed: int = 0,
     recordings: Callable[[np.ndarray], np.ndarray | None] | None = None,
+    model_labels: list[str | None] | None = None,
+    draws_per_class: int | None = None,
 ) -> PostFilter:
     """``post`` with a strength per class (and the all-class one) such that the model's output, filtered and
     rendered, has the floor of the real items as recorded (``recordings``: item indices -> their recordings
     ``(n, samples)`` at ``sample_rate``, or None when unreadable), else of the real items rendered unfiltered.
 
-    ``real_db``, ``model_db`` ``(N, rows, frames)``: training items' dB spectra and the model's output for the
-    same items' conditions, ``labels`` one per item. ``render``: dB spectra ``(B, rows, frames)`` -> waveforms
+    ``real_db`` ``(N, rows, frames)``: training items' dB spectra, ``labels`` one per item; ``model_db``
+    ``(M, rows, frames)``: the model's output for the same conditions, ``model_labels`` one per item (None: ``M == N``,
+    item ``i`` made for item ``i``'s conditions). ``render``: dB spectra ``(B, rows, frames)`` -> waveforms
     ``(B, samples)`` at ``sample_rate`` Hz, the front end the run renders with. ``low_db``, ``high_db`` ``(rows,)``:
-    the clip range of :meth:`PostFilter.apply`. Up to ``per_class`` items a class (seeded) are rendered once real
-    and once per strength. Two floors are matched in turn (:func:`_balanced`), each the median over a class's
-    items: the clip's average spectrum (:func:`~soundloom.core.floor.spectral_floor_db`, the mean over
-    :data:`CALIBRATION_QUANTILES`) and inside its sounding frames (:func:`~soundloom.core.floor.frame_floor_db`).
-    With recordings, each class first gets the fade-in its recordings start with (the median over its picked items of
-    :func:`onset_seconds`, at most :data:`MAX_FADE_IN_S`; ``fade_in_s``), and the trials are measured faded.
+    the clip range of :meth:`PostFilter.apply`. Up to ``per_class`` real items a class (seeded) are measured once, and
+    up to ``draws_per_class`` (None: ``per_class``) of the model's items a class are rendered once per strength: a
+    class whose items' floors spread widely (sweeps of 1 to 4 octaves: about 16 dB between items) needs many draws
+    for its median to hold still (about 3.5 dB of spread from 32). Two floors are matched in turn (:func:`_balanced`),
+    each the median over a class's items: the clip's average spectrum (:func:`~soundloom.core.floor.spectral_floor_db`,
+    the mean over :data:`CALIBRATION_QUANTILES`) and inside its sounding frames
+    (:func:`~soundloom.core.floor.frame_floor_db`). With recordings, each class first gets the fade-in its recordings
+    start with (the median over its picked items of :func:`onset_seconds`, at most :data:`MAX_FADE_IN_S`;
+    ``fade_in_s``), and the trials are measured faded.
     The chosen strengths and the floors behind them are recorded in ``info["calibration"]``.
     """
     if not len(strengths) or list(strengths) != sorted(strengths) or strengths[0] < 0:
         raise ParameterError(f"strengths must be increasing and >= 0, got {list(strengths)}")
-    names = np.array([str(v) for v in labels])
+    real_names = np.array([str(v) for v in labels])
+    model_names = real_names if model_labels is None else np.array([str(v) for v in model_labels])
+    if len(model_names) != model_db.shape[0] or len(real_names) != real_db.shape[0]:
+        raise ParameterError("expected one label per real item and per model item")
+    draws = per_class if draws_per_class is None else draws_per_class
     rng = np.random.default_rng(seed)
-    keys = {str(lab): np.flatnonzero(names == lab) for lab in sorted(set(names)) if lab != "None"}
-    keys = {lab: idx for lab, idx in keys.items() if len(idx) >= 4}
-    picks = {lab: np.sort(rng.permutation(idx)[:per_class]) for lab, idx in keys.items()}
-    picks[ALL] = np.sort(rng.permutation(len(names))[:per_class])
-    rows = np.unique(np.concatenate(list(picks.values())))
-    at = {int(r): i for i, r in enumerate(rows)}
-    sub = torch.from_numpy(rows)
-    sub_labels = [labels[int(r)] for r in rows]
+
+    def pick(names: np.ndarray, lab: str, n: int) -> np.ndarray:
+        idx = np.arange(len(names)) if lab == ALL else np.flatnonzero(names == lab)
+        return np.sort(rng.permutation(idx)[:n])
+
+    shared = sorted((set(real_names) & set(model_names)) - {"None"})
+    keys = [lab for lab in shared if min((real_names == lab).sum(), (model_names == lab).sum()) >= 4] + [ALL]
+    real_picks = {lab: pick(real_names, lab, per_class) for lab in keys}
+    paired = model_labels is None and draws == per_class  # item i made for item i: the same picks
+    model_picks = real_picks if paired else {lab: pick(model_names, lab, draws) for lab in keys}
+    real_rows, model_rows = (np.unique(np.concatenate(list(p.values()))) for p in (real_picks, model_picks))
+    real_at = {int(r): i for i, r in enumerate(real_rows)}
+    model_at = {int(r): i for i, r in enumerate(model_rows)}
+    sub = torch.from_numpy(model_rows)
+    sub_labels = [str(model_names[int(r)]) if model_names[int(r)] != "None" else None for r in model_rows]
 
     def floors(wav: np.ndarray) -> np.ndarray:
         """``(items, 2)``: the clip-average and the in-frame floor, dB."""
@@ -547,14 +566,14 @@ def calibrate_strength(
         average = spectral_floor_db(clips, sample_rate, CALIBRATION_QUANTILES).mean(axis=1)
         return np.stack([average, frame_floor_db(clips, sample_rate)], axis=1)
 
-    recorded = recordings(rows) if recordings is not None else None
-    real = floors(recorded if recorded is not None else render(real_db[sub].float()))
+    recorded = recordings(real_rows) if recordings is not None else None
+    real = floors(recorded if recorded is not None else render(real_db[torch.from_numpy(real_rows)].float()))
     fades = None
     if recorded is not None:  # each class's fade-in: the median onset of its picked recordings
         onsets = onset_seconds(list(recorded), sample_rate)
         fades = {
-            lab: round(min(float(np.median(onsets[[at[int(r)] for r in idx]])), MAX_FADE_IN_S), 4)
-            for lab, idx in picks.items()
+            lab: round(min(float(np.median(onsets[[real_at[int(r)] for r in idx]])), MAX_FADE_IN_S), 4)
+            for lab, idx in real_picks.items()
         }
     made = []
     for k in strengths:
@@ -562,15 +581,16 @@ def calibrate_strength(
         wav = render(trial.apply(model_db[sub].double(), sub_labels, low_db, high_db).float())
         made.append(floors(trial.fade(wav, sub_labels, sample_rate)))
     chosen, record = {}, {}
-    for lab, idx in picks.items():
-        pos = [at[int(r)] for r in idx]
-        target = np.median(real[pos], axis=0)  # (2,)
+    for lab in keys:
+        target = np.median(real[[real_at[int(r)] for r in real_picks[lab]]], axis=0)  # (2,)
+        pos = [model_at[int(r)] for r in model_picks[lab]]
         curve = np.array([np.median(m[pos], axis=0) for m in made])  # (strengths, 2)
         chosen[lab] = round(_balanced(strengths, [(curve[:, j], float(target[j])) for j in range(2)]), 3)
         record[lab] = {
             "real_db": [round(float(v), 2) for v in target],
             "floors_db": [[round(float(v), 2) for v in row] for row in curve],
-            "items": len(pos),
+            "items": len(real_picks[lab]),
+            "draws": len(pos),
         }
     against = "recorded" if recorded is not None else "front end"
     calibration = {

@@ -136,3 +136,38 @@ def test_calibration_matches_the_rendered_floor_per_class():
     assert unreadable.strength == tuned.strength and unreadable.info["calibration"]["target"] == "front end"
     with pytest.raises(ParameterError, match="increasing"):
         calibrate_strength(post, real, model, labels, render, SR, LOW, HIGH, strengths=(1.0, 0.5))
+
+
+def test_calibration_takes_more_of_the_models_items_than_real_ones():
+    recorded = np.concatenate([tones(12, s, None) for s in (0, 1)])
+    real = features(torch.from_numpy(recorded), SPEC)
+    labels = ["a"] * 12 + ["b"] * 12
+    # three draws an item for "a" (noisier than real), one for "b", in the order export makes them
+    model = torch.cat([features(torch.from_numpy(tones(36, 2, -30.0)), SPEC), real[12:].clamp_min(-100.0)])
+    model_labels = ["a"] * 36 + ["b"] * 12
+    post = fit_quantile_postfilter(real, labels, model, model_labels, "test", {ALL: 1.0, "a": 1.0, "b": 1.0})
+
+    def render(db: torch.Tensor) -> np.ndarray:
+        return griffin_lim(features_to_magnitude(db, SPEC), SPEC, n_iter=4, length=SR // 2).numpy()
+
+    args = (post, real, model, labels, render, SR, LOW, HIGH)
+    tuned = calibrate_strength(*args, per_class=12, model_labels=model_labels, draws_per_class=30)
+    record = tuned.info["calibration"]["per_class"]
+    assert (record["a"]["items"], record["a"]["draws"]) == (12, 30)
+    assert (record["b"]["items"], record["b"]["draws"]) == (12, 12)  # all the class has
+    assert tuned.strength["a"] > 1.0
+    # "b" is the real items' own features: every strength renders its floor (the fitted map is the identity)
+    assert np.ptp(np.array(record["b"]["floors_db"])[:, 0]) < 1.0
+    with pytest.raises(ParameterError, match="one label per"):
+        calibrate_strength(*args, per_class=12, model_labels=model_labels[:-1])
+
+
+def test_small_classes_get_more_draws_an_item():
+    from soundloom.sounds.postfilter import CALIBRATION_DRAWS
+    from soundloom.sounds.training.export import MAX_DRAWS_PER_ITEM, draws_for
+
+    assert draws_for(np.repeat(np.arange(3), 500)) == 1  # every class has CALIBRATION_DRAWS items already
+    small = np.repeat(np.arange(3), [500, 500, CALIBRATION_DRAWS // 3])
+    assert draws_for(small) == 3  # the smallest class sets it
+    assert draws_for(np.array([0, 0, 1, -1])) == MAX_DRAWS_PER_ITEM  # capped
+    assert draws_for(np.full(10, -1)) == MAX_DRAWS_PER_ITEM  # unlabelled: the whole set is one class of 10

@@ -26,6 +26,7 @@ from ..decode import db_to_audio
 from ..models import get_kind, save_safetensors
 from ..models.protocol import decode_latent, encode_latent, output
 from ..postfilter import (
+    CALIBRATION_DRAWS,
     DEFAULT_KIND,
     KINDS,
     LIFT_BELOW,
@@ -37,6 +38,10 @@ from ..postfilter import (
     fit_quantile_postfilter,
 )
 from ..runfiles import CONFIG_FILE, MODEL_FILE, RUN_FORMAT_VERSION, STATS_FILE
+
+# Prior draws per training item fitted on at most: a small class gets more than one, so that its calibration sees
+# CALIBRATION_DRAWS of the model's items (the built-in one-shots: 34-38 training items a class, 3 draws each).
+MAX_DRAWS_PER_ITEM = 4
 
 
 def _batches(dataset: Dataset, batch_size: int):
@@ -134,6 +139,15 @@ def fit_gaussian_prior(model: nn.Module, dataset: Dataset) -> dict[str, torch.Te
     return fit_prior(z, labels, n_classes)
 
 
+def draws_for(labels: np.ndarray, most: int = MAX_DRAWS_PER_ITEM) -> int:
+    """Prior draws per training item for the post-filter's fit, given the items' label indices ``(N,)`` (-1: none):
+    enough that the smallest class has :data:`~soundloom.sounds.postfilter.CALIBRATION_DRAWS` of the model's items
+    to calibrate on, at least 1 and at most ``most``."""
+    counts = np.bincount(np.asarray(labels, dtype=np.int64) + 1)[1:]
+    smallest = int(counts[counts > 0].min()) if (counts > 0).any() else len(labels)
+    return int(min(most, max(1, -(-CALIBRATION_DRAWS // max(smallest, 1)))))
+
+
 @torch.no_grad()
 def fit_run_postfilter(
     model: nn.Module,
@@ -144,11 +158,12 @@ def fit_run_postfilter(
     seed: int = 0,
     kind: str = DEFAULT_KIND,
     calibrate: bool = True,
+    draws: int | None = None,
 ) -> PostFilter | None:
     """The post-filter of a spectrogram model (None for a waveform kind), fitted on ``dataset`` (the training
     split): its items' spread against the model's output for the same items' labels and pitches. That output
-    is one draw per item from the fitted Gaussian prior at temperature 1 (seeded), or the item's
-    reconstruction when the kind has no Gaussian prior (code models). ``kind``: one of
+    is ``draws`` draws per item from the fitted Gaussian prior at temperature 1 (seeded; None: :func:`draws_for`), or
+    the item's reconstruction when the kind has no Gaussian prior (code models). ``kind``: one of
     :data:`~soundloom.sounds.postfilter.KINDS` (default: the one export fits). ``calibrate``: then choose each
     class's strength (:func:`~soundloom.sounds.postfilter.calibrate_strength`): the model's output through the
     front end of the dataset's store (mel inversion and the default Griffin-Lim, as a run renders) against the
@@ -161,27 +176,35 @@ def fit_run_postfilter(
     gaussian = "prior.mean" in prior
     n_classes = len(model.cfg.labels) if model.label_conditioned else 0
     gen = torch.Generator().manual_seed(seed)
-    real, made, labels = [], [], []
+    if draws is None:
+        rows, table = getattr(dataset, "rows", None), getattr(dataset, "labels", None)
+        known = rows is not None and table is not None and n_classes
+        draws = draws_for(np.asarray(table)[np.asarray(rows)] if known else np.full(len(dataset), -1))
+    real, made, labels, model_labels = [], [], [], []
     for x, lab, pit in _batches(dataset, batch_size):
         lab_in = lab if model.label_conditioned else None
         pit_in = pit if model.pitch_conditioned else None
+        names = [model.cfg.labels[int(v)] if n_classes and int(v) >= 0 else None for v in lab]
         if gaussian:
             # Row -1 is the prior's fit over all items (an unconditioned model's only row; an unlabelled item's).
             rows = [int(v) if n_classes and int(v) >= 0 else -1 for v in lab]
-            z = torch.cat([latent_prior.draw(prior, r, 1, 1.0, gen) for r in rows])
+            for _ in range(draws):
+                z = torch.cat([latent_prior.draw(prior, r, 1, 1.0, gen) for r in rows])
+                made.append(decode_latent(model, z, lab_in, pit_in).float())
+                model_labels += names
         else:
-            z = encode_latent(model, x, lab_in, pit_in)
-        made.append(decode_latent(model, z, lab_in, pit_in).float())
+            made.append(decode_latent(model, encode_latent(model, x, lab_in, pit_in), lab_in, pit_in).float())
+            model_labels += names
         real.append(x.float())
-        labels += [model.cfg.labels[int(v)] if n_classes and int(v) >= 0 else None for v in lab]
+        labels += names
     real_db, model_db = normalizer.denormalize(torch.cat(real)), normalizer.denormalize(torch.cat(made))
-    source = "samples of the fitted prior, temperature 1" if gaussian else "reconstructions"
+    source = f"samples of the fitted prior, temperature 1, {draws} a training item" if gaussian else "reconstructions"
     envelope = envelope_rows_for(real_db.shape[1])
-    post = fit_postfilter(real_db, labels, model_db, labels, source, envelope_rows=envelope)
+    post = fit_postfilter(real_db, labels, model_db, model_labels, source, envelope_rows=envelope)
     if kind != "gv":
         ratios = post.ratio if kind == "gv+quantile" else None
         post = fit_quantile_postfilter(
-            real_db, labels, model_db, labels, source, ratios, envelope_rows=envelope, lift_below=LIFT_BELOW
+            real_db, labels, model_db, model_labels, source, ratios, envelope_rows=envelope, lift_below=LIFT_BELOW
         )
     store = getattr(dataset, "store", None)
     if not calibrate or store is None:
@@ -195,7 +218,18 @@ def fit_run_postfilter(
     rows = getattr(dataset, "rows", None)
     recordings = None if rows is None else (lambda idx: recorded_clips(store, np.asarray(rows)[idx]))
     return calibrate_strength(
-        post, real_db, model_db, labels, render, spec.sample_rate, low, high, seed=seed, recordings=recordings
+        post,
+        real_db,
+        model_db,
+        labels,
+        render,
+        spec.sample_rate,
+        low,
+        high,
+        seed=seed,
+        recordings=recordings,
+        model_labels=model_labels,
+        draws_per_class=CALIBRATION_DRAWS,
     )
 
 
