@@ -86,6 +86,8 @@ def refit_copy(
         if post is not None:
             post.save(dest)
             fitted = {"components": components, "postfilter": post.kind, "ratio": post.ratio, "strength": post.strength}
+            if post.row_gain is not None:  # the classes the calibration gave row gains (zeros: none)
+                fitted["row_gain"] = sorted(k for k, g in post.row_gain.items() if bool(g.any()))
             fitted["postfilter_cpu_s"] = cpu_s
             print(json.dumps(fitted), flush=True)
     return dest

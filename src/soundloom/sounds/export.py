@@ -213,6 +213,12 @@ def export_description(gen: Generator, inputs: tuple[torch.Tensor, ...], names: 
                 "shift each item",
             )
         invert[1] = invert[1].replace("; shift each item", strength + "; shift each item")
+        if post.row_gain is not None:
+            invert[1] = invert[1].replace(
+                "; shift each item",
+                "; then add postfilter.row_gain[label] (dB per row; '*' for none or a label not there); "
+                "shift each item",
+            )
         if post.fade_in_s is not None:
             invert.append(
                 "audio[:n] *= sin(0.5 * pi * (arange(n) + 0.5) / n) ** 2 with n = round(postfilter.fade_in_s[label] "
@@ -291,6 +297,9 @@ def postfilter(db, label):
     strength = pf.get("strength") or {}  # per class, how much of the filter's change is applied (1 or absent: all)
     a = strength.get(label, strength.get("*", 1.0)) if label is not None else strength.get("*", 1.0)
     out = db + a * (out - db) + min(a, 1.0) * lift  # a lift is never extrapolated past the recordings' level
+    if pf.get("row_gain"):  # per row, the class's long-term colour the model misses (its fixed pattern undone)
+        g = pf["row_gain"]
+        out = out + np.asarray(g.get(label, g["*"]) if label is not None else g["*"])[:, None]
     k = np.log(10.0) / 10.0  # the item keeps its power: one dB shift (log-sum-exp of power)
     out = out + (np.logaddexp.reduce(db.ravel() * k) - np.logaddexp.reduce(out.ravel() * k)) / k
     st = info["statistics"]

@@ -34,6 +34,15 @@ row, and the clip average first", measured with the release's other changes). Ex
 quantile map after the GV ratios (:data:`DEFAULT_KIND`); ``quantile`` is the map alone (ratios 1), ``gv`` the
 ratios alone.
 
+Files with ``"row_gain"`` add, after the stages and before the level shift, a gain per class and row (dB) that brings
+the model's median long-term spectrum (each item's power averaged over its frames, about its median row) onto the
+recordings' (:func:`fit_row_gain`). A decoder can leave a fixed pattern across its rows that a frame-by-frame map does
+not see (the demo recipe's seed-1 noise bursts: their top rows alternate by 2-5 dB in every item), and the mel
+inversion's iterations turn such a pattern into holes between bins that stay put, so the long-term spectrum has dips
+the recordings lack: those noise bursts rendered 6 dB too clean for that alone (README: "Row gains"). On every class
+the same gains took the falling sweeps 14 dB too clean, so the calibration takes them per class only where they bring
+the rendered floor nearer (zeros elsewhere).
+
 A last, optional step scales what the stages do per class: ``db + strength * (filtered - db)`` (``"strength"`` in
 the file; 1 or absent: as fitted), the quantile stage's lift by ``min(strength, 1)``: the lift aims at the
 recordings' level, and extrapolated past it adds the noise it is there to restore (a barely trained test model's
@@ -97,6 +106,12 @@ QUANTILES = 33  # quantiles per class and row of the quantile stage (evenly spac
 # at its lowest quantile, tapering to nothing at the median): the quiet half of a row, never its peaks (see the module
 # docstring).
 LIFT_BELOW = 0.5
+# Row gains beyond this are clipped at the fit (and refused in a file). A class whose items differ in colour (sweeps of
+# different ranges) has a median long-term spectrum that fits none of them, and its gains grow into a tilt: with 20 dB
+# allowed the demo weights' rising sweeps got +-20 dB across the rows and rendered 8 dB noisier than recorded (README:
+# "Row gains"), where 12 leaves them within 4 dB; it also leaves seed 2's plucks, whose top row is 24 dB short, 9 dB
+# too clean.
+MAX_ROW_GAIN_DB = 12.0
 # Strengths tried per class by calibrate_strength (0: no post-filter; above 1 the stages' effect extrapolated).
 STRENGTHS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
 # The floor the calibration matches: the mean over these quantiles of the quietest bins, not the evaluation's
@@ -227,6 +242,7 @@ class PostFilter:
     fade_in_s: dict[str, float] | None = None  # per class, seconds (see the module docstring); None: no fade-in
     envelope_rows: int | None = None  # the GV stage's centre (see the module docstring); None: the frame mean
     lift_below: float | None = None  # the quantile stage may also raise values below this quantile; None: never
+    row_gain: dict[str, torch.Tensor] | None = None  # per class, dB ``(rows,)`` added first (see row_gain_db)
 
     @property
     def kind(self) -> str:
@@ -278,6 +294,14 @@ class PostFilter:
         """The fade-in (s) of ``label``: its own, else the all-class one, else 0."""
         return _for_class(self.fade_in_s, label, 0.0)
 
+    def gain_for(self, labels: list[str | None], rows: int) -> torch.Tensor:
+        """The row gains ``(B, rows)`` dB of items of ``labels`` (the all-class gains for others; zeros without
+        any)."""
+        if self.row_gain is None:
+            return torch.zeros(len(labels), rows, dtype=torch.float64)
+        keys = [str(lab) if lab is not None and str(lab) in self.row_gain else ALL for lab in labels]
+        return torch.stack([self.row_gain[k].double() for k in keys])
+
     def fade(self, wav: np.ndarray, labels: list[str | None], sample_rate: int) -> np.ndarray:
         """Rendered one-shots ``(B, samples)`` at ``sample_rate`` Hz, each with its class's fade-in (unchanged when the
         file has none)."""
@@ -305,6 +329,8 @@ class PostFilter:
                 lift = k.clamp(max=1.0) * lift
         if lift is not None:
             out = out + lift
+        if self.row_gain is not None:
+            out = out + self.gain_for(labels, db.shape[1]).to(db.dtype)[:, :, None]
         # log-sum-exp in dB: the item's power level before and after (stable for -150 dB rows)
         scale, dims = np.log(10.0) / 10.0, (1, 2)
         shift = (
@@ -322,6 +348,8 @@ class PostFilter:
             extra["envelope_rows"] = int(self.envelope_rows)
         if self.lift_below is not None:
             extra["lift_below"] = float(self.lift_below)
+        if self.row_gain is not None:
+            extra["row_gain"] = {k: [round(float(v), 2) for v in g] for k, g in self.row_gain.items()}
         if self.quantiles is None:
             return {"format": FORMAT, "version": 1, "ratio": dict(self.ratio), **extra, **self.info}
 
@@ -373,6 +401,16 @@ class PostFilter:
             lift = d.get("lift_below")
             if lift is not None and not (isinstance(lift, (int, float)) and 0 < lift <= 1):
                 raise ValueError(f"lift_below must be a number in (0, 1], got {lift!r}")
+            gains = None
+            if "row_gain" in d:
+                gains = {str(k): torch.tensor(v, dtype=torch.float64) for k, v in d["row_gain"].items()}
+                sizes = {g.shape for g in gains.values()}
+                if ALL not in gains or len(sizes) != 1 or len(next(iter(sizes))) != 1:
+                    raise ValueError("row gains must be one list of rows per class, alike, with the all-class one")
+                if not all(
+                    bool(torch.isfinite(g).all()) and float(g.abs().max()) <= MAX_ROW_GAIN_DB for g in gains.values()
+                ):
+                    raise ValueError(f"row gains must be finite and within +-{MAX_ROW_GAIN_DB} dB")
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise ModelFileError(where or POSTFILTER_FILE, f"malformed post-filter ({exc})") from exc
         skip = (
@@ -385,9 +423,11 @@ class PostFilter:
             "fade_in_s",
             "envelope_rows",
             "lift_below",
+            "row_gain",
         )
         info = {k: v for k, v in d.items() if k not in skip}
-        return cls(ratio, info, quantiles, strength, fades, envelope, None if lift is None else float(lift))
+        lift = None if lift is None else float(lift)
+        return cls(ratio, info, quantiles, strength, fades, envelope, lift, gains)
 
     @classmethod
     def load(cls, run_dir: str | os.PathLike) -> PostFilter | None:
@@ -443,6 +483,28 @@ def fit_postfilter(
     ratios = _per_label(real_labels, model_labels, ratio)
     info = _fit_info(source, real_labels, model_labels)
     return PostFilter({k: round(v, 4) for k, v in ratios.items()}, info, envelope_rows=envelope_rows)
+
+
+def long_term_db(db: torch.Tensor) -> torch.Tensor:
+    """Each item's long-term spectrum ``(N, rows)``, dB about its median row (not its loudest: one row far off would
+    move every other): the power of spectra ``(N, rows, frames)`` averaged over frames."""
+    lt = 10.0 * torch.log10(torch.pow(10.0, db.double() / 10.0).mean(dim=2).clamp_min(1e-30))
+    return lt - lt.median(dim=1, keepdim=True).values
+
+
+def fit_row_gain(
+    real_db: torch.Tensor, real_labels: list[str | None], model_db: torch.Tensor, model_labels: list[str | None]
+) -> dict[str, torch.Tensor]:
+    """Per label and over all items, the gain ``(rows,)`` dB that brings the model's median long-term spectrum
+    (:func:`long_term_db`, median over items per row) onto the real items', clipped to +-:data:`MAX_ROW_GAIN_DB`."""
+    real_lt, model_lt = long_term_db(real_db), long_term_db(model_db)
+
+    def gain(r_sel: np.ndarray, m_sel: np.ndarray) -> torch.Tensor:
+        r, m = real_lt[torch.from_numpy(r_sel)], model_lt[torch.from_numpy(m_sel)]
+        diff = r.median(dim=0).values - m.median(dim=0).values
+        return diff.clamp(-MAX_ROW_GAIN_DB, MAX_ROW_GAIN_DB).round(decimals=2)
+
+    return _per_label(real_labels, model_labels, gain)
 
 
 def fit_quantile_postfilter(
@@ -575,23 +637,43 @@ def calibrate_strength(
             lab: round(min(float(np.median(onsets[[real_at[int(r)] for r in idx]])), MAX_FADE_IN_S), 4)
             for lab, idx in real_picks.items()
         }
-    made = []
-    for k in strengths:
-        trial = replace(post, strength={ALL: float(k)}, fade_in_s=fades)
-        wav = render(trial.apply(model_db[sub].double(), sub_labels, low_db, high_db).float())
-        made.append(floors(trial.fade(wav, sub_labels, sample_rate)))
-    chosen, record = {}, {}
+    # without the row gains, and (when the filter has them) with them: each class takes the better
+    branches = [None] if post.row_gain is None else [None, post.row_gain]
+    made = [[] for _ in branches]
+    for b, gains in enumerate(branches):
+        for k in strengths:
+            trial = replace(post, strength={ALL: float(k)}, fade_in_s=fades, row_gain=gains)
+            wav = render(trial.apply(model_db[sub].double(), sub_labels, low_db, high_db).float())
+            made[b].append(floors(trial.fade(wav, sub_labels, sample_rate)))
+    chosen, record, gains_on = {}, {}, {}
     for lab in keys:
         target = np.median(real[[real_at[int(r)] for r in real_picks[lab]]], axis=0)  # (2,)
         pos = [model_at[int(r)] for r in model_picks[lab]]
-        curve = np.array([np.median(m[pos], axis=0) for m in made])  # (strengths, 2)
-        chosen[lab] = round(_balanced(strengths, [(curve[:, j], float(target[j])) for j in range(2)]), 3)
+        options = []
+        for b in range(len(branches)):
+            curve = np.array([np.median(m[pos], axis=0) for m in made[b]])  # (strengths, 2)
+            k = _balanced(strengths, [(curve[:, j], float(target[j])) for j in range(2)])
+            gaps = [abs(float(np.interp(k, strengths, curve[:, j])) - float(target[j])) for j in range(2)]
+            options.append((k, gaps, curve))
+        # with the gains only when they bring the clip average nearer by more than the slack, or as near and the
+        # frames nearer
+        b = 0
+        if len(options) > 1:
+            (_, off, _), (_, on, _) = options
+            if on[0] < off[0] - 1.0 or (abs(on[0] - off[0]) <= 1.0 and on[1] < off[1]):
+                b = 1
+        k, _, curve = options[b]
+        chosen[lab] = round(k, 3)
+        gains_on[lab] = bool(b)
         record[lab] = {
             "real_db": [round(float(v), 2) for v in target],
             "floors_db": [[round(float(v), 2) for v in row] for row in curve],
             "items": len(real_picks[lab]),
             "draws": len(pos),
         }
+        if len(options) > 1:
+            record[lab]["row_gain"] = bool(b)
+            record[lab]["floors_db_other"] = [[round(float(v), 2) for v in row] for row in options[1 - b][2]]
     against = "recorded" if recorded is not None else "front end"
     calibration = {
         "target": against,
@@ -601,4 +683,8 @@ def calibrate_strength(
         "quantiles": list(CALIBRATION_QUANTILES),
     }
     info = {**post.info, "calibration": {**calibration, "per_class": record}}
-    return replace(post, info=info, strength=chosen, fade_in_s=fades)
+    gains = None
+    if post.row_gain is not None and any(gains_on.values()):  # a class without them gets zeros
+        zero = torch.zeros_like(post.row_gain[ALL])
+        gains = {lab: post.row_gain.get(lab, post.row_gain[ALL]) if on else zero for lab, on in gains_on.items()}
+    return replace(post, info=info, strength=chosen, fade_in_s=fades, row_gain=gains)

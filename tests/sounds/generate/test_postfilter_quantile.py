@@ -186,3 +186,13 @@ def test_onnx_example_applies_the_same_quantile_stage(tiny_run, tmp_path):
         for d, r in zip(db.numpy(), ref):
             got = example["postfilter"](d, label)
             np.testing.assert_allclose(got, r, atol=1e-4)
+    # row gains (the calibration takes them per class where they bring the floor nearer): applied alike
+    rows = len(gen.normalizer.mean)
+    gains = {ALL: [0.0] * rows, "b": [3.0 * ((-1) ** i) for i in range(rows)]}
+    example["postfilter"].__globals__["info"]["postfilter"]["row_gain"] = gains
+    gained = PostFilter.from_dict(example["postfilter"].__globals__["info"]["postfilter"])
+    assert not np.allclose(gained.apply(db, ["b", "b"], low, high), post.apply(db, ["b", "b"], low, high))
+    for label in ("b", None):
+        ref = gained.apply(db, [label, label], low, high).numpy()
+        for d, r in zip(db.numpy(), ref):
+            np.testing.assert_allclose(example["postfilter"](d, label), r, atol=1e-4)

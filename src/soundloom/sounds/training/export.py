@@ -10,6 +10,7 @@ standard prior.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -36,12 +37,15 @@ from ..postfilter import (
     envelope_rows_for,
     fit_postfilter,
     fit_quantile_postfilter,
+    fit_row_gain,
 )
 from ..runfiles import CONFIG_FILE, MODEL_FILE, RUN_FORMAT_VERSION, STATS_FILE
 
 # Prior draws per training item fitted on at most: a small class gets more than one, so that its calibration sees
 # CALIBRATION_DRAWS of the model's items (the built-in one-shots: 34-38 training items a class, 3 draws each).
 MAX_DRAWS_PER_ITEM = 4
+# Whether export fits the post-filter's row gains (postfilter.fit_row_gain) before its other stages.
+ROW_GAIN = True
 
 
 def _batches(dataset: Dataset, batch_size: int):
@@ -159,6 +163,7 @@ def fit_run_postfilter(
     kind: str = DEFAULT_KIND,
     calibrate: bool = True,
     draws: int | None = None,
+    row_gain: bool = ROW_GAIN,
 ) -> PostFilter | None:
     """The post-filter of a spectrogram model (None for a waveform kind), fitted on ``dataset`` (the training
     split): its items' spread against the model's output for the same items' labels and pitches. That output
@@ -206,6 +211,8 @@ def fit_run_postfilter(
         post = fit_quantile_postfilter(
             real_db, labels, model_db, model_labels, source, ratios, envelope_rows=envelope, lift_below=LIFT_BELOW
         )
+    if row_gain:
+        post = replace(post, row_gain=fit_row_gain(real_db, labels, model_db, model_labels))
     store = getattr(dataset, "store", None)
     if not calibrate or store is None:
         return post
