@@ -3,13 +3,14 @@ recordings' (a decoder's fixed pattern across rows, which the mel inversion turn
 stages; the calibration takes it per class only where it brings the rendered floor nearer."""
 
 import json
+from functools import partial
 
 import numpy as np
 import pytest
 import torch
 
 from soundloom.core.errors import ModelFileError
-from soundloom.core.spectral import SpectrogramConfig, features, features_to_magnitude, griffin_lim
+from soundloom.core.spectral import features
 from soundloom.sounds.postfilter import (
     ALL,
     MAX_ROW_GAIN_DB,
@@ -20,10 +21,8 @@ from soundloom.sounds.postfilter import (
     fit_row_gain,
     long_term_db,
 )
+from tests.sounds.generate.test_postfilter_strength import SPEC, SR, render
 
-torch.set_num_threads(1)
-SR = 8000
-SPEC = SpectrogramConfig(sample_rate=SR, n_fft=256, hop_length=64, kind="db")
 LOW, HIGH = torch.full((129,), -150.0), torch.full((129,), 40.0)
 
 
@@ -85,10 +84,8 @@ def test_the_calibration_takes_the_gains_only_where_they_bring_the_floor_nearer(
     post = fit_quantile_postfilter(real, labels, model, labels, "test", {ALL: 1.0, "a": 1.0, "b": 1.0})
     post = PostFilter(post.ratio, post.info, post.quantiles, row_gain=fit_row_gain(real, labels, model, labels))
 
-    def render(db: torch.Tensor) -> np.ndarray:
-        return griffin_lim(features_to_magnitude(db, SPEC), SPEC, n_iter=4, length=SR // 2).numpy()
-
-    tuned = calibrate_strength(post, real, model, labels, render, SR, LOW, HIGH, per_class=12, strengths=(0.0, 1.0))
+    four = partial(render, n_iter=4)
+    tuned = calibrate_strength(post, real, model, labels, four, SR, LOW, HIGH, per_class=12, strengths=(0.0, 1.0))
     record = tuned.info["calibration"]["per_class"]
     assert record["a"]["row_gain"] is True and record["b"]["row_gain"] is False
     assert float(tuned.row_gain["a"][95:].mean()) > 8.0  # the dull band brought back up

@@ -3,6 +3,7 @@ chooses each class's strength from the floor its rendered output has against rea
 end (more for a class the fitted filter leaves noisy, less for one it over-cleans)."""
 
 import json
+from functools import partial
 
 import numpy as np
 import pytest
@@ -26,6 +27,11 @@ torch.set_num_threads(1)
 SR = 8000
 SPEC = SpectrogramConfig(sample_rate=SR, n_fft=256, hop_length=64, kind="db")
 LOW, HIGH = torch.full((129,), -100.0), torch.full((129,), 20.0)
+
+
+def render(db: torch.Tensor, n_iter: int = 8) -> np.ndarray:
+    """dB spectra ``(B, 129, frames)`` of :data:`SPEC` -> half-second waveforms (Griffin-Lim of ``n_iter``)."""
+    return griffin_lim(features_to_magnitude(db, SPEC), SPEC, n_iter=n_iter, length=SR // 2).numpy()
 
 
 def test_strength_one_is_the_fitted_filter_and_more_cleans_more():
@@ -98,9 +104,6 @@ def test_calibration_matches_the_rendered_floor_per_class():
     model = torch.cat([noisy, clean])
     post = fit_quantile_postfilter(real, labels, model, labels, "test", {ALL: 1.0, "a": 1.0, "b": 1.0})
 
-    def render(db: torch.Tensor) -> np.ndarray:
-        return griffin_lim(features_to_magnitude(db, SPEC), SPEC, n_iter=8, length=SR // 2).numpy()
-
     tuned = calibrate_strength(post, real, model, labels, render, SR, LOW, HIGH, per_class=12)
     assert set(tuned.strength) == {ALL, "a", "b"} and tuned.info["calibration"]["target"] == "front end"
     record = tuned.info["calibration"]["per_class"]
@@ -147,10 +150,7 @@ def test_calibration_takes_more_of_the_models_items_than_real_ones():
     model_labels = ["a"] * 36 + ["b"] * 12
     post = fit_quantile_postfilter(real, labels, model, model_labels, "test", {ALL: 1.0, "a": 1.0, "b": 1.0})
 
-    def render(db: torch.Tensor) -> np.ndarray:
-        return griffin_lim(features_to_magnitude(db, SPEC), SPEC, n_iter=4, length=SR // 2).numpy()
-
-    args = (post, real, model, labels, render, SR, LOW, HIGH)
+    args = (post, real, model, labels, partial(render, n_iter=4), SR, LOW, HIGH)
     tuned = calibrate_strength(*args, per_class=12, model_labels=model_labels, draws_per_class=30)
     record = tuned.info["calibration"]["per_class"]
     assert (record["a"]["items"], record["a"]["draws"]) == (12, 30)
