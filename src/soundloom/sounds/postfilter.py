@@ -39,9 +39,9 @@ the model's median long-term spectrum (each item's power averaged over its frame
 recordings' (:func:`fit_row_gain`). A decoder can leave a fixed pattern across its rows that a frame-by-frame map does
 not see (the demo recipe's seed-1 noise bursts: their top rows alternate by 2-5 dB in every item), and the mel
 inversion's iterations turn such a pattern into holes between bins that stay put, so the long-term spectrum has dips
-the recordings lack: those noise bursts rendered 6 dB too clean for that alone (README: "Row gains"). On every class
-the same gains took the falling sweeps 14 dB too clean, so the calibration takes them per class only where they bring
-the rendered floor nearer (zeros elsewhere).
+the recordings lack: those noise bursts rendered 6 dB too clean for that alone (README: "Row gains"). A first version
+given to every class took seed 1's falling sweeps 14 dB too clean, so the calibration takes them per class only where
+they bring the rendered floor nearer (zeros elsewhere).
 
 A last, optional step scales what the stages do per class: ``db + strength * (filtered - db)`` (``"strength"`` in
 the file; 1 or absent: as fitted), the quantile stage's lift by ``min(strength, 1)``: the lift aims at the
