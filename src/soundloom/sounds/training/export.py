@@ -44,7 +44,7 @@ from ..runfiles import CONFIG_FILE, MODEL_FILE, RUN_FORMAT_VERSION, STATS_FILE
 # Prior draws per training item fitted on at most: a small class gets more than one, so that its calibration sees
 # CALIBRATION_DRAWS of the model's items (the built-in one-shots: 34-38 training items a class, 3 draws each).
 MAX_DRAWS_PER_ITEM = 4
-# Whether export fits the post-filter's row gains (postfilter.fit_row_gain) before its other stages.
+# Whether export fits the post-filter's row gains (postfilter.fit_row_gain; the calibration keeps them per class).
 ROW_GAIN = True
 
 
