@@ -72,3 +72,26 @@ def test_without_class_weighting_the_loss_is_the_plain_elbo_and_checkpoints_are_
     torch.manual_seed(3)
     assert not torch.equal(weighted._step(batch, "train", 0.03).loss, got)
     assert bool((weighted.class_error > 0).all())
+
+
+def test_the_long_term_spectrum_term_adds_to_the_loss_and_stays_out_of_checkpoints():
+    import pytest
+
+    from soundloom.core.errors import ParameterError
+    from soundloom.sounds.losses import long_term_spectrum_error
+
+    with pytest.raises(ParameterError, match="row_scale"):
+        VAEModule(TINY, spectrum_weight=1.0)
+    plain, module = VAEModule(TINY), VAEModule(TINY, spectrum_weight=0.5, row_scale=[60.0] * 16)
+    module.load_state_dict(plain.state_dict())  # the scale is not a persistent buffer: same keys as before
+    logged = {}
+    module.log_dict = lambda d, **kwargs: logged.update(d)
+    x = torch.rand(4, 16, 16, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    batch = (x, torch.tensor([0, 1, 0, 1]), torch.full((4,), -1))
+    torch.manual_seed(3)
+    got = module._step(batch, "val", 0.03).loss
+    torch.manual_seed(3)
+    x_hat, mu, logvar = module.model(x, batch[1])
+    spectrum = long_term_spectrum_error(x_hat, x, torch.full((16,), 60.0)).mean().detach()
+    assert float(spectrum) > 0 and torch.allclose(logged["val/spectrum"], spectrum)
+    assert torch.allclose(got.detach(), elbo_terms(x_hat, x, mu, logvar, 0.03).loss.detach() + 0.5 * spectrum)

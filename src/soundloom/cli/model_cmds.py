@@ -91,6 +91,11 @@ def train(
         help="Label-conditioned VAEs: weight each class's reconstruction by its running error, so the classes "
         "still blurred get more of a short budget.",
     ),
+    spectrum_weight: float = typer.Option(
+        0.0,
+        help="Spectrogram VAEs: weight of each row's time-averaged power against the item's (0 = off), so a "
+        "blurred bright attack still costs what it loses from the clip's long-term spectrum.",
+    ),
     seed: int = typer.Option(0),
     val_fraction: float = typer.Option(0.1, help="Share of speakers / instruments (else items) held out."),
     label_key: str = typer.Option("auto", help="Label to condition on (auto: label, instrument_family_str)."),
@@ -132,6 +137,7 @@ def train(
         beta=beta,
         warmup_steps=warmup_steps,
         class_weighting=class_weighting,
+        spectrum_weight=spectrum_weight,
         seed=seed,
         val_fraction=val_fraction,
         label_key=None if label_key == "none" else label_key,

@@ -64,6 +64,12 @@ class Normalizer:
             return mean, std
         return self.mean[:, None], self.std[:, None]
 
+    def db_per_unit(self) -> np.ndarray:
+        """dB per normalised unit of each row ``(rows,)`` (one value repeated in "range" mode: ``(1,)``)."""
+        if self.mode == "range":
+            return np.array([(self.max_db - self.min_db) / 2.0], dtype=np.float32)
+        return (self.clip_sigma * np.asarray(self.std, dtype=np.float32)).astype(np.float32)
+
     def normalize(self, x):
         """dB ``(..., rows, frames)`` (NumPy or torch) -> [-1, 1]."""
         if self.mode == "range":

@@ -5,6 +5,7 @@ Spectrograms are normalised features ``(B, rows, frames)`` in [-1, 1]; waveforms
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -22,6 +23,23 @@ def reconstruction_loss(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """``KL(N(mu, exp(logvar)) || N(0, I))`` per item ``(B,)``, in nats, summed over latent dims."""
     return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(dim=1)
+
+
+def long_term_spectrum_error(x_hat: torch.Tensor, x: torch.Tensor, row_scale: torch.Tensor) -> torch.Tensor:
+    """Per item ``(B,)``: how far each row's time-averaged power lies from the target's, squared, summed over rows
+    and weighted by the frame count (as if every bin of the row were off by that much).
+
+    ``x_hat, x (B, rows, frames)`` are normalised features whose row ``r`` holds ``row_scale[r]`` dB per unit
+    (:meth:`~soundloom.data.stats.Normalizer.db_per_unit`); the error is in those units. Averaging power, not dB,
+    weights the loud frames: a decoder that blurs a pluck's bright attack in time loses power there that a
+    per-bin squared error in dB hardly charges for, and the clip's long-term spectrum (its floor) comes out dull.
+    """
+    k = (math.log(10.0) / 10.0 * row_scale).to(x)[:, None]  # nepers of power per unit, (rows, 1)
+
+    def level(y: torch.Tensor) -> torch.Tensor:  # (B, rows): log of the mean power over frames, in units
+        return (torch.logsumexp(k * y.clamp(-1.0, 1.0), dim=-1) - math.log(y.shape[-1])) / k[:, 0]
+
+    return (level(x_hat) - level(x)).pow(2).sum(dim=1) * x.shape[-1]
 
 
 def beta_at(step: int, beta: float, warmup_steps: int) -> float:

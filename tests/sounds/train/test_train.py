@@ -206,3 +206,22 @@ def test_cli_class_weighting_is_kept_in_the_run_and_on_resume(tiny_store, tmp_pa
     plain = tmp_path / "plain"
     code, output = run_cli("train", tiny_store, "--out", plain, "--epochs", "1", "--model", "cvae", *common)
     assert code == 0 and yaml.safe_load((plain / "config.yaml").read_text())["train"]["class_weighting"] is False
+
+
+def test_cli_spectrum_weight_trains_logs_the_term_and_is_kept_in_the_run(tiny_store, tmp_path):
+    import yaml
+
+    run = tmp_path / "run"
+    common = ["--batch-size", "8", "--latent", "2", "--channels", "4,8", "--val-fraction", "0.25", "--quiet"]
+    code, output = run_cli(
+        "train", tiny_store, "--out", run, "--epochs", "1", "--model", "cvae", "--spectrum-weight", "0.5", *common
+    )
+    assert code == 0, output
+    assert yaml.safe_load((run / "config.yaml").read_text())["train"]["spectrum_weight"] == 0.5
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    assert float(rows[-1]["train/spectrum"]) > 0 and float(rows[-1]["val/spectrum"]) > 0
+    loss, recon, kl, spectrum = (float(rows[-1][f"val/{k}"]) for k in ("loss", "recon", "kl", "spectrum"))
+    assert loss == pytest.approx(recon + 0.03 * kl + 0.5 * spectrum, rel=1e-4)  # validation runs at the full beta
+    code, output = run_cli("train", tiny_store, "--out", run, "--epochs", "2", "--resume", "--quiet")
+    assert code == 0, output  # the run's weight comes back from config.yaml; the scale from the store
+    assert yaml.safe_load((run / "config.yaml").read_text())["train"]["spectrum_weight"] == 0.5

@@ -44,6 +44,8 @@ COLUMNS = (
     "train/adv",
     "train/fm",
     "train/disc",
+    "train/spectrum",
+    "val/spectrum",
 )
 
 

@@ -1,4 +1,5 @@
-"""Lightning module of the spectrogram VAE / CVAE: loss = recon + β·KL with a linear warm-up.
+"""Lightning module of the spectrogram VAE / CVAE: loss = recon + β·KL with a linear warm-up, plus (with a
+``spectrum_weight``) the long-term spectrum term of :func:`~soundloom.sounds.losses.long_term_spectrum_error`.
 
 With ``class_weighting`` a label-conditioned model weights each training item's reconstruction term by how
 hard its class is so far: ``sqrt(e_c / mean(e))`` normalised to mean 1 over the batch, where ``e_c`` is a running
@@ -14,7 +15,9 @@ from __future__ import annotations
 import lightning as L
 import torch
 
-from ..losses import ElboTerms, beta_at, elbo_terms, kl_divergence, reconstruction_loss
+from ...core.errors import ParameterError
+from ...data.store import FeatureStore
+from ..losses import ElboTerms, beta_at, elbo_terms, kl_divergence, long_term_spectrum_error, reconstruction_loss
 from ..models import build_model, config_from_dict
 
 
@@ -29,6 +32,8 @@ class VAEModule(L.LightningModule):
         warmup_steps: int = 500,
         weight_decay: float = 0.0,
         class_weighting: bool = False,
+        spectrum_weight: float = 0.0,
+        row_scale: list[float] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -40,6 +45,12 @@ class VAEModule(L.LightningModule):
         if self.class_weighting:
             # Running error per class (0: not seen yet); a buffer, so a resumed run keeps it.
             self.register_buffer("class_error", torch.zeros(len(self.model.cfg.labels)))
+        self.spectrum_weight = float(spectrum_weight)
+        if self.spectrum_weight > 0:
+            if row_scale is None:
+                raise ParameterError("the long-term spectrum term needs the features' dB per unit (row_scale)")
+            # Not persistent: the store gives it again, and checkpoints of runs without the term stay loadable.
+            self.register_buffer("row_scale", torch.tensor(row_scale, dtype=torch.float32), persistent=False)
 
     @torch.no_grad()
     def item_weights(self, per_item: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -68,10 +79,18 @@ class VAEModule(L.LightningModule):
         lab, pit = self.conditions(labels, pitches)
         x_hat, mu, logvar = self.model(x, lab, pit, sample=True)
         terms = elbo_terms(x_hat, x, mu, logvar, beta)
+        logged = {}
+        spectrum = None
+        if self.spectrum_weight > 0:
+            spectrum = long_term_spectrum_error(x_hat, x, self.row_scale)
+            logged[f"{stage}/spectrum"] = spectrum.mean()
+            terms.loss = terms.loss + self.spectrum_weight * spectrum.mean()
         if stage == "train" and self.class_weighting and bool((labels >= 0).all()):
             # Logged terms stay unweighted, so runs with and without the weighting compare.
             per_item = reconstruction_loss(x_hat, x)
             weights = self.item_weights(per_item.detach(), labels)
+            if spectrum is not None:
+                per_item = per_item + self.spectrum_weight * spectrum
             loss = (weights * per_item).mean() + beta * kl_divergence(mu, logvar).mean()
             terms = ElboTerms(loss, terms.recon, terms.kl, terms.mse, beta)
         on_step = stage == "train"
@@ -82,6 +101,7 @@ class VAEModule(L.LightningModule):
                 f"{stage}/kl": terms.kl,
                 f"{stage}/mse": terms.mse,
                 f"{stage}/elbo": terms.elbo,
+                **logged,
             },
             on_step=on_step,
             on_epoch=True,
@@ -113,10 +133,14 @@ class VAEModule(L.LightningModule):
 
 def vae_module(model: dict, cfg) -> VAEModule:
     """Training hook of the VAE family: a :class:`VAEModule` for model config ``model`` and a TrainConfig."""
+    weight = cfg.spectrum_weight
+    scale = FeatureStore.open(cfg.features).normalizer.db_per_unit().tolist() if weight > 0 else None
     return VAEModule(
         model,
         lr=cfg.lr,
         beta=cfg.beta,
         warmup_steps=cfg.warmup_steps,
         class_weighting=cfg.class_weighting,
+        spectrum_weight=weight,
+        row_scale=scale,
     )

@@ -74,6 +74,8 @@ class TrainConfig:
     model_options: dict = field(default_factory=dict)  # the kind's own options (registry), e.g. embed_dim
     # A label-conditioned VAE weights each item's reconstruction by its class's running error (VAEModule).
     class_weighting: bool = False
+    # Weight of each row's time-averaged power against the item's (losses.long_term_spectrum_error), 0 = off.
+    spectrum_weight: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
