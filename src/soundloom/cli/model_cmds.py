@@ -92,7 +92,7 @@ def train(
         "still blurred get more of a short budget.",
     ),
     spectrum_weight: float = typer.Option(
-        0.0,
+        1.0,
         help="Spectrogram VAEs: weight of each row's time-averaged power against the item's (0 = off), so a "
         "blurred bright attack still costs what it loses from the clip's long-term spectrum.",
     ),

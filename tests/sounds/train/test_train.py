@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from soundloom.core.cputime import process_cpu_seconds
 from soundloom.core.errors import ModelFileError, ParameterError
@@ -170,6 +171,12 @@ def test_resume_keeps_the_runs_budgets_unless_given(tiny_store, tmp_path, monkey
     assert seen[-1].epochs == 4 and seen[-1].max_minutes == 5.0 and seen[-1].batch_size == 8
     code, output = run_cli("train", tiny_store, "--out", run, "--resume", "--lr", "0.5")
     assert code == 2 and "lr cannot change" in output
+    # A run started before the long-term spectrum term existed resumes without it, whatever today's default.
+    config = run / "config.yaml"
+    info = yaml.safe_load(config.read_text())
+    del info["train"]["spectrum_weight"]
+    config.write_text(yaml.safe_dump(info, sort_keys=False))
+    assert TrainConfig.for_resume(run).spectrum_weight == 0.0
 
 
 def _burn(seconds: float) -> None:
@@ -189,8 +196,6 @@ def test_cpu_share_draws_each_job_once_then_within_its_share():
 
 
 def test_cli_class_weighting_is_kept_in_the_run_and_on_resume(tiny_store, tmp_path):
-    import yaml
-
     run = tmp_path / "run"
     common = ["--batch-size", "8", "--latent", "2", "--channels", "4,8", "--val-fraction", "0.25", "--quiet"]
     code, output = run_cli(
@@ -209,8 +214,6 @@ def test_cli_class_weighting_is_kept_in_the_run_and_on_resume(tiny_store, tmp_pa
 
 
 def test_cli_spectrum_weight_trains_logs_the_term_and_is_kept_in_the_run(tiny_store, tmp_path):
-    import yaml
-
     run = tmp_path / "run"
     common = ["--batch-size", "8", "--latent", "2", "--channels", "4,8", "--val-fraction", "0.25", "--quiet"]
     code, output = run_cli(

@@ -74,8 +74,9 @@ class TrainConfig:
     model_options: dict = field(default_factory=dict)  # the kind's own options (registry), e.g. embed_dim
     # A label-conditioned VAE weights each item's reconstruction by its class's running error (VAEModule).
     class_weighting: bool = False
-    # Weight of each row's time-averaged power against the item's (losses.long_term_spectrum_error), 0 = off.
-    spectrum_weight: float = 0.0
+    # Weight of each row's time-averaged power against the item's (losses.long_term_spectrum_error), 0 = off;
+    # spectrogram VAEs only (README: "The long-term spectrum in the loss").
+    spectrum_weight: float = 1.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -94,6 +95,7 @@ class TrainConfig:
         try:
             saved = yaml.safe_load(path.read_text())["train"]
             known = {k: v for k, v in saved.items() if k in cls.__dataclass_fields__}
+            known.setdefault("spectrum_weight", 0.0)  # runs started before the term existed go on without it
         except (yaml.YAMLError, KeyError, TypeError, AttributeError) as exc:
             raise ModelFileError(path, f"malformed run config ({exc})") from exc
         fixed = sorted(k for k, v in overrides.items() if k not in RESUME_OPTIONS and v != known.get(k))
