@@ -1,8 +1,10 @@
 """The VAE family's training module: fused AdamW on CPU, and the optional per-class weighting of the loss."""
 
+import pytest
 import torch
 
-from soundloom.sounds.losses import elbo_terms
+from soundloom.core.errors import ParameterError
+from soundloom.sounds.losses import elbo_terms, long_term_spectrum_error
 from soundloom.sounds.training.module import VAEModule
 
 TINY = {"kind": "cvae", "rows": 16, "frames": 16, "channels": [4, 8], "latent_dim": 4, "labels": ["a", "b"]}
@@ -22,6 +24,16 @@ def _steps(module: VAEModule, opt: torch.optim.Optimizer, n: int = 3) -> list[fl
         opt.step()
         losses.append(float(loss.detach()))
     return losses
+
+
+def _step_and_forward(module: VAEModule, stage: str):
+    """The module's loss on a fixed batch, the batch, and the model's forward pass with the same posterior noise."""
+    x = torch.rand(4, 16, 16, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    batch = (x, torch.tensor([0, 1, 0, 1]), torch.full((4,), -1))
+    torch.manual_seed(3)
+    got = module._step(batch, stage, 0.03).loss
+    torch.manual_seed(3)
+    return got, batch, module.model(x, batch[1])
 
 
 def test_fused_adamw_on_cpu_updates_as_the_plain_loop_does():
@@ -59,13 +71,8 @@ def test_without_class_weighting_the_loss_is_the_plain_elbo_and_checkpoints_are_
     module = VAEModule(TINY)
     assert not any(k.startswith("class_error") for k in module.state_dict())
     module.log_dict = module.log = lambda *args, **kwargs: None
-    x = torch.rand(4, 16, 16, generator=torch.Generator().manual_seed(2)) * 2 - 1
-    batch = (x, torch.tensor([0, 1, 0, 1]), torch.full((4,), -1))
-    torch.manual_seed(3)
-    got = module._step(batch, "train", 0.03).loss
-    torch.manual_seed(3)
-    x_hat, mu, logvar = module.model(x, batch[1])
-    assert torch.equal(got, elbo_terms(x_hat, x, mu, logvar, 0.03).loss)
+    got, batch, (x_hat, mu, logvar) = _step_and_forward(module, "train")
+    assert torch.equal(got, elbo_terms(x_hat, batch[0], mu, logvar, 0.03).loss)
     weighted = VAEModule(TINY, class_weighting=True)
     weighted.load_state_dict({**module.state_dict(), "class_error": torch.zeros(2)})
     weighted.log_dict = weighted.log = lambda *args, **kwargs: None
@@ -75,23 +82,13 @@ def test_without_class_weighting_the_loss_is_the_plain_elbo_and_checkpoints_are_
 
 
 def test_the_long_term_spectrum_term_adds_to_the_loss_and_stays_out_of_checkpoints():
-    import pytest
-
-    from soundloom.core.errors import ParameterError
-    from soundloom.sounds.losses import long_term_spectrum_error
-
     with pytest.raises(ParameterError, match="row_scale"):
         VAEModule(TINY, spectrum_weight=1.0)
     plain, module = VAEModule(TINY), VAEModule(TINY, spectrum_weight=0.5, row_scale=[60.0] * 16)
     module.load_state_dict(plain.state_dict())  # the scale is not a persistent buffer: same keys as before
     logged = {}
     module.log_dict = lambda d, **kwargs: logged.update(d)
-    x = torch.rand(4, 16, 16, generator=torch.Generator().manual_seed(2)) * 2 - 1
-    batch = (x, torch.tensor([0, 1, 0, 1]), torch.full((4,), -1))
-    torch.manual_seed(3)
-    got = module._step(batch, "val", 0.03).loss
-    torch.manual_seed(3)
-    x_hat, mu, logvar = module.model(x, batch[1])
+    got, (x, _, _), (x_hat, mu, logvar) = _step_and_forward(module, "val")
     spectrum = long_term_spectrum_error(x_hat, x, torch.full((16,), 60.0)).mean().detach()
     assert float(spectrum) > 0 and torch.allclose(logged["val/spectrum"], spectrum)
     assert torch.allclose(got.detach(), elbo_terms(x_hat, x, mu, logvar, 0.03).loss.detach() + 0.5 * spectrum)
