@@ -286,3 +286,15 @@ def test_ceiling_batch_renders_bitwise_as_its_items():
     mag = magnitude(x, cfg)
     one_by_one = torch.cat([griffin_lim(mag[i : i + 1], cfg, n_iter=6, ceiling_iters=2) for i in range(2)])
     assert torch.equal(one_by_one, griffin_lim(mag, cfg, n_iter=6, ceiling_iters=2))
+
+
+def test_mean_power_db_is_the_level_of_the_mean_power_and_stays_finite_far_down():
+    from soundloom.core.spectral import mean_power_db
+
+    db = torch.tensor([[[0.0, -10.0], [-20.0, -30.0]], [[-60.0, -60.0], [-60.0, -60.0]]], dtype=torch.float64)
+    want = 10 * np.log10((10 ** (db.numpy() / 10)).mean(axis=-1))
+    assert np.allclose(mean_power_db(db).numpy(), want)
+    assert np.allclose(mean_power_db(db, (1, 2)).numpy(), 10 * np.log10((10 ** (db.numpy() / 10)).mean(axis=(1, 2))))
+    assert mean_power_db(db, (1, 2), keepdim=True).shape == (2, 1, 1)
+    deep = torch.full((3, 4), -400.0, dtype=torch.float32)  # 10 ** -40 underflows float32; its log does not
+    assert torch.allclose(mean_power_db(deep), torch.full((3,), -400.0))

@@ -80,6 +80,15 @@ def power_to_db(x: torch.Tensor, floor_db: float = -100.0) -> torch.Tensor:
     return (10.0 * torch.log10(x.clamp_min(10 ** (floor_db / 10)))).clamp_min(floor_db)
 
 
+def mean_power_db(db: torch.Tensor, dim: int | tuple[int, ...] = -1, keepdim: bool = False) -> torch.Tensor:
+    """The level in dB of the power averaged over ``dim`` of values in dB, ``10 log10 mean(10 ** (db / 10))``, by
+    log-sum-exp (stable for -150 dB rows; differentiable)."""
+    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    k = math.log(10.0) / 10.0
+    n = math.prod(db.shape[d] for d in dims)
+    return (torch.logsumexp(db * k, dim=dims, keepdim=keepdim) - math.log(n)) / k
+
+
 def db_to_amplitude(db: torch.Tensor) -> torch.Tensor:
     return torch.pow(10.0, db / 20.0)
 

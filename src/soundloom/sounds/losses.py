@@ -5,12 +5,11 @@ Spectrograms are normalised features ``(B, rows, frames)`` in [-1, 1]; waveforms
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 
-from ..core.spectral import SpectrogramConfig, magnitude
+from ..core.spectral import SpectrogramConfig, magnitude, mean_power_db
 
 
 def reconstruction_loss(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -34,10 +33,10 @@ def long_term_spectrum_error(x_hat: torch.Tensor, x: torch.Tensor, row_scale: to
     weights the loud frames: a decoder that blurs a pluck's bright attack in time loses power there that a
     per-bin squared error in dB hardly charges for, and the clip's long-term spectrum (its floor) comes out dull.
     """
-    k = (math.log(10.0) / 10.0 * row_scale).to(x)[:, None]  # nepers of power per unit, (rows, 1)
+    scale = row_scale.to(x)  # (rows,) dB per unit
 
-    def level(y: torch.Tensor) -> torch.Tensor:  # (B, rows): log of the mean power over frames, in units
-        return (torch.logsumexp(k * y.clamp(-1.0, 1.0), dim=-1) - math.log(y.shape[-1])) / k[:, 0]
+    def level(y: torch.Tensor) -> torch.Tensor:  # (B, rows): the row's mean power over frames, in units
+        return mean_power_db(y.clamp(-1.0, 1.0) * scale[:, None], dim=-1) / scale
 
     return (level(x_hat) - level(x)).pow(2).sum(dim=1) * x.shape[-1]
 

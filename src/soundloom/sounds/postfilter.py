@@ -81,6 +81,7 @@ import torch
 from ..core.atomic import write_json
 from ..core.errors import ModelFileError, ParameterError
 from ..core.floor import frame_floor_db, spectral_floor_db
+from ..core.spectral import mean_power_db
 from ..data.stats import Normalizer
 
 POSTFILTER_FILE = "postfilter.json"
@@ -335,12 +336,8 @@ class PostFilter:
             out = out + lift
         if self.row_gain is not None:
             out = out + self.gain_for(labels, db.shape[1]).to(db.dtype)[:, :, None]
-        # log-sum-exp in dB: the item's power level before and after (stable for -150 dB rows)
-        scale, dims = np.log(10.0) / 10.0, (1, 2)
-        shift = (
-            torch.logsumexp(db * scale, dim=dims, keepdim=True) - torch.logsumexp(out * scale, dim=dims, keepdim=True)
-        ) / scale
-        out = out + shift
+        # the item's power level before and after
+        out = out + (mean_power_db(db, (1, 2), keepdim=True) - mean_power_db(out, (1, 2), keepdim=True))
         return torch.minimum(torch.maximum(out, low_db.to(db.dtype)[:, None]), high_db.to(db.dtype)[:, None])
 
     # ---- files -------------------------------------------------------------------------------
@@ -492,7 +489,7 @@ def fit_postfilter(
 def long_term_db(db: torch.Tensor) -> torch.Tensor:
     """Each item's long-term spectrum ``(N, rows)``, dB about its median row (not its loudest: one row far off would
     move every other): the power of spectra ``(N, rows, frames)`` averaged over frames."""
-    lt = 10.0 * torch.log10(torch.pow(10.0, db.double() / 10.0).mean(dim=2).clamp_min(1e-30))
+    lt = mean_power_db(db.double(), dim=2)
     return lt - lt.median(dim=1, keepdim=True).values
 
 
