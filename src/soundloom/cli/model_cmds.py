@@ -260,6 +260,7 @@ def generate(
     from_sidecar: Optional[Path] = typer.Option(None, help="Render a sound again from its JSON sidecar."),
     seed: int = typer.Option(0),
     format: str = typer.Option("wav", help="wav | flac | ogg | mp3"),
+    bits: int = typer.Option(24, help="Bits per sample of wav and flac files: 16 | 24 | 32 (float, wav only)."),
     sample_rate: Optional[int] = typer.Option(None, help="Output sample rate (default: the model's)."),
     griffin_lim_iters: Optional[int] = typer.Option(
         None, help="Griffin-Lim iterations (default: 8 for mel features, 32 for linear ones)."
@@ -304,6 +305,9 @@ def generate(
     if griffin_lim_iters is not None and griffin_lim_iters < 0:
         raise ParameterError(f"--griffin-lim-iters must be >= 0, got {griffin_lim_iters}")
     from ..sounds import Generator
+    from ..sounds.generator import sample_subtype
+
+    sample_subtype(format, bits)  # a depth the format cannot hold fails before any rendering
 
     set_threads(threads)
     start = time.monotonic()
@@ -352,7 +356,7 @@ def generate(
             n, label=label, temperature=temperature, seed=seed, pitch=pitch, prior=prior, top_k=top_k, seconds=seconds
         )
         prefix = "sample"
-    paths = gen.save(sounds, out, format=format, prefix=prefix)
+    paths = gen.save(sounds, out, format=format, prefix=prefix, bits=bits)
     secs = sum(len(s.audio) / s.sample_rate for s in sounds)
     took = time.monotonic() - start
     for p in paths:

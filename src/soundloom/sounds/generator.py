@@ -49,6 +49,23 @@ PRIORS = ("fitted", "standard")
 # of one alone. At 16 the one-shot, digits and notes decoders (vae, cvae, vaegan, vqvae) gave the same output at
 # 1, 2, 4 and 8 threads, as one at a time does; in blocks of 8, 10 or 12 some did not.
 DECODE_BLOCK = 16
+# Sample formats Generator.save writes to wav and flac, by bits. 24 by default: a rendered sound's floor lies below a
+# 16-bit step (the built-in sweeps' quietest bins at about -115 dB under their loudest), and rounding to 16 bits
+# without dither puts a signal-dependent floor over it, one that the recordings' own 16-bit floor does not predict
+# (README: "Generated files are 24-bit").
+BIT_DEPTHS = {16: "PCM_16", 24: "PCM_24", 32: "FLOAT"}
+DEFAULT_BITS = 24
+LOSSLESS = ("wav", "flac")
+
+
+def sample_subtype(format: str, bits: int) -> str | None:
+    """The soundfile subtype :meth:`Generator.save` writes ``format`` files in at ``bits`` per sample (None for a
+    lossy format, whose codec decides); ParameterError for a depth the format cannot hold."""
+    if bits not in BIT_DEPTHS:
+        raise ParameterError(f"bits must be one of {sorted(BIT_DEPTHS)}, got {bits!r}")
+    if format.lower() == "flac" and bits == 32:
+        raise ParameterError("flac holds at most 24-bit samples; write wav for 32-bit float")
+    return BIT_DEPTHS[bits] if format.lower() in LOSSLESS else None
 
 
 @dataclass
@@ -926,19 +943,26 @@ class Generator:
 
     # ---- files -------------------------------------------------------------------------------
     def save(
-        self, sounds: list[Sound], out_dir: str | os.PathLike, format: str = "wav", prefix: str | None = None
+        self,
+        sounds: list[Sound],
+        out_dir: str | os.PathLike,
+        format: str = "wav",
+        prefix: str | None = None,
+        bits: int = DEFAULT_BITS,
     ) -> list[Path]:
-        """Write each sound as ``<prefix>_NNN.<format>`` with a ``.json`` sidecar beside it.
+        """Write each sound as ``<prefix>_NNN.<format>`` with a ``.json`` sidecar beside it; wav and flac as ``bits``
+        per sample (16, 24 or 32: 32-bit float, wav only; see :data:`BIT_DEPTHS`), lossy formats as their codec has it.
 
         A continuation whose prompt came as an array gets its prompt written once per save, as
         ``<prefix>_NNN_prompt.wav`` (32-bit float, so recall reads the same samples), named in its sidecar.
         """
+        subtype = sample_subtype(format, bits)
         out_dir = Path(out_dir)
         paths = []
         prompts: dict[int, str] = {}  # id of a prompt array -> the file it was written to
         for i, s in enumerate(sounds):
             stem = f"{prefix or s.mode}_{i:03d}"
-            path = write_audio(out_dir / f"{stem}.{format}", s.audio, s.sample_rate, format=format)
+            path = write_audio(out_dir / f"{stem}.{format}", s.audio, s.sample_rate, format=format, subtype=subtype)
             if s.prompt is not None and "prompt" not in s.sources:
                 wav, rate = s.prompt
                 if id(wav) not in prompts:

@@ -205,6 +205,32 @@ def test_cli_generate_and_recall(tiny_run, tmp_path):
     assert code == 2 and "unknown label 'zz'" in output and "Traceback" not in output
 
 
+def test_saved_files_keep_a_floor_below_a_16_bit_step(tiny_run, tmp_path):
+    gen = Generator.from_run(tiny_run, griffin_lim_iters=4)
+    [sound] = gen.sample(1, label="a", seed=3)
+    t = np.arange(len(sound.audio)) / SAMPLE_RATE
+    sound.audio = (0.5 * np.sin(2 * np.pi * 440 * t) * (t < 0.05) + 2e-6 * np.sin(2 * np.pi * 97 * t)).astype(
+        np.float32
+    )  # a tone, then a tail 108 dB below full scale: a fifth of a 16-bit step
+    tail = slice(len(t) // 2, None)
+    [wav] = gen.save([sound], tmp_path / "default")
+    [flac] = gen.save([sound], tmp_path / "flac", format="flac")
+    [wav16] = gen.save([sound], tmp_path / "16", bits=16)
+    [wav32] = gen.save([sound], tmp_path / "32", bits=32)
+    assert [sf.info(p).subtype for p in (wav, flac, wav16, wav32)] == ["PCM_24", "PCM_24", "PCM_16", "FLOAT"]
+    for path in (wav, flac):
+        back, _ = sf.read(path, dtype="float64")
+        assert np.abs(back[tail] - sound.audio[tail]).max() <= 2.0**-22  # two 24-bit steps: an eighth of the tail
+    lost = sf.read(wav16, dtype="float64")[0][tail] - sound.audio[tail]
+    assert np.sqrt(np.mean(lost**2)) >= 0.9 * np.sqrt(np.mean(sound.audio[tail] ** 2))  # 16 bits: the tail is gone
+    assert np.array_equal(sf.read(wav32, dtype="float32")[0], sound.audio)
+    with pytest.raises(ParameterError, match="flac holds at most 24-bit"):
+        gen.save([sound], tmp_path / "bad", format="flac", bits=32)
+    code, output = run_cli("generate", tiny_run, "--out", tmp_path / "cli", "--bits", "12")
+    assert code == 2 and output == "error: bits must be one of [16, 24, 32], got 12\n"
+    assert not (tmp_path / "cli").exists()
+
+
 def test_cli_continue_and_variation_recall_exactly(tiny_run, tmp_path):
     runner = CliRunner()
     prompt = tmp_path / "prompt.wav"
