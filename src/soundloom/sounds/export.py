@@ -219,6 +219,13 @@ def export_description(gen: Generator, inputs: tuple[torch.Tensor, ...], names: 
                 "; then add postfilter.row_gain[label] (dB per row; '*' for none or a label not there); "
                 "shift each item",
             )
+        if post.row_floor is not None:
+            invert[1] = invert[1].replace(
+                "; clip per row",
+                "; then (with postfilter.row_floor) per row i with a floor f = row_floor[label][i] ('*' for none or a "
+                "label not there; null: no floor), db = max(db, min(db_before, max(db_before) + f)), max(db_before) "
+                "over the whole item; clip per row",
+            )
         if post.fade_in_s is not None:
             invert.append(
                 "audio[:n] *= sin(0.5 * pi * (arange(n) + 0.5) / n) ** 2 with n = round(postfilter.fade_in_s[label] "
@@ -302,6 +309,10 @@ def postfilter(db, label):
         out = out + np.asarray(g.get(label, g["*"]) if label is not None else g["*"])[:, None]
     k = np.log(10.0) / 10.0  # the item keeps its power: one dB shift (log-sum-exp of power)
     out = out + (np.logaddexp.reduce(db.ravel() * k) - np.logaddexp.reduce(out.ravel() * k)) / k
+    if pf.get("row_floor"):  # rows the recordings leave to their noise: not sharpened below that noise's level
+        f = pf["row_floor"]
+        f = np.array([-np.inf if v is None else v for v in (f.get(label, f["*"]) if label is not None else f["*"])])
+        out = np.maximum(out, np.minimum(db, db.max() + f[:, None]))
     st = info["statistics"]
     if st["mode"] == "range":
         low, high = np.full(len(db), st["min_db"]), np.full(len(db), st["max_db"])

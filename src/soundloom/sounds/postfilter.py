@@ -61,6 +61,17 @@ recordings begin (:func:`onset_seconds`: the time until the waveform first reach
 and gives the class's renders a fade-in of that length (``"fade_in_s"`` in the file; :func:`fade_in`). A class whose
 recordings start at full level (a plucked string's burst) gets none.
 
+Files with ``"row_floor"`` end with a floor guard: per class and row, a level below each item's loudest value
+(dB) that the post-filter may not take a value under, unless the decoder had already put it there
+(``max(out, min(db, peak + floor))``). A row is guarded only where the class's recordings hold it steady: their
+value's median within :data:`STEADY_DB` of its :data:`FLOOR_QUANTILE` quantile over every frame (the quantile is the
+floor), which is a band the recordings leave to their noise for most of each clip (the built-in sweeps' top rows:
+16-bit noise above 0.9 of Nyquist, where the synthesiser fades every harmonic out); rows with content are left free,
+since sharpening a bell's partials must take the mel rows between them below anything recorded there to clean the
+bins between them. Without the guard a class's strength moved its content and its noise band together: one training
+of the demo recipe had its rising sweeps' band 11 dB under the recordings' noise at the strength their brighter bins
+asked for (README: "A floor guard for steady rows").
+
 The ratios live beside the weights in ``postfilter.json``; a run without the file renders as before::
 
     pf = PostFilter.load(run_dir)          # None when the run has none
@@ -69,6 +80,7 @@ The ratios live beside the weights in ``postfilter.json``; a run without the fil
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -113,6 +125,13 @@ LIFT_BELOW = 0.5
 # "Row gains"), where 12 leaves them within 4 dB; it also leaves seed 2's plucks, whose top row is 24 dB short, 9 dB
 # too clean.
 MAX_ROW_GAIN_DB = 12.0
+# The floor guard (see the module docstring): a row's floor is this quantile of its recordings' values below each
+# item's loudest, over every frame, and the row is guarded only when their median lies within STEADY_DB of it. On the
+# built-in one-shots the top 15 rows of the sweeps, 24 of the plucks and 40 of the kicks qualify (2.8-5.9 dB between
+# the two: 16-bit noise for most of each clip), one row of the bells and of the snares, none of the vowels, hi-hats
+# or noise bursts.
+FLOOR_QUANTILE = 0.1
+STEADY_DB = 6.0
 # Strengths tried per class by calibrate_strength (0: no post-filter; above 1 the stages' effect extrapolated).
 STRENGTHS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
 # The floor the calibration matches: the mean over these quantiles of the quietest bins, not the evaluation's
@@ -249,6 +268,8 @@ class PostFilter:
     envelope_rows: int | None = None  # the GV stage's centre (see the module docstring); None: the frame mean
     lift_below: float | None = None  # the quantile stage may also raise values below this quantile; None: never
     row_gain: dict[str, torch.Tensor] | None = None  # per class, dB ``(rows,)`` added after the stages; None: none
+    # per class, dB ``(rows,)`` below the item's loudest value, -inf for a row not guarded; None: no guard
+    row_floor: dict[str, torch.Tensor] | None = None
 
     @property
     def kind(self) -> str:
@@ -307,6 +328,13 @@ class PostFilter:
             return torch.zeros(len(labels), rows, dtype=torch.float64)
         return torch.stack([self.row_gain[k].double() for k in _table_keys(self.row_gain, labels)])
 
+    def floor_for(self, labels: list[str | None], rows: int) -> torch.Tensor:
+        """The floor guard ``(B, rows)`` dB below each item's loudest value (-inf: a row not guarded; all -inf
+        without a guard)."""
+        if self.row_floor is None:
+            return torch.full((len(labels), rows), -torch.inf, dtype=torch.float64)
+        return torch.stack([self.row_floor[k].double() for k in _table_keys(self.row_floor, labels)])
+
     def fade(self, wav: np.ndarray, labels: list[str | None], sample_rate: int) -> np.ndarray:
         """Rendered one-shots ``(B, samples)`` at ``sample_rate`` Hz, each with its class's fade-in (unchanged when the
         file has none)."""
@@ -321,7 +349,8 @@ class PostFilter:
         item's power before, clipped per row to ``[low_db, high_db]`` ``(rows,)``. ``labels``: one per item (None:
         the all-class ratio). With quantile tables, the sharpened spectra then go through the quantile stage
         before the shift. A strength scales what the stages do; the quantile stage's lift (``lift_below``) it scales
-        by at most 1."""
+        by at most 1. With a floor guard, last, no value of a guarded row ends below both its value before and the
+        row's floor under the item's loudest value before."""
         if db.ndim != 3 or len(labels) != db.shape[0]:
             raise ParameterError(f"expected {len(labels)} dB spectra (B, rows, frames), got shape {tuple(db.shape)}")
         out, lift = self._stretch(db, labels), None
@@ -338,6 +367,9 @@ class PostFilter:
             out = out + self.gain_for(labels, db.shape[1]).to(db.dtype)[:, :, None]
         # the item's power level before and after
         out = out + (mean_power_db(db, (1, 2), keepdim=True) - mean_power_db(out, (1, 2), keepdim=True))
+        if self.row_floor is not None:
+            floor = db.amax(dim=(1, 2), keepdim=True) + self.floor_for(labels, db.shape[1]).to(db.dtype)[:, :, None]
+            out = torch.maximum(out, torch.minimum(db, floor))
         return torch.minimum(torch.maximum(out, low_db.to(db.dtype)[:, None]), high_db.to(db.dtype)[:, None])
 
     # ---- files -------------------------------------------------------------------------------
@@ -351,6 +383,10 @@ class PostFilter:
             extra["lift_below"] = float(self.lift_below)
         if self.row_gain is not None:
             extra["row_gain"] = {k: [round(float(v), 2) for v in g] for k, g in self.row_gain.items()}
+        if self.row_floor is not None:  # JSON has no -inf: a row not guarded is null
+            extra["row_floor"] = {
+                k: [round(float(v), 2) if math.isfinite(v) else None for v in f] for k, f in self.row_floor.items()
+            }
         if self.quantiles is None:
             return {"format": FORMAT, "version": 1, "ratio": dict(self.ratio), **extra, **self.info}
 
@@ -368,8 +404,6 @@ class PostFilter:
 
     @classmethod
     def from_dict(cls, d: dict, where: Path | None = None) -> PostFilter:
-        import math
-
         try:
             if d.get("format") != FORMAT:
                 raise ValueError(f"format is {d.get('format')!r}, not {FORMAT!r}")
@@ -412,6 +446,17 @@ class PostFilter:
                     bool(torch.isfinite(g).all()) and float(g.abs().max()) <= MAX_ROW_GAIN_DB for g in gains.values()
                 ):
                     raise ValueError(f"row gains must be finite and within +-{MAX_ROW_GAIN_DB} dB")
+            floors = None
+            if "row_floor" in d:
+                floors = {
+                    str(k): torch.tensor([-math.inf if v is None else float(v) for v in f], dtype=torch.float64)
+                    for k, f in d["row_floor"].items()
+                }
+                sizes = {f.shape for f in floors.values()}
+                if ALL not in floors or len(sizes) != 1 or len(next(iter(sizes))) != 1:
+                    raise ValueError("row floors must be one list of rows per class, alike, with the all-class one")
+                if any(bool(((f > 0) | torch.isnan(f) | (f == math.inf)).any()) for f in floors.values()):
+                    raise ValueError("row floors must be <= 0 dB or null")
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise ModelFileError(where or POSTFILTER_FILE, f"malformed post-filter ({exc})") from exc
         skip = (
@@ -425,10 +470,11 @@ class PostFilter:
             "envelope_rows",
             "lift_below",
             "row_gain",
+            "row_floor",
         )
         info = {k: v for k, v in d.items() if k not in skip}
         lift = None if lift is None else float(lift)
-        return cls(ratio, info, quantiles, strength, fades, envelope, lift, gains)
+        return cls(ratio, info, quantiles, strength, fades, envelope, lift, gains, floors)
 
     @classmethod
     def load(cls, run_dir: str | os.PathLike) -> PostFilter | None:
@@ -506,6 +552,25 @@ def fit_row_gain(
         return diff.clamp(-MAX_ROW_GAIN_DB, MAX_ROW_GAIN_DB).round(decimals=2)
 
     return _per_label(real_labels, model_labels, gain)
+
+
+def fit_row_floor(
+    real_db: torch.Tensor,
+    real_labels: list[str | None],
+    quantile: float = FLOOR_QUANTILE,
+    steady_db: float = STEADY_DB,
+) -> dict[str, torch.Tensor]:
+    """Per label and over all items, the floor guard ``(rows,)`` of real dB spectra ``(N, rows, frames)``: each row's
+    ``quantile`` of its values below their item's loudest, over every frame of the label's items, where the row's
+    median lies within ``steady_db`` of it; -inf elsewhere (see the module docstring)."""
+    rel = real_db.double() - real_db.double().amax(dim=(1, 2), keepdim=True)
+
+    def floor(r_sel: np.ndarray, _: np.ndarray) -> torch.Tensor:
+        values = rel[torch.from_numpy(r_sel)].transpose(0, 1).reshape(rel.shape[1], -1).numpy()
+        low, mid = np.quantile(values, [quantile, 0.5], axis=1)
+        return torch.from_numpy(np.where(mid - low < steady_db, np.round(low, 2), -np.inf))
+
+    return _per_label(real_labels, real_labels, floor)
 
 
 def fit_quantile_postfilter(

@@ -196,3 +196,13 @@ def test_onnx_example_applies_the_same_quantile_stage(tiny_run, tmp_path):
         ref = gained.apply(db, [label, label], low, high).numpy()
         for d, r in zip(db.numpy(), ref):
             np.testing.assert_allclose(example["postfilter"](d, label), r, atol=1e-4)
+    # the floor guard (export fits it; rows the recordings leave to their noise): applied alike
+    assert "row_floor" in info["postfilter"] and "row_floor" in info["invert"][1]
+    pf = example["postfilter"].__globals__["info"]["postfilter"]
+    pf["row_floor"] = {ALL: [None] * rows, "b": [-5.0 if i % 2 else None for i in range(rows)]}
+    floored = PostFilter.from_dict(pf)
+    assert not np.allclose(floored.apply(db, ["b", "b"], low, high), gained.apply(db, ["b", "b"], low, high))
+    for label in ("b", None):
+        ref = floored.apply(db, [label, label], low, high).numpy()
+        for d, r in zip(db.numpy(), ref):
+            np.testing.assert_allclose(example["postfilter"](d, label), r, atol=1e-4)

@@ -37,6 +37,7 @@ from ..postfilter import (
     envelope_rows_for,
     fit_postfilter,
     fit_quantile_postfilter,
+    fit_row_floor,
     fit_row_gain,
 )
 from ..runfiles import CONFIG_FILE, MODEL_FILE, RUN_FORMAT_VERSION, STATS_FILE
@@ -213,6 +214,7 @@ def fit_run_postfilter(
         )
     if row_gain:
         post = replace(post, row_gain=fit_row_gain(real_db, labels, model_db, model_labels))
+    post = replace(post, row_floor=fit_row_floor(real_db, labels))
     store = getattr(dataset, "store", None)
     if not calibrate or store is None:
         return post
