@@ -127,9 +127,9 @@ LIFT_BELOW = 0.5
 MAX_ROW_GAIN_DB = 12.0
 # The floor guard (see the module docstring): a row's floor is this quantile of its recordings' values below each
 # item's loudest, over every frame, and the row is guarded only when their median lies within STEADY_DB of it. On the
-# built-in one-shots the top 15 rows of the sweeps, 24 of the plucks and 40 of the kicks qualify (2.8-5.9 dB between
-# the two: 16-bit noise for most of each clip), one row of the bells and of the snares, none of the vowels, hi-hats
-# or noise bursts.
+# built-in one-shots (all 40 a class) 14-15 rows of the sweeps (their top rows), 24 of the plucks and 40 of the kicks
+# qualify (2.8-5.9 dB between the two: 16-bit noise for most of each clip), one row of the bells and of the snares,
+# none of the vowels, hi-hats or noise bursts.
 FLOOR_QUANTILE = 0.1
 STEADY_DB = 6.0
 # Strengths tried per class by calibrate_strength (0: no post-filter; above 1 the stages' effect extrapolated).
