@@ -243,6 +243,29 @@ def _table_keys(tables: dict, labels: list[str | None]) -> list[str]:
     return [str(lab) if lab is not None and str(lab) in tables else ALL for lab in labels]
 
 
+def _rows_for(tables: dict[str, torch.Tensor] | None, labels: list[str | None], rows: int, fill: float) -> torch.Tensor:
+    """The per-class rows ``(B, rows)`` of ``tables`` for items of ``labels`` (the all-class rows for others;
+    ``fill`` everywhere without tables)."""
+    if tables is None:
+        return torch.full((len(labels), rows), fill, dtype=torch.float64)
+    return torch.stack([tables[k].double() for k in _table_keys(tables, labels)])
+
+
+def _row_tables(d: dict, key: str, what: str) -> dict[str, torch.Tensor] | None:
+    """The per-class rows ``d[key]`` as float64 tensors (None when absent; null entries -inf), one list a class, all
+    alike, with the all-class one (else ValueError naming ``what``)."""
+    if key not in d:
+        return None
+    tables = {
+        str(k): torch.tensor([-math.inf if v is None else float(v) for v in t], dtype=torch.float64)
+        for k, t in d[key].items()
+    }
+    sizes = {t.shape for t in tables.values()}
+    if ALL not in tables or len(sizes) != 1 or len(next(iter(sizes))) != 1:
+        raise ValueError(f"{what} must be one list of rows per class, alike, with the all-class one")
+    return tables
+
+
 def _class_table(d: dict, key: str, most: float, message: str) -> dict[str, float] | None:
     """The per-class values ``d[key]`` (None when absent), each finite and within ``0..most`` (else ValueError)."""
     if key not in d:
@@ -324,16 +347,12 @@ class PostFilter:
     def gain_for(self, labels: list[str | None], rows: int) -> torch.Tensor:
         """The row gains ``(B, rows)`` dB of items of ``labels`` (the all-class gains for others; zeros without
         any)."""
-        if self.row_gain is None:
-            return torch.zeros(len(labels), rows, dtype=torch.float64)
-        return torch.stack([self.row_gain[k].double() for k in _table_keys(self.row_gain, labels)])
+        return _rows_for(self.row_gain, labels, rows, 0.0)
 
     def floor_for(self, labels: list[str | None], rows: int) -> torch.Tensor:
         """The floor guard ``(B, rows)`` dB below each item's loudest value (-inf: a row not guarded; all -inf
         without a guard)."""
-        if self.row_floor is None:
-            return torch.full((len(labels), rows), -torch.inf, dtype=torch.float64)
-        return torch.stack([self.row_floor[k].double() for k in _table_keys(self.row_floor, labels)])
+        return _rows_for(self.row_floor, labels, rows, -math.inf)
 
     def fade(self, wav: np.ndarray, labels: list[str | None], sample_rate: int) -> np.ndarray:
         """Rendered one-shots ``(B, samples)`` at ``sample_rate`` Hz, each with its class's fade-in (unchanged when the
@@ -436,27 +455,14 @@ class PostFilter:
             lift = d.get("lift_below")
             if lift is not None and not (isinstance(lift, (int, float)) and 0 < lift <= 1):
                 raise ValueError(f"lift_below must be a number in (0, 1], got {lift!r}")
-            gains = None
-            if "row_gain" in d:
-                gains = {str(k): torch.tensor(v, dtype=torch.float64) for k, v in d["row_gain"].items()}
-                sizes = {g.shape for g in gains.values()}
-                if ALL not in gains or len(sizes) != 1 or len(next(iter(sizes))) != 1:
-                    raise ValueError("row gains must be one list of rows per class, alike, with the all-class one")
-                if not all(
-                    bool(torch.isfinite(g).all()) and float(g.abs().max()) <= MAX_ROW_GAIN_DB for g in gains.values()
-                ):
-                    raise ValueError(f"row gains must be finite and within +-{MAX_ROW_GAIN_DB} dB")
-            floors = None
-            if "row_floor" in d:
-                floors = {
-                    str(k): torch.tensor([-math.inf if v is None else float(v) for v in f], dtype=torch.float64)
-                    for k, f in d["row_floor"].items()
-                }
-                sizes = {f.shape for f in floors.values()}
-                if ALL not in floors or len(sizes) != 1 or len(next(iter(sizes))) != 1:
-                    raise ValueError("row floors must be one list of rows per class, alike, with the all-class one")
-                if any(bool(((f > 0) | torch.isnan(f) | (f == math.inf)).any()) for f in floors.values()):
-                    raise ValueError("row floors must be <= 0 dB or null")
+            gains = _row_tables(d, "row_gain", "row gains")
+            if gains is not None and not all(
+                bool(torch.isfinite(g).all()) and float(g.abs().max()) <= MAX_ROW_GAIN_DB for g in gains.values()
+            ):
+                raise ValueError(f"row gains must be finite and within +-{MAX_ROW_GAIN_DB} dB")
+            floors = _row_tables(d, "row_floor", "row floors")
+            if floors is not None and any(bool(((f > 0) | f.isnan()).any()) for f in floors.values()):
+                raise ValueError("row floors must be <= 0 dB or null")
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise ModelFileError(where or POSTFILTER_FILE, f"malformed post-filter ({exc})") from exc
         skip = (
@@ -563,7 +569,8 @@ def fit_row_floor(
     """Per label and over all items, the floor guard ``(rows,)`` of real dB spectra ``(N, rows, frames)``: each row's
     ``quantile`` of its values below their item's loudest, over every frame of the label's items, where the row's
     median lies within ``steady_db`` of it; -inf elsewhere (see the module docstring)."""
-    rel = real_db.double() - real_db.double().amax(dim=(1, 2), keepdim=True)
+    db = real_db.float()  # float32 holds a quantile to far better than the file's 0.01 dB
+    rel = db - db.amax(dim=(1, 2), keepdim=True)
 
     def floor(r_sel: np.ndarray, _: np.ndarray) -> torch.Tensor:
         values = rel[torch.from_numpy(r_sel)].transpose(0, 1).reshape(rel.shape[1], -1).numpy()
